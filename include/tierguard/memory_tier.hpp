@@ -1,0 +1,450 @@
+#pragma once
+
+#include <tierguard/clock/concept.hpp>
+#include <tierguard/clock/steady.hpp>
+#include <tierguard/detail/lru_shard.hpp>
+#include <tierguard/hash.hpp>
+#include <tierguard/result.hpp>
+#include <tierguard/weigher/concept.hpp>
+#include <tierguard/weigher/dynamic_size.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace tierguard {
+
+/// A TTL that never expires. A TTL of zero or less is refused with
+/// errc::invalid_argument: it would mean "already expired", which is never useful and
+/// often a unit mistake.
+inline constexpr std::chrono::nanoseconds no_expiry = std::chrono::nanoseconds::max();
+
+/// Run-time settings of a memory tier; validated when the tier is built.
+struct memory_config {
+    /// Payload bytes the tier may hold, as counted by the weigher; split evenly over
+    /// the shards, so one entry may weigh at most byte_budget / shards.
+    std::size_t byte_budget = std::size_t{64} << 20;
+    /// Entries the tier may hold, split evenly over the shards; 0 = no count limit.
+    std::size_t max_entries = 0;
+    /// Independent LRU lists, each with its own lock. More shards: less contention,
+    /// a less exact global LRU order, and a smaller largest entry.
+    std::size_t shards = 16;
+    /// TTL of entries put without one.
+    std::chrono::nanoseconds default_ttl = no_expiry;
+};
+
+/// Counters of a memory tier, summed over its shards at the time of the call.
+struct memory_stats {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;       ///< gets that found nothing, including expired entries
+    std::uint64_t evictions = 0;    ///< entries dropped to make room (budget or count)
+    std::uint64_t expirations = 0;  ///< entries dropped because their TTL passed
+    std::uint64_t rejected = 0;     ///< puts refused (too large, invalid TTL)
+    std::size_t entries = 0;
+    std::size_t bytes = 0;
+};
+
+/// The memory tier's compile-time policies. Inherit and override a slot:
+/// @code
+/// struct test_policies : tierguard::memory_defaults {
+///     using clock = tierguard::clock::manual;
+/// };
+/// @endcode
+struct memory_defaults {
+    using clock = tierguard::clock::steady;        ///< models clock_policy
+    using weigher = tierguard::weigher::dynamic_size;  ///< models weigher_policy
+    using hash = default_hash;                     ///< hash of Key (transparent for lookups by other types)
+    using key_equal = std::equal_to<>;             ///< equality of keys (transparent likewise)
+};
+
+/// Thrown by the memory tier's constructor for a configuration it refuses; what() is
+/// the failure's message. Use memory_tier::create() to get a result instead.
+class bad_config : public std::invalid_argument {
+public:
+    explicit bad_config(const failure& f) : std::invalid_argument(f.message()) {}
+};
+
+/// A thread-safe, sharded, byte-budgeted LRU cache with TTLs: tierguard's memory tier.
+///
+/// Guarantees: the byte and entry budgets hold after every call; a get never returns an
+/// entry whose TTL has passed; within a shard, eviction takes the least recently used
+/// entry (get and put count as use; contains does not). All operations are O(1)
+/// amortized and thread-safe; a call locks one shard (clear and stats lock each in turn).
+/// Nothing throws because of the cache's state: failures come back as results. Exceptions
+/// thrown by Key, Value or the allocator propagate with the tier left valid.
+template <class Key, class Value, class Policies = memory_defaults>
+class memory_tier {
+public:
+    using key_type = Key;
+    using mapped_type = Value;
+    using clock_type = typename Policies::clock;
+    using weigher_type = typename Policies::weigher;
+    using hasher = typename Policies::hash;
+    using key_equal = typename Policies::key_equal;
+
+    static_assert(clock_policy<clock_type>,
+                  "tierguard::memory_tier: Policies::clock does not model tierguard::clock_policy "
+                  "(it needs time_point, duration and a noexcept const now()); see docs/POLICIES.md");
+    static_assert(weigher_policy<weigher_type, Key, Value>,
+                  "tierguard::memory_tier: Policies::weigher does not model tierguard::weigher_policy "
+                  "(it needs a noexcept const operator()(const Key&, const Value&) returning a size); "
+                  "see docs/POLICIES.md");
+    static_assert(std::is_nothrow_invocable_r_v<std::size_t, const hasher&, const Key&>,
+                  "tierguard::memory_tier: Policies::hash must be a noexcept hash of Key");
+    static_assert(std::is_invocable_r_v<bool, const key_equal&, const Key&, const Key&>,
+                  "tierguard::memory_tier: Policies::key_equal must compare two Keys");
+    static_assert(std::is_move_constructible_v<Key> && std::is_move_constructible_v<Value>,
+                  "tierguard::memory_tier: Key and Value must be move-constructible");
+
+    using time_point = typename clock_type::time_point;
+
+private:
+    // Types a lookup may use instead of Key: Key itself, or anything a transparent
+    // hash and key_equal accept (std::string_view and literals for std::string keys).
+    template <class K>
+    static constexpr bool lookup_key =
+        std::is_same_v<std::remove_cvref_t<K>, Key> ||
+        (requires { typename hasher::is_transparent; typename key_equal::is_transparent; } &&
+         std::is_nothrow_invocable_r_v<std::size_t, const hasher&, const K&> &&
+         std::is_invocable_r_v<bool, const key_equal&, const K&, const Key&>);
+
+public:
+
+    /// Checks a configuration without building a tier.
+    [[nodiscard]] static result<void> validate(const memory_config& cfg) {
+        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::memory, std::move(what)); };
+        if (cfg.shards == 0) return bad("memory_config.shards is 0; it must be at least 1");
+        if (cfg.shards > max_shards)
+            return bad("memory_config.shards is " + std::to_string(cfg.shards) + "; at most " +
+                       std::to_string(max_shards) + " are supported");
+        if (cfg.byte_budget == 0) return bad("memory_config.byte_budget is 0; it must be at least 1 byte per shard");
+        if (cfg.byte_budget < cfg.shards)
+            return bad("memory_config.byte_budget (" + std::to_string(cfg.byte_budget) +
+                       ") is smaller than memory_config.shards (" + std::to_string(cfg.shards) +
+                       "); each shard needs at least 1 byte");
+        if (cfg.max_entries != 0 && cfg.max_entries < cfg.shards)
+            return bad("memory_config.max_entries (" + std::to_string(cfg.max_entries) +
+                       ") is below memory_config.shards (" + std::to_string(cfg.shards) +
+                       "); use 0 for no limit or at least one entry per shard");
+        if (cfg.default_ttl <= std::chrono::nanoseconds::zero())
+            return bad("memory_config.default_ttl is " + std::to_string(cfg.default_ttl.count()) +
+                       " ns; a TTL must be positive (use tierguard::no_expiry for entries that never expire)");
+        return {};
+    }
+
+    /// Builds a tier, or returns errc::invalid_argument saying which setting is wrong.
+    [[nodiscard]] static result<memory_tier> create(const memory_config& cfg, clock_type clock = {}) {
+        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+        return memory_tier(cfg, std::move(clock), validated{});
+    }
+
+    /// Builds a tier; throws bad_config if validate(cfg) fails.
+    explicit memory_tier(const memory_config& cfg = {}, clock_type clock = {})
+        : memory_tier(checked(cfg), std::move(clock), validated{}) {}
+
+    memory_tier(memory_tier&&) noexcept = default;
+    memory_tier& operator=(memory_tier&&) noexcept = default;
+
+    /// The value for `key`, copied out. errc::miss if absent, errc::expired if its TTL
+    /// passed (the entry is then dropped). Any K the hash and key_equal accept works,
+    /// e.g. a std::string_view or literal for std::string keys, without allocating.
+    template <class K>
+        requires lookup_key<K>
+    [[nodiscard]] result<Value> get(const K& key)
+        requires std::copy_constructible<Value>
+    {
+        return get_with(key, [](const Value& v) { return v; });
+    }
+
+    /// Calls f(const Value&) on the value for `key` under the shard lock and returns
+    /// what f returns: the way to read move-only values. f must not call back into the
+    /// tier. Errors as for get().
+    template <class K, class F>
+        requires lookup_key<K> && std::invocable<F&, const Value&>
+    [[nodiscard]] auto get_with(const K& key, F&& f) -> result<std::invoke_result_t<F&, const Value&>> {
+        const std::uint64_t h = hash_of(key);
+        shard& s = shard_for(h);
+        std::lock_guard lock(s.mutex);
+        const std::uint32_t idx = s.lru.find(h, key, m_equal);
+        if (idx == lru_type::npos) {
+            ++s.misses;
+            return fail(errc::miss, tier::memory);
+        }
+        if (expired(s.lru.at(idx))) {
+            drop_expired(s, idx);
+            return fail(errc::expired, tier::memory);
+        }
+        ++s.hits;
+        s.lru.touch(idx);
+        if constexpr (std::is_void_v<std::invoke_result_t<F&, const Value&>>) {
+            f(std::as_const(s.lru.at(idx).data->value));
+            return {};
+        } else {
+            return f(std::as_const(s.lru.at(idx).data->value));
+        }
+    }
+
+    /// Removes the entry for `key` and returns its value (moved out). Errors as for get().
+    template <class K>
+        requires lookup_key<K>
+    [[nodiscard]] result<Value> take(const K& key) {
+        const std::uint64_t h = hash_of(key);
+        shard& s = shard_for(h);
+        std::lock_guard lock(s.mutex);
+        const std::uint32_t idx = s.lru.find(h, key, m_equal);
+        if (idx == lru_type::npos) {
+            ++s.misses;
+            return fail(errc::miss, tier::memory);
+        }
+        if (expired(s.lru.at(idx))) {
+            drop_expired(s, idx);
+            return fail(errc::expired, tier::memory);
+        }
+        ++s.hits;
+        return std::move(s.lru.remove(idx).value);
+    }
+
+    /// Stores `value` under `key` with the default TTL, replacing any previous value and
+    /// evicting least recently used entries of the shard until the budgets hold.
+    /// errc::too_large if the entry alone outweighs a shard's budget (nothing changes:
+    /// a previous value for the key stays).
+    result<void> put(Key key, Value value) { return put(std::move(key), std::move(value), m_default_ttl); }
+
+    /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
+    result<void> put(Key key, Value value, std::chrono::nanoseconds ttl) {
+        const std::uint64_t h = hash_of(key);
+        shard& s = shard_for(h);
+        const std::size_t weight = static_cast<std::size_t>(m_weigher(std::as_const(key), std::as_const(value)));
+        std::lock_guard lock(s.mutex);
+        if (ttl <= std::chrono::nanoseconds::zero()) {
+            ++s.rejected;
+            return fail(errc::invalid_argument, tier::memory,
+                        "TTL of " + std::to_string(ttl.count()) +
+                            " ns refused; a TTL must be positive (tierguard::no_expiry never expires)");
+        }
+        if (weight > s.byte_budget) {
+            ++s.rejected;
+            return fail(errc::too_large, tier::memory,
+                        "entry weighs " + std::to_string(weight) + " bytes; a shard holds at most " +
+                            std::to_string(s.byte_budget) + " (byte_budget / shards)");
+        }
+        if (const std::uint32_t old = s.lru.find(h, key, m_equal); old != lru_type::npos) s.lru.remove(old);
+        while (s.lru.live() != 0 &&
+               (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries))) {
+            s.lru.remove(s.lru.lru());
+            ++s.evictions;
+        }
+        s.lru.insert(h, std::move(key), std::move(value), expiry_after(ttl), weight);
+        return {};
+    }
+
+    /// Removes the entry for `key`; true if there was one.
+    template <class K>
+        requires lookup_key<K>
+    bool erase(const K& key) {
+        const std::uint64_t h = hash_of(key);
+        shard& s = shard_for(h);
+        std::lock_guard lock(s.mutex);
+        const std::uint32_t idx = s.lru.find(h, key, m_equal);
+        if (idx == lru_type::npos) return false;
+        s.lru.remove(idx);
+        return true;
+    }
+
+    /// True if a live, unexpired entry exists. Counts nothing and does not refresh LRU.
+    template <class K>
+        requires lookup_key<K>
+    [[nodiscard]] bool contains(const K& key) const {
+        const std::uint64_t h = hash_of(key);
+        const shard& s = shard_for(h);
+        std::lock_guard lock(s.mutex);
+        const std::uint32_t idx = s.lru.find(h, key, m_equal);
+        return idx != lru_type::npos && !expired(s.lru.at(idx));
+    }
+
+    /// Removes every entry; counters keep counting.
+    void clear() {
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            std::lock_guard lock(m_shards[i].mutex);
+            m_shards[i].lru.clear();
+        }
+    }
+
+    /// Drops every expired entry now (gets drop them lazily); returns how many.
+    std::size_t purge_expired() {
+        std::size_t dropped = 0;
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            shard& s = m_shards[i];
+            std::lock_guard lock(s.mutex);
+            std::vector<std::uint32_t> dead;
+            s.lru.for_each_lru([&](std::uint32_t idx) {
+                if (expired(s.lru.at(idx))) dead.push_back(idx);
+            });
+            for (const std::uint32_t idx : dead) {
+                s.lru.remove(idx);
+                ++s.expirations;
+            }
+            dropped += dead.size();
+        }
+        return dropped;
+    }
+
+    /// Changes the byte budget at run time (the degradation policy grows it while a
+    /// storage tier is down); shrinking evicts LRU entries until the new budget holds.
+    /// errc::invalid_argument if the new budget is smaller than the shard count.
+    result<void> set_byte_budget(std::size_t byte_budget) {
+        if (byte_budget < m_shard_count)
+            return fail(errc::invalid_argument, tier::memory,
+                        "byte budget " + std::to_string(byte_budget) + " is smaller than the shard count (" +
+                            std::to_string(m_shard_count) + ")");
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            shard& s = m_shards[i];
+            std::lock_guard lock(s.mutex);
+            s.byte_budget = byte_budget / m_shard_count;
+            while (s.lru.bytes() > s.byte_budget) {
+                s.lru.remove(s.lru.lru());
+                ++s.evictions;
+            }
+        }
+        m_byte_budget = byte_budget;
+        return {};
+    }
+
+    /// Entries held now (expired ones not yet dropped included).
+    [[nodiscard]] std::size_t size() const { return sum([](const shard& s) { return s.lru.live(); }); }
+    /// Bytes held now, as counted by the weigher.
+    [[nodiscard]] std::size_t bytes() const { return sum([](const shard& s) { return s.lru.bytes(); }); }
+    [[nodiscard]] std::size_t byte_budget() const noexcept { return m_byte_budget; }
+    [[nodiscard]] std::size_t shard_count() const noexcept { return m_shard_count; }
+
+    [[nodiscard]] memory_stats stats() const {
+        memory_stats out;
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            const shard& s = m_shards[i];
+            std::lock_guard lock(s.mutex);
+            out.hits += s.hits;
+            out.misses += s.misses;
+            out.evictions += s.evictions;
+            out.expirations += s.expirations;
+            out.rejected += s.rejected;
+            out.entries += s.lru.live();
+            out.bytes += s.lru.bytes();
+        }
+        return out;
+    }
+
+    /// The keys of one shard, least recently used first (for tests and diagnostics).
+    [[nodiscard]] std::vector<Key> lru_order(std::size_t shard_index) const
+        requires std::copy_constructible<Key>
+    {
+        const shard& s = m_shards[shard_index];
+        std::lock_guard lock(s.mutex);
+        std::vector<Key> keys;
+        s.lru.for_each_lru([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data->key); });
+        return keys;
+    }
+
+    /// Which shard a key lives in.
+    template <class K>
+        requires lookup_key<K>
+    [[nodiscard]] std::size_t shard_of(const K& key) const noexcept {
+        return shard_index(hash_of(key));
+    }
+
+    [[nodiscard]] const clock_type& clock() const noexcept { return m_clock; }
+
+private:
+    static constexpr std::size_t max_shards = 1U << 16;
+
+    using lru_type = detail::lru_shard<Key, Value, time_point>;
+
+    struct alignas(64) shard {
+        mutable std::mutex mutex;
+        lru_type lru;
+        std::size_t byte_budget = 0;
+        std::size_t max_entries = 0;
+        std::uint64_t hits = 0;
+        std::uint64_t misses = 0;
+        std::uint64_t evictions = 0;
+        std::uint64_t expirations = 0;
+        std::uint64_t rejected = 0;
+    };
+
+    struct validated {};
+
+    static const memory_config& checked(const memory_config& cfg) {
+        if (auto ok = validate(cfg); !ok) throw bad_config(ok.error());
+        return cfg;
+    }
+
+    memory_tier(const memory_config& cfg, clock_type clock, validated)
+        : m_shards(std::make_unique<shard[]>(cfg.shards)),
+          m_shard_count(cfg.shards),
+          m_byte_budget(cfg.byte_budget),
+          m_default_ttl(cfg.default_ttl),
+          m_clock(std::move(clock)) {
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            m_shards[i].byte_budget = cfg.byte_budget / cfg.shards;
+            m_shards[i].max_entries = cfg.max_entries / cfg.shards;
+        }
+    }
+
+    template <class K>
+    [[nodiscard]] std::uint64_t hash_of(const K& key) const noexcept {
+        return detail::mix(static_cast<std::uint64_t>(m_hash(key)));
+    }
+
+    [[nodiscard]] std::size_t shard_index(std::uint64_t h) const noexcept {
+        return static_cast<std::size_t>(((h >> 32) * m_shard_count) >> 32);
+    }
+    [[nodiscard]] shard& shard_for(std::uint64_t h) noexcept { return m_shards[shard_index(h)]; }
+    [[nodiscard]] const shard& shard_for(std::uint64_t h) const noexcept { return m_shards[shard_index(h)]; }
+
+    // Reads the clock only for entries that can expire, so a cache without TTLs never pays for it.
+    [[nodiscard]] bool expired(const typename lru_type::node& n) const noexcept {
+        return n.expiry != time_point::max() && n.expiry <= m_clock.now();
+    }
+
+    void drop_expired(shard& s, std::uint32_t idx) {
+        s.lru.remove(idx);
+        ++s.expirations;
+        ++s.misses;
+    }
+
+    [[nodiscard]] time_point expiry_after(std::chrono::nanoseconds ttl) const noexcept {
+        if (ttl == no_expiry) return time_point::max();
+        const time_point now = m_clock.now();
+        using dur = typename time_point::duration;
+        const auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(time_point::max() - now);
+        if (ttl >= room) return time_point::max();
+        return now + std::chrono::ceil<dur>(ttl);
+    }
+
+    template <class F>
+    [[nodiscard]] std::size_t sum(F&& f) const {
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < m_shard_count; ++i) {
+            std::lock_guard lock(m_shards[i].mutex);
+            total += f(m_shards[i]);
+        }
+        return total;
+    }
+
+    std::unique_ptr<shard[]> m_shards;
+    std::size_t m_shard_count;
+    std::size_t m_byte_budget;
+    std::chrono::nanoseconds m_default_ttl;
+    [[no_unique_address]] clock_type m_clock;
+    [[no_unique_address]] weigher_type m_weigher{};
+    [[no_unique_address]] hasher m_hash{};
+    [[no_unique_address]] key_equal m_equal{};
+};
+
+}  // namespace tierguard

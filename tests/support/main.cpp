@@ -1,0 +1,5 @@
+// Catch2 2.x needs one TU that defines main; Catch2 3.x links its own.
+#ifndef TIERGUARD_CATCH_PROVIDES_MAIN
+#define CATCH_CONFIG_MAIN
+#endif
+#include "catch.hpp"
