@@ -140,13 +140,13 @@ public:
     }
 
     /// Builds a tier, or returns errc::invalid_argument saying which setting is wrong.
-    [[nodiscard]] static result<memory_tier> create(const memory_config& cfg, clock_type clock = {}) {
+    [[nodiscard]] static result<memory_tier> create(const memory_config& cfg, clock_type clock = clock_type()) {
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
         return memory_tier(cfg, std::move(clock), validated{});
     }
 
     /// Builds a tier; throws bad_config if validate(cfg) fails.
-    explicit memory_tier(const memory_config& cfg = {}, clock_type clock = {})
+    explicit memory_tier(const memory_config& cfg = {}, clock_type clock = clock_type())
         : memory_tier(checked(cfg), std::move(clock), validated{}) {}
 
     memory_tier(memory_tier&&) noexcept = default;

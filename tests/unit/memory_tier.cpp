@@ -1,0 +1,310 @@
+#include "support/catch.hpp"
+
+#include <tierguard/clock/manual.hpp>
+#include <tierguard/memory_tier.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::chrono_literals;
+using tierguard::errc;
+
+// Counts heap allocations so that heterogeneous lookups can be shown not to allocate.
+namespace {
+thread_local std::size_t g_allocations = 0;
+}  // namespace
+
+void* operator new(std::size_t size) {
+    ++g_allocations;
+    if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+struct manual_policies : tierguard::memory_defaults {
+    using clock = tierguard::clock::manual;
+};
+using string_tier = tierguard::memory_tier<std::string, std::string, manual_policies>;
+
+string_tier make_tier(tierguard::memory_config cfg, tierguard::clock::manual clock = tierguard::clock::manual{}) {
+    return string_tier(cfg, clock);
+}
+
+}  // namespace
+
+TEST_CASE("memory tier: put then get returns the value; an absent key is a plain miss") {
+    auto tier = make_tier({.byte_budget = 1024, .shards = 1});
+    REQUIRE(tier.put("alpha", "one"));
+    const auto hit = tier.get("alpha");
+    REQUIRE(hit);
+    CHECK(*hit == "one");
+
+    const auto miss = tier.get("beta");
+    REQUIRE_FALSE(miss);
+    CHECK(miss.error().code() == errc::miss);
+    CHECK(miss.error().where() == tierguard::tier::memory);
+
+    const auto stats = tier.stats();
+    CHECK(stats.hits == 1);
+    CHECK(stats.misses == 1);
+    CHECK(stats.entries == 1);
+    CHECK(stats.bytes == 5 + 3);
+}
+
+TEST_CASE("memory tier: put replaces the previous value and its weight") {
+    auto tier = make_tier({.byte_budget = 1024, .shards = 1});
+    REQUIRE(tier.put("k", "short"));
+    REQUIRE(tier.put("k", "a much longer value"));
+    CHECK(*tier.get("k") == "a much longer value");
+    CHECK(tier.size() == 1);
+    CHECK(tier.bytes() == 1 + 19);
+}
+
+TEST_CASE("memory tier: lookups by string_view and literal do not allocate") {
+    auto tier = make_tier({.byte_budget = 1 << 20, .shards = 4});
+    const std::string long_key(100, 'k');  // beyond any small-string buffer
+    REQUIRE(tier.put(long_key, "v"));
+    const std::string_view view = long_key;
+    // A hit appends to the shard's LRU log, which reaches its steady capacity after a
+    // few dozen hits; from then on a lookup allocates nothing.
+    for (int i = 0; i < 100; ++i) REQUIRE(tier.get_with(view, [](const std::string&) {}));
+
+    const std::size_t before = g_allocations;
+    const bool found = tier.contains(view);
+    const bool absent = tier.contains("not-there-at-all-and-longer-than-sso-buffers");
+    const bool erased_absent = tier.erase(std::string_view("nope, also longer than any sso buffer"));
+    const auto got = tier.get_with(view, [](const std::string& v) { return v.size(); });
+    const std::size_t after = g_allocations;
+
+    CHECK(found);
+    CHECK_FALSE(absent);
+    CHECK_FALSE(erased_absent);
+    REQUIRE(got);
+    CHECK(*got == 1);
+    CHECK(after == before);
+}
+
+TEST_CASE("memory tier: evicts the least recently used entry of a shard") {
+    // Each entry weighs 3 bytes (key "kN" 2 + value 1): room for three.
+    auto tier = make_tier({.byte_budget = 9, .shards = 1});
+    REQUIRE(tier.put("k1", "a"));
+    REQUIRE(tier.put("k2", "b"));
+    REQUIRE(tier.put("k3", "c"));
+    REQUIRE(tier.get("k1"));  // k1 becomes most recent; k2 is now the LRU
+    CHECK(tier.contains("k2"));  // contains does not refresh
+    REQUIRE(tier.put("k4", "d"));
+
+    CHECK_FALSE(tier.contains("k2"));
+    CHECK(tier.contains("k1"));
+    CHECK(tier.contains("k3"));
+    CHECK(tier.contains("k4"));
+    CHECK(tier.lru_order(0) == std::vector<std::string>{"k3", "k1", "k4"});
+    CHECK(tier.stats().evictions == 1);
+    CHECK(tier.bytes() <= 9);
+}
+
+TEST_CASE("memory tier: a put evicts as many entries as its weight needs") {
+    auto tier = make_tier({.byte_budget = 10, .shards = 1});
+    REQUIRE(tier.put("a", "1"));
+    REQUIRE(tier.put("b", "2"));
+    REQUIRE(tier.put("c", "3"));
+    REQUIRE(tier.put("d", "45678901"));  // weighs 9: a, b and c must go
+    CHECK(tier.size() == 1);
+    CHECK(tier.stats().evictions == 3);
+    CHECK(tier.bytes() == 9);
+}
+
+TEST_CASE("memory tier: the entry-count limit holds") {
+    auto tier = make_tier({.byte_budget = 1 << 20, .max_entries = 3, .shards = 1});
+    for (int i = 0; i < 10; ++i) REQUIRE(tier.put("k" + std::to_string(i), "v"));
+    CHECK(tier.size() == 3);
+    CHECK(tier.lru_order(0) == std::vector<std::string>{"k7", "k8", "k9"});
+    CHECK(tier.stats().evictions == 7);
+}
+
+TEST_CASE("memory tier: a value larger than a shard's budget is refused, not dropped silently") {
+    auto tier = make_tier({.byte_budget = 64, .shards = 2});  // 32 bytes per shard
+    REQUIRE(tier.put("k", "small"));
+    const auto refused = tier.put("k", std::string(100, 'x'));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == errc::too_large);
+    CHECK(refused.error().message().find("101 bytes") != std::string::npos);
+    CHECK(*tier.get("k") == "small");  // the previous value survives
+    CHECK(tier.stats().rejected == 1);
+}
+
+TEST_CASE("memory tier: default TTL, per-entry TTL and no_expiry, on an injected clock") {
+    tierguard::clock::manual clock;
+    auto tier = make_tier({.byte_budget = 1024, .shards = 2, .default_ttl = 10s}, clock);
+    REQUIRE(tier.put("default", "d"));
+    REQUIRE(tier.put("short", "s", 1s));
+    REQUIRE(tier.put("forever", "f", tierguard::no_expiry));
+
+    clock.advance(999ms);
+    CHECK(tier.get("short"));
+    clock.advance(1ms);  // exactly at expiry: expired
+    const auto gone = tier.get("short");
+    REQUIRE_FALSE(gone);
+    CHECK(gone.error().code() == errc::expired);
+    CHECK_FALSE(tier.contains("short"));
+
+    clock.advance(9s);
+    CHECK(tier.get("default").error().code() == errc::expired);
+    clock.advance(std::chrono::hours(24 * 365 * 100));
+    CHECK(*tier.get("forever") == "f");
+
+    const auto stats = tier.stats();
+    CHECK(stats.expirations == 2);
+    CHECK(stats.misses == 2);
+    CHECK(tier.size() == 1);
+}
+
+TEST_CASE("memory tier: contains reports an expired entry as absent before it is dropped") {
+    tierguard::clock::manual clock;
+    auto tier = make_tier({.byte_budget = 1024, .shards = 1}, clock);
+    REQUIRE(tier.put("k", "v", 5s));
+    clock.advance(5s);
+    CHECK_FALSE(tier.contains("k"));
+    CHECK(tier.size() == 1);  // dropped lazily ...
+    CHECK(tier.purge_expired() == 1);  // ... or by a purge
+    CHECK(tier.size() == 0);
+    CHECK(tier.stats().expirations == 1);
+}
+
+TEST_CASE("memory tier: a TTL of zero or less is refused; a huge TTL saturates instead of overflowing") {
+    tierguard::clock::manual clock;
+    auto tier = make_tier({.byte_budget = 1024, .shards = 1}, clock);
+    const auto zero = tier.put("k", "v", 0s);
+    REQUIRE_FALSE(zero);
+    CHECK(zero.error().code() == errc::invalid_argument);
+    CHECK(zero.error().message().find("no_expiry") != std::string::npos);
+    CHECK(tier.put("k", "v", -1s).error().code() == errc::invalid_argument);
+    CHECK_FALSE(tier.contains("k"));
+
+    REQUIRE(tier.put("k", "v", std::chrono::nanoseconds::max() - 1ns));
+    clock.advance(std::chrono::hours(24 * 365 * 200));
+    CHECK(tier.contains("k"));
+}
+
+TEST_CASE("memory tier: bad configurations are refused with a message naming the setting") {
+    using tierguard::memory_config;
+    struct bad_case {
+        memory_config cfg;
+        std::string mentions;
+    };
+    const std::vector<bad_case> cases = {
+        {{.byte_budget = 0}, "byte_budget"},
+        {{.shards = 0}, "shards"},
+        {{.shards = (1U << 16) + 1}, "shards"},
+        {{.byte_budget = 8, .shards = 16}, "byte_budget"},
+        {{.max_entries = 3, .shards = 4}, "max_entries"},
+        {{.default_ttl = 0s}, "default_ttl"},
+        {{.default_ttl = -5s}, "default_ttl"},
+    };
+    for (const auto& c : cases) {
+        INFO("expected a complaint about " << c.mentions);
+        const auto created = string_tier::create(c.cfg);
+        REQUIRE_FALSE(created);
+        CHECK(created.error().code() == errc::invalid_argument);
+        CHECK(created.error().message().find(c.mentions) != std::string::npos);
+        CHECK(created.error().message().rfind("[tierguard.invalid_argument]", 0) == 0);
+        REQUIRE_THROWS_AS(string_tier(c.cfg), tierguard::bad_config);
+    }
+    CHECK(string_tier::create({.byte_budget = 16, .max_entries = 16, .shards = 16}));
+}
+
+TEST_CASE("memory tier: move-only values are stored, read through get_with and taken out") {
+    tierguard::memory_tier<int, std::unique_ptr<int>> tier({.byte_budget = 1024, .shards = 2});
+    REQUIRE(tier.put(1, std::make_unique<int>(41)));
+    const auto read = tier.get_with(1, [](const std::unique_ptr<int>& p) { return *p + 1; });
+    REQUIRE(read);
+    CHECK(*read == 42);
+
+    auto taken = tier.take(1);
+    REQUIRE(taken);
+    REQUIRE(*taken);
+    CHECK(**taken == 41);
+    CHECK_FALSE(tier.contains(1));
+    CHECK(tier.take(1).error().code() == errc::miss);
+}
+
+namespace {
+struct no_default {
+    explicit no_default(int v) : value(v) {}
+    int value;
+};
+}  // namespace
+
+TEST_CASE("memory tier: values without a default constructor work") {
+    tierguard::memory_tier<int, no_default> tier({.byte_budget = 1024, .shards = 1});
+    REQUIRE(tier.put(7, no_default(70)));
+    CHECK(tier.get(7)->value == 70);
+    CHECK(tier.bytes() == sizeof(int) + sizeof(no_default));
+}
+
+TEST_CASE("memory tier: the unit weigher turns the byte budget into an entry budget") {
+    struct unit_policies : tierguard::memory_defaults {
+        using weigher = tierguard::weigher::unit;
+    };
+    tierguard::memory_tier<std::string, std::string, unit_policies> tier({.byte_budget = 2, .shards = 1});
+    REQUIRE(tier.put("a", std::string(1000, 'x')));
+    REQUIRE(tier.put("b", std::string(1000, 'y')));
+    REQUIRE(tier.put("c", "z"));
+    CHECK(tier.size() == 2);
+    CHECK_FALSE(tier.contains("a"));
+}
+
+TEST_CASE("memory tier: erase and clear") {
+    auto tier = make_tier({.byte_budget = 1024, .shards = 4});
+    for (int i = 0; i < 20; ++i) REQUIRE(tier.put("k" + std::to_string(i), "v"));
+    CHECK(tier.erase("k3"));
+    CHECK_FALSE(tier.erase("k3"));
+    CHECK(tier.size() == 19);
+    tier.clear();
+    CHECK(tier.size() == 0);
+    CHECK(tier.bytes() == 0);
+    REQUIRE(tier.put("k3", "again"));
+    CHECK(*tier.get("k3") == "again");
+}
+
+TEST_CASE("memory tier: shrinking the byte budget evicts until it holds; growing allows more") {
+    auto tier = make_tier({.byte_budget = 100, .shards = 1});
+    for (int i = 0; i < 10; ++i) REQUIRE(tier.put("k" + std::to_string(i), "vvvvvvvv"));  // 10 bytes each
+    CHECK(tier.size() == 10);
+    REQUIRE(tier.set_byte_budget(50));
+    CHECK(tier.bytes() <= 50);
+    CHECK(tier.size() == 5);
+    CHECK(tier.lru_order(0).front() == "k5");  // the oldest were evicted
+    REQUIRE(tier.set_byte_budget(200));
+    for (int i = 10; i < 20; ++i) REQUIRE(tier.put("k" + std::to_string(i), "vvvvvvvv"));  // 11 bytes each
+    CHECK(tier.size() == 15);
+    CHECK(tier.stats().evictions == 5);
+    CHECK(tier.set_byte_budget(0).error().code() == errc::invalid_argument);
+}
+
+TEST_CASE("memory tier: many inserts and erases keep every key reachable (index growth and deletion)") {
+    auto tier = make_tier({.byte_budget = 1 << 24, .shards = 3});
+    for (int i = 0; i < 5000; ++i) REQUIRE(tier.put("key" + std::to_string(i), std::to_string(i)));
+    for (int i = 0; i < 5000; i += 3) REQUIRE(tier.erase("key" + std::to_string(i)));
+    for (int i = 0; i < 5000; ++i) {
+        const auto got = tier.get("key" + std::to_string(i));
+        if (i % 3 == 0) {
+            REQUIRE_FALSE(got);
+        } else {
+            REQUIRE(got);
+            REQUIRE(*got == std::to_string(i));
+        }
+    }
+    CHECK(tier.size() == 5000 - 1667);
+}
