@@ -32,19 +32,32 @@ enum class errc : int {
 /// Stable, searchable name of a code, e.g. "too_large".
 [[nodiscard]] constexpr std::string_view to_string(errc code) noexcept {
     switch (code) {
-    case errc::miss: return "miss";
-    case errc::expired: return "expired";
-    case errc::corrupted: return "corrupted";
-    case errc::version_mismatch: return "version_mismatch";
-    case errc::io_error: return "io_error";
-    case errc::disk_full: return "disk_full";
-    case errc::permission_denied: return "permission_denied";
-    case errc::circuit_open: return "circuit_open";
-    case errc::timeout: return "timeout";
-    case errc::too_large: return "too_large";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::serialization_failed: return "serialization_failed";
-    case errc::loader_failed: return "loader_failed";
+        case errc::miss:
+            return "miss";
+        case errc::expired:
+            return "expired";
+        case errc::corrupted:
+            return "corrupted";
+        case errc::version_mismatch:
+            return "version_mismatch";
+        case errc::io_error:
+            return "io_error";
+        case errc::disk_full:
+            return "disk_full";
+        case errc::permission_denied:
+            return "permission_denied";
+        case errc::circuit_open:
+            return "circuit_open";
+        case errc::timeout:
+            return "timeout";
+        case errc::too_large:
+            return "too_large";
+        case errc::invalid_argument:
+            return "invalid_argument";
+        case errc::serialization_failed:
+            return "serialization_failed";
+        case errc::loader_failed:
+            return "loader_failed";
     }
     return "unknown";
 }
@@ -56,19 +69,32 @@ public:
 
     [[nodiscard]] std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-        case errc::miss: return "key not found in cache";
-        case errc::expired: return "cache entry expired";
-        case errc::corrupted: return "cache entry corrupted";
-        case errc::version_mismatch: return "cache entry has another schema or format version";
-        case errc::io_error: return "I/O error in a cache tier";
-        case errc::disk_full: return "no space left for the cache tier";
-        case errc::permission_denied: return "permission denied in a cache tier";
-        case errc::circuit_open: return "circuit breaker open for the cache tier";
-        case errc::timeout: return "cache tier timed out";
-        case errc::too_large: return "entry too large for the cache tier";
-        case errc::invalid_argument: return "invalid argument";
-        case errc::serialization_failed: return "serialization failed";
-        case errc::loader_failed: return "loader failed";
+            case errc::miss:
+                return "key not found in cache";
+            case errc::expired:
+                return "cache entry expired";
+            case errc::corrupted:
+                return "cache entry corrupted";
+            case errc::version_mismatch:
+                return "cache entry has another schema or format version";
+            case errc::io_error:
+                return "I/O error in a cache tier";
+            case errc::disk_full:
+                return "no space left for the cache tier";
+            case errc::permission_denied:
+                return "permission denied in a cache tier";
+            case errc::circuit_open:
+                return "circuit breaker open for the cache tier";
+            case errc::timeout:
+                return "cache tier timed out";
+            case errc::too_large:
+                return "entry too large for the cache tier";
+            case errc::invalid_argument:
+                return "invalid argument";
+            case errc::serialization_failed:
+                return "serialization failed";
+            case errc::loader_failed:
+                return "loader failed";
         }
         return "unknown tierguard error";
     }
@@ -96,10 +122,14 @@ enum class tier : unsigned char {
 
 [[nodiscard]] constexpr std::string_view to_string(tier t) noexcept {
     switch (t) {
-    case tier::none: return "none";
-    case tier::memory: return "memory";
-    case tier::disk: return "disk";
-    case tier::remote: return "remote";
+        case tier::none:
+            return "none";
+        case tier::memory:
+            return "memory";
+        case tier::disk:
+            return "disk";
+        case tier::remote:
+            return "remote";
     }
     return "unknown";
 }

@@ -27,6 +27,12 @@ struct default_hash {
 };
 
 namespace detail {
+/// A hash or equality that accepts other types than the key's own (heterogeneous lookup).
+template <class F>
+concept transparent = requires {
+    typename F::is_transparent;
+};
+
 /// A 64-bit finalizer (murmur3's fmix64): every input bit affects every output bit,
 /// so shards, buckets and tags may each take their own bits of one hash.
 [[nodiscard]] constexpr std::uint64_t mix(std::uint64_t h) noexcept {

@@ -58,10 +58,10 @@ struct memory_stats {
 /// };
 /// @endcode
 struct memory_defaults {
-    using clock = tierguard::clock::steady;        ///< models clock_policy
+    using clock = tierguard::clock::steady;            ///< models clock_policy
     using weigher = tierguard::weigher::dynamic_size;  ///< models weigher_policy
-    using hash = default_hash;                     ///< hash of Key (transparent for lookups by other types)
-    using key_equal = std::equal_to<>;             ///< equality of keys (transparent likewise)
+    using hash = default_hash;                         ///< hash of Key (transparent for lookups by other types)
+    using key_equal = std::equal_to<>;                 ///< equality of keys (transparent likewise)
 };
 
 /// Thrown by the memory tier's constructor for a configuration it refuses; what() is
@@ -109,14 +109,12 @@ private:
     // Types a lookup may use instead of Key: Key itself, or anything a transparent
     // hash and key_equal accept (std::string_view and literals for std::string keys).
     template <class K>
-    static constexpr bool lookup_key =
-        std::is_same_v<std::remove_cvref_t<K>, Key> ||
-        (requires { typename hasher::is_transparent; typename key_equal::is_transparent; } &&
-         std::is_nothrow_invocable_r_v<std::size_t, const hasher&, const K&> &&
-         std::is_invocable_r_v<bool, const key_equal&, const K&, const Key&>);
+    static constexpr bool lookup_key = std::is_same_v<std::remove_cvref_t<K>, Key> ||
+                                       (detail::transparent<hasher> && detail::transparent<key_equal> &&
+                                        std::is_nothrow_invocable_r_v<std::size_t, const hasher&, const K&> &&
+                                        std::is_invocable_r_v<bool, const key_equal&, const K&, const Key&>);
 
 public:
-
     /// Checks a configuration without building a tier.
     [[nodiscard]] static result<void> validate(const memory_config& cfg) {
         auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::memory, std::move(what)); };
@@ -157,9 +155,7 @@ public:
     /// e.g. a std::string_view or literal for std::string keys, without allocating.
     template <class K>
         requires lookup_key<K>
-    [[nodiscard]] result<Value> get(const K& key)
-        requires std::copy_constructible<Value>
-    {
+    [[nodiscard]] result<Value> get(const K& key) requires std::copy_constructible<Value> {
         return get_with(key, [](const Value& v) { return v; });
     }
 
@@ -318,9 +314,13 @@ public:
     }
 
     /// Entries held now (expired ones not yet dropped included).
-    [[nodiscard]] std::size_t size() const { return sum([](const shard& s) { return s.lru.live(); }); }
+    [[nodiscard]] std::size_t size() const {
+        return sum([](const shard& s) { return s.lru.live(); });
+    }
     /// Bytes held now, as counted by the weigher.
-    [[nodiscard]] std::size_t bytes() const { return sum([](const shard& s) { return s.lru.bytes(); }); }
+    [[nodiscard]] std::size_t bytes() const {
+        return sum([](const shard& s) { return s.lru.bytes(); });
+    }
     [[nodiscard]] std::size_t byte_budget() const noexcept { return m_byte_budget; }
     [[nodiscard]] std::size_t shard_count() const noexcept { return m_shard_count; }
 
@@ -341,9 +341,7 @@ public:
     }
 
     /// The keys of one shard, least recently used first (for tests and diagnostics).
-    [[nodiscard]] std::vector<Key> lru_order(std::size_t shard_index) const
-        requires std::copy_constructible<Key>
-    {
+    [[nodiscard]] std::vector<Key> lru_order(std::size_t shard_index) const requires std::copy_constructible<Key> {
         const shard& s = m_shards[shard_index];
         std::lock_guard lock(s.mutex);
         std::vector<Key> keys;
@@ -354,9 +352,7 @@ public:
     /// Which shard a key lives in.
     template <class K>
         requires lookup_key<K>
-    [[nodiscard]] std::size_t shard_of(const K& key) const noexcept {
-        return shard_index(hash_of(key));
-    }
+    [[nodiscard]] std::size_t shard_of(const K& key) const noexcept { return shard_index(hash_of(key)); }
 
     [[nodiscard]] const clock_type& clock() const noexcept { return m_clock; }
 

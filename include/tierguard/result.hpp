@@ -18,8 +18,7 @@ class unexpected {
 public:
     template <class G = E>
         requires(!std::is_same_v<std::remove_cvref_t<G>, unexpected> &&
-                 !std::is_same_v<std::remove_cvref_t<G>, std::in_place_t> &&
-                 std::is_constructible_v<E, G>)
+                 !std::is_same_v<std::remove_cvref_t<G>, std::in_place_t> && std::is_constructible_v<E, G>)
     constexpr explicit unexpected(G&& e) : m_error(std::forward<G>(e)) {}
 
     template <class... Args>
@@ -134,7 +133,8 @@ struct monadic {
         using S = std::remove_cvref_t<Self>;
         using T = typename S::value_type;
         using G = std::remove_cv_t<std::invoke_result_t<F, decltype(std::forward<Self>(self).error())>>;
-        if (!self.has_value()) return expected<T, G>(unexpect, std::invoke(std::forward<F>(f), std::forward<Self>(self).error()));
+        if (!self.has_value())
+            return expected<T, G>(unexpect, std::invoke(std::forward<F>(f), std::forward<Self>(self).error()));
         if constexpr (std::is_void_v<T>) {
             return expected<T, G>();
         } else {
@@ -171,16 +171,15 @@ public:
     template <class U>
     using rebind = expected<U, error_type>;
 
-    constexpr expected()
-        requires std::is_default_constructible_v<T>
-        : m_state(std::in_place_index<0>) {}
+    constexpr expected() requires std::is_default_constructible_v<T> : m_state(std::in_place_index<0>) {}
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, std::in_place_t> &&
                  !std::is_same_v<std::remove_cvref_t<U>, expected> &&
-                 !std::is_same_v<std::remove_cvref_t<U>, unexpect_t> &&
-                 !detail::is_expected<std::remove_cvref_t<U>> && std::is_constructible_v<T, U>)
-    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v) : m_state(std::in_place_index<0>, std::forward<U>(v)) {}
+                 !std::is_same_v<std::remove_cvref_t<U>, unexpect_t> && !detail::is_expected<std::remove_cvref_t<U>> &&
+                 std::is_constructible_v<T, U>)
+    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v)
+        : m_state(std::in_place_index<0>, std::forward<U>(v)) {}
 
     template <class G>
         requires std::is_constructible_v<E, const G&>
@@ -193,14 +192,16 @@ public:
         : m_state(std::in_place_index<1>, std::move(e).error()) {}
 
     template <class... Args>
-    constexpr explicit expected(std::in_place_t, Args&&... args) : m_state(std::in_place_index<0>, std::forward<Args>(args)...) {}
+    constexpr explicit expected(std::in_place_t, Args&&... args)
+        : m_state(std::in_place_index<0>, std::forward<Args>(args)...) {}
 
     template <class U, class... Args>
     constexpr explicit expected(std::in_place_t, std::initializer_list<U> il, Args&&... args)
         : m_state(std::in_place_index<0>, il, std::forward<Args>(args)...) {}
 
     template <class... Args>
-    constexpr explicit expected(unexpect_t, Args&&... args) : m_state(std::in_place_index<1>, std::forward<Args>(args)...) {}
+    constexpr explicit expected(unexpect_t, Args&&... args)
+        : m_state(std::in_place_index<1>, std::forward<Args>(args)...) {}
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, expected> && !detail::is_expected<std::remove_cvref_t<U>> &&
@@ -273,22 +274,70 @@ public:
         return has_value() ? static_cast<E>(std::forward<G>(fallback)) : error();
     }
 
-    template <class F> constexpr auto and_then(F&& f) & { return detail::monadic::and_then(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto and_then(F&& f) const& { return detail::monadic::and_then(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto and_then(F&& f) && { return detail::monadic::and_then(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto and_then(F&& f) const&& { return detail::monadic::and_then(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) & { return detail::monadic::or_else(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) const& { return detail::monadic::or_else(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) && { return detail::monadic::or_else(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) const&& { return detail::monadic::or_else(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) & { return detail::monadic::transform(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) const& { return detail::monadic::transform(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) && { return detail::monadic::transform(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) const&& { return detail::monadic::transform(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) & { return detail::monadic::transform_error(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) const& { return detail::monadic::transform_error(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) && { return detail::monadic::transform_error(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) const&& { return detail::monadic::transform_error(std::move(*this), std::forward<F>(f)); }
+    template <class F>
+    constexpr auto and_then(F&& f) & {
+        return detail::monadic::and_then(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto and_then(F&& f) const& {
+        return detail::monadic::and_then(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto and_then(F&& f) && {
+        return detail::monadic::and_then(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto and_then(F&& f) const&& {
+        return detail::monadic::and_then(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) & {
+        return detail::monadic::or_else(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) const& {
+        return detail::monadic::or_else(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) && {
+        return detail::monadic::or_else(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) const&& {
+        return detail::monadic::or_else(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) & {
+        return detail::monadic::transform(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) const& {
+        return detail::monadic::transform(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) && {
+        return detail::monadic::transform(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) const&& {
+        return detail::monadic::transform(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) & {
+        return detail::monadic::transform_error(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) const& {
+        return detail::monadic::transform_error(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) && {
+        return detail::monadic::transform_error(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) const&& {
+        return detail::monadic::transform_error(std::move(*this), std::forward<F>(f));
+    }
 
     template <class T2, class E2>
         requires(!std::is_void_v<T2>)
@@ -298,9 +347,7 @@ public:
     }
     template <class T2>
         requires(!detail::is_expected<T2>)
-    friend constexpr bool operator==(const expected& a, const T2& v) {
-        return a.has_value() && *a == v;
-    }
+    friend constexpr bool operator==(const expected& a, const T2& v) { return a.has_value() && *a == v; }
     template <class E2>
     friend constexpr bool operator==(const expected& a, const unexpected<E2>& e) {
         return !a.has_value() && a.error() == e.error();
@@ -380,18 +427,54 @@ public:
         return has_value() ? static_cast<E>(std::forward<G>(fallback)) : error();
     }
 
-    template <class F> constexpr auto and_then(F&& f) & { return detail::monadic::and_then(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto and_then(F&& f) const& { return detail::monadic::and_then(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto and_then(F&& f) && { return detail::monadic::and_then(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) & { return detail::monadic::or_else(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) const& { return detail::monadic::or_else(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto or_else(F&& f) && { return detail::monadic::or_else(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) & { return detail::monadic::transform(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) const& { return detail::monadic::transform(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform(F&& f) && { return detail::monadic::transform(std::move(*this), std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) & { return detail::monadic::transform_error(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) const& { return detail::monadic::transform_error(*this, std::forward<F>(f)); }
-    template <class F> constexpr auto transform_error(F&& f) && { return detail::monadic::transform_error(std::move(*this), std::forward<F>(f)); }
+    template <class F>
+    constexpr auto and_then(F&& f) & {
+        return detail::monadic::and_then(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto and_then(F&& f) const& {
+        return detail::monadic::and_then(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto and_then(F&& f) && {
+        return detail::monadic::and_then(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) & {
+        return detail::monadic::or_else(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) const& {
+        return detail::monadic::or_else(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto or_else(F&& f) && {
+        return detail::monadic::or_else(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) & {
+        return detail::monadic::transform(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) const& {
+        return detail::monadic::transform(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform(F&& f) && {
+        return detail::monadic::transform(std::move(*this), std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) & {
+        return detail::monadic::transform_error(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) const& {
+        return detail::monadic::transform_error(*this, std::forward<F>(f));
+    }
+    template <class F>
+    constexpr auto transform_error(F&& f) && {
+        return detail::monadic::transform_error(std::move(*this), std::forward<F>(f));
+    }
 
     template <class E2>
     friend constexpr bool operator==(const expected& a, const expected<void, E2>& b) {

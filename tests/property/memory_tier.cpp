@@ -99,14 +99,12 @@ TEST_CASE("memory tier agrees with a reference LRU model under random operations
         const std::size_t shards = *rc::gen::element<std::size_t>(1, 2, 4);
         const std::size_t shard_bytes = *rc::gen::inRange<std::size_t>(8, 120);
         const std::size_t shard_entries = *rc::gen::element<std::size_t>(0, 1, 3, 8);
-        const auto ops = *rc::gen::container<std::vector<std::tuple<int, int, std::size_t, int>>>(rc::gen::tuple(
-            rc::gen::inRange(0, static_cast<int>(op_kinds)), rc::gen::inRange(0, 12),
-            rc::gen::inRange<std::size_t>(0, 40), rc::gen::inRange(1, 2000)));
+        const auto ops = *rc::gen::container<std::vector<std::tuple<int, int, std::size_t, int>>>(
+            rc::gen::tuple(rc::gen::inRange(0, static_cast<int>(op_kinds)), rc::gen::inRange(0, 12),
+                           rc::gen::inRange<std::size_t>(0, 40), rc::gen::inRange(1, 2000)));
 
         tierguard::clock::manual clock;
-        tier_type tier({.byte_budget = shard_bytes * shards,
-                        .max_entries = shard_entries * shards,
-                        .shards = shards},
+        tier_type tier({.byte_budget = shard_bytes * shards, .max_entries = shard_entries * shards, .shards = shards},
                        clock);
         model ref{std::vector<std::vector<model_entry>>(shards), shard_bytes, shard_entries};
 
@@ -115,61 +113,62 @@ TEST_CASE("memory tier agrees with a reference LRU model under random operations
             const std::size_t shard = tier.shard_of(key);
             const auto now = clock.now();
             switch (kind) {
-            case op_put:
-            case op_put_ttl: {
-                const std::string value(value_size, static_cast<char>('a' + key_no));
-                std::optional<time_point> expiry;
-                tierguard::result<void> put = tierguard::result<void>();
-                if (kind == op_put_ttl) {
-                    expiry = now + std::chrono::milliseconds(millis);
-                    put = tier.put(key, value, std::chrono::milliseconds(millis));
-                } else {
-                    put = tier.put(key, value);
+                case op_put:
+                case op_put_ttl: {
+                    const std::string value(value_size, static_cast<char>('a' + key_no));
+                    std::optional<time_point> expiry;
+                    tierguard::result<void> put = tierguard::result<void>();
+                    if (kind == op_put_ttl) {
+                        expiry = now + std::chrono::milliseconds(millis);
+                        put = tier.put(key, value, std::chrono::milliseconds(millis));
+                    } else {
+                        put = tier.put(key, value);
+                    }
+                    const bool accepted = ref.put(shard, {key, value, expiry});
+                    RC_ASSERT(put.has_value() == accepted);
+                    if (!accepted) RC_ASSERT(put.error().code() == errc::too_large);
+                    break;
                 }
-                const bool accepted = ref.put(shard, {key, value, expiry});
-                RC_ASSERT(put.has_value() == accepted);
-                if (!accepted) RC_ASSERT(put.error().code() == errc::too_large);
-                break;
-            }
-            case op_get: {
-                const auto [want, code] = ref.get(shard, key, now);
-                const auto got = tier.get(key);
-                if (want) {
-                    RC_ASSERT(got.has_value());
-                    RC_ASSERT(*got == *want);
-                } else {
-                    RC_ASSERT(!got.has_value());
-                    RC_ASSERT(got.error().code() == code);
+                case op_get: {
+                    const auto [want, code] = ref.get(shard, key, now);
+                    const auto got = tier.get(key);
+                    if (want) {
+                        RC_ASSERT(got.has_value());
+                        RC_ASSERT(*got == *want);
+                    } else {
+                        RC_ASSERT(!got.has_value());
+                        RC_ASSERT(got.error().code() == code);
+                    }
+                    break;
                 }
-                break;
-            }
-            case op_erase: {
-                auto it = ref.find(shard, key);
-                const bool had = it != ref.shards[shard].end();
-                if (had) ref.shards[shard].erase(it);
-                RC_ASSERT(tier.erase(key) == had);
-                break;
-            }
-            case op_contains: {
-                auto it = ref.find(shard, key);
-                const bool live = it != ref.shards[shard].end() && !model::expired(*it, now);
-                RC_ASSERT(tier.contains(key) == live);
-                break;
-            }
-            case op_advance:
-                clock.advance(std::chrono::milliseconds(millis));
-                break;
-            case op_purge: {
-                std::size_t dropped = 0;
-                for (auto& list : ref.shards) {
-                    dropped += static_cast<std::size_t>(std::erase_if(list, [&](const auto& e) { return model::expired(e, now); }));
+                case op_erase: {
+                    auto it = ref.find(shard, key);
+                    const bool had = it != ref.shards[shard].end();
+                    if (had) ref.shards[shard].erase(it);
+                    RC_ASSERT(tier.erase(key) == had);
+                    break;
                 }
-                ref.expirations += dropped;
-                RC_ASSERT(tier.purge_expired() == dropped);
-                break;
-            }
-            default:
-                break;
+                case op_contains: {
+                    auto it = ref.find(shard, key);
+                    const bool live = it != ref.shards[shard].end() && !model::expired(*it, now);
+                    RC_ASSERT(tier.contains(key) == live);
+                    break;
+                }
+                case op_advance:
+                    clock.advance(std::chrono::milliseconds(millis));
+                    break;
+                case op_purge: {
+                    std::size_t dropped = 0;
+                    for (auto& list : ref.shards) {
+                        dropped += static_cast<std::size_t>(
+                            std::erase_if(list, [&](const auto& e) { return model::expired(e, now); }));
+                    }
+                    ref.expirations += dropped;
+                    RC_ASSERT(tier.purge_expired() == dropped);
+                    break;
+                }
+                default:
+                    break;
             }
 
             // After every operation: budgets hold, and the tier matches the model exactly.

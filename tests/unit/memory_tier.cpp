@@ -101,7 +101,7 @@ TEST_CASE("memory tier: evicts the least recently used entry of a shard") {
     REQUIRE(tier.put("k1", "a"));
     REQUIRE(tier.put("k2", "b"));
     REQUIRE(tier.put("k3", "c"));
-    REQUIRE(tier.get("k1"));  // k1 becomes most recent; k2 is now the LRU
+    REQUIRE(tier.get("k1"));     // k1 becomes most recent; k2 is now the LRU
     CHECK(tier.contains("k2"));  // contains does not refresh
     REQUIRE(tier.put("k4", "d"));
 
@@ -176,7 +176,7 @@ TEST_CASE("memory tier: contains reports an expired entry as absent before it is
     REQUIRE(tier.put("k", "v", 5s));
     clock.advance(5s);
     CHECK_FALSE(tier.contains("k"));
-    CHECK(tier.size() == 1);  // dropped lazily ...
+    CHECK(tier.size() == 1);           // dropped lazily ...
     CHECK(tier.purge_expired() == 1);  // ... or by a purge
     CHECK(tier.size() == 0);
     CHECK(tier.stats().expirations == 1);

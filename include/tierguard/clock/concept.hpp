@@ -17,9 +17,10 @@ namespace tierguard {
 /// @endcode
 template <class C>
 concept clock_policy = std::copy_constructible<C> && requires(const C& c) {
-    typename C::time_point;  // a std::chrono::time_point
-    typename C::duration;    // the time_point's duration
-    { c.now() } noexcept -> std::same_as<typename C::time_point>;  // current time; monotonic for TTLs
+    typename C::time_point;                               // a std::chrono::time_point
+    typename C::duration;                                 // the time_point's duration
+    { c.now() } -> std::same_as<typename C::time_point>;  // current time; monotonic for TTLs
+    requires noexcept(c.now());                           // reading the time never throws
 };
 
 }  // namespace tierguard

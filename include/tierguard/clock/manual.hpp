@@ -20,7 +20,9 @@ public:
     explicit manual(time_point start = time_point{std::chrono::hours{24}})
         : m_now(std::make_shared<std::atomic<duration::rep>>(start.time_since_epoch().count())) {}
 
-    [[nodiscard]] time_point now() const noexcept { return time_point{duration{m_now->load(std::memory_order_acquire)}}; }
+    [[nodiscard]] time_point now() const noexcept {
+        return time_point{duration{m_now->load(std::memory_order_acquire)}};
+    }
 
     /// Moves time forward (a negative step moves it back, to test clock skew).
     void advance(duration step) noexcept { m_now->fetch_add(step.count(), std::memory_order_acq_rel); }

@@ -18,7 +18,8 @@ namespace tierguard {
 /// @endcode
 template <class W, class Key, class Value>
 concept weigher_policy = std::default_initializable<W> && requires(const W& w, const Key& k, const Value& v) {
-    { w(k, v) } noexcept -> std::convertible_to<std::size_t>;  // bytes the entry costs
+    { w(k, v) } -> std::convertible_to<std::size_t>;  // bytes the entry costs
+    requires noexcept(w(k, v));                       // called under a lock: must not throw
 };
 
 }  // namespace tierguard

@@ -9,7 +9,7 @@ namespace tierguard::weigher {
 /// A container whose payload is size() * sizeof(element): std::string, std::vector<std::byte>, ...
 template <class T>
 concept flat_container = std::ranges::contiguous_range<const T> && std::ranges::sized_range<const T> &&
-                         std::is_trivially_copyable_v<std::ranges::range_value_t<const T>>;
+    std::is_trivially_copyable_v<std::ranges::range_value_t<const T>>;
 
 /// The default weigher: the payload bytes of key and value.
 ///

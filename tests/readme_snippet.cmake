@@ -1,0 +1,16 @@
+# Fails if README.md's first ```cpp block is not exactly examples/quickstart.cpp.
+# Run as: cmake -DREADME=... -DEXAMPLE=... -P readme_snippet.cmake
+file(READ "${README}" readme)
+file(READ "${EXAMPLE}" example)
+string(FIND "${readme}" "```cpp\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```cpp block")
+endif()
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" stop)
+string(SUBSTRING "${rest}" 0 ${stop} snippet)
+if(NOT snippet STREQUAL example)
+  message(FATAL_ERROR "README.md's quick start differs from ${EXAMPLE}; copy the file into the README")
+endif()
+message(STATUS "README quick start matches ${EXAMPLE}")
