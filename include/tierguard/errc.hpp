@@ -27,37 +27,26 @@ enum class errc : int {
     invalid_argument,      ///< a bad key, value or configuration value
     serialization_failed,  ///< the value could not be encoded or decoded
     loader_failed,         ///< the user's loader reported an error
+    locked,                ///< another process (or instance) holds the cache directory
 };
 
 /// Stable, searchable name of a code, e.g. "too_large".
 [[nodiscard]] constexpr std::string_view to_string(errc code) noexcept {
     switch (code) {
-        case errc::miss:
-            return "miss";
-        case errc::expired:
-            return "expired";
-        case errc::corrupted:
-            return "corrupted";
-        case errc::version_mismatch:
-            return "version_mismatch";
-        case errc::io_error:
-            return "io_error";
-        case errc::disk_full:
-            return "disk_full";
-        case errc::permission_denied:
-            return "permission_denied";
-        case errc::circuit_open:
-            return "circuit_open";
-        case errc::timeout:
-            return "timeout";
-        case errc::too_large:
-            return "too_large";
-        case errc::invalid_argument:
-            return "invalid_argument";
-        case errc::serialization_failed:
-            return "serialization_failed";
-        case errc::loader_failed:
-            return "loader_failed";
+        case errc::miss: return "miss";
+        case errc::expired: return "expired";
+        case errc::corrupted: return "corrupted";
+        case errc::version_mismatch: return "version_mismatch";
+        case errc::io_error: return "io_error";
+        case errc::disk_full: return "disk_full";
+        case errc::permission_denied: return "permission_denied";
+        case errc::circuit_open: return "circuit_open";
+        case errc::timeout: return "timeout";
+        case errc::too_large: return "too_large";
+        case errc::invalid_argument: return "invalid_argument";
+        case errc::serialization_failed: return "serialization_failed";
+        case errc::loader_failed: return "loader_failed";
+        case errc::locked: return "locked";
     }
     return "unknown";
 }
@@ -69,32 +58,20 @@ public:
 
     [[nodiscard]] std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-            case errc::miss:
-                return "key not found in cache";
-            case errc::expired:
-                return "cache entry expired";
-            case errc::corrupted:
-                return "cache entry corrupted";
-            case errc::version_mismatch:
-                return "cache entry has another schema or format version";
-            case errc::io_error:
-                return "I/O error in a cache tier";
-            case errc::disk_full:
-                return "no space left for the cache tier";
-            case errc::permission_denied:
-                return "permission denied in a cache tier";
-            case errc::circuit_open:
-                return "circuit breaker open for the cache tier";
-            case errc::timeout:
-                return "cache tier timed out";
-            case errc::too_large:
-                return "entry too large for the cache tier";
-            case errc::invalid_argument:
-                return "invalid argument";
-            case errc::serialization_failed:
-                return "serialization failed";
-            case errc::loader_failed:
-                return "loader failed";
+            case errc::miss: return "key not found in cache";
+            case errc::expired: return "cache entry expired";
+            case errc::corrupted: return "cache entry corrupted";
+            case errc::version_mismatch: return "cache entry has another schema or format version";
+            case errc::io_error: return "I/O error in a cache tier";
+            case errc::disk_full: return "no space left for the cache tier";
+            case errc::permission_denied: return "permission denied in a cache tier";
+            case errc::circuit_open: return "circuit breaker open for the cache tier";
+            case errc::timeout: return "cache tier timed out";
+            case errc::too_large: return "entry too large for the cache tier";
+            case errc::invalid_argument: return "invalid argument";
+            case errc::serialization_failed: return "serialization failed";
+            case errc::loader_failed: return "loader failed";
+            case errc::locked: return "cache directory is locked by another process";
         }
         return "unknown tierguard error";
     }
@@ -122,14 +99,10 @@ enum class tier : unsigned char {
 
 [[nodiscard]] constexpr std::string_view to_string(tier t) noexcept {
     switch (t) {
-        case tier::none:
-            return "none";
-        case tier::memory:
-            return "memory";
-        case tier::disk:
-            return "disk";
-        case tier::remote:
-            return "remote";
+        case tier::none: return "none";
+        case tier::memory: return "memory";
+        case tier::disk: return "disk";
+        case tier::remote: return "remote";
     }
     return "unknown";
 }
@@ -172,6 +145,11 @@ public:
     }
 
     friend bool operator==(const failure& f, errc code) noexcept { return f.m_code == code; }
+    /// Same code, tier, OS error and context.
+    friend bool operator==(const failure& a, const failure& b) noexcept {
+        return a.m_code == b.m_code && a.m_tier == b.m_tier && a.m_os_error == b.m_os_error &&
+               a.m_context == b.m_context;
+    }
 
 private:
     errc m_code;

@@ -2,6 +2,7 @@
 
 #include <tierguard/errc.hpp>
 
+#include <concepts>
 #include <exception>
 #include <functional>
 #include <initializer_list>
@@ -345,9 +346,13 @@ public:
         if (a.has_value() != b.has_value()) return false;
         return a.has_value() ? *a == *b : a.error() == b.error();
     }
-    template <class T2>
-        requires(!detail::is_expected<T2>)
-    friend constexpr bool operator==(const expected& a, const T2& v) { return a.has_value() && *a == v; }
+    // Self is deduced so that a T2 convertible to expected is not converted (which would
+    // recurse through the rewritten, reversed candidates C++20 adds).
+    template <std::same_as<expected> Self, class T2>
+        requires(!detail::is_expected<T2> && requires(const T& x, const T2& y) {
+            { x == y } -> std::convertible_to<bool>;
+        })
+    friend constexpr bool operator==(const Self& a, const T2& v) { return a.has_value() && *a == v; }
     template <class E2>
     friend constexpr bool operator==(const expected& a, const unexpected<E2>& e) {
         return !a.has_value() && a.error() == e.error();

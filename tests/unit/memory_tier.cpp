@@ -19,6 +19,10 @@ namespace {
 thread_local std::size_t g_allocations = 0;
 }  // namespace
 
+// GCC cannot tell these replacements pair malloc with free on purpose.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t size) {
     ++g_allocations;
     if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
