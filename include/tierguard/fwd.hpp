@@ -19,6 +19,36 @@ struct memory_defaults;
 template <class Key, class Value, class Policies>
 class memory_tier;
 
+struct disk_config;
+struct disk_stats;
+struct scrub_report;
+struct disk_defaults;
+template <class Key, class Value, class Policies>
+class disk_tier;
+
+struct event;
+enum class event_kind : unsigned char;
+enum class durability : unsigned char;
+struct blob_info;
+
+template <class T>
+struct value_traits;
+template <class T>
+struct codec;
+
+namespace storage {
+class posix_directory;
+class memory_storage;
+}  // namespace storage
+
+namespace serializer {
+struct standard;
+}  // namespace serializer
+
+namespace listener {
+struct none;
+}  // namespace listener
+
 namespace clock {
 struct steady;
 struct system;

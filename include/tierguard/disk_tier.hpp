@@ -1,0 +1,677 @@
+#pragma once
+
+#include <tierguard/clock/concept.hpp>
+#include <tierguard/clock/system.hpp>
+#include <tierguard/detail/lru_shard.hpp>
+#include <tierguard/detail/siphash.hpp>
+#include <tierguard/frame.hpp>
+#include <tierguard/listener/concept.hpp>
+#include <tierguard/listener/none.hpp>
+#include <tierguard/memory_tier.hpp>
+#include <tierguard/result.hpp>
+#include <tierguard/serializer/concept.hpp>
+#include <tierguard/serializer/standard.hpp>
+#include <tierguard/storage/concept.hpp>
+#include <tierguard/storage/posix_directory.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+namespace tierguard {
+
+/// Run-time settings of a disk tier; validated by disk_tier::open().
+struct disk_config {
+    /// Bytes of entry files the tier may keep (frames as stored); LRU eviction keeps it.
+    std::uint64_t byte_budget = std::uint64_t{1} << 30;
+    /// Entries the tier may keep; 0 = no count limit.
+    std::size_t max_entries = 0;
+    /// TTL of entries put without one (tierguard::no_expiry: never).
+    std::chrono::nanoseconds default_ttl = no_expiry;
+    /// 0 stores payloads raw; 1..9 deflates them with zlib at that level.
+    int compression_level = 0;
+    /// Largest frame (key + payload + 36 bytes) written or read; larger ones are
+    /// refused on put (errc::too_large) and treated as corrupted on get.
+    std::size_t max_entry_size = std::size_t{64} << 20;
+    /// Largest encoded key.
+    std::size_t max_key_size = std::size_t{1} << 20;
+    /// Share of the entries evicted when a write meets a full disk, before its one retry.
+    double emergency_eviction_fraction = 0.1;
+    /// Quarantined files older than this are purged by scrub() (seed 001: 7 days).
+    std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};
+    /// Read and verify every entry at open (scrub). Off: the index is built from the
+    /// listing alone, and damage is found when an entry is read.
+    bool scrub_on_open = true;
+};
+
+/// Counters of a disk tier since it was opened.
+struct disk_stats {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;               ///< gets that found no entry, or an expired one
+    std::uint64_t writes = 0;               ///< puts that reached the storage
+    std::uint64_t rejected = 0;             ///< puts refused before writing (too large, bad TTL)
+    std::uint64_t evictions = 0;            ///< entries removed to keep the budgets
+    std::uint64_t expirations = 0;          ///< entries removed because their TTL passed
+    std::uint64_t corrupted = 0;            ///< entries that failed validation
+    std::uint64_t quarantined = 0;          ///< files moved to quarantine
+    std::uint64_t version_mismatches = 0;   ///< entries of another format or schema version, removed
+    std::uint64_t disk_full_events = 0;     ///< writes that met a full disk
+    std::uint64_t emergency_evictions = 0;  ///< entries evicted to make room after a full disk
+    std::uint64_t io_errors = 0;            ///< storage failures other than the above
+    std::size_t entries = 0;
+    std::uint64_t bytes = 0;
+};
+
+/// What one scrub() found and did (seed 004's cleanup statistics).
+struct scrub_report {
+    std::uint64_t entries_checked = 0;     ///< entry files read and verified
+    std::uint64_t temp_files_removed = 0;  ///< leftovers of interrupted writes
+    std::uint64_t foreign_removed = 0;     ///< links, FIFOs, files with names the storage never makes
+    std::uint64_t orphans_removed = 0;     ///< files outside the layout, or under another key's name
+    std::uint64_t quarantined = 0;         ///< unreadable frames moved to quarantine
+    std::uint64_t quarantine_purged = 0;   ///< quarantined files past their maximum age
+    std::uint64_t version_mismatches = 0;  ///< entries of another format or schema version removed
+    std::uint64_t expired_removed = 0;
+    std::uint64_t index_added = 0;    ///< entries found on disk that the index lacked
+    std::uint64_t index_dropped = 0;  ///< index entries whose file was gone
+    std::uint64_t evicted = 0;        ///< entries evicted to bring the directory within budget
+    std::uint64_t io_errors = 0;      ///< files that could not be read
+};
+
+/// The disk tier's compile-time policies. Inherit and override a slot; a
+/// `static constexpr std::uint32_t schema_version` here overrides value_traits<Value>.
+struct disk_defaults {
+    using storage = tierguard::storage::posix_directory;  ///< models storage_policy
+    using serializer = tierguard::serializer::standard;   ///< models serializer_policy for Key and Value
+    using clock = tierguard::clock::system;               ///< wall time: expiries are stored on disk
+    using listener = tierguard::listener::none;           ///< models listener_policy
+};
+
+/// The warm tier: entries as self-describing, checksummed frames in a Storage.
+///
+/// Guarantees: a get returns the value last put for the key, or a failure; never
+/// another key's value (the full key is stored and compared), never a damaged,
+/// partial, expired or other-version value. A damaged entry is quarantined, counted,
+/// reported to the listener and returned as errc::corrupted; an entry of another
+/// schema version is removed and returned as errc::version_mismatch; neither is
+/// retried. Nothing throws for a storage failure. File names are a keyed hash of the
+/// key (SipHash-2-4 with a per-directory secret), never the key's own characters.
+/// The byte and entry budgets hold after every put. Thread-safe: one lock per tier,
+/// held across the storage call (the storage is the bottleneck, not the lock).
+template <class Key, class Value, class Policies = disk_defaults>
+class disk_tier {
+public:
+    using key_type = Key;
+    using mapped_type = Value;
+    using storage_type = typename Policies::storage;
+    using serializer_type = typename Policies::serializer;
+    using clock_type = typename Policies::clock;
+    using listener_type = typename Policies::listener;
+
+    static_assert(storage_policy<storage_type>,
+                  "tierguard::disk_tier: Policies::storage does not model tierguard::storage_policy "
+                  "(read, write, remove, list, quarantine, clean); see docs/POLICIES.md");
+    static_assert(serializer_policy<serializer_type, Key>,
+                  "tierguard::disk_tier: Policies::serializer does not model tierguard::serializer_policy for Key; "
+                  "see docs/POLICIES.md");
+    static_assert(serializer_policy<serializer_type, Value>,
+                  "tierguard::disk_tier: Policies::serializer does not model tierguard::serializer_policy for Value "
+                  "(specialize tierguard::codec<Value>); see docs/POLICIES.md");
+    static_assert(clock_policy<clock_type>,
+                  "tierguard::disk_tier: Policies::clock does not model tierguard::clock_policy; see docs/POLICIES.md");
+    static_assert(std::is_same_v<typename clock_type::time_point, std::chrono::system_clock::time_point>,
+                  "tierguard::disk_tier: Policies::clock must tell wall time (system_clock::time_point): expiries "
+                  "are stored on disk and must mean the same after a restart");
+    static_assert(listener_policy<listener_type>,
+                  "tierguard::disk_tier: Policies::listener does not model tierguard::listener_policy (a noexcept "
+                  "on_event(const tierguard::event&)); see docs/POLICIES.md");
+
+    using time_point = std::chrono::system_clock::time_point;
+
+    /// The schema version written into every frame and required of every frame read.
+    static constexpr std::uint32_t schema_version = [] {
+        if constexpr (requires { Policies::schema_version; }) {
+            return static_cast<std::uint32_t>(Policies::schema_version);
+        } else {
+            return value_traits<Value>::schema_version;
+        }
+    }();
+
+    /// The blob holding the directory's hash secret.
+    static constexpr std::string_view meta_name = "tierguard-meta";
+
+    [[nodiscard]] static result<void> validate(const disk_config& cfg) {
+        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::disk, std::move(what)); };
+        if (cfg.byte_budget == 0) return bad("disk_config.byte_budget is 0; it must be positive");
+        if (cfg.default_ttl <= std::chrono::nanoseconds::zero())
+            return bad("disk_config.default_ttl is " + std::to_string(cfg.default_ttl.count()) +
+                       " ns; a TTL must be positive (use tierguard::no_expiry for entries that never expire)");
+        if (cfg.compression_level < 0 || cfg.compression_level > 9)
+            return bad("disk_config.compression_level is " + std::to_string(cfg.compression_level) +
+                       "; it must be 0 (none) to 9");
+        if (cfg.max_entry_size < frame::overhead + 1)
+            return bad("disk_config.max_entry_size is " + std::to_string(cfg.max_entry_size) +
+                       "; it must exceed the frame overhead of " + std::to_string(frame::overhead) + " bytes");
+        if (cfg.max_key_size == 0) return bad("disk_config.max_key_size is 0; it must be positive");
+        if (!(cfg.emergency_eviction_fraction > 0.0 && cfg.emergency_eviction_fraction <= 1.0))
+            return bad("disk_config.emergency_eviction_fraction is " + std::to_string(cfg.emergency_eviction_fraction) +
+                       "; it must be in (0, 1]");
+        if (cfg.quarantine_max_age < std::chrono::seconds::zero())
+            return bad("disk_config.quarantine_max_age is negative");
+        return {};
+    }
+
+    /// Opens a tier over `storage`: validates the configuration, reads (or creates) the
+    /// directory's hash secret, then scrubs (or, with scrub_on_open off, lists) to build
+    /// the index. Fails only if the configuration is bad or the storage cannot be used.
+    [[nodiscard]] static result<disk_tier> open(storage_type storage, const disk_config& cfg = {},
+                                                clock_type clock = clock_type(),
+                                                listener_type listener = listener_type()) {
+        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+        disk_tier tier(std::move(storage), cfg, std::move(clock), std::move(listener));
+        if (auto ok = tier.load_secret(); !ok) return unexpected(std::move(ok).error());
+        if (cfg.scrub_on_open) {
+            if (auto report = tier.scrub(); !report) return unexpected(std::move(report).error());
+        } else if (auto ok = tier.index_from_listing(); !ok) {
+            return unexpected(std::move(ok).error());
+        }
+        return tier;
+    }
+
+    disk_tier(disk_tier&&) noexcept = default;
+    disk_tier& operator=(disk_tier&&) noexcept = default;
+
+    /// The value for `key`: errc::miss or errc::expired when there is none; errc::corrupted
+    /// (quarantined), errc::version_mismatch (removed), errc::io_error,
+    /// errc::permission_denied when the entry could not be used.
+    [[nodiscard]] result<Value> get(const Key& key) {
+        auto name_key = key_bytes(key);
+        if (!name_key) return unexpected(std::move(name_key).error());
+        const std::uint64_t h = hash_of(*name_key);
+        std::lock_guard lock(*m_mutex);
+        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
+        if (idx == index_type::npos) {
+            ++m_stats.misses;
+            return fail(errc::miss, tier::disk);
+        }
+        const time_point now = m_clock.now();
+        if (m_index.at(idx).expiry <= now) {
+            drop(idx, h);
+            ++m_stats.expirations;
+            ++m_stats.misses;
+            return fail(errc::expired, tier::disk);
+        }
+        auto entry = load(h, now);
+        if (!entry) {
+            const errc code = entry.error().code();
+            if (code == errc::miss || code == errc::expired) ++m_stats.misses;
+            if (code != errc::io_error && code != errc::permission_denied) {
+                if (const auto still = m_index.find(h, h, std::equal_to<>{}); still != index_type::npos)
+                    m_index.remove(still);
+            }
+            return unexpected(std::move(entry).error());
+        }
+        if (entry->key != *name_key) {  // another key with the same 64-bit hash owns the file
+            ++m_stats.misses;
+            return fail(errc::miss, tier::disk, "hash collision with another key");
+        }
+        auto value = m_serializer.decode(std::span<const std::byte>(entry->payload), std::type_identity<Value>{});
+        if (!value) {
+            quarantine(h, "decode", value.error());
+            m_index.remove(idx);
+            return fail(errc::corrupted, tier::disk, "entry " + name_of(h) + ": " + value.error().message());
+        }
+        m_index.touch(idx);
+        ++m_stats.hits;
+        return value;
+    }
+
+    /// Stores `value` with the default TTL. Evicts least recently used entries to keep
+    /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries and
+    /// retries once. errc::too_large if the frame exceeds max_entry_size or the budget;
+    /// errc::disk_full, errc::io_error, errc::permission_denied from the storage. A
+    /// failed put leaves the previous value (if any) readable.
+    result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
+
+    /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
+    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+        if (ttl <= std::chrono::nanoseconds::zero()) {
+            std::lock_guard lock(*m_mutex);
+            ++m_stats.rejected;
+            return fail(errc::invalid_argument, tier::disk,
+                        "TTL of " + std::to_string(ttl.count()) +
+                            " ns refused; a TTL must be positive (tierguard::no_expiry never expires)");
+        }
+        auto name_key = key_bytes(key);
+        if (!name_key) return unexpected(std::move(name_key).error());
+        std::vector<std::byte> payload;
+        if (auto ok = m_serializer.encode(value, payload); !ok)
+            return fail(errc::serialization_failed, tier::disk, ok.error().message());
+        const time_point now = m_clock.now();
+        const time_point expiry = expiry_after(now, ttl);
+        std::vector<std::byte> blob;
+        if (auto ok =
+                frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob);
+            !ok) {
+            std::lock_guard lock(*m_mutex);
+            ++m_stats.rejected;
+            return unexpected(std::move(ok).error());
+        }
+        const std::uint64_t h = hash_of(*name_key);
+        std::lock_guard lock(*m_mutex);
+        if (blob.size() > m_config.max_entry_size || blob.size() > m_config.byte_budget) {
+            ++m_stats.rejected;
+            return fail(errc::too_large, tier::disk,
+                        "entry frame of " + std::to_string(blob.size()) + " bytes exceeds " +
+                            (blob.size() > m_config.max_entry_size ? "disk_config.max_entry_size ("
+                                                                   : "disk_config.byte_budget (") +
+                            std::to_string(std::min<std::uint64_t>(m_config.max_entry_size, m_config.byte_budget)) +
+                            ")");
+        }
+        // The old entry leaves the index (its file stays until the rename replaces it)
+        // so that eviction never picks it; a failed write puts it back.
+        std::optional<std::pair<time_point, std::size_t>> previous;
+        if (const auto old = m_index.find(h, h, std::equal_to<>{}); old != index_type::npos) {
+            previous.emplace(m_index.at(old).expiry, m_index.at(old).weight);
+            m_index.remove(old);
+        }
+        make_room(blob.size());
+        auto written = m_storage.write(name_of(h), blob);
+        if (!written && written.error().code() == errc::disk_full) {
+            ++m_stats.disk_full_events;
+            const auto victims = std::max<std::size_t>(
+                1,
+                static_cast<std::size_t>(static_cast<double>(m_index.live()) * m_config.emergency_eviction_fraction));
+            std::size_t evicted = 0;
+            while (evicted < victims && m_index.live() != 0) {
+                evict_lru();
+                ++evicted;
+            }
+            m_stats.emergency_evictions += evicted;
+            emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " entries after ENOSPC",
+                 &written.error());
+            written = m_storage.write(name_of(h), blob);
+            if (!written && written.error().code() == errc::disk_full)
+                emit(event_kind::disk_full, "write of " + name_of(h) + " failed again after emergency eviction",
+                     &written.error());
+        }
+        if (!written) {
+            if (written.error().code() != errc::disk_full) note_io_error(written.error());
+            if (previous) m_index.insert(h, std::uint64_t{h}, std::monostate{}, previous->first, previous->second);
+            return written;
+        }
+        m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
+        ++m_stats.writes;
+        return {};
+    }
+
+    /// Removes the entry for `key`: true if a file was removed, false if there was none.
+    result<bool> erase(const Key& key) {
+        auto name_key = key_bytes(key);
+        if (!name_key) return unexpected(std::move(name_key).error());
+        const std::uint64_t h = hash_of(*name_key);
+        std::lock_guard lock(*m_mutex);
+        if (const auto idx = m_index.find(h, h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
+        auto removed = m_storage.remove(name_of(h));
+        if (removed) return true;
+        if (removed.error().code() == errc::miss) return false;
+        note_io_error(removed.error());
+        return unexpected(std::move(removed).error());
+    }
+
+    /// True if the index holds an unexpired entry for `key` (the file is not read).
+    [[nodiscard]] bool contains(const Key& key) const {
+        auto name_key = key_bytes(key);
+        if (!name_key) return false;
+        const std::uint64_t h = hash_of(*name_key);
+        std::lock_guard lock(*m_mutex);
+        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
+        return idx != index_type::npos && m_index.at(idx).expiry > m_clock.now();
+    }
+
+    /// Removes every entry file the index knows; the first storage failure is returned.
+    result<void> clear() {
+        std::lock_guard lock(*m_mutex);
+        result<void> outcome;
+        std::vector<std::uint64_t> hashes;
+        m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
+        m_index.clear();
+        for (const std::uint64_t h : hashes) {
+            if (auto removed = m_storage.remove(name_of(h)); !removed && removed.error().code() != errc::miss) {
+                note_io_error(removed.error());
+                if (outcome) outcome = unexpected(std::move(removed).error());
+            }
+        }
+        return outcome;
+    }
+
+    /// Maintenance, also run at open: removes leftover temp files and foreign files,
+    /// purges old quarantine, reads and verifies every entry (quarantining damaged ones,
+    /// removing other-version, expired and misplaced ones), reconciles the index with
+    /// the files, and evicts down to the budgets. Fails only if the storage cannot be
+    /// listed or cleaned.
+    result<scrub_report> scrub() {
+        std::lock_guard lock(*m_mutex);
+        scrub_report report;
+        const time_point now = m_clock.now();
+        auto cleaned = m_storage.clean(clean_options{now, m_config.quarantine_max_age});
+        if (!cleaned) {
+            note_io_error(cleaned.error());
+            return unexpected(std::move(cleaned).error());
+        }
+        report.temp_files_removed = cleaned->temp_files_removed;
+        report.foreign_removed = cleaned->foreign_removed;
+        report.quarantine_purged = cleaned->quarantine_purged;
+        auto listing = m_storage.list();
+        if (!listing) {
+            note_io_error(listing.error());
+            return unexpected(std::move(listing).error());
+        }
+        // Oldest first, so that entries found on disk enter the LRU order by age.
+        std::sort(listing->begin(), listing->end(),
+                  [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
+        std::unordered_set<std::uint64_t> seen;
+        for (const blob_info& blob : *listing) {
+            if (blob.name == meta_name) continue;
+            const auto h = parse_name(blob.name);
+            if (!h) {
+                if (m_storage.remove(blob.name)) ++report.orphans_removed;
+                continue;
+            }
+            const auto before = m_stats;
+            auto entry = load(*h, now);
+            if (!entry) {
+                report.quarantined += m_stats.quarantined - before.quarantined;
+                report.version_mismatches += m_stats.version_mismatches - before.version_mismatches;
+                report.expired_removed += m_stats.expirations - before.expirations;
+                if (entry.error().code() == errc::io_error || entry.error().code() == errc::permission_denied)
+                    ++report.io_errors;
+                continue;
+            }
+            if (hash_of(entry->key) != *h) {  // written under another secret, or moved by hand
+                if (m_storage.remove(blob.name)) ++report.orphans_removed;
+                continue;
+            }
+            ++report.entries_checked;
+            seen.insert(*h);
+            const auto idx = m_index.find(*h, *h, std::equal_to<>{});
+            const std::size_t weight = static_cast<std::size_t>(blob.size);
+            const time_point expiry = from_ns(entry->head.expiry_ns);
+            if (idx == index_type::npos) {
+                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, expiry, weight);
+                ++report.index_added;
+            } else if (m_index.at(idx).weight != weight || m_index.at(idx).expiry != expiry) {
+                m_index.remove(idx);
+                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, expiry, weight);
+            }
+        }
+        std::vector<std::uint32_t> stale;
+        m_index.for_each_lru([&](std::uint32_t idx) {
+            if (!seen.contains(m_index.at(idx).hash)) stale.push_back(idx);
+        });
+        for (const std::uint32_t idx : stale) m_index.remove(idx);
+        report.index_dropped = stale.size();
+        const auto evictions_before = m_stats.evictions;
+        make_room(0);
+        report.evicted = m_stats.evictions - evictions_before;
+        emit(event_kind::scrub_done,
+             "checked " + std::to_string(report.entries_checked) + ", temp removed " +
+                 std::to_string(report.temp_files_removed) + ", quarantined " + std::to_string(report.quarantined) +
+                 ", orphans removed " + std::to_string(report.orphans_removed),
+             nullptr);
+        return report;
+    }
+
+    [[nodiscard]] disk_stats stats() const {
+        std::lock_guard lock(*m_mutex);
+        disk_stats out = m_stats;
+        out.entries = m_index.live();
+        out.bytes = m_index.bytes();
+        return out;
+    }
+
+    [[nodiscard]] std::size_t size() const { return stats().entries; }
+    [[nodiscard]] std::uint64_t bytes() const { return stats().bytes; }
+
+    /// The blob name an entry for `key` is stored under ("ab/cd/<16 hex digits>").
+    [[nodiscard]] result<std::string> name_for(const Key& key) const {
+        auto name_key = key_bytes(key);
+        if (!name_key) return unexpected(std::move(name_key).error());
+        return name_of(hash_of(*name_key));
+    }
+
+    /// The underlying storage (tests inject faults through it).
+    [[nodiscard]] storage_type& storage() noexcept { return m_storage; }
+    [[nodiscard]] const disk_config& config() const noexcept { return m_config; }
+    [[nodiscard]] const clock_type& clock() const noexcept { return m_clock; }
+
+private:
+    using index_type = detail::lru_shard<std::uint64_t, std::monostate, time_point>;
+
+    disk_tier(storage_type storage, const disk_config& cfg, clock_type clock, listener_type listener)
+        : m_storage(std::move(storage)),
+          m_config(cfg),
+          m_clock(std::move(clock)),
+          m_listener(std::move(listener)),
+          m_mutex(std::make_unique<std::mutex>()) {}
+
+    [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
+        std::vector<std::byte> out;
+        if (auto ok = m_serializer.encode(key, out); !ok)
+            return fail(errc::serialization_failed, tier::disk, "key: " + ok.error().message());
+        if (out.size() > m_config.max_key_size)
+            return fail(errc::invalid_argument, tier::disk,
+                        "key of " + std::to_string(out.size()) + " bytes exceeds disk_config.max_key_size (" +
+                            std::to_string(m_config.max_key_size) + ")");
+        return out;
+    }
+
+    [[nodiscard]] std::uint64_t hash_of(std::span<const std::byte> key) const noexcept {
+        return detail::siphash24(m_secret, key);
+    }
+
+    [[nodiscard]] static std::string name_of(std::uint64_t h) {
+        static constexpr char digits[] = "0123456789abcdef";
+        std::string hex(16, '0');
+        for (int i = 15; i >= 0; --i, h >>= 4) hex[static_cast<std::size_t>(i)] = digits[h & 0xf];
+        return hex.substr(0, 2) + '/' + hex.substr(2, 2) + '/' + hex;
+    }
+
+    [[nodiscard]] static std::optional<std::uint64_t> parse_name(std::string_view name) {
+        if (name.size() != 22 || name[2] != '/' || name[5] != '/') return std::nullopt;
+        const std::string_view hex = name.substr(6);
+        if (name.substr(0, 2) != hex.substr(0, 2) || name.substr(3, 2) != hex.substr(2, 2)) return std::nullopt;
+        std::uint64_t h = 0;
+        for (const char c : hex) {
+            int digit;
+            if (c >= '0' && c <= '9') {
+                digit = c - '0';
+            } else if (c >= 'a' && c <= 'f') {
+                digit = c - 'a' + 10;
+            } else {
+                return std::nullopt;
+            }
+            h = (h << 4) | static_cast<std::uint64_t>(digit);
+        }
+        return h;
+    }
+
+    static std::int64_t to_ns(time_point t) noexcept {
+        if (t == time_point::max()) return 0;
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    }
+    static time_point from_ns(std::int64_t ns) noexcept {
+        if (ns == 0) return time_point::max();
+        return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
+    }
+    static time_point expiry_after(time_point now, std::chrono::nanoseconds ttl) noexcept {
+        if (ttl == no_expiry) return time_point::max();
+        const auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(time_point::max() - now);
+        if (ttl >= room) return time_point::max();
+        return now + std::chrono::ceil<time_point::duration>(ttl);
+    }
+
+    // Reads and validates the frame stored under h. Damaged frames are quarantined,
+    // other-version and expired ones removed; each is counted and reported.
+    [[nodiscard]] result<frame::decoded> load(std::uint64_t h, time_point now) {
+        const std::string name = name_of(h);
+        auto bytes = m_storage.read(name);
+        if (!bytes) {
+            const errc code = bytes.error().code();
+            if (code == errc::miss) {
+                return fail(errc::miss, tier::disk, "entry file " + name + " vanished");
+            }
+            if (code == errc::corrupted || code == errc::too_large) {
+                quarantine(h, "unreadable", bytes.error());
+                return fail(errc::corrupted, tier::disk, bytes.error().message());
+            }
+            note_io_error(bytes.error());
+            return unexpected(std::move(bytes).error());
+        }
+        auto decoded = frame::decode(*bytes, frame::limits{m_config.max_key_size, m_config.max_entry_size});
+        if (!decoded) {
+            if (decoded.error().code() == errc::version_mismatch) {
+                remove_other_version(h, decoded.error());
+                return unexpected(std::move(decoded).error());
+            }
+            quarantine(h, "frame", decoded.error());
+            return fail(errc::corrupted, tier::disk, "entry " + name + ": " + decoded.error().context());
+        }
+        if (decoded->head.schema_version != schema_version) {
+            const failure why(errc::version_mismatch, tier::disk,
+                              "entry " + name + " has schema version " + std::to_string(decoded->head.schema_version) +
+                                  ", this tier reads " + std::to_string(schema_version));
+            remove_other_version(h, why);
+            return unexpected(why);
+        }
+        if (decoded->head.expiry_ns != 0 && from_ns(decoded->head.expiry_ns) <= now) {
+            (void)m_storage.remove(name);
+            ++m_stats.expirations;
+            return fail(errc::expired, tier::disk);
+        }
+        return decoded;
+    }
+
+    void quarantine(std::uint64_t h, std::string_view reason, const failure& why) {
+        const std::string name = name_of(h);
+        ++m_stats.corrupted;
+        emit(event_kind::corrupted, name, &why);
+        if (auto moved = m_storage.quarantine(name, reason, m_clock.now()); moved) {
+            ++m_stats.quarantined;
+            emit(event_kind::quarantined, name, &why);
+        } else if (moved.error().code() != errc::miss) {
+            note_io_error(moved.error());
+            (void)m_storage.remove(name);  // do not meet the same damage again
+        }
+    }
+
+    void remove_other_version(std::uint64_t h, const failure& why) {
+        ++m_stats.version_mismatches;
+        (void)m_storage.remove(name_of(h));
+        emit(event_kind::version_mismatch, name_of(h), &why);
+    }
+
+    void note_io_error(const failure& why) {
+        ++m_stats.io_errors;
+        emit(event_kind::io_error, why.context(), &why);
+    }
+
+    void emit(event_kind kind, std::string_view detail, const failure* cause) noexcept {
+        m_listener.on_event(event{kind, tier::disk, detail, cause});
+    }
+
+    // Drops an index entry and its file.
+    void drop(std::uint32_t idx, std::uint64_t h) {
+        m_index.remove(idx);
+        if (auto removed = m_storage.remove(name_of(h)); !removed && removed.error().code() != errc::miss)
+            note_io_error(removed.error());
+    }
+
+    void evict_lru() {
+        const std::uint32_t victim = m_index.lru();
+        drop(victim, m_index.at(victim).hash);
+        ++m_stats.evictions;
+    }
+
+    // Evicts until `incoming` more bytes and one more entry fit the budgets.
+    void make_room(std::size_t incoming) {
+        const bool adding = incoming != 0;
+        while (m_index.live() != 0 &&
+               (m_index.bytes() + incoming > m_config.byte_budget ||
+                (m_config.max_entries != 0 && m_index.live() + (adding ? 1 : 0) > m_config.max_entries))) {
+            evict_lru();
+        }
+    }
+
+    [[nodiscard]] result<void> load_secret() {
+        const std::span<const std::byte> meta_key(reinterpret_cast<const std::byte*>(meta_name.data()),
+                                                  meta_name.size());
+        if (auto bytes = m_storage.read(meta_name); bytes) {
+            auto decoded = frame::decode(*bytes);
+            if (decoded && decoded->payload.size() == 16 &&
+                std::equal(decoded->key.begin(), decoded->key.end(), meta_key.begin(), meta_key.end())) {
+                for (std::size_t i = 0; i < 16; ++i)
+                    m_secret[i / 8] |= std::uint64_t{std::to_integer<std::uint8_t>(decoded->payload[i])}
+                                       << (8 * (i % 8));
+                return {};
+            }
+            // A damaged secret: entries written under the old one become orphans for scrub.
+            const failure why(errc::corrupted, tier::disk, "the directory's meta file is damaged; starting afresh");
+            emit(event_kind::corrupted, meta_name, &why);
+            (void)m_storage.quarantine(meta_name, "meta", m_clock.now());
+        } else if (bytes.error().code() != errc::miss) {
+            return unexpected(std::move(bytes).error());
+        }
+        std::random_device entropy;
+        std::array<std::byte, 16> secret{};
+        for (std::size_t i = 0; i < 16; i += 4) {
+            const std::uint32_t word = entropy();
+            for (std::size_t j = 0; j < 4; ++j) secret[i + j] = static_cast<std::byte>(word >> (8 * j));
+        }
+        std::vector<std::byte> blob;
+        if (auto ok = frame::encode(meta_key, secret, 1, 0, 0, blob); !ok) return ok;
+        if (auto ok = m_storage.write(meta_name, blob); !ok) return ok;
+        m_secret = {};
+        for (std::size_t i = 0; i < 16; ++i)
+            m_secret[i / 8] |= std::uint64_t{std::to_integer<std::uint8_t>(secret[i])} << (8 * (i % 8));
+        return {};
+    }
+
+    [[nodiscard]] result<void> index_from_listing() {
+        auto listing = m_storage.list();
+        if (!listing) return unexpected(std::move(listing).error());
+        std::sort(listing->begin(), listing->end(),
+                  [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
+        for (const blob_info& blob : *listing) {
+            if (const auto h = parse_name(blob.name); h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
+                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, time_point::max(),
+                               static_cast<std::size_t>(blob.size));
+        }
+        make_room(0);
+        return {};
+    }
+
+    storage_type m_storage;
+    disk_config m_config;
+    [[no_unique_address]] clock_type m_clock;
+    [[no_unique_address]] listener_type m_listener;
+    [[no_unique_address]] serializer_type m_serializer{};
+    std::unique_ptr<std::mutex> m_mutex;
+    std::array<std::uint64_t, 2> m_secret{};
+    index_type m_index;
+    disk_stats m_stats;
+};
+
+}  // namespace tierguard

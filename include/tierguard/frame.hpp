@@ -1,0 +1,328 @@
+#pragma once
+
+#include <tierguard/result.hpp>
+#include <tierguard/serializer/codec.hpp>
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <span>
+#include <string>
+#include <vector>
+
+/// The self-describing, checksummed envelope in which a storage tier keeps one entry:
+/// key, value bytes (optionally zlib-compressed), the value type's schema version and the
+/// expiry. docs/FORMAT.md documents the layout byte by byte.
+///
+/// @code
+/// std::vector<std::byte> file;
+/// if (tierguard::frame::encode(key_bytes, value_bytes, tierguard::value_traits<user_record>::schema_version,
+///                              0, 6, file)) {
+///     auto entry = tierguard::frame::decode(file);  // the key and inflated value, or why not
+/// }
+/// @endcode
+namespace tierguard::frame {
+
+/// "TGFR": the first four bytes of every frame.
+inline constexpr std::array<std::byte, 4> magic{std::byte{0x54}, std::byte{0x47}, std::byte{0x46}, std::byte{0x52}};
+/// The layout this header writes and the only one it reads.
+inline constexpr std::uint16_t current_format_version = 1;
+/// flags bit 0: the payload is a zlib stream. Every other bit is reserved and must be 0.
+inline constexpr std::uint16_t flag_zlib = 0x0001;
+/// Bytes before the key.
+inline constexpr std::size_t header_size = 32;
+/// The trailing CRC-32.
+inline constexpr std::size_t checksum_size = 4;
+/// A frame's size with an empty key and an empty payload.
+inline constexpr std::size_t overhead = header_size + checksum_size;
+
+/// What decode accepts; a frame whose header claims more is corrupted. These bound the
+/// memory a decode may allocate, whatever the bytes say.
+struct limits {
+    std::size_t max_key = std::size_t{1} << 20;
+    std::size_t max_payload = std::size_t{64} << 20;  ///< after inflate
+};
+
+/// The fixed-size fields of a frame, as stored.
+struct header {
+    std::uint16_t format_version;
+    std::uint16_t flags;
+    std::uint32_t schema_version;  ///< value_traits<T>::schema_version of the writer
+    std::uint32_t key_length;
+    std::uint32_t stored_length;  ///< payload bytes in the frame
+    std::uint32_t raw_length;     ///< payload bytes after inflate
+    std::int64_t expiry_ns;       ///< system_clock nanoseconds since the Unix epoch; 0 = never
+
+    [[nodiscard]] constexpr bool compressed() const noexcept { return (flags & flag_zlib) != 0; }
+    /// overhead + key_length + stored_length, without overflow.
+    [[nodiscard]] constexpr std::uint64_t total_size() const noexcept {
+        return std::uint64_t{overhead} + key_length + stored_length;
+    }
+};
+
+/// A frame that passed every check: its header, its key, and its payload inflated.
+struct decoded {
+    header head;
+    std::vector<std::byte> key;
+    std::vector<std::byte> payload;
+};
+
+/// The frame's checksum: zlib's CRC-32 of `bytes`.
+[[nodiscard]] inline std::uint32_t checksum(std::span<const std::byte> bytes) noexcept {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const auto* data = reinterpret_cast<const Bytef*>(bytes.data());
+    std::size_t left = bytes.size();
+    constexpr std::size_t chunk = std::numeric_limits<uInt>::max();
+    while (left > 0) {
+        const std::size_t n = std::min(left, chunk);
+        crc = crc32(crc, data, static_cast<uInt>(n));
+        data += n;
+        left -= n;
+    }
+    return static_cast<std::uint32_t>(crc);
+}
+
+namespace detail {
+
+[[nodiscard]] inline unexpected<failure> corrupted(std::string context) {
+    return fail(errc::corrupted, tier::disk, "frame: " + std::move(context));
+}
+
+// Deflates `in` into exactly the bytes at `out` (out.size() < in.size()); returns the
+// compressed size, or 0 when the stream does not fit, i.e. compression would not shrink it.
+[[nodiscard]] inline result<std::size_t> deflate_into(std::span<const std::byte> in, std::span<std::byte> out,
+                                                      int level) {
+    z_stream stream{};
+    const int init = deflateInit(&stream, level);
+    if (init == Z_MEM_ERROR) throw std::bad_alloc();
+    if (init != Z_OK)
+        return fail(errc::serialization_failed, tier::disk, "frame: deflateInit failed (" + std::to_string(init) + ")");
+    // zlib's API is not const-correct; it never writes through next_in.
+    stream.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
+    stream.avail_in = static_cast<uInt>(in.size());
+    stream.next_out = reinterpret_cast<Bytef*>(out.data());
+    stream.avail_out = static_cast<uInt>(out.size());
+    const int rc = deflate(&stream, Z_FINISH);
+    const std::size_t produced = stream.total_out;
+    deflateEnd(&stream);
+    if (rc == Z_STREAM_END) return produced;
+    if (rc == Z_OK || rc == Z_BUF_ERROR) return std::size_t{0};
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    return fail(errc::serialization_failed, tier::disk, "frame: deflate failed (" + std::to_string(rc) + ")");
+}
+
+// Owns an inflate stream so that every path, including a std::bad_alloc, ends it.
+class inflater {
+public:
+    inflater() {
+        const int init = inflateInit(&m_stream);
+        if (init == Z_MEM_ERROR) throw std::bad_alloc();
+        m_ok = init == Z_OK;
+    }
+    inflater(const inflater&) = delete;
+    inflater& operator=(const inflater&) = delete;
+    ~inflater() {
+        if (m_ok) inflateEnd(&m_stream);
+    }
+    [[nodiscard]] bool ok() const noexcept { return m_ok; }
+    z_stream* operator->() noexcept { return &m_stream; }
+
+private:
+    z_stream m_stream{};
+    bool m_ok = false;
+};
+
+// Inflates a zlib stream that must produce exactly raw_length bytes. The buffer starts
+// small and doubles up to raw_length, never beyond: a header that lies about raw_length
+// costs what the stream really holds, and a stream that holds more (a decompression bomb)
+// is stopped once raw_length bytes are out.
+[[nodiscard]] inline result<std::vector<std::byte>> inflate_exact(std::span<const std::byte> in,
+                                                                  std::uint32_t raw_length) {
+    constexpr std::size_t first_chunk = std::size_t{64} << 10;
+    std::vector<std::byte> out;
+    const std::size_t initial = std::min<std::size_t>(raw_length, std::max(first_chunk, 4 * in.size()));
+    out.reserve(initial);
+    out.resize(initial);
+    std::byte spare{};  // zlib refuses a null next_out, which an empty vector's data() may be
+
+    inflater stream;
+    if (!stream.ok()) return corrupted("inflateInit failed");
+    stream->next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
+    stream->avail_in = static_cast<uInt>(in.size());
+    stream->next_out = reinterpret_cast<Bytef*>(out.empty() ? &spare : out.data());
+    stream->avail_out = static_cast<uInt>(out.size());
+
+    const std::string claimed = "raw_length " + std::to_string(raw_length);
+    for (;;) {
+        const int rc = inflate(stream.operator->(), Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) break;
+        if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+        if (rc == Z_NEED_DICT) return corrupted("zlib stream needs a preset dictionary");
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return corrupted("bad zlib stream (" + std::string(stream->msg != nullptr ? stream->msg : "") + ")");
+        if (stream->avail_out != 0)
+            return corrupted("zlib stream ends early: " + std::to_string(stream->total_out) + " bytes inflated, " +
+                             claimed);
+        if (out.size() == raw_length)
+            return corrupted("zlib stream inflates to more than " + claimed + " (stopped there)");
+        const std::size_t done = out.size();
+        const std::size_t next = std::min<std::size_t>(raw_length, 2 * done);
+        out.reserve(next);
+        out.resize(next);
+        stream->next_out = reinterpret_cast<Bytef*>(out.data() + done);
+        stream->avail_out = static_cast<uInt>(next - done);
+    }
+    if (stream->total_out != raw_length)
+        return corrupted("zlib stream inflates to " + std::to_string(stream->total_out) + " bytes, " + claimed);
+    if (stream->avail_in != 0)
+        return corrupted(std::to_string(stream->avail_in) + " bytes follow the end of the zlib stream in the payload");
+    return out;
+}
+
+// The checks decode_header and decode share, in decode's order, up to the checksum.
+[[nodiscard]] inline result<header> parse_header(std::span<const std::byte> bytes) {
+    if (bytes.size() < overhead)
+        return corrupted(std::to_string(bytes.size()) + " bytes is shorter than the " + std::to_string(overhead) +
+                         "-byte minimum frame");
+    if (!std::equal(magic.begin(), magic.end(), bytes.begin())) return corrupted("bad magic (not a TGFR frame)");
+    const std::byte* p = bytes.data();
+    header head{};
+    head.format_version = tierguard::detail::load_le<std::uint16_t>(p + 4);
+    head.flags = tierguard::detail::load_le<std::uint16_t>(p + 6);
+    head.schema_version = tierguard::detail::load_le<std::uint32_t>(p + 8);
+    head.key_length = tierguard::detail::load_le<std::uint32_t>(p + 12);
+    head.stored_length = tierguard::detail::load_le<std::uint32_t>(p + 16);
+    head.raw_length = tierguard::detail::load_le<std::uint32_t>(p + 20);
+    head.expiry_ns = static_cast<std::int64_t>(tierguard::detail::load_le<std::uint64_t>(p + 24));
+    if (head.format_version != current_format_version)
+        return fail(errc::version_mismatch, tier::disk,
+                    "frame: format_version " + std::to_string(head.format_version) + ", this build reads only " +
+                        std::to_string(current_format_version));
+    if ((head.flags & ~flag_zlib) != 0)
+        return corrupted("flags " + std::to_string(head.flags) + " set reserved bits (only bit 0, zlib, is defined)");
+    if (head.total_size() != bytes.size())
+        return corrupted("length fields say " + std::to_string(head.total_size()) + " bytes, file has " +
+                         std::to_string(bytes.size()));
+    return head;
+}
+
+}  // namespace detail
+
+/// Builds the frame of one entry into `out` (replacing its contents).
+///
+/// compression_level 0 stores the payload as is; 1..9 deflates it at that zlib level and
+/// keeps the result only if it is smaller than the payload. Errors: errc::too_large if the
+/// key or payload exceeds `lim` or 4 GiB - 1 bytes, errc::invalid_argument for a level
+/// outside 0..9; `out` is then empty. Throws only std::bad_alloc.
+[[nodiscard]] inline result<void> encode(std::span<const std::byte> key, std::span<const std::byte> payload,
+                                         std::uint32_t schema_version, std::int64_t expiry_ns, int compression_level,
+                                         std::vector<std::byte>& out, const limits& lim = {}) {
+    out.clear();
+    constexpr std::size_t u32_max = std::numeric_limits<std::uint32_t>::max();
+    if (key.size() > lim.max_key || key.size() > u32_max)
+        return fail(errc::too_large, tier::disk,
+                    "frame: key of " + std::to_string(key.size()) + " bytes exceeds the limit of " +
+                        std::to_string(std::min(lim.max_key, u32_max)));
+    if (payload.size() > lim.max_payload || payload.size() > u32_max)
+        return fail(errc::too_large, tier::disk,
+                    "frame: payload of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
+                        std::to_string(std::min(lim.max_payload, u32_max)));
+    if (compression_level < 0 || compression_level > 9)
+        return fail(errc::invalid_argument, tier::disk,
+                    "frame: compression level " + std::to_string(compression_level) + " is not in 0..9");
+
+    const std::size_t payload_at = header_size + key.size();
+    out.resize(payload_at + payload.size() + checksum_size);
+    std::size_t stored = 0;
+    std::uint16_t flags = 0;
+    if (compression_level > 0 && payload.size() > 1) {
+        auto packed =
+            detail::deflate_into(payload, std::span(out).subspan(payload_at, payload.size() - 1), compression_level);
+        if (!packed) {
+            out.clear();
+            return unexpected(std::move(packed).error());
+        }
+        if (*packed != 0) {
+            stored = *packed;
+            flags = flag_zlib;
+        }
+    }
+    if (flags == 0) {
+        std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(payload_at));
+        stored = payload.size();
+    }
+    out.resize(payload_at + stored + checksum_size);
+
+    std::byte* p = out.data();
+    std::copy(magic.begin(), magic.end(), p);
+    tierguard::detail::store_le(p + 4, current_format_version);
+    tierguard::detail::store_le(p + 6, flags);
+    tierguard::detail::store_le(p + 8, schema_version);
+    tierguard::detail::store_le(p + 12, static_cast<std::uint32_t>(key.size()));
+    tierguard::detail::store_le(p + 16, static_cast<std::uint32_t>(stored));
+    tierguard::detail::store_le(p + 20, static_cast<std::uint32_t>(payload.size()));
+    tierguard::detail::store_le(p + 24, static_cast<std::uint64_t>(expiry_ns));
+    std::copy(key.begin(), key.end(), p + header_size);
+    const std::size_t crc_at = payload_at + stored;
+    tierguard::detail::store_le(p + crc_at, checksum(std::span(out).first(crc_at)));
+    return {};
+}
+
+/// Reads a frame's header for inspection: checks the minimum size, the magic, the format
+/// version (errc::version_mismatch), the flags, and that the lengths add up to exactly
+/// bytes.size(); everything else is errc::corrupted. Does NOT verify the checksum or the
+/// limits, so the header may describe a damaged frame: use decode to read an entry.
+[[nodiscard]] inline result<header> decode_header(std::span<const std::byte> bytes) {
+    return detail::parse_header(bytes);
+}
+
+/// Validates a whole frame and returns its key and inflated payload.
+///
+/// Checks, in this order: size >= overhead, magic, format version (errc::version_mismatch),
+/// flags, lengths adding up to exactly bytes.size(), the CRC-32, the key and raw payload
+/// lengths against `lim`, and the payload: stored as is (stored_length == raw_length) or a
+/// zlib stream that inflates to exactly raw_length bytes and not one more. Every other
+/// failure is errc::corrupted with a context saying what was wrong. Nothing is allocated
+/// beyond `lim` whatever the bytes claim, and inflating never writes past raw_length, so a
+/// decompression bomb costs at most raw_length bytes. The schema version is returned, not
+/// checked: that is the caller's (errc::version_mismatch). Throws only std::bad_alloc.
+[[nodiscard]] inline result<decoded> decode(std::span<const std::byte> bytes, const limits& lim = {}) {
+    auto parsed = detail::parse_header(bytes);
+    if (!parsed) return unexpected(std::move(parsed).error());
+    const header head = *parsed;
+
+    const std::size_t crc_at = bytes.size() - checksum_size;
+    const std::uint32_t stored_crc = tierguard::detail::load_le<std::uint32_t>(bytes.data() + crc_at);
+    if (const std::uint32_t actual = checksum(bytes.first(crc_at)); actual != stored_crc)
+        return detail::corrupted("checksum mismatch (stored " + std::to_string(stored_crc) + ", computed " +
+                                 std::to_string(actual) + ")");
+    if (head.key_length > lim.max_key)
+        return detail::corrupted("key_length " + std::to_string(head.key_length) + " exceeds the limit of " +
+                                 std::to_string(lim.max_key));
+    if (head.raw_length > lim.max_payload)
+        return detail::corrupted("raw_length " + std::to_string(head.raw_length) + " exceeds the limit of " +
+                                 std::to_string(lim.max_payload));
+
+    if (!head.compressed() && head.stored_length != head.raw_length)
+        return detail::corrupted("uncompressed payload: stored_length " + std::to_string(head.stored_length) +
+                                 " differs from raw_length " + std::to_string(head.raw_length));
+
+    const auto key = bytes.subspan(header_size, head.key_length);
+    const auto stored = bytes.subspan(header_size + head.key_length, head.stored_length);
+    decoded entry{head, std::vector<std::byte>(key.begin(), key.end()), {}};
+    if (!head.compressed()) {
+        entry.payload.assign(stored.begin(), stored.end());
+        return entry;
+    }
+    auto inflated = detail::inflate_exact(stored, head.raw_length);
+    if (!inflated) return unexpected(std::move(inflated).error());
+    entry.payload = std::move(*inflated);
+    return entry;
+}
+
+}  // namespace tierguard::frame

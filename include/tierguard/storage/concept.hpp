@@ -1,0 +1,78 @@
+#pragma once
+
+#include <tierguard/result.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tierguard {
+
+/// How far a storage write goes before it is acknowledged.
+enum class durability : unsigned char {
+    none,  ///< no fsync: fast; a power loss may lose recent writes (never tear them)
+    data,  ///< fsync the file before the rename: its bytes survive a power loss
+    full,  ///< fsync the file, then the directory after the rename: the entry survives too
+};
+
+/// One stored blob, as a listing reports it.
+struct blob_info {
+    std::string name;                                ///< the name it was written under
+    std::uint64_t size = 0;                          ///< bytes
+    std::chrono::system_clock::time_point modified;  ///< last write
+};
+
+/// What a storage's clean() should do; `now` comes from the caller's clock.
+struct clean_options {
+    std::chrono::system_clock::time_point now;
+    std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};  ///< seed 001: 7 days
+};
+
+/// What a storage's clean() did.
+struct clean_report {
+    std::uint64_t temp_files_removed = 0;  ///< leftovers of writes a crash interrupted
+    std::uint64_t foreign_removed = 0;     ///< things that are not blobs (links, FIFOs, bad names)
+    std::uint64_t quarantine_purged = 0;   ///< quarantined files older than the maximum age
+    std::uint64_t bytes_freed = 0;
+};
+
+/// Named byte blobs: what a storage tier (disk, later remote) keeps its entries in.
+///
+/// Names are relative, '/'-separated, each segment of [A-Za-z0-9_-] and '.' but not
+/// starting with '.' (names starting with '.' are the storage's own: temp files, the
+/// lock); anything else is refused with errc::invalid_argument. Every OS error is
+/// mapped to the taxonomy: ENOENT errc::miss, ENOSPC/EDQUOT errc::disk_full,
+/// EACCES/EPERM/EROFS errc::permission_denied, everything else errc::io_error, with
+/// the OS error kept in failure::os_error(). No operation throws for a storage failure.
+///
+/// @code
+/// template <tierguard::storage_policy S>
+/// void roundtrip(S& s) {
+///     std::vector<std::byte> blob(16, std::byte{1});
+///     if (s.write("ab/cd/0123", blob)) assert(s.read("ab/cd/0123").value() == blob);
+/// }
+/// @endcode
+template <class S>
+concept storage_policy = requires(S& s, std::string_view name, std::span<const std::byte> bytes,
+                                  std::string_view reason, std::chrono::system_clock::time_point now,
+                                  const clean_options& options) {
+    // The whole blob, or errc::miss; errc::too_large past the storage's size limit.
+    { s.read(name) } -> std::same_as<result<std::vector<std::byte>>>;
+    // Atomic replace: a concurrent or later reader sees the old blob or the new one, whole.
+    { s.write(name, bytes) } -> std::same_as<result<void>>;
+    // Removes the blob; errc::miss if there was none.
+    { s.remove(name) } -> std::same_as<result<void>>;
+    // Every blob (not temp files, not quarantined ones), in no particular order.
+    { s.list() } -> std::same_as<result<std::vector<blob_info>>>;
+    // Moves the blob aside for inspection, under a name with the UTC time `now` and the reason.
+    { s.quarantine(name, reason, now) } -> std::same_as<result<void>>;
+    // Removes leftovers and foreign files, purges old quarantine.
+    { s.clean(options) } -> std::same_as<result<clean_report>>;
+};
+
+}  // namespace tierguard

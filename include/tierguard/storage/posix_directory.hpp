@@ -1,0 +1,756 @@
+#pragma once
+
+#include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/os_error.hpp>
+#include <tierguard/errc.hpp>
+#include <tierguard/result.hpp>
+#include <tierguard/storage/concept.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace tierguard::detail::posix {
+
+/// Owns one file descriptor and closes it on destruction (close errors there are
+/// ignored: code that must know calls close on release()).
+class unique_fd {
+public:
+    unique_fd() noexcept = default;
+    explicit unique_fd(int fd) noexcept : m_fd(fd) {}
+    unique_fd(unique_fd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+    unique_fd& operator=(unique_fd&& other) noexcept {
+        if (this != &other) reset(std::exchange(other.m_fd, -1));
+        return *this;
+    }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() { reset(); }
+
+    [[nodiscard]] int get() const noexcept { return m_fd; }
+    explicit operator bool() const noexcept { return m_fd >= 0; }
+    [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+    void reset(int fd = -1) noexcept {
+        if (m_fd >= 0) ::close(m_fd);
+        m_fd = fd;
+    }
+
+private:
+    int m_fd = -1;
+};
+
+/// Owns an open directory stream; yields entry names other than "." and "..".
+class dir_stream {
+public:
+    explicit dir_stream(DIR* dir) noexcept : m_dir(dir) {}
+    dir_stream(dir_stream&& other) noexcept : m_dir(std::exchange(other.m_dir, nullptr)) {}
+    dir_stream& operator=(dir_stream&&) = delete;
+    ~dir_stream() {
+        if (m_dir != nullptr) ::closedir(m_dir);
+    }
+
+    [[nodiscard]] int fd() const noexcept { return ::dirfd(m_dir); }
+
+    /// The next name, or nullptr at the end (errno 0) or on an error (errno set).
+    [[nodiscard]] const char* next() noexcept {
+        for (;;) {
+            errno = 0;
+            const dirent* entry = ::readdir(m_dir);
+            if (entry == nullptr) return nullptr;
+            const std::string_view name = entry->d_name;
+            if (name != "." && name != "..") return entry->d_name;
+        }
+    }
+
+private:
+    DIR* m_dir;
+};
+
+/// Calls f until it does not fail with EINTR.
+template <class F>
+auto retry_eintr(F f) {
+    for (;;) {
+        const auto rc = f();
+        if (rc != -1 || errno != EINTR) return rc;
+    }
+}
+
+[[nodiscard]] inline const char* describe_mode(mode_t mode) noexcept {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "a file of unknown type";
+}
+
+/// What sits at `name` in `dir_fd`, for a message; never follows a link.
+[[nodiscard]] inline std::string describe_entry(int dir_fd, const char* name) {
+    struct stat st {};
+    if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return "something it cannot stat";
+    return describe_mode(st.st_mode);
+}
+
+[[nodiscard]] inline std::string octal_mode(mode_t mode) {
+    std::string out;
+    for (const int shift : {9, 6, 3, 0}) out += static_cast<char>('0' + ((mode >> shift) & 7));
+    return out;
+}
+
+[[nodiscard]] inline std::chrono::system_clock::time_point modified_time(const struct stat& st) noexcept {
+#if defined(__APPLE__)
+    const timespec& ts = st.st_mtimespec;
+#else
+    const timespec& ts = st.st_mtim;
+#endif
+    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
+
+[[nodiscard]] inline std::string join(std::string_view folder, std::string_view name) {
+    std::string out(folder);
+    if (!out.empty()) out += '/';
+    out += name;
+    return out;
+}
+
+}  // namespace tierguard::detail::posix
+
+namespace tierguard::storage {
+
+/// Named byte blobs as files under one directory: the disk tier's storage.
+///
+/// A blob "ab/cd/0123" is the file <root>/ab/cd/0123. Guarantees:
+///  - Atomic replace: a write goes to a temp file ".tmp.<pid>.<n>" in the blob's own
+///    folder, synced as config::sync says, then renamed into place; readers see the old
+///    blob or the new one, never a torn one. No temp file outlives a write, failed or not.
+///  - No link is followed: every operation works from a descriptor of the root and opens
+///    each path segment with O_NOFOLLOW; a symbolic link, FIFO, device or folder where a
+///    blob belongs reads as errc::corrupted (a FIFO never blocks a read).
+///  - Files are made 0600 and folders 0700; open() refuses a root that is a symbolic
+///    link, is not owned by the effective uid, or is writable by group or others.
+///  - One user at a time: open() takes an exclusive advisory lock (flock) on <root>/.lock
+///    and fails with errc::locked while another process or instance holds it.
+///  - Every OS error is mapped as detail::os_failure() says, the errno kept.
+/// Every operation is thread-safe; none throws for a storage failure (only bad_alloc).
+/// A moved-from posix_directory may only be destroyed or assigned to.
+class posix_directory {
+public:
+    struct config {
+        /// The cache's directory; made (0700, with missing parents) if absent.
+        std::filesystem::path root;
+        /// How far a write goes before it returns.
+        durability sync = durability::data;
+        /// Largest blob write() stores and read() loads; larger files on disk are refused unread.
+        std::size_t max_blob_size = std::size_t{64} << 20;
+    };
+
+    /// Opens (making it if needed) and locks the directory `cfg.root`. Errors:
+    /// errc::invalid_argument for a bad config or a root that is not a directory,
+    /// errc::permission_denied for a root that is a link, not ours, or writable by others,
+    /// errc::locked if another process or instance holds it, else the OS error mapped.
+    [[nodiscard]] static result<posix_directory> open(config cfg) {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        if (cfg.root.empty())
+            return fail(errc::invalid_argument, tier::disk,
+                        "posix_directory: config.root is empty; it must name the cache directory");
+        if (cfg.max_blob_size == 0)
+            return fail(errc::invalid_argument, tier::disk,
+                        "posix_directory: config.max_blob_size is 0; it must be at least 1 byte");
+        std::error_code ec;
+        std::filesystem::path root = std::filesystem::absolute(cfg.root, ec).lexically_normal();
+        if (ec) return unexpected(os_failure(ec.value(), "open", cfg.root.native(), "make the path absolute"));
+        if (!root.has_filename() && root.has_parent_path() && root.parent_path() != root) root = root.parent_path();
+        cfg.root = root;
+        const std::string& path = cfg.root.native();
+
+        if (auto made = make_folders(cfg.root); !made) return unexpected(std::move(made).error());
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0)
+            return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
+        if (S_ISLNK(st.st_mode))
+            return fail(errc::permission_denied, tier::disk,
+                        "open " + path +
+                            ": the cache folder is a symbolic link; tierguard never follows links in its directory "
+                            "(configure the link's target as the root)");
+        if (!S_ISDIR(st.st_mode))
+            return fail(
+                errc::invalid_argument, tier::disk,
+                "open " + path + ": the cache folder is " + px::describe_mode(st.st_mode) + ", not a directory");
+
+        px::unique_fd root_fd(
+            px::retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
+        if (!root_fd) {
+            const int err = errno;
+            if (err == ENOTDIR || err == ELOOP)
+                return fail(errc::permission_denied, tier::disk,
+                            "open " + path + ": the cache folder was replaced by a symbolic link while opening it",
+                            std::error_code(err, std::generic_category()));
+            return unexpected(os_failure(err, "open", path, "open the cache folder"));
+        }
+        if (::fstat(root_fd.get(), &st) != 0)
+            return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
+        if (st.st_uid != ::geteuid())
+            return fail(errc::permission_denied, tier::disk,
+                        "open " + path + ": the cache folder is owned by uid " + std::to_string(st.st_uid) +
+                            ", not by this process's effective uid " + std::to_string(::geteuid()) +
+                            "; tierguard only keeps its cache in a folder it owns");
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+            return fail(errc::permission_denied, tier::disk,
+                        "open " + path + ": the cache folder is writable by group or others (mode " +
+                            px::octal_mode(st.st_mode & 07777) +
+                            "); tierguard requires a folder only its owner can write (chmod 0700 " + path + ")");
+
+        const std::string lock_path = path + "/" + std::string(lock_file);
+        px::unique_fd lock(px::retry_eintr([&] {
+            return ::openat(root_fd.get(), lock_file.data(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                            0600);
+        }));
+        if (!lock) {
+            const int err = errno;
+            if (err == ELOOP)
+                return fail(errc::io_error, tier::disk,
+                            "open " + path + ": the lock file " + lock_path + " is a symbolic link; remove it",
+                            std::error_code(err, std::generic_category()));
+            return unexpected(os_failure(err, "open", path, "open the lock file " + lock_path));
+        }
+        if (::fstat(lock.get(), &st) != 0)
+            return unexpected(os_failure(errno, "open", path, "stat the lock file " + lock_path));
+        if (!S_ISREG(st.st_mode))
+            return fail(errc::io_error, tier::disk,
+                        "open " + path + ": the lock file " + lock_path + " is " + px::describe_mode(st.st_mode) +
+                            ", not a regular file; remove it");
+        if (px::retry_eintr([&] { return ::flock(lock.get(), LOCK_EX | LOCK_NB); }) != 0) {
+            const int err = errno;
+            if (err == EWOULDBLOCK)
+                return fail(errc::locked, tier::disk,
+                            "open " + path + ": cache directory " + path + " is in use by another process (lock file " +
+                                lock_path + holder_of(lock.get()) + ")",
+                            std::error_code(err, std::generic_category()));
+            return unexpected(os_failure(err, "open", path, "lock " + lock_path));
+        }
+        // Only a hint for the message above; a failure here changes nothing.
+        const std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(lock.get(), 0) == 0) (void)!::pwrite(lock.get(), pid.data(), pid.size(), 0);
+
+        return posix_directory(std::move(cfg), std::move(root_fd), std::move(lock));
+    }
+
+    posix_directory(posix_directory&&) noexcept = default;
+    posix_directory& operator=(posix_directory&&) noexcept = default;
+    posix_directory(const posix_directory&) = delete;
+    posix_directory& operator=(const posix_directory&) = delete;
+    /// Closes the descriptors, which releases the lock.
+    ~posix_directory() = default;
+
+    /// The whole blob. errc::miss if absent; errc::corrupted if something other than a
+    /// regular file sits where the blob or one of its folders belongs; errc::too_large,
+    /// without reading it, for a file over max_blob_size.
+    [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
+        auto dir = walk("read", name, parent_of(name), false, true);
+        if (!dir) return unexpected(std::move(dir).error());
+        const std::string leaf(leaf_of(name));
+        px::unique_fd fd(px::retry_eintr([&] {
+            return ::openat(dir->fd, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        }));
+        if (!fd) {
+            const int err = errno;
+            if (err == ELOOP || err == EMLINK || err == ENXIO)
+                return fail(errc::corrupted, tier::disk,
+                            "read " + std::string(name) + ": found " + px::describe_entry(dir->fd, leaf.c_str()) +
+                                " where a blob belongs",
+                            std::error_code(err, std::generic_category()));
+            return unexpected(os_failure(err, "read", name, "open"));
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) return unexpected(os_failure(errno, "read", name, "stat"));
+        if (!S_ISREG(st.st_mode))
+            return fail(
+                errc::corrupted, tier::disk,
+                "read " + std::string(name) + ": found " + px::describe_mode(st.st_mode) + " where a blob belongs");
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        if (size > m_config.max_blob_size)
+            return fail(errc::too_large, tier::disk,
+                        "read " + std::string(name) + ": the file holds " + std::to_string(size) +
+                            " bytes, over max_blob_size (" + std::to_string(m_config.max_blob_size) + "); not read");
+        std::vector<std::byte> bytes(static_cast<std::size_t>(size));
+        std::size_t got = 0;
+        while (got < bytes.size()) {
+            const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return unexpected(os_failure(errno, "read", name, "read"));
+            }
+            if (n == 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        bytes.resize(got);
+        return bytes;
+    }
+
+    /// Stores `bytes` under `name` atomically (see the class comment), making missing
+    /// folders. errc::too_large past max_blob_size, before anything is touched.
+    result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        if (auto ok = detail::check_blob_name("write", name, tier::disk); !ok) return ok;
+        if (bytes.size() > m_config.max_blob_size)
+            return fail(errc::too_large, tier::disk,
+                        "write " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
+                            " bytes exceeds max_blob_size (" + std::to_string(m_config.max_blob_size) + ")");
+        auto dir = walk("write", name, parent_of(name), true, false);
+        if (!dir) return unexpected(std::move(dir).error());
+
+        std::optional<temp_ticket> ticket;
+        std::string temp;
+        px::unique_fd fd;
+        for (int attempt = 0;; ++attempt) {
+            ticket.emplace(*m_in_flight);
+            temp =
+                std::string(detail::temp_prefix) + std::to_string(::getpid()) + "." + std::to_string(ticket->number());
+            fd.reset(px::retry_eintr([&] {
+                return ::openat(dir->fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            }));
+            if (fd) break;
+            const int err = errno;
+            // EEXIST: a crashed process with our pid left this one; take the next number.
+            if (err != EEXIST || attempt == 16)
+                return unexpected(os_failure(err, "write", name, "create temp file " + temp));
+        }
+        temp_remover remover{dir->fd, temp.c_str()};
+
+        for (std::size_t done = 0; done < bytes.size();) {
+            const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return unexpected(os_failure(errno, "write", name, "write temp file " + temp));
+            }
+            if (n == 0) return unexpected(os_failure(EIO, "write", name, "write temp file " + temp));
+            done += static_cast<std::size_t>(n);
+        }
+        if (m_config.sync != durability::none && sync_file(fd.get(), m_config.sync) != 0)
+            return unexpected(os_failure(errno, "write", name, "sync temp file " + temp));
+        if (::close(fd.release()) != 0) return unexpected(os_failure(errno, "write", name, "close temp file " + temp));
+        const std::string leaf(leaf_of(name));
+        if (::renameat(dir->fd, temp.c_str(), dir->fd, leaf.c_str()) != 0)
+            return unexpected(os_failure(errno, "write", name, "rename into place"));
+        remover.dismiss();
+        if (m_config.sync == durability::full && ::fsync(dir->fd) != 0)
+            return unexpected(os_failure(errno, "write", name, "sync folder"));
+        return {};
+    }
+
+    /// Removes the blob; errc::miss if there was none. Never follows a link (a link where
+    /// a blob belongs is itself removed).
+    result<void> remove(std::string_view name) {
+        using detail::os_failure;
+        if (auto ok = detail::check_blob_name("remove", name, tier::disk); !ok) return ok;
+        auto dir = walk("remove", name, parent_of(name), false, false);
+        if (!dir) return unexpected(std::move(dir).error());
+        const std::string leaf(leaf_of(name));
+        if (::unlinkat(dir->fd, leaf.c_str(), 0) != 0) return unexpected(os_failure(errno, "remove", name, "unlink"));
+        if (m_config.sync == durability::full && ::fsync(dir->fd) != 0)
+            return unexpected(os_failure(errno, "remove", name, "sync folder"));
+        return {};
+    }
+
+    /// Every regular file under the root whose path is a valid blob name; skips dot-names
+    /// (temp files, the lock), the quarantine folder and anything not a regular file.
+    /// Entries vanishing while the listing runs are skipped. O(files + folders) syscalls.
+    [[nodiscard]] result<std::vector<blob_info>> list() const {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        std::vector<blob_info> out;
+        std::vector<std::string> pending{std::string()};
+        while (!pending.empty()) {
+            const std::string folder = std::move(pending.back());
+            pending.pop_back();
+            auto stream = open_stream("list", folder);
+            if (!stream) {
+                if (vanished(stream.error())) continue;
+                return unexpected(std::move(stream).error());
+            }
+            while (const char* entry = stream->next()) {
+                const std::string_view entry_name = entry;
+                if (!detail::is_blob_segment(entry_name)) continue;
+                if (folder.empty() && entry_name == detail::quarantine_folder) continue;
+                std::string name = px::join(folder, entry_name);
+                if (name.size() > detail::max_blob_name_length) continue;
+                struct stat st {};
+                if (::fstatat(stream->fd(), entry, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                    if (errno == ENOENT) continue;
+                    return unexpected(os_failure(errno, "list", name, "stat"));
+                }
+                if (S_ISDIR(st.st_mode)) {
+                    pending.push_back(std::move(name));
+                } else if (S_ISREG(st.st_mode)) {
+                    out.push_back(
+                        blob_info{std::move(name), static_cast<std::uint64_t>(st.st_size), px::modified_time(st)});
+                }
+            }
+            if (errno != 0) return unexpected(os_failure(errno, "list", folder.empty() ? "." : folder, "read folder"));
+        }
+        return out;
+    }
+
+    /// Moves the blob (a rename, no copy) to <root>/quarantine/ as
+    /// detail::quarantine_name(name, reason, now), e.g.
+    /// "20261123T104501Z.ab_cd_0123.bad_checksum", replacing a file of that same name.
+    /// Moves whatever non-directory sits there, links included (never followed).
+    /// errc::miss if absent.
+    result<void> quarantine(std::string_view name, std::string_view reason, std::chrono::system_clock::time_point now) {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        if (auto ok = detail::check_blob_name("quarantine", name, tier::disk); !ok) return ok;
+        auto dir = walk("quarantine", name, parent_of(name), false, false);
+        if (!dir) return unexpected(std::move(dir).error());
+        const std::string leaf(leaf_of(name));
+        struct stat st {};
+        if (::fstatat(dir->fd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return unexpected(os_failure(errno, "quarantine", name, "stat"));
+        if (S_ISDIR(st.st_mode))
+            return fail(errc::io_error, tier::disk,
+                        "quarantine " + std::string(name) + ": found a directory where a blob belongs",
+                        std::error_code(EISDIR, std::generic_category()));
+        auto folder = walk("quarantine", name, detail::quarantine_folder, true, false);
+        if (!folder) return unexpected(std::move(folder).error());
+        const std::string target = detail::quarantine_name(name, reason, now);
+        if (::renameat(dir->fd, leaf.c_str(), folder->fd, target.c_str()) != 0)
+            return unexpected(os_failure(errno, "quarantine", name, "move to quarantine/" + target));
+        if (m_config.sync == durability::full && (::fsync(folder->fd) != 0 || ::fsync(dir->fd) != 0))
+            return unexpected(os_failure(errno, "quarantine", name, "sync folders"));
+        return {};
+    }
+
+    /// Removes, without following any link: temp files of interrupted writes (not those
+    /// of this instance's writes in flight); foreign things (links, FIFOs, sockets,
+    /// devices, files and folders whose names are not blob names, anything unexpected in
+    /// the quarantine folder); quarantined files older than options.now -
+    /// options.quarantine_max_age, by the time in their names. Never opens anything but
+    /// folders. Empty blob folders stay: a concurrent write may be about to use one.
+    result<clean_report> clean(const clean_options& options) {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        enum class kind : unsigned char { blobs, quarantine, foreign };
+        struct folder {
+            std::string path;
+            kind what;
+        };
+        clean_report report;
+        const auto oldest = options.now - options.quarantine_max_age;
+        std::vector<folder> pending{{std::string(), kind::blobs}};
+        std::vector<std::string> foreign_folders;  // each found after its parent: removed in reverse
+        while (!pending.empty()) {
+            const folder current = std::move(pending.back());
+            pending.pop_back();
+            auto stream = open_stream("clean", current.path);
+            if (!stream) {
+                if (vanished(stream.error())) continue;
+                return unexpected(std::move(stream).error());
+            }
+            const bool at_root = current.path.empty();
+            while (const char* entry = stream->next()) {
+                const std::string_view entry_name = entry;
+                if (at_root && entry_name == lock_file) continue;
+                std::string path = px::join(current.path, entry_name);
+                struct stat st {};
+                if (::fstatat(stream->fd(), entry, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                    if (errno == ENOENT) continue;
+                    return unexpected(os_failure(errno, "clean", path, "stat"));
+                }
+                if (S_ISDIR(st.st_mode)) {
+                    kind what = kind::foreign;
+                    if (at_root && entry_name == detail::quarantine_folder)
+                        what = kind::quarantine;
+                    else if (current.what == kind::blobs && detail::is_blob_segment(entry_name) &&
+                             path.size() <= detail::max_blob_name_length)
+                        what = kind::blobs;
+                    if (what == kind::foreign) foreign_folders.push_back(path);
+                    pending.push_back({std::move(path), what});
+                    continue;
+                }
+                const bool regular = S_ISREG(st.st_mode);
+                const bool temp = regular && entry_name.starts_with(detail::temp_prefix);
+                bool purge = false;
+                if (temp) {
+                    if (m_in_flight->owns(entry_name)) continue;
+                } else if (regular && current.what == kind::blobs) {
+                    if (detail::is_blob_segment(entry_name) && path.size() <= detail::max_blob_name_length &&
+                        !(at_root && entry_name == detail::quarantine_folder))
+                        continue;
+                } else if (regular && current.what == kind::quarantine) {
+                    if (const auto since = detail::quarantine_time(entry_name)) {
+                        if (*since >= oldest) continue;
+                        purge = true;
+                    }
+                }
+                if (::unlinkat(stream->fd(), entry, 0) != 0) {
+                    if (errno == ENOENT) continue;
+                    return unexpected(os_failure(errno, "clean", path, "remove"));
+                }
+                if (temp)
+                    ++report.temp_files_removed;
+                else if (purge)
+                    ++report.quarantine_purged;
+                else
+                    ++report.foreign_removed;
+                if (regular) report.bytes_freed += static_cast<std::uint64_t>(st.st_size);
+            }
+            if (errno != 0)
+                return unexpected(os_failure(errno, "clean", current.path.empty() ? "." : current.path, "read folder"));
+        }
+        for (auto it = foreign_folders.rbegin(); it != foreign_folders.rend(); ++it) {
+            auto parent = walk("clean", *it, parent_of(*it), false, false);
+            if (!parent) {
+                if (vanished(parent.error())) continue;
+                return unexpected(std::move(parent).error());
+            }
+            const std::string leaf(leaf_of(*it));
+            if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) == 0) {
+                ++report.foreign_removed;
+            } else if (errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
+                return unexpected(os_failure(errno, "clean", *it, "remove folder"));
+            }
+        }
+        return report;
+    }
+
+    /// Files in the quarantine folder now (0 if it cannot be read).
+    [[nodiscard]] std::size_t quarantined() const {
+        auto stream = open_stream("quarantined", detail::quarantine_folder);
+        if (!stream) return 0;
+        std::size_t count = 0;
+        while (const char* entry = stream->next()) {
+            struct stat st {};
+            if (detail::quarantine_time(entry) && ::fstatat(stream->fd(), entry, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode))
+                ++count;
+        }
+        return count;
+    }
+
+    /// The root as opened: absolute and normalized.
+    [[nodiscard]] const std::filesystem::path& root() const noexcept { return m_config.root; }
+    [[nodiscard]] const config& settings() const noexcept { return m_config; }
+
+private:
+    static constexpr std::string_view lock_file = ".lock";
+
+    // The counters of this instance's temp files, and which of them belong to writes in
+    // flight, so that clean() running beside them leaves those alone.
+    struct in_flight {
+        std::mutex mutex;
+        std::uint64_t next = 0;
+        std::vector<std::uint64_t> active;
+
+        [[nodiscard]] bool owns(std::string_view temp_name) {
+            temp_name.remove_prefix(detail::temp_prefix.size());
+            const std::string pid = std::to_string(::getpid()) + ".";
+            if (!temp_name.starts_with(pid)) return false;
+            temp_name.remove_prefix(pid.size());
+            if (temp_name.empty()) return false;
+            std::uint64_t number = 0;
+            for (const char c : temp_name) {
+                if (c < '0' || c > '9') return false;
+                number = number * 10 + static_cast<std::uint64_t>(c - '0');
+            }
+            std::lock_guard lock(mutex);
+            return std::find(active.begin(), active.end(), number) != active.end();
+        }
+    };
+
+    class temp_ticket {
+    public:
+        explicit temp_ticket(in_flight& registry) : m_registry(registry) {
+            std::lock_guard lock(m_registry.mutex);
+            m_number = m_registry.next++;
+            m_registry.active.push_back(m_number);
+        }
+        temp_ticket(const temp_ticket&) = delete;
+        temp_ticket& operator=(const temp_ticket&) = delete;
+        ~temp_ticket() {
+            std::lock_guard lock(m_registry.mutex);
+            m_registry.active.erase(std::find(m_registry.active.begin(), m_registry.active.end(), m_number));
+        }
+        [[nodiscard]] std::uint64_t number() const noexcept { return m_number; }
+
+    private:
+        in_flight& m_registry;
+        std::uint64_t m_number = 0;
+    };
+
+    class temp_remover {
+    public:
+        temp_remover(int dir_fd, const char* name) noexcept : m_dir_fd(dir_fd), m_name(name) {}
+        temp_remover(const temp_remover&) = delete;
+        temp_remover& operator=(const temp_remover&) = delete;
+        ~temp_remover() {
+            if (m_name != nullptr) ::unlinkat(m_dir_fd, m_name, 0);
+        }
+        void dismiss() noexcept { m_name = nullptr; }
+
+    private:
+        int m_dir_fd;
+        const char* m_name;
+    };
+
+    // An open folder: the root (not owned) or one below it (owned).
+    struct folder_ref {
+        detail::posix::unique_fd owned;
+        int fd = -1;
+    };
+
+    posix_directory(config cfg, detail::posix::unique_fd root, detail::posix::unique_fd lock)
+        : m_config(std::move(cfg)),
+          m_root(std::move(root)),
+          m_lock(std::move(lock)),
+          m_in_flight(std::make_unique<in_flight>()) {}
+
+    [[nodiscard]] static std::string_view parent_of(std::string_view name) noexcept {
+        const std::size_t slash = name.rfind('/');
+        return slash == std::string_view::npos ? std::string_view() : name.substr(0, slash);
+    }
+    [[nodiscard]] static std::string_view leaf_of(std::string_view name) noexcept {
+        const std::size_t slash = name.rfind('/');
+        return slash == std::string_view::npos ? name : name.substr(slash + 1);
+    }
+    // Gone, or replaced by a non-folder, while a listing or a clean walked to it.
+    [[nodiscard]] static bool vanished(const failure& f) noexcept {
+        return f.os_error() == std::error_code(ENOENT, std::generic_category()) ||
+               f.os_error() == std::error_code(ENOTDIR, std::generic_category());
+    }
+
+    static int sync_file(int fd, durability level) noexcept {
+#if defined(__linux__)
+        if (level == durability::data) return ::fdatasync(fd);
+#else
+        (void)level;
+#endif
+        return ::fsync(fd);
+    }
+
+    // Makes `dir` and its missing parents (0700).
+    [[nodiscard]] static result<void> make_folders(const std::filesystem::path& dir) {
+        if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
+        if (errno != ENOENT || !dir.has_parent_path() || dir.parent_path() == dir)
+            return unexpected(detail::os_failure(errno, "open", dir.native(), "create the cache folder"));
+        if (auto ok = make_folders(dir.parent_path()); !ok) return ok;
+        if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
+        return unexpected(detail::os_failure(errno, "open", dir.native(), "create the cache folder"));
+    }
+
+    // ", held by pid N" from the lock file's content, or nothing.
+    [[nodiscard]] static std::string holder_of(int lock_fd) {
+        char buf[24] = {};
+        const ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+        if (n <= 0) return {};
+        std::string pid;
+        for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid += buf[i];
+        if (pid.empty()) return {};
+        if (pid == std::to_string(::getpid())) return "; held by this process: another posix_directory has it open";
+        return "; held by pid " + pid;
+    }
+
+    // Opens `folders` ('/'-separated, empty for the root) one segment at a time, each with
+    // O_NOFOLLOW; with `create`, makes missing ones (0700). A non-folder on the way is
+    // errc::corrupted if `foreign_is_corruption`, else errc::io_error (ENOTDIR).
+    [[nodiscard]] result<folder_ref> walk(std::string_view operation, std::string_view name, std::string_view folders,
+                                          bool create, bool foreign_is_corruption) const {
+        namespace px = detail::posix;
+        folder_ref ref;
+        ref.fd = m_root.get();
+        if (folders.empty()) return ref;
+        std::string segment;
+        for (std::size_t start = 0;;) {
+            const std::size_t slash = folders.find('/', start);
+            const std::size_t end = slash == std::string_view::npos ? folders.size() : slash;
+            segment.assign(folders.substr(start, end - start));
+            auto open_segment = [&] {
+                return px::retry_eintr(
+                    [&] { return ::openat(ref.fd, segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
+            };
+            int fd = open_segment();
+            if (fd < 0 && errno == ENOENT && create) {
+                if (::mkdirat(ref.fd, segment.c_str(), 0700) == 0) {
+                    if (m_config.sync == durability::full && ::fsync(ref.fd) != 0)
+                        return unexpected(
+                            detail::os_failure(errno, operation, name,
+                                               "sync the parent of new folder " + std::string(folders.substr(0, end))));
+                } else if (errno != EEXIST) {
+                    return unexpected(detail::os_failure(errno, operation, name,
+                                                         "create folder " + std::string(folders.substr(0, end))));
+                }
+                fd = open_segment();
+            }
+            if (fd < 0) {
+                const int err = errno;
+                const std::string where(folders.substr(0, end));
+                if (err == ENOTDIR || err == ELOOP)
+                    return fail(foreign_is_corruption ? errc::corrupted : errc::io_error, tier::disk,
+                                std::string(operation) + " " + std::string(name) + ": found " +
+                                    px::describe_entry(ref.fd, segment.c_str()) + " where the folder " + where +
+                                    " belongs",
+                                std::error_code(err, std::generic_category()));
+                return unexpected(detail::os_failure(err, operation, name, "open folder " + where));
+            }
+            ref.owned.reset(fd);
+            ref.fd = fd;
+            if (slash == std::string_view::npos) return ref;
+            start = slash + 1;
+        }
+    }
+
+    // A directory stream over `folders` (empty for the root).
+    [[nodiscard]] result<detail::posix::dir_stream> open_stream(std::string_view operation,
+                                                                std::string_view folders) const {
+        namespace px = detail::posix;
+        const std::string_view shown = folders.empty() ? std::string_view(".") : folders;
+        auto ref = walk(operation, shown, folders, false, false);
+        if (!ref) return unexpected(std::move(ref).error());
+        int fd = ref->owned
+                     ? ref->owned.release()
+                     : px::retry_eintr([&] { return ::openat(ref->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+        if (fd < 0) return unexpected(detail::os_failure(errno, operation, shown, "open folder"));
+        DIR* dir = ::fdopendir(fd);
+        if (dir == nullptr) {
+            const int err = errno;
+            ::close(fd);
+            return unexpected(detail::os_failure(err, operation, shown, "read folder"));
+        }
+        return px::dir_stream(dir);
+    }
+
+    config m_config;
+    detail::posix::unique_fd m_root;
+    detail::posix::unique_fd m_lock;
+    std::unique_ptr<in_flight> m_in_flight;
+};
+
+static_assert(storage_policy<posix_directory>);
+
+}  // namespace tierguard::storage
