@@ -453,3 +453,36 @@ TEST_CASE("disk tier: a file holding another key's entry is a miss, never that k
     CHECK(got.error().code() == errc::miss);
     CHECK(*tier.get("k1") == "value of k1");
 }
+
+TEST_CASE("disk tier: an entry file deleted behind the tier's back is a miss and leaves the index") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    auto tier = open_posix(root);
+    REQUIRE(tier.put("k", "v"));
+    fs::remove(root / *tier.name_for("k"));
+    CHECK(tier.contains("k"));  // the index has not looked yet
+    const auto got = tier.get("k");
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == errc::miss);
+    CHECK_FALSE(tier.contains("k"));
+    CHECK(tier.size() == 0);
+    CHECK(tier.stats().misses == 1);
+}
+
+TEST_CASE("disk tier: erase removes the file; erasing an absent key is not an error") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    auto tier = open_posix(root);
+    REQUIRE(tier.put("k", "v"));
+    const fs::path file = root / *tier.name_for("k");
+    REQUIRE(fs::exists(file));
+    CHECK(*tier.erase("k"));
+    CHECK_FALSE(fs::exists(file));
+    CHECK_FALSE(*tier.erase("k"));
+    CHECK(tier.get("k").error().code() == errc::miss);
+    REQUIRE(tier.put("a", "1"));
+    REQUIRE(tier.put("b", "2"));
+    REQUIRE(tier.clear());
+    CHECK(tier.size() == 0);
+    CHECK(tier.get("a").error().code() == errc::miss);
+}
