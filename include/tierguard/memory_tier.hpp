@@ -3,6 +3,7 @@
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/lru_shard.hpp>
+#include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/hash.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/weigher/concept.hpp>
@@ -35,7 +36,7 @@ struct memory_config {
     std::size_t max_entries = 0;
     /// Independent LRU lists, each with its own lock. More shards: less contention,
     /// a less exact global LRU order, and a smaller largest entry.
-    std::size_t shards = 16;
+    std::size_t shards = 64;
     /// TTL of entries put without one.
     std::chrono::nanoseconds default_ttl = no_expiry;
 };
@@ -362,7 +363,7 @@ private:
     using lru_type = detail::lru_shard<Key, Value, time_point>;
 
     struct alignas(64) shard {
-        mutable std::mutex mutex;
+        mutable detail::spin_mutex mutex;
         lru_type lru;
         std::size_t byte_budget = 0;
         std::size_t max_entries = 0;

@@ -1,3 +1,4 @@
+#include "support/allocation_counter.hpp"
 #include "support/catch.hpp"
 
 #include <tierguard/clock/manual.hpp>
@@ -14,32 +15,7 @@
 using namespace std::chrono_literals;
 using tierguard::errc;
 
-// Counts heap allocations so that heterogeneous lookups can be shown not to allocate.
-namespace {
-thread_local std::size_t g_allocations = 0;
-}  // namespace
-
-// GCC cannot tell these replacements pair malloc with free on purpose.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t size) {
-    ++g_allocations;
-    if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-    throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    ++g_allocations;
-    return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return ::operator new(size, tag); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+using tierguard_test::allocations;
 
 namespace {
 
@@ -91,12 +67,12 @@ TEST_CASE("memory tier: lookups by string_view and literal do not allocate") {
     // few dozen hits; from then on a lookup allocates nothing.
     for (int i = 0; i < 100; ++i) REQUIRE(tier.get_with(view, [](const std::string&) {}));
 
-    const std::size_t before = g_allocations;
+    const std::size_t before = allocations;
     const bool found = tier.contains(view);
     const bool absent = tier.contains("not-there-at-all-and-longer-than-sso-buffers");
     const bool erased_absent = tier.erase(std::string_view("nope, also longer than any sso buffer"));
     const auto got = tier.get_with(view, [](const std::string& v) { return v.size(); });
-    const std::size_t after = g_allocations;
+    const std::size_t after = allocations;
 
     CHECK(found);
     CHECK_FALSE(absent);

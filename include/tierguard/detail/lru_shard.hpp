@@ -21,9 +21,9 @@ namespace tierguard::detail {
 ///  - m_queue: the LRU order as an append-only log of (stamp, node). A hit gives the
 ///    node a fresh stamp and appends one item, instead of unlinking a list node (which
 ///    touches two more random cache lines). An item is live iff its stamp is still
-///    its node's stamp, so the oldest live item is the least recently used entry:
-///    exact LRU. Dead items are skipped on eviction and compacted away when they
-///    outnumber the live ones, so the log stays O(entries) and each hit O(1) amortized.
+///    its node's stamp (kept in a dense array beside the nodes; 0 = free), so the oldest live item is the least
+///    recently used entry: exact LRU. Dead items are skipped on eviction and compacted away when they outnumber the
+///    live ones, so the log stays O(entries) and each hit O(1) amortized.
 template <class Key, class Value, class TimePoint>
 class lru_shard {
 public:
@@ -33,7 +33,6 @@ public:
     };
     struct node {
         std::uint64_t hash = 0;
-        std::uint64_t stamp = 0;
         TimePoint expiry{};
         std::size_t weight = 0;
         std::optional<entry> data;
@@ -62,9 +61,8 @@ public:
 
     /// Marks a node as just used.
     void touch(std::uint32_t idx) {
-        node& n = m_nodes[idx];
-        n.stamp = ++m_clock;
-        push_queue(n.stamp, idx);
+        m_stamps[idx] = ++m_clock;
+        push_queue(m_stamps[idx], idx);
     }
 
     /// Adds a new entry; the caller has made room and checked the key is absent.
@@ -77,6 +75,7 @@ public:
         } else {
             idx = static_cast<std::uint32_t>(m_nodes.size());
             m_nodes.emplace_back();
+            m_stamps.push_back(0);
         }
         node& n = m_nodes[idx];
         n.data.emplace(entry{std::move(key), std::move(value)});
@@ -96,7 +95,7 @@ public:
         unplace(n.hash, idx);
         entry out = std::move(*n.data);
         n.data.reset();
-        n.stamp = 0;
+        m_stamps[idx] = 0;
         m_free.push_back(idx);
         --m_live;
         m_bytes -= n.weight;
@@ -107,8 +106,7 @@ public:
     [[nodiscard]] std::uint32_t lru() noexcept {
         while (m_head < m_queue.size()) {
             const auto [stamp, idx] = m_queue[m_head];
-            const node& n = m_nodes[idx];
-            if (n.data && n.stamp == stamp) return idx;
+            if (m_stamps[idx] == stamp) return idx;
             ++m_head;
         }
         return npos;
@@ -117,6 +115,7 @@ public:
     void clear() noexcept {
         m_buckets.assign(m_buckets.size(), 0);
         m_nodes.clear();
+        m_stamps.clear();
         m_free.clear();
         m_queue.clear();
         m_head = 0;
@@ -129,7 +128,7 @@ public:
     void for_each_lru(F&& f) const {
         for (std::size_t i = m_head; i < m_queue.size(); ++i) {
             const auto [stamp, idx] = m_queue[i];
-            if (m_nodes[idx].data && m_nodes[idx].stamp == stamp) f(idx);
+            if (m_stamps[idx] == stamp) f(idx);
         }
     }
 
@@ -178,8 +177,7 @@ private:
     void compact() {
         std::size_t out = 0;
         for (std::size_t i = m_head; i < m_queue.size(); ++i) {
-            const auto [stamp, idx] = m_queue[i];
-            if (m_nodes[idx].data && m_nodes[idx].stamp == stamp) m_queue[out++] = m_queue[i];
+            if (m_stamps[m_queue[i].second] == m_queue[i].first) m_queue[out++] = m_queue[i];
         }
         m_queue.resize(out);
         m_head = 0;
@@ -188,6 +186,7 @@ private:
     std::vector<std::uint64_t> m_buckets;
     std::size_t m_mask = 0;
     std::vector<node> m_nodes;
+    std::vector<std::uint64_t> m_stamps;  // per node: its last use, 0 = free; dense, so compaction stays in cache
     std::vector<std::uint32_t> m_free;
     std::vector<std::pair<std::uint64_t, std::uint32_t>> m_queue;
     std::size_t m_head = 0;
