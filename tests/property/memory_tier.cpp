@@ -154,9 +154,7 @@ TEST_CASE("memory tier agrees with a reference LRU model under random operations
                     RC_ASSERT(tier.contains(key) == live);
                     break;
                 }
-                case op_advance:
-                    clock.advance(std::chrono::milliseconds(millis));
-                    break;
+                case op_advance: clock.advance(std::chrono::milliseconds(millis)); break;
                 case op_purge: {
                     std::size_t dropped = 0;
                     for (auto& list : ref.shards) {
@@ -167,8 +165,7 @@ TEST_CASE("memory tier agrees with a reference LRU model under random operations
                     RC_ASSERT(tier.purge_expired() == dropped);
                     break;
                 }
-                default:
-                    break;
+                default: break;
             }
 
             // After every operation: budgets hold, and the tier matches the model exactly.
