@@ -486,3 +486,31 @@ TEST_CASE("disk tier: erase removes the file; erasing an absent key is not an er
     CHECK(tier.size() == 0);
     CHECK(tier.get("a").error().code() == errc::miss);
 }
+
+namespace {
+struct versioned_record {
+    int id;
+    double score;
+};
+}  // namespace
+
+template <>
+struct tierguard::value_traits<versioned_record> {
+    static constexpr std::uint32_t schema_version = 7;
+};
+
+TEST_CASE("disk tier: the schema version comes from value_traits, or from the policy when it sets one") {
+    using from_traits = tierguard::disk_tier<std::string, versioned_record, memory_policies>;
+    using from_policy = tierguard::disk_tier<std::string, std::string, v2_policies>;
+    STATIC_REQUIRE(from_traits::schema_version == 7);
+    STATIC_REQUIRE(from_policy::schema_version == 2);
+    STATIC_REQUIRE(posix_tier::schema_version == 1);
+
+    auto opened = from_traits::open(tierguard::storage::memory_storage());
+    REQUIRE(opened);
+    REQUIRE(opened->put("r", versioned_record{42, 0.5}));
+    const auto got = opened->get("r");
+    REQUIRE(got);
+    CHECK(got->id == 42);
+    CHECK(got->score == 0.5);
+}

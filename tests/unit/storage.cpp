@@ -1028,3 +1028,29 @@ TEST_CASE("posix_directory: a file over max_blob_size is refused by read without
         CHECK(s.read("ab/at").value().size() == 1024);
     }
 }
+
+TEST_CASE("storage: every errno maps to the failure taxonomy, keeping the OS error") {
+    struct mapping {
+        int err;
+        tierguard::errc code;
+    };
+    const std::vector<mapping> table = {
+        {ENOENT, tierguard::errc::miss},
+        {EIO, tierguard::errc::io_error},
+        {ENOSPC, tierguard::errc::disk_full},
+        {EDQUOT, tierguard::errc::disk_full},
+        {EACCES, tierguard::errc::permission_denied},
+        {EPERM, tierguard::errc::permission_denied},
+        {EROFS, tierguard::errc::permission_denied},
+        {EMFILE, tierguard::errc::io_error},
+        {ENAMETOOLONG, tierguard::errc::io_error},
+    };
+    for (const auto& m : table) {
+        INFO("errno " << m.err);
+        const auto f = tierguard::detail::os_failure(m.err, "write", "ab/cd/0123", "rename into place");
+        CHECK(f.code() == m.code);
+        CHECK(f.os_error() == std::error_code(m.err, std::generic_category()));
+        CHECK(f.where() == tierguard::tier::disk);
+        CHECK(f.context().find("ab/cd/0123") != std::string::npos);
+    }
+}
