@@ -4,6 +4,7 @@
 #include <tierguard/clock/system.hpp>
 #include <tierguard/detail/lru_shard.hpp>
 #include <tierguard/detail/siphash.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/listener/none.hpp>
@@ -155,9 +156,7 @@ public:
     [[nodiscard]] static result<void> validate(const disk_config& cfg) {
         auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::disk, std::move(what)); };
         if (cfg.byte_budget == 0) return bad("disk_config.byte_budget is 0; it must be positive");
-        if (cfg.default_ttl <= std::chrono::nanoseconds::zero())
-            return bad("disk_config.default_ttl is " + std::to_string(cfg.default_ttl.count()) +
-                       " ns; a TTL must be positive (use tierguard::no_expiry for entries that never expire)");
+        if (auto ok = detail::check_ttl(cfg.default_ttl, tier::disk, "disk_config.default_ttl"); !ok) return ok;
         if (cfg.compression_level < 0 || cfg.compression_level > 9)
             return bad("disk_config.compression_level is " + std::to_string(cfg.compression_level) +
                        "; it must be 0 (none) to 9");
@@ -247,12 +246,10 @@ public:
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
     result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
-        if (ttl <= std::chrono::nanoseconds::zero()) {
+        if (auto ok = detail::check_ttl(ttl, tier::disk, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
-            return fail(errc::invalid_argument, tier::disk,
-                        "TTL of " + std::to_string(ttl.count()) +
-                            " ns refused; a TTL must be positive (tierguard::no_expiry never expires)");
+            return ok;
         }
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
@@ -260,7 +257,7 @@ public:
         if (auto ok = m_serializer.encode(value, payload); !ok)
             return fail(errc::serialization_failed, tier::disk, ok.error().message());
         const time_point now = m_clock.now();
-        const time_point expiry = expiry_after(now, ttl);
+        const time_point expiry = detail::expiry_after(now, ttl);
         std::vector<std::byte> blob;
         if (auto ok =
                 frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob);
@@ -516,13 +513,6 @@ private:
         if (ns == 0) return time_point::max();
         return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
-    static time_point expiry_after(time_point now, std::chrono::nanoseconds ttl) noexcept {
-        if (ttl == no_expiry) return time_point::max();
-        const auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(time_point::max() - now);
-        if (ttl >= room) return time_point::max();
-        return now + std::chrono::ceil<time_point::duration>(ttl);
-    }
-
     // Reads and validates the frame stored under h. Damaged frames are quarantined,
     // other-version and expired ones removed; each is counted and reported.
     [[nodiscard]] result<frame::decoded> load(std::uint64_t h, time_point now) {

@@ -4,6 +4,7 @@
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/lru_shard.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/hash.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/weigher/concept.hpp>
@@ -21,11 +22,6 @@
 #include <type_traits>
 
 namespace tierguard {
-
-/// A TTL that never expires. A TTL of zero or less is refused with
-/// errc::invalid_argument: it would mean "already expired", which is never useful and
-/// often a unit mistake.
-inline constexpr std::chrono::nanoseconds no_expiry = std::chrono::nanoseconds::max();
 
 /// Run-time settings of a memory tier; validated when the tier is built.
 struct memory_config {
@@ -132,9 +128,7 @@ public:
             return bad("memory_config.max_entries (" + std::to_string(cfg.max_entries) +
                        ") is below memory_config.shards (" + std::to_string(cfg.shards) +
                        "); use 0 for no limit or at least one entry per shard");
-        if (cfg.default_ttl <= std::chrono::nanoseconds::zero())
-            return bad("memory_config.default_ttl is " + std::to_string(cfg.default_ttl.count()) +
-                       " ns; a TTL must be positive (use tierguard::no_expiry for entries that never expire)");
+        if (auto ok = detail::check_ttl(cfg.default_ttl, tier::memory, "memory_config.default_ttl"); !ok) return ok;
         return {};
     }
 
@@ -169,16 +163,9 @@ public:
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
         std::lock_guard lock(s.mutex);
-        const std::uint32_t idx = s.lru.find(h, key, m_equal);
-        if (idx == lru_type::npos) {
-            ++s.misses;
-            return fail(errc::miss, tier::memory);
-        }
-        if (expired(s.lru.at(idx))) {
-            drop_expired(s, idx);
-            return fail(errc::expired, tier::memory);
-        }
-        ++s.hits;
+        const auto found = find_live(s, h, key);
+        if (!found) return unexpected(found.error());
+        const std::uint32_t idx = *found;
         s.lru.touch(idx);
         if constexpr (std::is_void_v<std::invoke_result_t<F&, const Value&>>) {
             f(std::as_const(s.lru.at(idx).data->value));
@@ -195,16 +182,9 @@ public:
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
         std::lock_guard lock(s.mutex);
-        const std::uint32_t idx = s.lru.find(h, key, m_equal);
-        if (idx == lru_type::npos) {
-            ++s.misses;
-            return fail(errc::miss, tier::memory);
-        }
-        if (expired(s.lru.at(idx))) {
-            drop_expired(s, idx);
-            return fail(errc::expired, tier::memory);
-        }
-        ++s.hits;
+        const auto found = find_live(s, h, key);
+        if (!found) return unexpected(found.error());
+        const std::uint32_t idx = *found;
         return std::move(s.lru.remove(idx).value);
     }
 
@@ -220,11 +200,9 @@ public:
         shard& s = shard_for(h);
         const std::size_t weight = static_cast<std::size_t>(m_weigher(std::as_const(key), std::as_const(value)));
         std::lock_guard lock(s.mutex);
-        if (ttl <= std::chrono::nanoseconds::zero()) {
+        if (auto ok = detail::check_ttl(ttl, tier::memory, "TTL"); !ok) {
             ++s.rejected;
-            return fail(errc::invalid_argument, tier::memory,
-                        "TTL of " + std::to_string(ttl.count()) +
-                            " ns refused; a TTL must be positive (tierguard::no_expiry never expires)");
+            return ok;
         }
         if (weight > s.byte_budget) {
             ++s.rejected;
@@ -238,7 +216,7 @@ public:
             s.lru.remove(s.lru.lru());
             ++s.evictions;
         }
-        s.lru.insert(h, std::move(key), std::move(value), expiry_after(ttl), weight);
+        s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
         return {};
     }
 
@@ -409,19 +387,27 @@ private:
         return n.expiry != time_point::max() && n.expiry <= m_clock.now();
     }
 
+    // The live entry for key in s (its lock held), counted as a hit; or the failure to
+    // return, counted as a miss (an expired entry is dropped on the way).
+    template <class K>
+    [[nodiscard]] result<std::uint32_t> find_live(shard& s, std::uint64_t h, const K& key) {
+        const std::uint32_t idx = s.lru.find(h, key, m_equal);
+        if (idx == lru_type::npos) {
+            ++s.misses;
+            return fail(errc::miss, tier::memory);
+        }
+        if (expired(s.lru.at(idx))) {
+            drop_expired(s, idx);
+            return fail(errc::expired, tier::memory);
+        }
+        ++s.hits;
+        return idx;
+    }
+
     void drop_expired(shard& s, std::uint32_t idx) {
         s.lru.remove(idx);
         ++s.expirations;
         ++s.misses;
-    }
-
-    [[nodiscard]] time_point expiry_after(std::chrono::nanoseconds ttl) const noexcept {
-        if (ttl == no_expiry) return time_point::max();
-        const time_point now = m_clock.now();
-        using dur = typename time_point::duration;
-        const auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(time_point::max() - now);
-        if (ttl >= room) return time_point::max();
-        return now + std::chrono::ceil<dur>(ttl);
     }
 
     template <class F>
