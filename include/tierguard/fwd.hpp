@@ -49,6 +49,17 @@ namespace listener {
 struct none;
 }  // namespace listener
 
+enum class breaker_state : unsigned char;
+struct breaker_snapshot;
+
+namespace breaker {
+template <class Clock>
+class consecutive_failures;
+template <class Clock>
+class rolling_window;
+struct none;
+}  // namespace breaker
+
 namespace clock {
 struct steady;
 struct system;

@@ -2,6 +2,10 @@
 
 /// Umbrella header: everything a user of tierguard needs.
 
+#include <tierguard/breaker/concept.hpp>
+#include <tierguard/breaker/consecutive_failures.hpp>
+#include <tierguard/breaker/none.hpp>
+#include <tierguard/breaker/rolling_window.hpp>
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/clock/steady.hpp>

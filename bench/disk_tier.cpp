@@ -1,0 +1,465 @@
+// The disk tier against the floor of its own protocol, and against LevelDB when it is
+// installed, in one binary so every figure is a ratio taken from one run on one machine:
+//   tierguard  tierguard::disk_tier<std::string, std::string> over storage::posix_directory,
+//              durability::none (no fsync), compression_level 0, 1 or 6 (zlib:N)
+//   raw_posix  the same protocol by hand, no library: put = open(O_CREAT|O_EXCL|O_WRONLY) a
+//              temp file in the entry's folder + write + close + rename into place; get =
+//              open + fstat + read into a std::string + close. Same "ab/cd/<16 hex>" layout,
+//              full paths, no frame, no checksum, no compression: the floor
+//   leveldb    leveldb::DB Put / Get, default Options (Snappy), default WriteOptions (no
+//              sync); built only when CMake found LevelDB (TIERGUARD_BENCH_HAVE_LEVELDB)
+// Scenarios (bench/DISK.md explains them and records a run):
+//   put/<size>/<impl>   overwrite one of 1000 keys, in a cycle (every key is present first)
+//   get/<size>/<impl>   read one of the same 1000 keys, in a cycle: every get is a hit
+// with <size> 1KiB and 16KiB. Values are English-like text with varying numbers: zlib
+// shrinks them 1.8x (1 KiB) to 2.6x (16 KiB); the frame_bytes counter shows what tierguard
+// stores per entry.
+// Everything lives in a mkdtemp() folder under /tmp (or $TIERGUARD_BENCH_DIR; TMPDIR is
+// ignored), removed at exit.
+#include <benchmark/benchmark.h>
+
+#include <tierguard/disk_tier.hpp>
+#include <tierguard/storage/posix_directory.hpp>
+
+#if defined(TIERGUARD_BENCH_HAVE_LEVELDB) && __has_include(<leveldb/db.h>)
+#include <leveldb/db.h>
+#include <leveldb/options.h>
+#include <leveldb/slice.h>
+#include <leveldb/status.h>
+#define TIERGUARD_BENCH_LEVELDB 1
+#else
+#define TIERGUARD_BENCH_LEVELDB 0
+#endif
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Workload.
+
+constexpr std::size_t key_count = 1000;
+constexpr std::array<std::size_t, 2> value_sizes{1024, 16384};
+constexpr std::array<int, 3> compression_levels{0, 1, 6};
+constexpr std::uint64_t seed_values = 0x6469736b5f76616cULL;
+
+std::filesystem::path g_root;  // the mkdtemp() folder; every store makes its own folder below it
+
+std::string size_label(std::size_t size) { return std::to_string(size / 1024) + "KiB"; }
+
+std::string make_key(std::size_t id) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "object:%06zu", id);
+    return buf;
+}
+
+// Sentences of common words with order numbers, amounts and times mixed in: text a
+// service would cache (rendered pages, JSON, logs), compressible 1.8-2.6x by zlib but
+// with no long exact repeats, so deflate has to work for it.
+std::string make_value(std::size_t size, std::size_t id, std::mt19937_64& rng) {
+    static constexpr std::array<std::string_view, 64> words{
+        "the",     "order",   "was",      "shipped",   "to",        "customer", "from",     "warehouse",
+        "at",      "and",     "a",        "total",     "of",        "items",    "in",       "with",
+        "payment", "status",  "pending",  "delivered", "returned",  "invoice",  "number",   "for",
+        "account", "region",  "north",    "south",     "east",      "west",     "priority", "standard",
+        "express", "carrier", "tracking", "code",      "weight",    "kg",       "price",    "discount",
+        "tax",     "EUR",     "USD",      "on",        "monday",    "friday",   "after",    "before",
+        "update",  "request", "service",  "latency",   "ms",        "user",     "session",  "cache",
+        "entry",   "value",   "stored",   "expired",   "refreshed", "by",       "system",   "note"};
+    std::string out;
+    out.reserve(size + 64);
+    out += "record ";
+    out += std::to_string(id);
+    out += ": ";
+    while (out.size() < size) {
+        const std::size_t n = 6 + rng() % 9;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (i != 0) out += ' ';
+            const std::uint64_t r = rng();
+            switch (r % 8) {
+                case 0: out += std::to_string(rng() % 1'000'000); break;
+                case 1: {
+                    char buf[32];
+                    std::snprintf(buf, sizeof buf, "%u.%02u", static_cast<unsigned>(rng() % 10'000),
+                                  static_cast<unsigned>(rng() % 100));
+                    out += buf;
+                    break;
+                }
+                default: out += words[(r >> 3) % words.size()]; break;
+            }
+        }
+        out += ". ";
+    }
+    out.resize(size);
+    return out;
+}
+
+struct data_set {
+    std::size_t value_size = 0;
+    std::vector<std::string> keys;
+    std::vector<std::string> values;
+};
+
+const data_set& data_for(std::size_t size) {
+    static std::array<std::unique_ptr<data_set>, value_sizes.size()> sets;
+    for (std::size_t s = 0; s < value_sizes.size(); ++s) {
+        if (value_sizes[s] != size) continue;
+        if (!sets[s]) {
+            auto d = std::make_unique<data_set>();
+            d->value_size = size;
+            std::mt19937_64 rng(seed_values + size);
+            for (std::size_t i = 0; i < key_count; ++i) {
+                d->keys.push_back(make_key(i));
+                d->values.push_back(make_value(size, i, rng));
+            }
+            sets[s] = std::move(d);
+        }
+        return *sets[s];
+    }
+    throw std::logic_error("no data set of that size");
+}
+
+[[noreturn]] void fail_setup(const std::string& what) { throw std::runtime_error(what); }
+
+// ---------------------------------------------------------------------------------------
+// The implementations, behind one small interface:
+//   bool put(std::size_t i)   stores values[i] under keys[i]; false if it failed
+//   bool get(std::size_t i)   reads keys[i] into a fresh std::string; false unless it is
+//                             a hit of the expected size
+// Each store is filled with all 1000 keys when it is made, so a put always replaces an
+// entry and a get always hits.
+
+class tierguard_store {
+public:
+    using tier_type = tierguard::disk_tier<std::string, std::string>;
+
+    tierguard_store(const data_set& data, int level) : m_data(data) {
+        const auto dir = g_root / ("tierguard-zlib" + std::to_string(level) + "-" + size_label(data.value_size));
+        auto storage = tierguard::storage::posix_directory::open({.root = dir, .sync = tierguard::durability::none});
+        if (!storage) fail_setup("posix_directory::open: " + storage.error().message());
+        tierguard::disk_config cfg;
+        cfg.compression_level = level;
+        auto tier = tier_type::open(std::move(*storage), cfg);
+        if (!tier) fail_setup("disk_tier::open: " + tier.error().message());
+        m_tier.emplace(std::move(*tier));
+        for (std::size_t i = 0; i < key_count; ++i)
+            if (auto ok = m_tier->put(m_data.keys[i], m_data.values[i]); !ok)
+                fail_setup("disk_tier::put: " + ok.error().message());
+    }
+
+    bool put(std::size_t i) {
+        auto r = m_tier->put(m_data.keys[i], m_data.values[i]);
+        benchmark::DoNotOptimize(r);
+        return r.has_value();
+    }
+
+    bool get(std::size_t i) {
+        auto r = m_tier->get(m_data.keys[i]);
+        const bool ok = r.has_value() && r->size() == m_data.value_size;
+        benchmark::DoNotOptimize(r);
+        return ok;
+    }
+
+    // Bytes on disk per entry (frame: 36-byte header and checksum + key + payload).
+    [[nodiscard]] double frame_bytes() const {
+        const auto st = m_tier->stats();
+        return st.entries == 0 ? 0.0 : static_cast<double>(st.bytes) / static_cast<double>(st.entries);
+    }
+
+private:
+    const data_set& m_data;
+    std::optional<tier_type> m_tier;
+};
+
+class raw_posix_store {
+public:
+    explicit raw_posix_store(const data_set& data) : m_data(data) {
+        const auto root = g_root / ("raw-" + size_label(data.value_size));
+        for (std::size_t i = 0; i < key_count; ++i) {
+            // The same layout as posix_directory's: "ab/cd/<16 hex digits of a 64-bit hash>".
+            char hex[17];
+            std::snprintf(hex, sizeof hex, "%016llx",
+                          static_cast<unsigned long long>(std::hash<std::string>{}(m_data.keys[i])));
+            const auto folder = root / std::string(hex, 2) / std::string(hex + 2, 2);
+            std::error_code ec;
+            std::filesystem::create_directories(folder, ec);
+            if (ec) fail_setup("create " + folder.native() + ": " + ec.message());
+            m_folders.push_back(folder.native() + "/.tmp.");
+            m_paths.push_back((folder / hex).native());
+        }
+        for (std::size_t i = 0; i < key_count; ++i)
+            if (!put(i)) fail_setup("raw put of " + m_paths[i] + ": " + std::strerror(errno));
+    }
+
+    bool put(std::size_t i) {
+        const std::string& value = m_data.values[i];
+        // temp = "<folder>/.tmp.<counter>"
+        char temp[512];
+        const std::string& prefix = m_folders[i];
+        if (prefix.size() + 24 > sizeof temp) return false;
+        std::memcpy(temp, prefix.data(), prefix.size());
+        std::snprintf(temp + prefix.size(), sizeof temp - prefix.size(), "%llu",
+                      static_cast<unsigned long long>(m_counter++));
+        const int fd = ::open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) return false;
+        for (std::size_t done = 0; done < value.size();) {
+            const ssize_t n = ::write(fd, value.data() + done, value.size() - done);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) continue;
+                ::close(fd);
+                ::unlink(temp);
+                return false;
+            }
+            done += static_cast<std::size_t>(n);
+        }
+        if (::close(fd) != 0 || ::rename(temp, m_paths[i].c_str()) != 0) {
+            ::unlink(temp);
+            return false;
+        }
+        return true;
+    }
+
+    bool get(std::size_t i) {
+        const int fd = ::open(m_paths[i].c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return false;
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            ::close(fd);
+            return false;
+        }
+        std::string out(static_cast<std::size_t>(st.st_size), '\0');
+        std::size_t got = 0;
+        while (got < out.size()) {
+            const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        ::close(fd);
+        const bool ok = got == m_data.value_size && out.size() == m_data.value_size;
+        benchmark::DoNotOptimize(out);
+        return ok;
+    }
+
+private:
+    const data_set& m_data;
+    std::vector<std::string> m_folders;  // "<root>/ab/cd/.tmp." per key
+    std::vector<std::string> m_paths;    // "<root>/ab/cd/<hex>" per key
+    std::uint64_t m_counter = 0;
+};
+
+#if TIERGUARD_BENCH_LEVELDB
+class leveldb_store {
+public:
+    explicit leveldb_store(const data_set& data) : m_data(data) {
+        const auto dir = g_root / ("leveldb-" + size_label(data.value_size));
+        leveldb::Options options;
+        options.create_if_missing = true;
+        leveldb::DB* db = nullptr;
+        const leveldb::Status s = leveldb::DB::Open(options, dir.native(), &db);
+        if (!s.ok()) fail_setup("leveldb::DB::Open: " + s.ToString());
+        m_db.reset(db);
+        for (std::size_t i = 0; i < key_count; ++i)
+            if (!put(i)) fail_setup("leveldb Put failed while filling");
+    }
+
+    bool put(std::size_t i) { return m_db->Put(leveldb::WriteOptions(), m_data.keys[i], m_data.values[i]).ok(); }
+
+    bool get(std::size_t i) {
+        std::string out;
+        const bool ok = m_db->Get(leveldb::ReadOptions(), m_data.keys[i], &out).ok() && out.size() == m_data.value_size;
+        benchmark::DoNotOptimize(out);
+        return ok;
+    }
+
+private:
+    const data_set& m_data;
+    std::unique_ptr<leveldb::DB> m_db;
+};
+#endif
+
+// ---------------------------------------------------------------------------------------
+// A store made on first use (outside the timed loop), shared by the put and the get of
+// one implementation and size, and destroyed by main() before the folder is removed.
+
+template <class Impl>
+struct slot {
+    std::function<std::unique_ptr<Impl>()> make;
+    std::unique_ptr<Impl> impl;
+    std::string error;
+    std::size_t put_pos = 0;
+    std::size_t get_pos = 0;
+
+    Impl* get(benchmark::State& state) {
+        if (!impl && error.empty()) {
+            try {
+                impl = make();
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+        }
+        if (!impl) state.SkipWithError(error.c_str());
+        return impl.get();
+    }
+};
+
+std::vector<std::function<void()>> g_teardown;
+
+template <class Impl>
+std::shared_ptr<slot<Impl>> make_slot(std::function<std::unique_ptr<Impl>()> make) {
+    auto s = std::make_shared<slot<Impl>>();
+    s->make = std::move(make);
+    g_teardown.push_back([s] { s->impl.reset(); });
+    return s;
+}
+
+template <class Impl>
+void add_counters(benchmark::State& state, Impl& impl) {
+    if constexpr (std::is_same_v<Impl, tierguard_store>) state.counters["frame_bytes"] = impl.frame_bytes();
+}
+
+template <class Impl>
+void bm_put(benchmark::State& state, const std::shared_ptr<slot<Impl>>& s, std::size_t value_size) {
+    Impl* impl = s->get(state);
+    if (impl == nullptr) return;
+    std::size_t pos = s->put_pos;
+    std::uint64_t failed = 0;
+    for (auto _ : state) {
+        failed += impl->put(pos) ? 0 : 1;
+        if (++pos == key_count) pos = 0;
+    }
+    s->put_pos = pos;
+    if (failed != 0) state.SkipWithError("a put failed");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(value_size));
+    add_counters(state, *impl);
+}
+
+template <class Impl>
+void bm_get(benchmark::State& state, const std::shared_ptr<slot<Impl>>& s, std::size_t value_size) {
+    Impl* impl = s->get(state);
+    if (impl == nullptr) return;
+    std::size_t pos = s->get_pos;
+    std::uint64_t missed = 0;
+    for (auto _ : state) {
+        missed += impl->get(pos) ? 0 : 1;
+        if (++pos == key_count) pos = 0;
+    }
+    s->get_pos = pos;
+    if (missed != 0) state.SkipWithError("a get missed or returned the wrong size");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(value_size));
+    add_counters(state, *impl);
+}
+
+template <class Impl>
+void register_pair(const std::string& impl_name, std::size_t size, std::function<std::unique_ptr<Impl>()> make) {
+    auto s = make_slot<Impl>(std::move(make));
+    const std::string suffix = "/" + size_label(size) + "/" + impl_name;
+    // Real time: the work is in the kernel and, for LevelDB, in a background thread.
+    benchmark::RegisterBenchmark(("put" + suffix).c_str(), bm_put<Impl>, s, size)->UseRealTime();
+    benchmark::RegisterBenchmark(("get" + suffix).c_str(), bm_get<Impl>, s, size)->UseRealTime();
+}
+
+void register_all() {
+    for (const std::size_t size : value_sizes) {
+        for (const int level : compression_levels) {
+            register_pair<tierguard_store>("tierguard/zlib:" + std::to_string(level), size, [size, level] {
+                return std::make_unique<tierguard_store>(data_for(size), level);
+            });
+        }
+        register_pair<raw_posix_store>("raw_posix", size,
+                                       [size] { return std::make_unique<raw_posix_store>(data_for(size)); });
+#if TIERGUARD_BENCH_LEVELDB
+        register_pair<leveldb_store>("leveldb", size,
+                                     [size] { return std::make_unique<leveldb_store>(data_for(size)); });
+#endif
+    }
+}
+
+std::string file_system_of(const std::filesystem::path& dir) {
+    struct statfs fs {};
+    if (::statfs(dir.c_str(), &fs) != 0) return "unknown";
+    switch (static_cast<unsigned long>(fs.f_type)) {
+        case 0xEF53UL: return "ext4 (or ext2/3)";
+        case 0x794c7630UL: return "overlayfs";
+        case 0x01021994UL: return "tmpfs";
+        case 0x58465342UL: return "xfs";
+        case 0x9123683EUL: return "btrfs";
+        default: {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "f_type 0x%lx", static_cast<unsigned long>(fs.f_type));
+            return buf;
+        }
+    }
+}
+
+void add_context() {
+    benchmark::AddCustomContext("workload",
+                                "1000 keys \"object:NNNNNN\"; put overwrites them in a cycle, get reads them in a "
+                                "cycle (all hits); values 1 KiB and 16 KiB of English-like text with numbers");
+    benchmark::AddCustomContext("directory", g_root.native() + " on " + file_system_of(g_root));
+    benchmark::AddCustomContext("tierguard_config",
+                                "posix_directory durability::none; disk_config defaults but "
+                                "compression_level (zlib:N)");
+    benchmark::AddCustomContext("leveldb", TIERGUARD_BENCH_LEVELDB ? "default Options (Snappy), no sync"
+                                                                   : "not built (LevelDB not found by CMake)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+    // /tmp unless TIERGUARD_BENCH_DIR names another parent (a tmpfs, a journaled disk...).
+    const char* parent = std::getenv("TIERGUARD_BENCH_DIR");
+    std::string templ =
+        std::string(parent != nullptr && *parent != '\0' ? parent : "/tmp") + "/tierguard-bench-disk-XXXXXX";
+    if (::mkdtemp(templ.data()) == nullptr) {
+        std::perror(("bench_disk_tier: mkdtemp " + templ).c_str());
+        return 1;
+    }
+    g_root = templ;
+
+    int rc = 0;
+    try {
+        register_all();
+        add_context();
+        benchmark::RunSpecifiedBenchmarks();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_disk_tier: %s\n", e.what());
+        rc = 1;
+    }
+    for (auto& teardown : g_teardown) teardown();  // close the stores (and their locks) first
+    benchmark::Shutdown();
+    std::error_code ec;
+    std::filesystem::remove_all(g_root, ec);
+    if (ec) std::fprintf(stderr, "bench_disk_tier: could not remove %s: %s\n", g_root.c_str(), ec.message().c_str());
+    return rc;
+}
