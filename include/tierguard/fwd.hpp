@@ -60,6 +60,10 @@ class rolling_window;
 struct none;
 }  // namespace breaker
 
+struct histogram_snapshot;
+class latency_histogram;
+class prometheus_text;
+
 namespace clock {
 struct steady;
 struct system;

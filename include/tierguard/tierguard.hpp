@@ -18,6 +18,7 @@
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/listener/none.hpp>
 #include <tierguard/memory_tier.hpp>
+#include <tierguard/metrics.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/serializer/codec.hpp>
 #include <tierguard/serializer/concept.hpp>
