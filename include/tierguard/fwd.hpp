@@ -47,6 +47,10 @@ struct standard;
 
 namespace listener {
 struct none;
+template <class Clock>
+class stderr_logger;
+struct stderr_logger_snapshot;
+struct log_counts;
 }  // namespace listener
 
 enum class breaker_state : unsigned char;

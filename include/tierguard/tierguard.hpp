@@ -17,6 +17,7 @@
 #include <tierguard/hash.hpp>
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/listener/none.hpp>
+#include <tierguard/listener/stderr_logger.hpp>
 #include <tierguard/memory_tier.hpp>
 #include <tierguard/metrics.hpp>
 #include <tierguard/result.hpp>

@@ -3,21 +3,31 @@
 #include <tierguard/errc.hpp>
 
 #include <concepts>
+#include <cstddef>
 #include <string_view>
 
 namespace tierguard {
 
 /// What happened: the operator-facing events of a cache.
 enum class event_kind : unsigned char {
-    corrupted,           ///< an entry failed validation (it is then quarantined)
-    quarantined,         ///< a file was moved to the quarantine folder
-    version_mismatch,    ///< an entry of another format or schema version was removed
-    disk_full,           ///< the storage ran out of space (after an emergency eviction and a retry)
-    emergency_eviction,  ///< space was freed because a write met a full disk
-    io_error,            ///< the storage reported an I/O or permission failure
-    scrub_done,          ///< a scrub finished; detail summarizes its report
+    corrupted,              ///< an entry failed validation (it is then quarantined)
+    quarantined,            ///< a file was moved to the quarantine folder
+    version_mismatch,       ///< an entry of another format or schema version was removed
+    disk_full,              ///< the storage ran out of space (after an emergency eviction and a retry)
+    emergency_eviction,     ///< space was freed because a write met a full disk
+    io_error,               ///< the storage reported an I/O or permission failure
+    scrub_done,             ///< a scrub finished; detail summarizes its report
+    breaker_state_changed,  ///< a tier's breaker moved; detail is "<from> -> <to>", e.g. "closed -> open"
+    degraded_entered,       ///< the cache went into degraded mode: it serves without this tier
+    degraded_left,          ///< the cache left degraded mode: it uses this tier again
+    probe_failed,           ///< an integrity probe of a tier failed; cause says how
 };
 
+/// How many event kinds there are: each kind's value is below it, so a listener can keep
+/// per-kind counters in an array. Kept equal to the last kind plus one.
+inline constexpr std::size_t event_kind_count = static_cast<std::size_t>(event_kind::probe_failed) + 1;
+
+/// Stable name of a kind, e.g. "probe_failed"; "unknown" for a value out of range.
 [[nodiscard]] constexpr std::string_view to_string(event_kind k) noexcept {
     switch (k) {
         case event_kind::corrupted: return "corrupted";
@@ -27,6 +37,10 @@ enum class event_kind : unsigned char {
         case event_kind::emergency_eviction: return "emergency_eviction";
         case event_kind::io_error: return "io_error";
         case event_kind::scrub_done: return "scrub_done";
+        case event_kind::breaker_state_changed: return "breaker_state_changed";
+        case event_kind::degraded_entered: return "degraded_entered";
+        case event_kind::degraded_left: return "degraded_left";
+        case event_kind::probe_failed: return "probe_failed";
     }
     return "unknown";
 }
