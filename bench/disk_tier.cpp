@@ -8,7 +8,7 @@
 //              full paths, no frame, no checksum, no compression: the floor
 //   leveldb    leveldb::DB Put / Get, default Options (Snappy), default WriteOptions (no
 //              sync); built only when CMake found LevelDB (TIERGUARD_BENCH_HAVE_LEVELDB)
-// Scenarios (bench/DISK.md explains them and records a run):
+// Scenarios (bench/README.md, "Disk tier", explains them and records a run):
 //   put/<size>/<impl>   overwrite one of 1000 keys, in a cycle (every key is present first)
 //   get/<size>/<impl>   read one of the same 1000 keys, in a cycle: every get is a hit
 // with <size> 1KiB and 16KiB. Values are English-like text with varying numbers: zlib

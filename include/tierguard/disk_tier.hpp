@@ -110,7 +110,8 @@ struct disk_defaults {
 /// retried. Nothing throws for a storage failure. File names are a keyed hash of the
 /// key (SipHash-2-4 with a per-directory secret), never the key's own characters.
 /// The byte and entry budgets hold after every put. Thread-safe: one lock per tier,
-/// held across the storage call (the storage is the bottleneck, not the lock).
+/// held across framing (its zlib streams are shared) and the storage call (the storage is
+/// the bottleneck, not the lock).
 template <class Key, class Value, class Policies = disk_defaults>
 class disk_tier {
 public:
@@ -212,7 +213,9 @@ public:
             ++m_stats.misses;
             return fail(errc::expired, tier::disk);
         }
-        auto entry = load(h, now);
+        std::vector<std::byte> bytes;
+        std::vector<std::byte> inflated;
+        auto entry = load(h, now, bytes, inflated);
         if (!entry) {
             const errc code = entry.error().code();
             if (code == errc::miss || code == errc::expired) ++m_stats.misses;
@@ -222,11 +225,11 @@ public:
             }
             return unexpected(std::move(entry).error());
         }
-        if (entry->key != *name_key) {  // another key with the same 64-bit hash owns the file
+        if (!std::ranges::equal(entry->key, *name_key)) {  // another key with the same 64-bit hash owns the file
             ++m_stats.misses;
             return fail(errc::miss, tier::disk, "hash collision with another key");
         }
-        auto value = m_serializer.decode(std::span<const std::byte>(entry->payload), std::type_identity<Value>{});
+        auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
             m_index.remove(idx);
@@ -256,18 +259,17 @@ public:
         std::vector<std::byte> payload;
         if (auto ok = m_serializer.encode(value, payload); !ok)
             return fail(errc::serialization_failed, tier::disk, ok.error().message());
-        const time_point now = m_clock.now();
-        const time_point expiry = detail::expiry_after(now, ttl);
+        const time_point expiry = detail::expiry_after(m_clock.now(), ttl);
+        const std::uint64_t h = hash_of(*name_key);
         std::vector<std::byte> blob;
-        if (auto ok =
-                frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob);
+        // Under the lock: the frame deflates through the tier's one set of zlib streams.
+        std::lock_guard lock(*m_mutex);
+        if (auto ok = frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob,
+                                    *m_zlib);
             !ok) {
-            std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
             return unexpected(std::move(ok).error());
         }
-        const std::uint64_t h = hash_of(*name_key);
-        std::lock_guard lock(*m_mutex);
         if (blob.size() > m_config.max_entry_size || blob.size() > m_config.byte_budget) {
             ++m_stats.rejected;
             return fail(errc::too_large, tier::disk,
@@ -388,7 +390,9 @@ public:
                 continue;
             }
             const auto before = m_stats;
-            auto entry = load(*h, now);
+            std::vector<std::byte> bytes;
+            std::vector<std::byte> inflated;
+            auto entry = load(*h, now, bytes, inflated);
             if (!entry) {
                 report.quarantined += m_stats.quarantined - before.quarantined;
                 report.version_mismatches += m_stats.version_mismatches - before.version_mismatches;
@@ -462,7 +466,8 @@ private:
           m_config(cfg),
           m_clock(std::move(clock)),
           m_listener(std::move(listener)),
-          m_mutex(std::make_unique<std::mutex>()) {}
+          m_mutex(std::make_unique<std::mutex>()),
+          m_zlib(std::make_unique<frame::zlib_streams>()) {}
 
     [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
         std::vector<std::byte> out;
@@ -481,9 +486,13 @@ private:
 
     [[nodiscard]] static std::string name_of(std::uint64_t h) {
         static constexpr char digits[] = "0123456789abcdef";
-        std::string hex(16, '0');
-        for (int i = 15; i >= 0; --i, h >>= 4) hex[static_cast<std::size_t>(i)] = digits[h & 0xf];
-        return hex.substr(0, 2) + '/' + hex.substr(2, 2) + '/' + hex;
+        std::string name = "00/00/0000000000000000";
+        for (std::size_t i = name.size(); i-- > 6; h >>= 4) name[i] = digits[h & 0xf];
+        name[0] = name[6];
+        name[1] = name[7];
+        name[3] = name[8];
+        name[4] = name[9];
+        return name;
     }
 
     [[nodiscard]] static std::optional<std::uint64_t> parse_name(std::string_view name) {
@@ -513,24 +522,28 @@ private:
         if (ns == 0) return time_point::max();
         return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
-    // Reads and validates the frame stored under h. Damaged frames are quarantined,
-    // other-version and expired ones removed; each is counted and reported.
-    [[nodiscard]] result<frame::decoded> load(std::uint64_t h, time_point now) {
+    // Reads the frame stored under h into `bytes` and validates it; the view points into
+    // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
+    // other-version and expired ones removed; each is counted and reported. Caller holds the lock.
+    [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
+                                           std::vector<std::byte>& inflated) {
         const std::string name = name_of(h);
-        auto bytes = m_storage.read(name);
-        if (!bytes) {
-            const errc code = bytes.error().code();
+        auto read = m_storage.read(name);
+        if (!read) {
+            const errc code = read.error().code();
             if (code == errc::miss) {
                 return fail(errc::miss, tier::disk, "entry file " + name + " vanished");
             }
             if (code == errc::corrupted || code == errc::too_large) {
-                quarantine(h, "unreadable", bytes.error());
-                return fail(errc::corrupted, tier::disk, bytes.error().message());
+                quarantine(h, "unreadable", read.error());
+                return fail(errc::corrupted, tier::disk, read.error().message());
             }
-            note_io_error(bytes.error());
-            return unexpected(std::move(bytes).error());
+            note_io_error(read.error());
+            return unexpected(std::move(read).error());
         }
-        auto decoded = frame::decode(*bytes, frame::limits{m_config.max_key_size, m_config.max_entry_size});
+        bytes = std::move(*read);
+        auto decoded =
+            frame::decode_view(bytes, inflated, *m_zlib, frame::limits{m_config.max_key_size, m_config.max_entry_size});
         if (!decoded) {
             if (decoded.error().code() == errc::version_mismatch) {
                 remove_other_version(h, decoded.error());
@@ -659,6 +672,7 @@ private:
     [[no_unique_address]] listener_type m_listener;
     [[no_unique_address]] serializer_type m_serializer{};
     std::unique_ptr<std::mutex> m_mutex;
+    std::unique_ptr<frame::zlib_streams> m_zlib;  // used under *m_mutex only
     std::array<std::uint64_t, 2> m_secret{};
     index_type m_index;
     disk_stats m_stats;

@@ -72,6 +72,57 @@ struct decoded {
     std::vector<std::byte> payload;
 };
 
+/// A frame that passed every check, as views: the key into the frame's bytes, the payload
+/// into them too or, when it was compressed, into the buffer decode_view inflated it into.
+struct view {
+    header head;
+    std::span<const std::byte> key;
+    std::span<const std::byte> payload;
+};
+
+/// The zlib streams of a series of encode and decode calls: each call resets a stream
+/// instead of setting one up (deflateInit allocates and clears about 256 KiB). A stream is
+/// made on first use and ended by the destructor. One call at a time (not thread-safe).
+/// Neither copyable nor movable, since a zlib stream points at itself.
+class zlib_streams {
+public:
+    zlib_streams() = default;
+    zlib_streams(const zlib_streams&) = delete;
+    zlib_streams& operator=(const zlib_streams&) = delete;
+    ~zlib_streams() {
+        if (m_deflate_level != 0) deflateEnd(&m_deflate);
+        if (m_inflate_ready) inflateEnd(&m_inflate);
+    }
+
+    /// A reset deflate stream at `level` (1..9), or nullptr if zlib refuses one. Throws std::bad_alloc.
+    [[nodiscard]] z_stream* deflater(int level) {
+        if (m_deflate_level == level) return deflateReset(&m_deflate) == Z_OK ? &m_deflate : nullptr;
+        if (m_deflate_level != 0) deflateEnd(&m_deflate);
+        m_deflate = {};
+        m_deflate_level = 0;
+        const int rc = deflateInit(&m_deflate, level);
+        if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+        if (rc != Z_OK) return nullptr;
+        m_deflate_level = level;
+        return &m_deflate;
+    }
+
+    /// A reset inflate stream, or nullptr if zlib refuses one. Throws std::bad_alloc.
+    [[nodiscard]] z_stream* inflater() {
+        if (m_inflate_ready) return inflateReset(&m_inflate) == Z_OK ? &m_inflate : nullptr;
+        const int rc = inflateInit(&m_inflate);
+        if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+        m_inflate_ready = rc == Z_OK;
+        return m_inflate_ready ? &m_inflate : nullptr;
+    }
+
+private:
+    z_stream m_deflate{};
+    z_stream m_inflate{};
+    int m_deflate_level = 0;  // 0: no deflate stream yet
+    bool m_inflate_ready = false;
+};
+
 /// The frame's checksum: zlib's CRC-32 of `bytes`.
 [[nodiscard]] inline std::uint32_t checksum(std::span<const std::byte> bytes) noexcept {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -93,80 +144,51 @@ namespace detail {
     return fail(errc::corrupted, tier::disk, "frame: " + std::move(context));
 }
 
-// Deflates `in` into exactly the bytes at `out` (out.size() < in.size()); returns the
-// compressed size, or 0 when the stream does not fit, i.e. compression would not shrink it.
+// Deflates `in` into exactly the bytes at `out` (out.size() < in.size()) through `stream`,
+// a deflate stream just reset; returns the compressed size, or 0 when the stream does not
+// fit, i.e. compression would not shrink it.
 [[nodiscard]] inline result<std::size_t> deflate_into(std::span<const std::byte> in, std::span<std::byte> out,
-                                                      int level) {
-    z_stream stream{};
-    const int init = deflateInit(&stream, level);
-    if (init == Z_MEM_ERROR) throw std::bad_alloc();
-    if (init != Z_OK)
-        return fail(errc::serialization_failed, tier::disk, "frame: deflateInit failed (" + std::to_string(init) + ")");
+                                                      z_stream& stream) {
     // zlib's API is not const-correct; it never writes through next_in.
     stream.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
     stream.avail_in = static_cast<uInt>(in.size());
     stream.next_out = reinterpret_cast<Bytef*>(out.data());
     stream.avail_out = static_cast<uInt>(out.size());
     const int rc = deflate(&stream, Z_FINISH);
-    const std::size_t produced = stream.total_out;
-    deflateEnd(&stream);
-    if (rc == Z_STREAM_END) return produced;
+    if (rc == Z_STREAM_END) return std::size_t{stream.total_out};
     if (rc == Z_OK || rc == Z_BUF_ERROR) return std::size_t{0};
     if (rc == Z_MEM_ERROR) throw std::bad_alloc();
     return fail(errc::serialization_failed, tier::disk, "frame: deflate failed (" + std::to_string(rc) + ")");
 }
 
-// Owns an inflate stream so that every path, including a std::bad_alloc, ends it.
-class inflater {
-public:
-    inflater() {
-        const int init = inflateInit(&m_stream);
-        if (init == Z_MEM_ERROR) throw std::bad_alloc();
-        m_ok = init == Z_OK;
-    }
-    inflater(const inflater&) = delete;
-    inflater& operator=(const inflater&) = delete;
-    ~inflater() {
-        if (m_ok) inflateEnd(&m_stream);
-    }
-    [[nodiscard]] bool ok() const noexcept { return m_ok; }
-    z_stream* operator->() noexcept { return &m_stream; }
-
-private:
-    z_stream m_stream{};
-    bool m_ok = false;
-};
-
-// Inflates a zlib stream that must produce exactly raw_length bytes. The buffer starts
-// small and doubles up to raw_length, never beyond: a header that lies about raw_length
-// costs what the stream really holds, and a stream that holds more (a decompression bomb)
-// is stopped once raw_length bytes are out.
-[[nodiscard]] inline result<std::vector<std::byte>> inflate_exact(std::span<const std::byte> in,
-                                                                  std::uint32_t raw_length) {
+// Inflates a zlib stream that must produce exactly raw_length bytes into `out`, through
+// `stream`, an inflate stream just reset. The buffer starts small and doubles up to
+// raw_length, never beyond: a header that lies about raw_length costs what the stream
+// really holds, and a stream that holds more (a decompression bomb) is stopped once
+// raw_length bytes are out. Z_FINISH lets zlib skip its window when the buffer suffices.
+[[nodiscard]] inline result<void> inflate_exact(std::span<const std::byte> in, std::uint32_t raw_length,
+                                                z_stream& stream, std::vector<std::byte>& out) {
     constexpr std::size_t first_chunk = std::size_t{64} << 10;
-    std::vector<std::byte> out;
     const std::size_t initial = std::min<std::size_t>(raw_length, std::max(first_chunk, 4 * in.size()));
     out.reserve(initial);
     out.resize(initial);
     std::byte spare{};  // zlib refuses a null next_out, which an empty vector's data() may be
 
-    inflater stream;
-    if (!stream.ok()) return corrupted("inflateInit failed");
-    stream->next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
-    stream->avail_in = static_cast<uInt>(in.size());
-    stream->next_out = reinterpret_cast<Bytef*>(out.empty() ? &spare : out.data());
-    stream->avail_out = static_cast<uInt>(out.size());
+    stream.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
+    stream.avail_in = static_cast<uInt>(in.size());
+    stream.next_out = reinterpret_cast<Bytef*>(out.empty() ? &spare : out.data());
+    stream.avail_out = static_cast<uInt>(out.size());
 
     const std::string claimed = "raw_length " + std::to_string(raw_length);
     for (;;) {
-        const int rc = inflate(stream.operator->(), Z_NO_FLUSH);
+        const int rc = inflate(&stream, Z_FINISH);
         if (rc == Z_STREAM_END) break;
         if (rc == Z_MEM_ERROR) throw std::bad_alloc();
         if (rc == Z_NEED_DICT) return corrupted("zlib stream needs a preset dictionary");
         if (rc != Z_OK && rc != Z_BUF_ERROR)
-            return corrupted("bad zlib stream (" + std::string(stream->msg != nullptr ? stream->msg : "") + ")");
-        if (stream->avail_out != 0)
-            return corrupted("zlib stream ends early: " + std::to_string(stream->total_out) + " bytes inflated, " +
+            return corrupted("bad zlib stream (" + std::string(stream.msg != nullptr ? stream.msg : "") + ")");
+        if (stream.avail_out != 0)
+            return corrupted("zlib stream ends early: " + std::to_string(stream.total_out) + " bytes inflated, " +
                              claimed);
         if (out.size() == raw_length)
             return corrupted("zlib stream inflates to more than " + claimed + " (stopped there)");
@@ -174,14 +196,14 @@ private:
         const std::size_t next = std::min<std::size_t>(raw_length, 2 * done);
         out.reserve(next);
         out.resize(next);
-        stream->next_out = reinterpret_cast<Bytef*>(out.data() + done);
-        stream->avail_out = static_cast<uInt>(next - done);
+        stream.next_out = reinterpret_cast<Bytef*>(out.data() + done);
+        stream.avail_out = static_cast<uInt>(next - done);
     }
-    if (stream->total_out != raw_length)
-        return corrupted("zlib stream inflates to " + std::to_string(stream->total_out) + " bytes, " + claimed);
-    if (stream->avail_in != 0)
-        return corrupted(std::to_string(stream->avail_in) + " bytes follow the end of the zlib stream in the payload");
-    return out;
+    if (stream.total_out != raw_length)
+        return corrupted("zlib stream inflates to " + std::to_string(stream.total_out) + " bytes, " + claimed);
+    if (stream.avail_in != 0)
+        return corrupted(std::to_string(stream.avail_in) + " bytes follow the end of the zlib stream in the payload");
+    return {};
 }
 
 // The checks decode_header and decode share, in decode's order, up to the checksum.
@@ -218,10 +240,10 @@ private:
 /// compression_level 0 stores the payload as is; 1..9 deflates it at that zlib level and
 /// keeps the result only if it is smaller than the payload. Errors: errc::too_large if the
 /// key or payload exceeds `lim` or 4 GiB - 1 bytes, errc::invalid_argument for a level
-/// outside 0..9; `out` is then empty. Throws only std::bad_alloc.
+/// outside 0..9; `out` is then empty. Deflates through `zlib`. Throws only std::bad_alloc.
 [[nodiscard]] inline result<void> encode(std::span<const std::byte> key, std::span<const std::byte> payload,
                                          std::uint32_t schema_version, std::int64_t expiry_ns, int compression_level,
-                                         std::vector<std::byte>& out, const limits& lim = {}) {
+                                         std::vector<std::byte>& out, zlib_streams& zlib, const limits& lim = {}) {
     out.clear();
     constexpr std::size_t u32_max = std::numeric_limits<std::uint32_t>::max();
     if (key.size() > lim.max_key || key.size() > u32_max)
@@ -241,8 +263,12 @@ private:
     std::size_t stored = 0;
     std::uint16_t flags = 0;
     if (compression_level > 0 && payload.size() > 1) {
-        auto packed =
-            detail::deflate_into(payload, std::span(out).subspan(payload_at, payload.size() - 1), compression_level);
+        z_stream* stream = zlib.deflater(compression_level);
+        if (stream == nullptr) {
+            out.clear();
+            return fail(errc::serialization_failed, tier::disk, "frame: deflateInit failed");
+        }
+        auto packed = detail::deflate_into(payload, std::span(out).subspan(payload_at, payload.size() - 1), *stream);
         if (!packed) {
             out.clear();
             return unexpected(std::move(packed).error());
@@ -273,6 +299,14 @@ private:
     return {};
 }
 
+/// As encode above, with zlib streams of its own.
+[[nodiscard]] inline result<void> encode(std::span<const std::byte> key, std::span<const std::byte> payload,
+                                         std::uint32_t schema_version, std::int64_t expiry_ns, int compression_level,
+                                         std::vector<std::byte>& out, const limits& lim = {}) {
+    zlib_streams zlib;
+    return encode(key, payload, schema_version, expiry_ns, compression_level, out, zlib, lim);
+}
+
 /// Reads a frame's header for inspection: checks the minimum size, the magic, the format
 /// version (errc::version_mismatch), the flags, and that the lengths add up to exactly
 /// bytes.size(); everything else is errc::corrupted. Does NOT verify the checksum or the
@@ -281,7 +315,8 @@ private:
     return detail::parse_header(bytes);
 }
 
-/// Validates a whole frame and returns its key and inflated payload.
+/// Validates a whole frame; returns its header, key and payload as views. A compressed
+/// payload is inflated into `inflated` (its contents replaced), through `zlib`.
 ///
 /// Checks, in this order: size >= overhead, magic, format version (errc::version_mismatch),
 /// flags, lengths adding up to exactly bytes.size(), the CRC-32, the key and raw payload
@@ -291,7 +326,8 @@ private:
 /// beyond `lim` whatever the bytes claim, and inflating never writes past raw_length, so a
 /// decompression bomb costs at most raw_length bytes. The schema version is returned, not
 /// checked: that is the caller's (errc::version_mismatch). Throws only std::bad_alloc.
-[[nodiscard]] inline result<decoded> decode(std::span<const std::byte> bytes, const limits& lim = {}) {
+[[nodiscard]] inline result<view> decode_view(std::span<const std::byte> bytes, std::vector<std::byte>& inflated,
+                                              zlib_streams& zlib, const limits& lim = {}) {
     auto parsed = detail::parse_header(bytes);
     if (!parsed) return unexpected(std::move(parsed).error());
     const header head = *parsed;
@@ -314,15 +350,26 @@ private:
 
     const auto key = bytes.subspan(header_size, head.key_length);
     const auto stored = bytes.subspan(header_size + head.key_length, head.stored_length);
-    decoded entry{head, std::vector<std::byte>(key.begin(), key.end()), {}};
-    if (!head.compressed()) {
-        entry.payload.assign(stored.begin(), stored.end());
-        return entry;
-    }
-    auto inflated = detail::inflate_exact(stored, head.raw_length);
-    if (!inflated) return unexpected(std::move(inflated).error());
-    entry.payload = std::move(*inflated);
-    return entry;
+    if (!head.compressed()) return view{head, key, stored};
+    z_stream* stream = zlib.inflater();
+    if (stream == nullptr) return detail::corrupted("inflateInit failed");
+    if (auto ok = detail::inflate_exact(stored, head.raw_length, *stream, inflated); !ok)
+        return unexpected(std::move(ok).error());
+    return view{head, key, inflated};
+}
+
+/// As decode_view, with zlib streams of its own, returning copies of the key and payload.
+[[nodiscard]] inline result<decoded> decode(std::span<const std::byte> bytes, const limits& lim = {}) {
+    zlib_streams zlib;
+    std::vector<std::byte> inflated;
+    auto entry = decode_view(bytes, inflated, zlib, lim);
+    if (!entry) return unexpected(std::move(entry).error());
+    decoded out{entry->head, std::vector<std::byte>(entry->key.begin(), entry->key.end()), {}};
+    if (entry->head.compressed())
+        out.payload = std::move(inflated);
+    else
+        out.payload.assign(entry->payload.begin(), entry->payload.end());
+    return out;
 }
 
 }  // namespace tierguard::frame

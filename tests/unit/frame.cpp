@@ -478,3 +478,29 @@ TEST_CASE("frame: the schema version is carried, not judged") {
     REQUIRE(d);
     CHECK(d->head.schema_version == 0xDEADBEEF);
 }
+
+TEST_CASE("frame: one zlib_streams serves every level, survives failed decodes, and matches the one-shot calls") {
+    frame::zlib_streams zlib;
+    const auto key = bytes_of("k");
+    auto bad = zlib_deflate(compressible(1000));
+    bad.resize(bad.size() / 2);
+    const auto truncated = hand_made(1, frame::flag_zlib, 1, key, bad, 1000, 0);
+    std::vector<std::byte> inflated;
+    for (const int level : {1, 6, 6, 9, 1, 0, 6}) {
+        INFO("level " << level);
+        const auto payload = compressible(static_cast<std::size_t>(500 + 700 * level));
+        std::vector<std::byte> f;
+        REQUIRE(frame::encode(key, payload, 2, 7, level, f, zlib));
+        CHECK(f == encode_ok(key, payload, level, 2, 7));
+        const auto v = frame::decode_view(f, inflated, zlib);
+        REQUIRE(v);
+        CHECK(v->head.compressed() == (level != 0));
+        CHECK(std::ranges::equal(v->key, key));
+        CHECK(std::ranges::equal(v->payload, payload));
+        // The uncompressed payload is a view into the frame itself.
+        if (level == 0) CHECK(v->payload.data() == f.data() + frame::header_size + key.size());
+        const auto failed = frame::decode_view(truncated, inflated, zlib);
+        REQUIRE_FALSE(failed);
+        CHECK(contains(failed.error(), "ends early"));
+    }
+}

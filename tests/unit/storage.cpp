@@ -162,6 +162,18 @@ int in_child(F body, unsigned limit_seconds = 60) {
     return -999;
 }
 
+/// Sets TIERGUARD_NO_OPENAT2 while it lives if `walk_only`: posix_directory instances opened
+/// then resolve paths one segment at a time, as on a system without openat2.
+class openat2_switch {
+public:
+    explicit openat2_switch(bool walk_only) {
+        if (walk_only) ::setenv("TIERGUARD_NO_OPENAT2", "1", 1);
+    }
+    openat2_switch(const openat2_switch&) = delete;
+    openat2_switch& operator=(const openat2_switch&) = delete;
+    ~openat2_switch() { ::unsetenv("TIERGUARD_NO_OPENAT2"); }
+};
+
 posix_directory open_posix(const fs::path& root, std::size_t max_blob_size = std::size_t{64} << 20,
                            durability sync = durability::data) {
     return posix_directory::open({.root = root, .sync = sync, .max_blob_size = max_blob_size}).value();
@@ -587,8 +599,38 @@ TEST_CASE("posix_directory: no temp file survives a write, successful or failed"
     CHECK(temp_files(root).empty());
 }
 
-TEST_CASE("posix_directory: a symbolic link is never followed") {
+TEST_CASE("posix_directory: open_beneath refuses every link and every way out of its folder") {
     temp_dir dir;
+    const fs::path root = dir.path() / "root";
+    fs::create_directories(root / "ab");
+    put_file(root / "ab" / "file", "x");
+    put_file(dir.path() / "outside", "secret");
+    fs::create_symlink(dir.path() / "outside", root / "ab" / "link");
+    fs::create_directory_symlink(root / "ab", root / "ln");
+    tierguard::detail::posix::unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(root_fd);
+    auto errno_of = [&](const char* path) {
+        tierguard::detail::posix::unique_fd fd(
+            tierguard::detail::posix::open_beneath(root_fd.get(), path, O_RDONLY | O_CLOEXEC));
+        return fd ? 0 : errno;
+    };
+    const int probe = errno_of("ab/file");
+    if (probe == ENOSYS || probe == EPERM) {
+        WARN("openat2 is not available here (errno " << probe << "); only the segment walk is tested");
+        return;
+    }
+    CHECK(probe == 0);
+    CHECK(errno_of("ab/link") == ELOOP);  // a link at the entry
+    CHECK(errno_of("ln/file") == ELOOP);  // a link where a folder belongs
+    CHECK(errno_of("ab/../../outside") == EXDEV);
+    CHECK(errno_of("ab/missing") == ENOENT);
+}
+
+TEST_CASE("posix_directory: a symbolic link is never followed") {
+    const bool walk_only = GENERATE(false, true);
+    CAPTURE(walk_only);
+    temp_dir dir;
+    openat2_switch mode(walk_only);
     auto s = open_posix(dir.path() / "cache");
     const fs::path& root = s.root();
     const fs::path outside = dir.path() / "outside.txt";
@@ -599,6 +641,7 @@ TEST_CASE("posix_directory: a symbolic link is never followed") {
     fs::create_symlink(outside, root / "ab" / "cd");
     fs::create_symlink(dir.path() / "nowhere", root / "ab" / "dangling");
     fs::create_directory_symlink(outside_dir, root / "ln");
+    fs::create_directory_symlink(outside_dir, root / "ab" / "sub");
 
     SECTION("read: a link where a blob belongs is corrupted, its target not returned") {
         const auto r = s.read("ab/cd");
@@ -624,6 +667,19 @@ TEST_CASE("posix_directory: a symbolic link is never followed") {
         CHECK(errc_of(s.remove("ln/x")) == errc::io_error);
         CHECK(errc_of(s.quarantine("ln/x", "r", t0)) == errc::io_error);
         CHECK(file_text(outside_dir / "x") == "outside blob");
+        const auto r = s.read("ab/sub/x");  // a link one folder down
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == errc::corrupted);
+        CHECK(r.error().context().find("symbolic link") != std::string::npos);
+        CHECK(errc_of(s.write("ab/sub/y", bytes_of("y"))) == errc::io_error);
+        CHECK_FALSE(fs::exists(outside_dir / "y"));
+    }
+    SECTION("blobs in real folders read, write and vanish as usual") {
+        REQUIRE(s.write("ab/ok/blob", bytes_of("fine")));
+        CHECK(text_of(s.read("ab/ok/blob").value()) == "fine");
+        REQUIRE(s.remove("ab/ok/blob"));
+        CHECK(errc_of(s.read("ab/ok/blob")) == errc::miss);
+        CHECK(errc_of(s.read("zz/ok/blob")) == errc::miss);
     }
     SECTION("remove and quarantine act on the link, not its target") {
         REQUIRE(s.quarantine("ab/cd", "planted link", t0));
@@ -636,7 +692,10 @@ TEST_CASE("posix_directory: a symbolic link is never followed") {
 }
 
 TEST_CASE("posix_directory: a FIFO, socket or folder where a blob belongs is reported, never waited on") {
+    const bool walk_only = GENERATE(false, true);
+    CAPTURE(walk_only);
     temp_dir dir;
+    openat2_switch mode(walk_only);
     auto s = open_posix(dir.path() / "cache");
     const fs::path& root = s.root();
     fs::create_directory(root / "ab");

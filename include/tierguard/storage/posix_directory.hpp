@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,14 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#if defined(__linux__) && __has_include(<linux/openat2.h>) && __has_include(<sys/syscall.h>)
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#if defined(SYS_openat2)
+#define TIERGUARD_HAVE_OPENAT2 1
+#endif
+#endif
 
 namespace tierguard::detail::posix {
 
@@ -128,6 +137,23 @@ auto retry_eintr(F f) {
         std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
+/// Opens `path` below the directory `dir_fd` in one call, failing (ELOOP) at any symbolic
+/// link on the way, the last segment included, and (EXDEV) at any escape from `dir_fd`:
+/// openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS. -1 with errno ENOSYS where the
+/// build lacks openat2; the kernel or a seccomp filter may refuse it too (ENOSYS, EPERM).
+[[nodiscard]] inline int open_beneath(int dir_fd, const char* path, int flags) noexcept {
+#if defined(TIERGUARD_HAVE_OPENAT2)
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    return static_cast<int>(retry_eintr([&] { return ::syscall(SYS_openat2, dir_fd, path, &how, sizeof how); }));
+#else
+    (void)dir_fd, (void)path, (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 [[nodiscard]] inline std::string join(std::string_view folder, std::string_view name) {
     std::string out(folder);
     if (!out.empty()) out += '/';
@@ -146,8 +172,11 @@ namespace tierguard::storage {
 ///    folder, synced as config::sync says, then renamed into place; readers see the old
 ///    blob or the new one, never a torn one. No temp file outlives a write, failed or not.
 ///  - No link is followed: every operation works from a descriptor of the root and opens
-///    each path segment with O_NOFOLLOW; a symbolic link, FIFO, device or folder where a
-///    blob belongs reads as errc::corrupted (a FIFO never blocks a read).
+///    paths below it with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) in one call where
+///    the kernel has it, else (and to diagnose a failure other than ENOENT) one segment at
+///    a time with O_NOFOLLOW; a symbolic link, FIFO, device or folder where a blob belongs
+///    reads as errc::corrupted (a FIFO never blocks a read). For tests, the environment
+///    variable TIERGUARD_NO_OPENAT2, set when open() runs, forces the segment walk.
 ///  - Files are made 0600 and folders 0700; open() refuses a root that is a symbolic
 ///    link, is not owned by the effective uid, or is writable by group or others.
 ///  - One user at a time: open() takes an exclusive advisory lock (flock) on <root>/.lock
@@ -255,7 +284,8 @@ public:
         const std::string pid = std::to_string(::getpid()) + "\n";
         if (::ftruncate(lock.get(), 0) == 0) (void)!::pwrite(lock.get(), pid.data(), pid.size(), 0);
 
-        return posix_directory(std::move(cfg), std::move(root_fd), std::move(lock));
+        const bool beneath = std::getenv("TIERGUARD_NO_OPENAT2") == nullptr && beneath_works(root_fd.get());
+        return posix_directory(std::move(cfg), std::move(root_fd), std::move(lock), beneath);
     }
 
     posix_directory(posix_directory&&) noexcept = default;
@@ -272,23 +302,10 @@ public:
         using detail::os_failure;
         namespace px = detail::posix;
         if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
-        auto dir = walk("read", name, parent_of(name), false, true);
-        if (!dir) return unexpected(std::move(dir).error());
-        const std::string leaf(leaf_of(name));
-        px::unique_fd fd(px::retry_eintr([&] {
-            return ::openat(dir->fd, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        }));
-        if (!fd) {
-            const int err = errno;
-            if (err == ELOOP || err == EMLINK || err == ENXIO)
-                return fail(errc::corrupted, tier::disk,
-                            "read " + std::string(name) + ": found " + px::describe_entry(dir->fd, leaf.c_str()) +
-                                " where a blob belongs",
-                            std::error_code(err, std::generic_category()));
-            return unexpected(os_failure(err, "read", name, "open"));
-        }
+        auto fd = open_blob(name);
+        if (!fd) return unexpected(std::move(fd).error());
         struct stat st {};
-        if (::fstat(fd.get(), &st) != 0) return unexpected(os_failure(errno, "read", name, "stat"));
+        if (::fstat(fd->get(), &st) != 0) return unexpected(os_failure(errno, "read", name, "stat"));
         if (!S_ISREG(st.st_mode))
             return fail(
                 errc::corrupted, tier::disk,
@@ -301,7 +318,7 @@ public:
         std::vector<std::byte> bytes(static_cast<std::size_t>(size));
         std::size_t got = 0;
         while (got < bytes.size()) {
-            const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
+            const ssize_t n = ::read(fd->get(), bytes.data() + got, bytes.size() - got);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 return unexpected(os_failure(errno, "read", name, "read"));
@@ -331,8 +348,7 @@ public:
         px::unique_fd fd;
         for (int attempt = 0;; ++attempt) {
             ticket.emplace(*m_in_flight);
-            temp =
-                std::string(detail::temp_prefix) + std::to_string(::getpid()) + "." + std::to_string(ticket->number());
+            temp = m_in_flight->prefix + std::to_string(ticket->number());
             fd.reset(px::retry_eintr([&] {
                 return ::openat(dir->fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
             }));
@@ -561,18 +577,18 @@ public:
 private:
     static constexpr std::string_view lock_file = ".lock";
 
-    // The counters of this instance's temp files, and which of them belong to writes in
-    // flight, so that clean() running beside them leaves those alone.
+    // This instance's temp names, ".tmp.<pid>.<n>" with the pid of the process that opened
+    // it, and which numbers belong to writes in flight, so that clean() running beside them
+    // leaves those alone.
     struct in_flight {
+        const std::string prefix = std::string(detail::temp_prefix) + std::to_string(::getpid()) + ".";
         std::mutex mutex;
         std::uint64_t next = 0;
         std::vector<std::uint64_t> active;
 
         [[nodiscard]] bool owns(std::string_view temp_name) {
-            temp_name.remove_prefix(detail::temp_prefix.size());
-            const std::string pid = std::to_string(::getpid()) + ".";
-            if (!temp_name.starts_with(pid)) return false;
-            temp_name.remove_prefix(pid.size());
+            if (!temp_name.starts_with(prefix)) return false;
+            temp_name.remove_prefix(prefix.size());
             if (temp_name.empty()) return false;
             std::uint64_t number = 0;
             for (const char c : temp_name) {
@@ -625,11 +641,12 @@ private:
         int fd = -1;
     };
 
-    posix_directory(config cfg, detail::posix::unique_fd root, detail::posix::unique_fd lock)
+    posix_directory(config cfg, detail::posix::unique_fd root, detail::posix::unique_fd lock, bool beneath)
         : m_config(std::move(cfg)),
           m_root(std::move(root)),
           m_lock(std::move(lock)),
-          m_in_flight(std::make_unique<in_flight>()) {}
+          m_in_flight(std::make_unique<in_flight>()),
+          m_beneath(beneath) {}
 
     [[nodiscard]] static std::string_view parent_of(std::string_view name) noexcept {
         const std::size_t slash = name.rfind('/');
@@ -676,15 +693,57 @@ private:
         return "; held by pid " + pid;
     }
 
-    // Opens `folders` ('/'-separated, empty for the root) one segment at a time, each with
-    // O_NOFOLLOW; with `create`, makes missing ones (0700). A non-folder on the way is
-    // errc::corrupted if `foreign_is_corruption`, else errc::io_error (ENOTDIR).
+    // Whether open_beneath works here: built in, and neither the kernel nor a seccomp
+    // filter refuses it.
+    [[nodiscard]] static bool beneath_works(int root_fd) noexcept {
+        detail::posix::unique_fd probe(detail::posix::open_beneath(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        return static_cast<bool>(probe);
+    }
+
+    // Opens blob `name` for reading, never blocking on a FIFO: in one open_beneath call
+    // where it works; else, or when that fails other than with ENOENT, through walk, which
+    // says what is wrong. Something other than a file where the blob belongs is errc::corrupted.
+    [[nodiscard]] result<detail::posix::unique_fd> open_blob(std::string_view name) const {
+        namespace px = detail::posix;
+        constexpr int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+        if (m_beneath) {
+            const std::string path(name);
+            px::unique_fd fd(px::open_beneath(m_root.get(), path.c_str(), flags));
+            if (fd) return fd;
+            if (errno == ENOENT) return unexpected(detail::os_failure(ENOENT, "read", name, "open"));
+        }
+        auto dir = walk("read", name, parent_of(name), false, true);
+        if (!dir) return unexpected(std::move(dir).error());
+        const std::string leaf(leaf_of(name));
+        px::unique_fd fd(px::retry_eintr([&] { return ::openat(dir->fd, leaf.c_str(), flags); }));
+        if (fd) return fd;
+        const int err = errno;
+        if (err == ELOOP || err == EMLINK || err == ENXIO)
+            return fail(errc::corrupted, tier::disk,
+                        "read " + std::string(name) + ": found " + px::describe_entry(dir->fd, leaf.c_str()) +
+                            " where a blob belongs",
+                        std::error_code(err, std::generic_category()));
+        return unexpected(detail::os_failure(err, "read", name, "open"));
+    }
+
+    // Opens `folders` ('/'-separated, empty for the root): in one open_beneath call where it
+    // works and the folders exist; else one segment at a time, each with O_NOFOLLOW, and with
+    // `create` making missing ones (0700). A non-folder on the way is errc::corrupted if
+    // `foreign_is_corruption`, else errc::io_error (ENOTDIR).
     [[nodiscard]] result<folder_ref> walk(std::string_view operation, std::string_view name, std::string_view folders,
                                           bool create, bool foreign_is_corruption) const {
         namespace px = detail::posix;
         folder_ref ref;
         ref.fd = m_root.get();
         if (folders.empty()) return ref;
+        if (m_beneath) {
+            ref.owned.reset(
+                px::open_beneath(m_root.get(), std::string(folders).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (ref.owned) {
+                ref.fd = ref.owned.get();
+                return ref;
+            }
+        }
         std::string segment;
         for (std::size_t start = 0;;) {
             const std::size_t slash = folders.find('/', start);
@@ -749,6 +808,7 @@ private:
     detail::posix::unique_fd m_root;
     detail::posix::unique_fd m_lock;
     std::unique_ptr<in_flight> m_in_flight;
+    bool m_beneath;  // open_beneath works: see open_blob and walk
 };
 
 static_assert(storage_policy<posix_directory>);
