@@ -100,6 +100,13 @@ struct disk_defaults {
     using listener = tierguard::listener::none;           ///< models listener_policy
 };
 
+/// A value read from a disk tier, with the time its entry expires.
+template <class Value>
+struct disk_entry {
+    Value value;
+    std::chrono::system_clock::time_point expiry;
+};
+
 /// The warm tier: entries as self-describing, checksummed frames in a Storage.
 ///
 /// Guarantees: a get returns the value last put for the key, or a failure; never
@@ -197,6 +204,12 @@ public:
     /// (quarantined), errc::version_mismatch (removed), errc::io_error,
     /// errc::permission_denied when the entry could not be used.
     [[nodiscard]] result<Value> get(const Key& key) {
+        return find(key).transform([](disk_entry<Value>&& e) { return std::move(e.value); });
+    }
+
+    /// As get(), with the entry's expiry (time_point::max() for none): what a tier in
+    /// front of this one needs to keep a copy no longer than the entry lives.
+    [[nodiscard]] result<disk_entry<Value>> find(const Key& key) {
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
@@ -237,7 +250,7 @@ public:
         }
         m_index.touch(idx);
         ++m_stats.hits;
-        return value;
+        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
     }
 
     /// Stores `value` with the default TTL. Evicts least recently used entries to keep

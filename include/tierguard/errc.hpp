@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ enum class errc : int {
     loader_failed,         ///< the user's loader reported an error
     locked,                ///< another process (or instance) holds the cache directory
 };
+
+/// The number of errc codes (they run from 1 to errc_count).
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::locked);
 
 /// Stable, searchable name of a code, e.g. "too_large".
 [[nodiscard]] constexpr std::string_view to_string(errc code) noexcept {

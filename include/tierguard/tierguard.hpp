@@ -6,10 +6,15 @@
 #include <tierguard/breaker/consecutive_failures.hpp>
 #include <tierguard/breaker/none.hpp>
 #include <tierguard/breaker/rolling_window.hpp>
+#include <tierguard/cache.hpp>
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/clock/system.hpp>
+#include <tierguard/degradation/bypass.hpp>
+#include <tierguard/degradation/concept.hpp>
+#include <tierguard/degradation/fail_fast.hpp>
+#include <tierguard/degradation/memory_only.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/frame.hpp>
