@@ -274,13 +274,7 @@ private:
         using serializer = typename Policies::serializer;
         using clock = clock_type;
         using listener = listener_type;
-        static constexpr std::uint32_t schema_version = [] {
-            if constexpr (requires { Policies::schema_version; }) {
-                return static_cast<std::uint32_t>(Policies::schema_version);
-            } else {
-                return value_traits<Value>::schema_version;
-            }
-        }();
+        static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
     };
     using cached_type = detail::cached<Value, time_point>;
 
@@ -545,7 +539,7 @@ public:
             tier_metrics& d = out.storage.emplace();
             d.which = tier::disk;
             d.hits = ds.hits;
-            d.misses = ds.misses;
+            d.misses = ds.misses + s.index_misses.load(std::memory_order_relaxed);
             d.writes = ds.writes;
             d.evictions = ds.evictions + ds.emergency_evictions;
             d.expirations = ds.expirations;
@@ -676,6 +670,7 @@ private:
         std::atomic<std::uint64_t> bypassed_erases{0};
         std::atomic<std::uint64_t> stale_served{0};
         std::atomic<std::uint64_t> memory_writes{0};
+        std::atomic<std::uint64_t> index_misses{0};
         std::atomic<std::uint64_t> loads{0};
         std::atomic<std::uint64_t> load_failures{0};
         std::atomic<std::uint64_t> loads_shared{0};
@@ -746,9 +741,8 @@ private:
         return ttl + m->stale_grace;
     }
 
-    [[nodiscard]] static failure open_circuit() {
-        return failure(errc::circuit_open, tier::disk, "the disk tier's breaker is open");
-    }
+    // No context string: a refused call must not allocate; the code says it all.
+    [[nodiscard]] static failure open_circuit() noexcept { return failure(errc::circuit_open, tier::disk); }
 
     // Reports a storage result to the breaker (the call was allowed) and returns it.
     template <class R>
@@ -1012,23 +1006,20 @@ private:
         const bool sampled = sample_hit();
         auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         const bool check_fresh = s.stale_grace != std::chrono::nanoseconds::zero();
-        auto in_memory = s.memory.get_with(key, [&](const cached_type& c) -> std::optional<Value> {
-            if (!check_fresh || c.fresh_until > s.clock.now()) return c.value;
+        auto in_memory = s.memory.get_with(key, [&](const cached_type& c) -> std::optional<hit<Value>> {
+            if (!check_fresh || c.fresh_until > s.clock.now()) return hit<Value>{c.value, tier::memory, false};
             if (stale != nullptr) *stale = c.value;
             return std::nullopt;
         });
         if (in_memory && *in_memory) {
             if (sampled) s.get_latency.observe(std::chrono::steady_clock::now() - started);
-            return hit<Value>{std::move(**in_memory), tier::memory, false};
+            return std::move(**in_memory);
         }
         if constexpr (!has_storage) {
             if (in_memory) return fail(errc::expired, tier::memory);
             return unexpected(std::move(in_memory).error());
         } else {
-            if (!sampled) started = std::chrono::steady_clock::now();
-            auto found = from_disk(key);
-            s.get_latency.observe(std::chrono::steady_clock::now() - started);
-            return found;
+            return from_disk(key);
         }
     }
 
@@ -1039,11 +1030,25 @@ private:
         return (++calls & 63U) == 0;
     }
 
+    // The storage half of a get. Keys the storage tier's index lacks are misses that
+    // never reach the breaker: they say nothing about the disk. The breaker is asked
+    // before any other work, so a refused call stays cheap.
     result<hit<Value>> from_disk(const Key& key) requires has_storage {
         state& s = *m;
+        if (!s.disk->indexed(key)) {
+            s.index_misses.fetch_add(1, std::memory_order_relaxed);
+            if (degraded()) return unexpected(open_circuit());
+            return fail(errc::miss, tier::disk);
+        }
+        if (!s.breaker.allow()) {
+            if (!degraded()) refresh_mode();
+            note_error(tier::disk, open_circuit());
+            return unexpected(open_circuit());
+        }
+        const latency_scope timing(s.get_latency);
         const std::uint64_t h = hash_of(key);
         if (s.pending.contains(key)) {
-            auto erased = guarded([&] { return s.disk->erase(key); });
+            auto erased = report(s.disk->erase(key));
             if (!erased) {
                 note_error(tier::disk, erased.error());
                 return unexpected(std::move(erased).error());
@@ -1052,7 +1057,7 @@ private:
             return fail(errc::miss, tier::disk, "the disk copy was superseded by a write the disk tier missed");
         }
         const auto ticket = s.fence.quiet(h);
-        auto found = guarded([&] { return s.disk->find(key); });
+        auto found = report(s.disk->find(key));
         if (!found) {
             note_error(tier::disk, found.error());
             return unexpected(std::move(found).error());

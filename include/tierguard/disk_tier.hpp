@@ -150,13 +150,7 @@ public:
     using time_point = std::chrono::system_clock::time_point;
 
     /// The schema version written into every frame and required of every frame read.
-    static constexpr std::uint32_t schema_version = [] {
-        if constexpr (requires { Policies::schema_version; }) {
-            return static_cast<std::uint32_t>(Policies::schema_version);
-        } else {
-            return value_traits<Value>::schema_version;
-        }
-    }();
+    static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
 
     /// The blob holding the directory's hash secret.
     static constexpr std::string_view meta_name = "tierguard-meta";
@@ -341,6 +335,16 @@ public:
         if (removed.error().code() == errc::miss) return false;
         note_io_error(removed.error());
         return unexpected(std::move(removed).error());
+    }
+
+    /// True if the index holds an entry for `key`, expired or not: whether a get would
+    /// read the storage at all (the file is not read).
+    [[nodiscard]] bool indexed(const Key& key) const {
+        auto name_key = key_bytes(key);
+        if (!name_key) return false;
+        const std::uint64_t h = hash_of(*name_key);
+        std::lock_guard lock(*m_mutex);
+        return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
     }
 
     /// True if the index holds an unexpired entry for `key` (the file is not read).

@@ -356,19 +356,12 @@ TEST_CASE("cache seeds: seed 000's circuit-breaker test on a real directory made
 }
 
 // ---------------------------------------------------------------------------------------
-// KNOWN BUG in cache.hpp (owned elsewhere; not fixed here). The two tests below fail
-// today; they are tagged [!mayfail][bug] so that the run stays green (Catch reports them
-// "failed as expected"). Once the bug is fixed they pass: then drop [!mayfail].
-// ([!shouldfail] would turn a skipped run, where privileges cannot be dropped, red.)
-//
-// cache::from_disk() sends every disk lookup through the breaker, also one that the disk
-// tier answers from its index without touching the storage (a key it never stored).
-// Such a lookup is reported to the breaker as a success, so:
-//  - half-open, test_requests lookups of absent keys close the breaker while the
-//    directory is still unreadable (the probes probed nothing, and the doubling backoff
-//    of the open period starts over);
-//  - closed, absent-key lookups between failing reads end the failure run, so a dead
-//    directory under a mixed workload never opens the breaker.
+// Regression tests: a lookup the disk tier answers from its index (a key it never
+// stored) touches no storage, so it must not reach the breaker. Otherwise:
+//  - half-open, test_requests lookups of absent keys would close the breaker while the
+//    directory is still unreadable (probes that probed nothing);
+//  - closed, absent-key lookups between failing reads would end the failure run, so a
+//    dead directory under a mixed workload would never open the breaker.
 // Seed 000 checks `key in warm_index` before it consults its breaker.
 
 namespace {
@@ -405,8 +398,8 @@ void run_unprivileged(Procedure procedure) {
 
 }  // namespace
 
-TEST_CASE("cache seeds: BUG: half-open, lookups of absent keys close the breaker of an unreadable directory",
-          "[!mayfail][bug]") {
+TEST_CASE("cache seeds: half-open, lookups of absent keys close the breaker of an unreadable directory",
+          "[regression]") {
     run_unprivileged([](const fs::path& root, const child_check& check) {
         tierguard::clock::manual clock;
         seed_cache cache = open_with_warm_keys(root, clock, check);
@@ -424,8 +417,8 @@ TEST_CASE("cache seeds: BUG: half-open, lookups of absent keys close the breaker
     });
 }
 
-TEST_CASE("cache seeds: BUG: closed, lookups of absent keys keep an unreadable directory from opening the breaker",
-          "[!mayfail][bug]") {
+TEST_CASE("cache seeds: closed, lookups of absent keys keep an unreadable directory from opening the breaker",
+          "[regression]") {
     run_unprivileged([](const fs::path& root, const child_check& check) {
         tierguard::clock::manual clock;
         seed_cache cache = open_with_warm_keys(root, clock, check);

@@ -25,6 +25,21 @@ struct value_traits {
     static constexpr std::uint32_t schema_version = 1;
 };
 
+namespace detail {
+
+/// The schema version a storage tier writes and requires: Policies::schema_version when
+/// the policies set one, else value_traits<Value>::schema_version.
+template <class Policies, class Value>
+inline constexpr std::uint32_t schema_version_of = [] {
+    if constexpr (requires { Policies::schema_version; }) {
+        return static_cast<std::uint32_t>(Policies::schema_version);
+    } else {
+        return value_traits<Value>::schema_version;
+    }
+}();
+
+}  // namespace detail
+
 /// Turns values into bytes and back: the Serializer policy of a storage tier.
 ///
 /// decode() validates everything it reads and returns either a whole T or an error
