@@ -39,6 +39,15 @@ struct codec;
 namespace storage {
 class posix_directory;
 class memory_storage;
+enum class op : unsigned char;
+enum class fault : unsigned char;
+enum class fault_mode : unsigned char;
+struct fault_rates;
+struct fault_config;
+struct fault_counters;
+class fault_control;
+template <class Inner, class Clock>
+class fault_injecting;
 }  // namespace storage
 
 namespace serializer {

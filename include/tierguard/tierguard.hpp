@@ -30,6 +30,7 @@
 #include <tierguard/serializer/concept.hpp>
 #include <tierguard/serializer/standard.hpp>
 #include <tierguard/storage/concept.hpp>
+#include <tierguard/storage/fault_injecting.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/version.hpp>

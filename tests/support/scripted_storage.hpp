@@ -1,8 +1,8 @@
 #pragma once
 
 // A test double: a storage that delegates to an inner one, except where a test's
-// script says an operation fails. The general fault-injecting decorator with seeded
-// rates is a public header; this one is for exact, hand-written schedules.
+// script says an operation fails. New tests use the public decorator
+// tierguard/storage/fault_injecting.hpp (scripts, seeded rates, counters) instead.
 #include <tierguard/storage/concept.hpp>
 
 #include <chrono>
