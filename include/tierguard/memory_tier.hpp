@@ -204,6 +204,7 @@ public:
     result<void> put(Key key, Value value, std::chrono::nanoseconds ttl) {
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
+        s.lru.prefetch(h);
         const std::size_t weight = static_cast<std::size_t>(m_weigher(std::as_const(key), std::as_const(value)));
         std::lock_guard lock(s.mutex);
         if (auto ok = detail::check_ttl(ttl, tier::memory, "TTL"); !ok) {
@@ -409,6 +410,7 @@ private:
     [[nodiscard]] R read(const K& key, F&& on_hit) {
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
+        s.lru.prefetch(h);  // the slot's cache miss, outside the lock
         std::lock_guard lock(s.mutex);
         auto found = find_live(s, h, key);
         if (!found) return unexpected(std::move(found).error());

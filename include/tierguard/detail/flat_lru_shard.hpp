@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -95,6 +96,21 @@ public:
                 if (s.hash == hash && eq(key, s.data().key)) return static_cast<std::uint32_t>(pos);
             }
         }
+    }
+
+    /// Starts loading the slot a find(hash) will most likely read, so that the caller can
+    /// do it before taking the lock and the miss is not paid while holding it. Safe to
+    /// call concurrently with anything: it reads two atomics, and a prefetch never faults,
+    /// so a table that grew meanwhile costs only a useless hint.
+    void prefetch(std::uint64_t hash) const noexcept {
+#if defined(__GNUC__)
+        const auto base = m_hint_base.load(std::memory_order_relaxed);
+        const auto first = base + (hash & m_hint_mask.load(std::memory_order_relaxed)) * sizeof(slot);
+        __builtin_prefetch(reinterpret_cast<const void*>(first));
+        __builtin_prefetch(reinterpret_cast<const void*>(first + sizeof(slot) - 1));
+#else
+        (void)hash;
+#endif
     }
 
     [[nodiscard]] slot& at(std::uint32_t pos) noexcept { return m_slots.get()[pos]; }
@@ -285,6 +301,8 @@ private:
         m_tags = std::move(tags);
         m_cap = cap;
         m_mask = mask;
+        m_hint_base.store(reinterpret_cast<std::uintptr_t>(m_slots.get()), std::memory_order_relaxed);
+        m_hint_mask.store(mask, std::memory_order_relaxed);
         reset_queue(out);
     }
 
@@ -310,6 +328,8 @@ private:
     std::size_t m_queue_limit = min_queue;
     std::size_t m_live = 0;
     std::size_t m_bytes = 0;
+    std::atomic<std::uintptr_t> m_hint_base{0};  // m_slots and m_mask, for prefetch()
+    std::atomic<std::size_t> m_hint_mask{0};
 };
 
 }  // namespace tierguard::detail
