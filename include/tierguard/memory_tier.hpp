@@ -2,7 +2,7 @@
 
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
-#include <tierguard/detail/lru_shard.hpp>
+#include <tierguard/detail/flat_lru_shard.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/hash.hpp>
@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace tierguard {
 
@@ -76,6 +78,12 @@ public:
 /// amortized and thread-safe; a call locks one shard (clear and stats lock each in turn).
 /// Nothing throws because of the cache's state: failures come back as results. Exceptions
 /// thrown by Key, Value or the allocator propagate with the tier left valid.
+///
+/// Storage: an entry whose Key and Value have non-throwing move constructors (std::string,
+/// integers, most types) is stored inside its shard's hash table, so a get touches one
+/// random cache line or two. An entry with a throwing move is stored in a heap node of its
+/// own (one more allocation per put, one more cache miss per get), because the table
+/// moves entries when it deletes and grows and could not undo a move that throws.
 template <class Key, class Value, class Policies = memory_defaults>
 class memory_tier {
 public:
@@ -151,7 +159,8 @@ public:
     template <class K>
         requires lookup_key<K>
     [[nodiscard]] result<Value> get(const K& key) requires std::copy_constructible<Value> {
-        return get_with(key, [](const Value& v) { return v; });
+        // Copies the value straight into the result: no move after the copy.
+        return read<result<Value>>(key, [](const Value& v) { return result<Value>(std::in_place, v); });
     }
 
     /// Calls f(const Value&) on the value for `key` under the shard lock and returns
@@ -160,19 +169,15 @@ public:
     template <class K, class F>
         requires lookup_key<K> && std::invocable<F&, const Value&>
     [[nodiscard]] auto get_with(const K& key, F&& f) -> result<std::invoke_result_t<F&, const Value&>> {
-        const std::uint64_t h = hash_of(key);
-        shard& s = shard_for(h);
-        std::lock_guard lock(s.mutex);
-        const auto found = find_live(s, h, key);
-        if (!found) return unexpected(found.error());
-        const std::uint32_t idx = *found;
-        s.lru.touch(idx);
-        if constexpr (std::is_void_v<std::invoke_result_t<F&, const Value&>>) {
-            f(std::as_const(s.lru.at(idx).data->value));
-            return {};
-        } else {
-            return f(std::as_const(s.lru.at(idx).data->value));
-        }
+        using out = result<std::invoke_result_t<F&, const Value&>>;
+        return read<out>(key, [&f](const Value& v) -> out {
+            if constexpr (std::is_void_v<std::invoke_result_t<F&, const Value&>>) {
+                f(v);
+                return {};
+            } else {
+                return f(v);
+            }
+        });
     }
 
     /// Removes the entry for `key` and returns its value (moved out). Errors as for get().
@@ -182,10 +187,11 @@ public:
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
         std::lock_guard lock(s.mutex);
-        const auto found = find_live(s, h, key);
-        if (!found) return unexpected(found.error());
-        const std::uint32_t idx = *found;
-        return std::move(s.lru.remove(idx).value);
+        auto found = find_live(s, h, key);
+        if (!found) return unexpected(std::move(found).error());
+        result<Value> out(std::in_place, std::move(s.lru.at(*found).data().value));
+        s.lru.remove(*found);
+        return out;
     }
 
     /// Stores `value` under `key` with the default TTL, replacing any previous value and
@@ -198,6 +204,7 @@ public:
     result<void> put(Key key, Value value, std::chrono::nanoseconds ttl) {
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
+        s.lru.prefetch(h);
         const std::size_t weight = static_cast<std::size_t>(m_weigher(std::as_const(key), std::as_const(value)));
         std::lock_guard lock(s.mutex);
         if (auto ok = detail::check_ttl(ttl, tier::memory, "TTL"); !ok) {
@@ -258,15 +265,9 @@ public:
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             shard& s = m_shards[i];
             std::lock_guard lock(s.mutex);
-            std::vector<std::uint32_t> dead;
-            s.lru.for_each_lru([&](std::uint32_t idx) {
-                if (expired(s.lru.at(idx))) dead.push_back(idx);
-            });
-            for (const std::uint32_t idx : dead) {
-                s.lru.remove(idx);
-                ++s.expirations;
-            }
-            dropped += dead.size();
+            const std::size_t n = s.lru.remove_if([&](const typename lru_type::slot& e) { return expired(e); });
+            s.expirations += n;
+            dropped += n;
         }
         return dropped;
     }
@@ -324,7 +325,7 @@ public:
         const shard& s = m_shards[shard_index];
         std::lock_guard lock(s.mutex);
         std::vector<Key> keys;
-        s.lru.for_each_lru([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data->key); });
+        s.lru.for_each_lru([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data().key); });
         return keys;
     }
 
@@ -338,7 +339,7 @@ public:
 private:
     static constexpr std::size_t max_shards = 1U << 16;
 
-    using lru_type = detail::lru_shard<Key, Value, time_point>;
+    using lru_type = detail::flat_lru_shard<Key, Value, time_point>;
 
     struct alignas(64) shard {
         mutable detail::spin_mutex mutex;
@@ -383,7 +384,7 @@ private:
     [[nodiscard]] const shard& shard_for(std::uint64_t h) const noexcept { return m_shards[shard_index(h)]; }
 
     // Reads the clock only for entries that can expire, so a cache without TTLs never pays for it.
-    [[nodiscard]] bool expired(const typename lru_type::node& n) const noexcept {
+    [[nodiscard]] bool expired(const typename lru_type::slot& n) const noexcept {
         return n.expiry != time_point::max() && n.expiry <= m_clock.now();
     }
 
@@ -402,6 +403,19 @@ private:
         }
         ++s.hits;
         return idx;
+    }
+
+    // A get: on a live entry, marks it used and returns on_hit(value) under the lock.
+    template <class R, class K, class F>
+    [[nodiscard]] R read(const K& key, F&& on_hit) {
+        const std::uint64_t h = hash_of(key);
+        shard& s = shard_for(h);
+        s.lru.prefetch(h);  // the slot's cache miss, outside the lock
+        std::lock_guard lock(s.mutex);
+        auto found = find_live(s, h, key);
+        if (!found) return unexpected(std::move(found).error());
+        s.lru.touch(*found);
+        return on_hit(std::as_const(s.lru.at(*found).data().value));
     }
 
     void drop_expired(shard& s, std::uint32_t idx) {

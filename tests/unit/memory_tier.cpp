@@ -240,6 +240,36 @@ TEST_CASE("memory tier: values without a default constructor work") {
     CHECK(tier.bytes() == sizeof(int) + sizeof(no_default));
 }
 
+namespace {
+// A value whose move constructor may throw (it never does): stored out of line.
+struct throwing_move {
+    explicit throwing_move(int v) : value(v) {}
+    throwing_move(const throwing_move&) = default;
+    throwing_move(throwing_move&& other) noexcept(false) : value(other.value) {}
+    int value;
+};
+}  // namespace
+
+TEST_CASE("memory tier: values whose moves may throw are stored, found, evicted and taken out") {
+    struct unit_policies : tierguard::memory_defaults {
+        using weigher = tierguard::weigher::unit;
+    };
+    tierguard::memory_tier<int, throwing_move, unit_policies> tier({.byte_budget = 300, .shards = 1});
+    for (int i = 0; i < 1000; ++i) REQUIRE(tier.put(i, throwing_move(i)));  // grows, then evicts
+    CHECK(tier.size() == 300);
+    CHECK(tier.stats().evictions == 700);
+    CHECK_FALSE(tier.contains(699));
+    for (int i = 700; i < 1000; i += 2) REQUIRE(tier.get(i)->value == i);
+    auto taken = tier.take(800);
+    REQUIRE(taken);
+    CHECK(taken->value == 800);
+    CHECK(tier.erase(900));
+    const auto order = tier.lru_order(0);
+    REQUIRE(order.size() == 298);
+    CHECK(order.front() == 701);  // never read since it was put
+    CHECK(order.back() == 998);   // the last one read
+}
+
 TEST_CASE("memory tier: the unit weigher turns the byte budget into an entry budget") {
     struct unit_policies : tierguard::memory_defaults {
         using weigher = tierguard::weigher::unit;

@@ -10,7 +10,8 @@
 
 namespace tierguard::detail {
 
-/// One shard of the memory tier: not thread-safe by itself (the tier holds its lock).
+/// The disk tier's index (entries of a few words; the memory tier uses flat_lru_shard):
+/// not thread-safe by itself (the tier holds its lock).
 ///
 /// Layout, chosen so that a get-hit touches two cache lines and writes nothing shared:
 ///  - m_buckets: open addressing with linear probing; each bucket packs the upper 32
