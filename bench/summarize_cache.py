@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Medians, spread and the README's ratios from a bench_cache JSON report.
+
+    bench_cache --benchmark_out=cache.json --benchmark_out_format=json ...
+    python3 bench/summarize_cache.py cache.json
+
+Needs the per-repetition runs in the file (do not pass
+--benchmark_report_aggregates_only=true). Ratios are of median time per get (a / b);
+the bracket pairs the quartiles the optimistic and the pessimistic way round
+(q1/q3 .. q3/q1), a rough spread rather than a confidence interval.
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def quartiles(xs):
+    xs = sorted(xs)
+    if len(xs) < 4:
+        return xs[0], statistics.median(xs), xs[-1]
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[1], q[2]
+
+
+def main(path):
+    with open(path) as f:
+        report = json.load(f)
+    runs = defaultdict(list)
+    for b in report["benchmarks"]:
+        if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        runs[b["run_name"]].append(1e9 / b["items_per_second"])  # ns per get
+    stats = {name: quartiles(v) for name, v in runs.items()}
+
+    ctx = report["context"]
+    print(f"{ctx.get('date')}  {ctx.get('host_name')}  {ctx.get('num_cpus')} cpus  load {ctx.get('load_avg')}")
+    print(f"{'benchmark':42} {'reps':>4} {'ns q1':>8} {'median':>8} {'q3':>8}")
+    for name in sorted(stats):
+        q1, med, q3 = stats[name]
+        print(f"{name:42} {len(runs[name]):4d} {q1:8.1f} {med:8.1f} {q3:8.1f}")
+
+    def ratio(a, b, label):
+        if a not in stats or b not in stats:
+            return
+        (a1, am, a3), (b1, bm, b3) = stats[a], stats[b]
+        print(f"{label:66} {am/bm:5.2f}x  [{a1/b3:.2f} .. {a3/b1:.2f}]")
+
+    print()
+    print("ratios of median time per get (a / b):")
+    for scenario in ("get_hit", "get_hit_chained"):
+        ref = f"{scenario}/memory_tier"
+        ratio(f"{scenario}/cache/memory_storage", ref,
+              f"{scenario}: cache/memory_storage / memory_tier   (target <= 1.10)")
+        ratio(f"{scenario}/cache/no_storage", ref, f"{scenario}: cache/no_storage / memory_tier")
+        previous = ref
+        for step in ("1_cached_node", "2_optional", "3_hit", "4_sampled"):
+            ratio(f"{scenario}/steps/{step}", previous, f"{scenario}: steps/{step} / {previous.split('/', 1)[1]}")
+            previous = f"{scenario}/steps/{step}"
+        ratio(f"{scenario}/cache/no_storage", previous, f"{scenario}: cache/no_storage / steps/4_sampled")
+    ref = "get_miss/memory_tier"
+    for impl in ("open/memory_only", "open/fail_fast", "open/bypass"):
+        target = "   (target <= 2.00)" if impl == "open/memory_only" else ""
+        ratio(f"get_miss/{impl}", ref, f"get_miss: {impl} / memory_tier{target}")
+    ratio("get_miss/cache/no_storage", ref, "get_miss: cache/no_storage / memory_tier")
+    ratio("get_miss/cache/memory_storage", ref, "get_miss: cache/memory_storage (breaker closed) / memory_tier")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "cache.json")
