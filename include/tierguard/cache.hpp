@@ -995,8 +995,8 @@ private:
     result<hit<Value>> lookup(const Key& key, std::optional<Value>* stale) {
         state& s = *m;
         if constexpr (has_storage && degradation_mode == degraded_mode::bypass) {
-            if (s.last_state.load(std::memory_order_acquire) != breaker_state::closed &&
-                s.breaker.state() == breaker_state::open) {
+            if (s.breaker.state() == breaker_state::open) {
+                if (!degraded()) refresh_mode();
                 s.bypassed_gets.fetch_add(1, std::memory_order_relaxed);
                 const failure why = open_circuit();
                 note_error(tier::disk, why);
@@ -1035,9 +1035,13 @@ private:
     // before any other work, so a refused call stays cheap.
     result<hit<Value>> from_disk(const Key& key) requires has_storage {
         state& s = *m;
+        if (s.breaker.state() == breaker_state::open) {
+            if (!degraded()) refresh_mode();
+            note_error(tier::disk, open_circuit());
+            return unexpected(open_circuit());
+        }
         if (!s.disk->indexed(key)) {
             s.index_misses.fetch_add(1, std::memory_order_relaxed);
-            if (degraded()) return unexpected(open_circuit());
             return fail(errc::miss, tier::disk);
         }
         if (!s.breaker.allow()) {
