@@ -1006,15 +1006,15 @@ private:
         const bool sampled = sample_hit();
         auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         const bool check_fresh = s.stale_grace != std::chrono::nanoseconds::zero();
-        auto in_memory = s.memory.get_with(key, [&](const cached_type& c) -> std::optional<hit<Value>> {
-            if (!check_fresh || c.fresh_until > s.clock.now()) return hit<Value>{c.value, tier::memory, false};
-            if (stale != nullptr) *stale = c.value;
-            return std::nullopt;
+        // The hit is built in place; an entry past its freshness comes back marked stale.
+        auto in_memory = s.memory.get_with(key, [&](const cached_type& c) {
+            return hit<Value>{c.value, tier::memory, check_fresh && c.fresh_until <= s.clock.now()};
         });
-        if (in_memory && *in_memory) {
+        if (in_memory && !in_memory->stale) {
             if (sampled) s.get_latency.observe(std::chrono::steady_clock::now() - started);
-            return std::move(**in_memory);
+            return in_memory;
         }
+        if (in_memory && stale != nullptr) *stale = std::move(in_memory->value);
         if constexpr (!has_storage) {
             if (in_memory) return fail(errc::expired, tier::memory);
             return unexpected(std::move(in_memory).error());
