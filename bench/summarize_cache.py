@@ -10,17 +10,10 @@ the bracket pairs the quartiles the optimistic and the pessimistic way round
 (q1/q3 .. q3/q1), a rough spread rather than a confidence interval.
 """
 import json
-import statistics
 import sys
 from collections import defaultdict
 
-
-def quartiles(xs):
-    xs = sorted(xs)
-    if len(xs) < 4:
-        return xs[0], statistics.median(xs), xs[-1]
-    q = statistics.quantiles(xs, n=4)
-    return q[0], q[1], q[2]
+from summarize import quartiles  # bench/summarize.py, next to this file
 
 
 def main(path):

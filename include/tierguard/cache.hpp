@@ -375,14 +375,10 @@ public:
         const latency_scope timing(s.put_latency);
         bool granted = false;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            granted = s.breaker.allow();
+            granted = write_allowed(s.bypassed_puts);
             if (!granted) {
-                refresh_mode();
-                const failure why = open_circuit();
-                note_error(tier::disk, why);
-                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(why);
-                s.bypassed_puts.fetch_add(1, std::memory_order_relaxed);
-                return put_outcome{stored_in::nowhere, why};
+                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(open_circuit());
+                return put_outcome{stored_in::nowhere, open_circuit()};
             }
         }
         const std::uint64_t h = hash_of(key);
@@ -406,7 +402,6 @@ public:
                 if (!in_memory) return put_outcome{stored_in::storage, std::move(in_memory).error()};
                 return put_outcome{stored_in::memory_and_storage, std::nullopt};
             }
-            note_error(tier::disk, on_disk.error());
             s.pending.add(key);
             if (!in_memory) return unexpected(std::move(in_memory).error());
             return put_outcome{stored_in::memory, std::move(on_disk).error()};
@@ -421,13 +416,9 @@ public:
         state& s = *m;
         bool granted = false;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            granted = s.breaker.allow();
+            granted = write_allowed(s.bypassed_erases);
             if (!granted) {
-                refresh_mode();
-                const failure why = open_circuit();
-                note_error(tier::disk, why);
-                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(why);
-                s.bypassed_erases.fetch_add(1, std::memory_order_relaxed);
+                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(open_circuit());
                 return false;
             }
         }
@@ -442,7 +433,6 @@ public:
                 s.pending.remove(key);
                 return in_memory || *on_disk;
             }
-            note_error(tier::disk, on_disk.error());
             s.pending.add(key);
             return in_memory;
         }
@@ -457,7 +447,6 @@ public:
             auto cleared = guarded([&] { return s.disk->clear(); });
             s.memory.clear();
             if (!cleared) {
-                note_error(tier::disk, cleared.error());
                 s.pending.distrust_all();
                 return cleared;
             }
@@ -744,25 +733,41 @@ private:
     // No context string: a refused call must not allocate; the code says it all.
     [[nodiscard]] static failure open_circuit() noexcept { return failure(errc::circuit_open, tier::disk); }
 
-    // Reports a storage result to the breaker (the call was allowed) and returns it.
+    // Reports a storage result to the breaker (the call was allowed), counts a failure,
+    // and returns the result.
     template <class R>
     R report(R outcome) {
         if (outcome) {
             m->breaker.on_success();
         } else {
             m->breaker.on_failure(outcome.error().code());
+            note_error(tier::disk, outcome.error());
         }
         refresh_mode();
         return outcome;
     }
 
+    // A call the breaker refused: follows the breaker into degraded mode, counts the
+    // refusal, and returns the failure to answer with.
+    [[nodiscard]] failure refused() {
+        if (!degraded()) refresh_mode();
+        note_error(tier::disk, open_circuit());
+        return open_circuit();
+    }
+
+    // Under bypass and fail_fast a write asks the breaker before touching any tier; a
+    // refusal is counted (in `bypassed` under bypass).
+    [[nodiscard]] bool write_allowed(std::atomic<std::uint64_t>& bypassed) {
+        if (m->breaker.allow()) return true;
+        (void)refused();
+        if constexpr (degradation_mode == degraded_mode::bypass) bypassed.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+
     // Calls the storage through the breaker: errc::circuit_open if it says no.
     template <class F>
     auto guarded(F&& call) -> std::invoke_result_t<F&> {
-        if (!m->breaker.allow()) {
-            refresh_mode();
-            return unexpected(open_circuit());
-        }
+        if (!m->breaker.allow()) return unexpected(refused());
         return report(call());
     }
 
@@ -996,11 +1001,8 @@ private:
         state& s = *m;
         if constexpr (has_storage && degradation_mode == degraded_mode::bypass) {
             if (s.breaker.state() == breaker_state::open) {
-                if (!degraded()) refresh_mode();
                 s.bypassed_gets.fetch_add(1, std::memory_order_relaxed);
-                const failure why = open_circuit();
-                note_error(tier::disk, why);
-                return unexpected(why);
+                return unexpected(refused());
             }
         }
         const bool sampled = sample_hit();
@@ -1035,26 +1037,17 @@ private:
     // before any other work, so a refused call stays cheap.
     result<hit<Value>> from_disk(const Key& key) requires has_storage {
         state& s = *m;
-        if (s.breaker.state() == breaker_state::open) {
-            if (!degraded()) refresh_mode();
-            note_error(tier::disk, open_circuit());
-            return unexpected(open_circuit());
-        }
+        if (s.breaker.state() == breaker_state::open) return unexpected(refused());
         if (!s.disk->indexed(key)) {
             s.index_misses.fetch_add(1, std::memory_order_relaxed);
             return fail(errc::miss, tier::disk);
         }
-        if (!s.breaker.allow()) {
-            if (!degraded()) refresh_mode();
-            note_error(tier::disk, open_circuit());
-            return unexpected(open_circuit());
-        }
+        if (!s.breaker.allow()) return unexpected(refused());
         const latency_scope timing(s.get_latency);
         const std::uint64_t h = hash_of(key);
         if (s.pending.contains(key)) {
             auto erased = report(s.disk->erase(key));
             if (!erased) {
-                note_error(tier::disk, erased.error());
                 return unexpected(std::move(erased).error());
             }
             s.pending.remove(key);
@@ -1063,7 +1056,6 @@ private:
         const auto ticket = s.fence.quiet(h);
         auto found = report(s.disk->find(key));
         if (!found) {
-            note_error(tier::disk, found.error());
             return unexpected(std::move(found).error());
         }
         if (ticket) promote(key, h, *ticket, *found);

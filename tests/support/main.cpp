@@ -2,4 +2,4 @@
 #ifndef TIERGUARD_CATCH_PROVIDES_MAIN
 #define CATCH_CONFIG_MAIN
 #endif
-#include "catch.hpp"
+#include "test_framework.hpp"

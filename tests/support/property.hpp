@@ -1,6 +1,6 @@
 #pragma once
 
-#include "catch.hpp"
+#include "test_framework.hpp"
 
 #include <rapidcheck.h>
 

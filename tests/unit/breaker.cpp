@@ -1,6 +1,6 @@
 // The breaker policies, driven by a manual clock: every transition happens at an exact
 // instant, and no test sleeps.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/breaker/concept.hpp>
 #include <tierguard/breaker/consecutive_failures.hpp>

@@ -1,6 +1,6 @@
 // Many threads drive one breaker through its states. Run under ThreadSanitizer in CI: a
 // data race fails the run even where the invariants below would not notice it.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/breaker/concept.hpp>
 #include <tierguard/breaker/consecutive_failures.hpp>

@@ -1,6 +1,6 @@
-#include "support/catch.hpp"
 #include "support/scripted_storage.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/breaker/rolling_window.hpp>
 #include <tierguard/cache.hpp>

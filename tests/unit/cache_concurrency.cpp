@@ -1,5 +1,5 @@
-#include "support/catch.hpp"
 #include "support/scripted_storage.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>

@@ -2,8 +2,8 @@
 // seed 000's circuit-breaker test (chmod 000 on the cache directory) and corrupted-file
 // test, seed 003's cache versioning, and reopening a directory.
 
-#include "support/catch.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>

@@ -2,7 +2,7 @@
 // from key to value and a list in LRU order. Random finds, uses, inserts, removes,
 // evictions, remove_if and clears; hashes that collide on purpose make long probe runs,
 // so deletion's backward shifts and growth move slots all the time.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/detail/flat_lru_shard.hpp>
 #include <tierguard/hash.hpp>

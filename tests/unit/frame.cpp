@@ -1,5 +1,5 @@
 #include "support/allocation_counter.hpp"
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/frame.hpp>
 

@@ -1,9 +1,9 @@
 // The event kinds and the stderr_logger listener, driven by a manual clock and writing to
 // a tmpfile() that each test reads back: the rate limit is checked at exact instants, and
 // no test sleeps.
-#include "support/catch.hpp"
 #include "support/temp_dir.hpp"
 #include "support/temp_stream.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/disk_tier.hpp>

@@ -1,7 +1,7 @@
 // Four threads send events through copies of one stderr_logger. Run under ThreadSanitizer
 // in CI: a data race fails the run even where the totals below would not notice it.
-#include "support/catch.hpp"
 #include "support/temp_stream.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/listener/concept.hpp>

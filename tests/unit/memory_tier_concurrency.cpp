@@ -1,6 +1,6 @@
 // Many threads hammer one memory tier. Run under ThreadSanitizer in CI: a data race
 // fails the run even where the assertions below would not notice it.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/memory_tier.hpp>
 

@@ -1,6 +1,6 @@
 // The latency histogram (bucket placement, quantile estimates) and the Prometheus text
 // builder, whose output is checked line by line.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/metrics.hpp>
 

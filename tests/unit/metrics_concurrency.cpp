@@ -1,6 +1,6 @@
 // Four threads observe into one histogram while a fifth takes snapshots. Run under
 // ThreadSanitizer in CI; the totals after joining must be exact.
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/metrics.hpp>
 

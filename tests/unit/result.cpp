@@ -1,4 +1,4 @@
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/result.hpp>
 

@@ -1,4 +1,4 @@
-#include "support/catch.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/serializer/codec.hpp>
 #include <tierguard/serializer/concept.hpp>

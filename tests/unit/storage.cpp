@@ -1,5 +1,5 @@
-#include "support/catch.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_framework.hpp"
 
 #include <tierguard/detail/blob_name.hpp>
 #include <tierguard/detail/os_error.hpp>

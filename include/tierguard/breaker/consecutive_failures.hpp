@@ -4,13 +4,11 @@
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/breaker_books.hpp>
-#include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -37,7 +35,7 @@ namespace tierguard::breaker {
 /// Thread-safety: every member function may be called concurrently; each takes a short
 /// internal lock. Neither copyable nor movable: the cache keeps it in place.
 template <class Clock = tierguard::clock::steady>
-class consecutive_failures {
+class consecutive_failures : public detail::breaker_machine<consecutive_failures<Clock>, Clock> {
 public:
     static_assert(clock_policy<Clock>,
                   "tierguard::breaker::consecutive_failures: Clock does not model tierguard::clock_policy "
@@ -90,122 +88,30 @@ public:
     /// A closed breaker; throws std::invalid_argument (what() is the failure's message)
     /// if validate(cfg) fails.
     explicit consecutive_failures(const config& cfg, Clock clock = Clock())
-        : m_cfg(checked(cfg)),
-          m_clock(std::move(clock)),
-          m_books(cfg.corruption_threshold, cfg.recovery_time, cfg.max_recovery_time, now()),
-          m_rate(std::chrono::seconds{1}, 60) {}
-
-    consecutive_failures(const consecutive_failures&) = delete;
-    consecutive_failures& operator=(const consecutive_failures&) = delete;
-
-    /// True if a call may be made now: always while closed, never while open, and for at
-    /// most test_requests probes while half-open. Each true must be followed by one
-    /// on_success() or on_failure(). Thread-safe.
-    [[nodiscard]] bool allow() noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        bool allowed = false;
-        switch (m_books.state()) {
-            case breaker_state::closed: allowed = true; break;
-            case breaker_state::open: allowed = false; break;
-            case breaker_state::half_open: allowed = admit_probe(t); break;
-        }
-        m_books.count_allow(allowed);
-        return allowed;
-    }
-
-    /// An allowed call succeeded: ends a failure run; counts a probe. Thread-safe.
-    void on_success() noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        m_books.count_success();
-        succeeded(t);
-    }
-
-    /// An allowed call failed with `code`; counted as counts_as_failure() and the
-    /// corrupted-run rule say. Thread-safe.
-    void on_failure(errc code) noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        switch (m_books.classify(code, t)) {
-            case detail::breaker_outcome::success: succeeded(t); break;
-            case detail::breaker_outcome::ignored:
-                if (m_books.state() == breaker_state::half_open && m_probes_admitted > m_probe_successes) {
-                    --m_probes_admitted;
-                    m_last_probe_activity = t;
-                }
-                break;
-            case detail::breaker_outcome::failure: failed(t); break;
-        }
-    }
-
-    /// The state, after the open -> half-open transition if the open period is over. Thread-safe.
-    [[nodiscard]] breaker_state state() const noexcept {
-        std::lock_guard lock(m_mutex);
-        refresh(now());
-        return m_books.state();
-    }
-
-    /// State and counters; allocates the failure list. Thread-safe.
-    [[nodiscard]] breaker_snapshot snapshot() const {
-        breaker_snapshot s;
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        m_books.fill(s, t);
-        const auto totals = m_rate.sum(t);
-        s.window_calls = totals.calls;
-        s.window_failures = totals.failures;
-        s.failure_rate =
-            totals.calls == 0 ? 0.0 : static_cast<double>(totals.failures) / static_cast<double>(totals.calls);
-        return s;
-    }
-
-    /// Opens now and stays open, rejecting every call, until force_closed() or reset().
-    /// Thread-safe.
-    void force_open() noexcept {
-        std::lock_guard lock(m_mutex);
-        m_books.force_open(now());
-    }
-
-    /// Closes now and resumes normal operation: the failure run, the backoff and the rate
-    /// window start over; counters and the failure history are kept. Thread-safe.
-    void force_closed() noexcept {
-        std::lock_guard lock(m_mutex);
-        m_books.force_closed(now());
-        m_rate.clear();
-    }
-
-    /// Back to a new breaker's state: closed, every counter zero, no history. Thread-safe.
-    void reset() noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        m_books.reset(t);
-        m_rate.clear();
-        m_probes_admitted = m_probe_successes = 0;
-        m_last_probe_activity = t;
-    }
+        : consecutive_failures(checked(cfg), std::move(clock), validated{}) {}
 
     /// The settings it was built with.
     [[nodiscard]] const config& settings() const noexcept { return m_cfg; }
 
 private:
+    using machine = detail::breaker_machine<consecutive_failures<Clock>, Clock>;
+    friend machine;
+
+    struct validated {};
+
+    consecutive_failures(const config& cfg, Clock clock, validated)
+        : machine(std::move(clock), cfg.corruption_threshold, cfg.recovery_time, cfg.max_recovery_time,
+                  std::chrono::seconds{1}, 60),
+          m_cfg(cfg),
+          m_last_probe_activity(this->now()) {}
+
     static const config& checked(const config& cfg) {
         if (auto ok = validate(cfg); !ok) throw std::invalid_argument(ok.error().message());
         return cfg;
     }
 
-    [[nodiscard]] std::chrono::nanoseconds now() const noexcept { return detail::since_epoch(m_clock.now()); }
-
-    void refresh(std::chrono::nanoseconds t) const noexcept {
-        if (!m_books.refresh(t)) return;
-        m_probes_admitted = m_probe_successes = 0;
-        m_last_probe_activity = t;
-    }
-
+    // At most test_requests probes at a time; probes unanswered for recovery_time are
+    // presumed lost and their slots reissued.
     bool admit_probe(std::chrono::nanoseconds t) noexcept {
         if (m_probes_admitted >= m_cfg.test_requests) {
             if (t - m_last_probe_activity < m_cfg.recovery_time) return false;
@@ -216,36 +122,29 @@ private:
         return true;
     }
 
-    void succeeded(std::chrono::nanoseconds t) noexcept {
-        m_rate.record(t, false);
-        if (m_books.state() != breaker_state::half_open) return;
+    void half_opened(std::chrono::nanoseconds t) const noexcept { cleared(t); }
+
+    // An ignored result frees its probe's slot for another probe.
+    void probe_ignored(std::chrono::nanoseconds t) noexcept {
+        if (m_probes_admitted <= m_probe_successes) return;
+        --m_probes_admitted;
+        m_last_probe_activity = t;
+    }
+
+    bool probe_succeeded(std::chrono::nanoseconds t) noexcept {
         ++m_probe_successes;
         m_last_probe_activity = t;
-        if (m_probe_successes >= m_cfg.test_requests) close(t);
+        return m_probe_successes >= m_cfg.test_requests;
     }
 
-    void failed(std::chrono::nanoseconds t) noexcept {
-        m_rate.record(t, true);
-        switch (m_books.state()) {
-            case breaker_state::closed:
-                if (m_books.consecutive_failures() >= m_cfg.failure_threshold) m_books.trip(t);
-                break;
-            case breaker_state::half_open: m_books.reopen(t); break;
-            case breaker_state::open: break;
-        }
-    }
+    bool should_trip(std::chrono::nanoseconds) const noexcept { return this->failure_run() >= m_cfg.failure_threshold; }
 
-    void close(std::chrono::nanoseconds t) noexcept {
-        m_books.close(t);
-        m_rate.clear();
+    void cleared(std::chrono::nanoseconds t) const noexcept {
+        m_probes_admitted = m_probe_successes = 0;
+        m_last_probe_activity = t;
     }
 
     config m_cfg;
-    Clock m_clock;
-    // mutable: state() and snapshot() make the time-driven open -> half-open transition they report.
-    mutable detail::spin_mutex m_mutex;
-    mutable detail::breaker_books m_books;
-    mutable detail::rate_window m_rate;
     mutable std::uint32_t m_probes_admitted = 0;
     mutable std::uint32_t m_probe_successes = 0;
     mutable std::chrono::nanoseconds m_last_probe_activity{};

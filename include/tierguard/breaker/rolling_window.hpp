@@ -4,7 +4,6 @@
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/breaker_books.hpp>
-#include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
@@ -12,7 +11,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -39,7 +37,7 @@ namespace tierguard::breaker {
 /// internal lock (allow and on_* are O(1) amortized; snapshot is O(window / bucket)). Neither
 /// copyable nor movable: the cache keeps it in place.
 template <class Clock = tierguard::clock::steady>
-class rolling_window {
+class rolling_window : public detail::breaker_machine<rolling_window<Clock>, Clock> {
 public:
     static_assert(clock_policy<Clock>,
                   "tierguard::breaker::rolling_window: Clock does not model tierguard::clock_policy "
@@ -113,108 +111,23 @@ public:
     /// A closed breaker; throws std::invalid_argument (what() is the failure's message)
     /// if validate(cfg) fails.
     explicit rolling_window(const config& cfg, Clock clock = Clock())
-        : m_cfg(checked(cfg)),
-          m_clock(std::move(clock)),
-          m_books(cfg.corruption_threshold, cfg.timeout, cfg.max_timeout, now()),
-          m_rate(cfg.bucket, static_cast<std::size_t>(cfg.window / cfg.bucket)),
-          m_probe_share(share_of(cfg.recovery_factor)) {}
-
-    rolling_window(const rolling_window&) = delete;
-    rolling_window& operator=(const rolling_window&) = delete;
-
-    /// True if a call may be made now: always while closed, never while open, and for a
-    /// recovery_factor share of calls while half-open. Each true must be followed by one
-    /// on_success() or on_failure(). Thread-safe.
-    [[nodiscard]] bool allow() noexcept {
-        std::lock_guard lock(m_mutex);
-        refresh(now());
-        bool allowed = false;
-        switch (m_books.state()) {
-            case breaker_state::closed: allowed = true; break;
-            case breaker_state::open: allowed = false; break;
-            case breaker_state::half_open:
-                m_probe_credit += m_probe_share;
-                allowed = m_probe_credit >= share_scale;
-                if (allowed) m_probe_credit -= share_scale;
-                break;
-        }
-        m_books.count_allow(allowed);
-        return allowed;
-    }
-
-    /// An allowed call succeeded: goes into the window; counts a probe. Thread-safe.
-    void on_success() noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        m_books.count_success();
-        succeeded(t);
-    }
-
-    /// An allowed call failed with `code`; counted as counts_as_failure() and the
-    /// corrupted-run rule say (an ignored result does not enter the window). Thread-safe.
-    void on_failure(errc code) noexcept {
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        switch (m_books.classify(code, t)) {
-            case detail::breaker_outcome::success: succeeded(t); break;
-            case detail::breaker_outcome::ignored: break;
-            case detail::breaker_outcome::failure: failed(t); break;
-        }
-    }
-
-    /// The state, after the open -> half-open transition if the open period is over. Thread-safe.
-    [[nodiscard]] breaker_state state() const noexcept {
-        std::lock_guard lock(m_mutex);
-        refresh(now());
-        return m_books.state();
-    }
-
-    /// State and counters; the rate covers the window since the last close. Allocates the
-    /// failure list. Thread-safe.
-    [[nodiscard]] breaker_snapshot snapshot() const {
-        breaker_snapshot s;
-        std::lock_guard lock(m_mutex);
-        const auto t = now();
-        refresh(t);
-        m_books.fill(s, t);
-        const auto totals = m_rate.sum(t);
-        s.window_calls = totals.calls;
-        s.window_failures = totals.failures;
-        s.failure_rate =
-            totals.calls == 0 ? 0.0 : static_cast<double>(totals.failures) / static_cast<double>(totals.calls);
-        return s;
-    }
-
-    /// Opens now and stays open, rejecting every call, until force_closed() or reset().
-    /// Thread-safe.
-    void force_open() noexcept {
-        std::lock_guard lock(m_mutex);
-        m_books.force_open(now());
-    }
-
-    /// Closes now and resumes normal operation: the window, the failure run and the backoff
-    /// start over; counters and the failure history are kept. Thread-safe.
-    void force_closed() noexcept {
-        std::lock_guard lock(m_mutex);
-        m_books.force_closed(now());
-        m_rate.clear();
-    }
-
-    /// Back to a new breaker's state: closed, every counter zero, no history. Thread-safe.
-    void reset() noexcept {
-        std::lock_guard lock(m_mutex);
-        m_books.reset(now());
-        m_rate.clear();
-        m_probe_credit = 0;
-        m_probe_successes = 0;
-    }
+        : rolling_window(checked(cfg), std::move(clock), validated{}) {}
 
     /// The settings it was built with.
     [[nodiscard]] const config& settings() const noexcept { return m_cfg; }
 
 private:
+    using machine = detail::breaker_machine<rolling_window<Clock>, Clock>;
+    friend machine;
+
+    struct validated {};
+
+    rolling_window(const config& cfg, Clock clock, validated)
+        : machine(std::move(clock), cfg.corruption_threshold, cfg.timeout, cfg.max_timeout, cfg.bucket,
+                  static_cast<std::size_t>(cfg.window / cfg.bucket)),
+          m_cfg(cfg),
+          m_probe_share(share_of(cfg.recovery_factor)) {}
+
     // recovery_factor in millionths, so that admission is exact integer arithmetic.
     static constexpr std::uint64_t share_scale = 1'000'000;
 
@@ -228,45 +141,36 @@ private:
         return cfg;
     }
 
-    [[nodiscard]] std::chrono::nanoseconds now() const noexcept { return detail::since_epoch(m_clock.now()); }
+    // A recovery_factor share of calls, deterministically.
+    bool admit_probe(std::chrono::nanoseconds) noexcept {
+        m_probe_credit += m_probe_share;
+        if (m_probe_credit < share_scale) return false;
+        m_probe_credit -= share_scale;
+        return true;
+    }
 
-    void refresh(std::chrono::nanoseconds t) const noexcept {
-        if (!m_books.refresh(t)) return;
+    void half_opened(std::chrono::nanoseconds) const noexcept {
         // Credit for exactly one call, so the first call of a half-open period is a probe.
         m_probe_credit = share_scale - m_probe_share;
         m_probe_successes = 0;
     }
 
-    void succeeded(std::chrono::nanoseconds t) noexcept {
-        m_rate.record(t, false);
-        if (m_books.state() != breaker_state::half_open) return;
-        if (++m_probe_successes >= m_cfg.success_threshold) {
-            m_books.close(t);
-            m_rate.clear();
-        }
+    void probe_ignored(std::chrono::nanoseconds) noexcept {}
+
+    bool probe_succeeded(std::chrono::nanoseconds) noexcept { return ++m_probe_successes >= m_cfg.success_threshold; }
+
+    bool should_trip(std::chrono::nanoseconds t) const noexcept {
+        const auto totals = this->window(t);
+        return totals.calls >= m_cfg.minimum_calls &&
+               static_cast<double>(totals.failures) >= m_cfg.failure_threshold * static_cast<double>(totals.calls);
     }
 
-    void failed(std::chrono::nanoseconds t) noexcept {
-        m_rate.record(t, true);
-        switch (m_books.state()) {
-            case breaker_state::closed: {
-                const auto totals = m_rate.sum(t);
-                if (totals.calls >= m_cfg.minimum_calls &&
-                    static_cast<double>(totals.failures) >= m_cfg.failure_threshold * static_cast<double>(totals.calls))
-                    m_books.trip(t);
-                break;
-            }
-            case breaker_state::half_open: m_books.reopen(t); break;
-            case breaker_state::open: break;
-        }
+    void cleared(std::chrono::nanoseconds) noexcept {
+        m_probe_credit = 0;
+        m_probe_successes = 0;
     }
 
     config m_cfg;
-    Clock m_clock;
-    // mutable: state() and snapshot() make the time-driven open -> half-open transition they report.
-    mutable detail::spin_mutex m_mutex;
-    mutable detail::breaker_books m_books;
-    mutable detail::rate_window m_rate;
     std::uint64_t m_probe_share;
     mutable std::uint64_t m_probe_credit = 0;
     mutable std::uint32_t m_probe_successes = 0;

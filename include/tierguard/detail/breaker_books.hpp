@@ -4,6 +4,7 @@
 // state machine's books. Not part of the public API.
 
 #include <tierguard/breaker/concept.hpp>
+#include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -309,6 +311,160 @@ private:
     std::array<breaker_failure, breaker_failure_history> m_ring{};
     std::size_t m_ring_next = 0;
     std::size_t m_ring_size = 0;
+};
+
+/// The stock breakers' shared machine: the lock, the clock, the books and the rate
+/// window, and the operations of breaker_policy built on them. A breaker derives from
+/// it and supplies the half-open policy through these hooks (called under the lock):
+///   bool admit_probe(t)          may a half-open call go through?
+///   void half_opened(t) const    a half-open period began (the open period ended; its
+///                                state is mutable, as state() const may make this happen)
+///   void probe_ignored(t)        an admitted half-open call came back ignored
+///   bool probe_succeeded(t)      a half-open call succeeded; true closes the breaker
+///   bool should_trip(t)          a counted failure while closed; true opens it
+///   void cleared(t)              reset() ran: forget probe state
+template <class Derived, class Clock>
+class breaker_machine {
+public:
+    breaker_machine(const breaker_machine&) = delete;
+    breaker_machine& operator=(const breaker_machine&) = delete;
+
+    /// True if a call may be made now: always while closed, never while open, and as the
+    /// breaker's probe policy says while half-open. Each true must be followed by one
+    /// on_success() or on_failure(). Thread-safe.
+    [[nodiscard]] bool allow() noexcept {
+        std::lock_guard lock(m_mutex);
+        const auto t = now();
+        refresh(t);
+        bool allowed = false;
+        switch (m_books.state()) {
+            case breaker_state::closed: allowed = true; break;
+            case breaker_state::open: allowed = false; break;
+            case breaker_state::half_open: allowed = self().admit_probe(t); break;
+        }
+        m_books.count_allow(allowed);
+        return allowed;
+    }
+
+    /// An allowed call succeeded: ends a failure run; counts a probe. Thread-safe.
+    void on_success() noexcept {
+        std::lock_guard lock(m_mutex);
+        const auto t = now();
+        refresh(t);
+        m_books.count_success();
+        succeeded(t);
+    }
+
+    /// An allowed call failed with `code`; counted as counts_as_failure() and the
+    /// corrupted-run rule say (an ignored result does not enter the rate window). Thread-safe.
+    void on_failure(errc code) noexcept {
+        std::lock_guard lock(m_mutex);
+        const auto t = now();
+        refresh(t);
+        switch (m_books.classify(code, t)) {
+            case breaker_outcome::success: succeeded(t); break;
+            case breaker_outcome::ignored:
+                if (m_books.state() == breaker_state::half_open) self().probe_ignored(t);
+                break;
+            case breaker_outcome::failure: failed(t); break;
+        }
+    }
+
+    /// The state, after the open -> half-open transition if the open period is over. Thread-safe.
+    [[nodiscard]] breaker_state state() const noexcept {
+        std::lock_guard lock(m_mutex);
+        refresh(now());
+        return m_books.state();
+    }
+
+    /// State and counters; the rate covers the window since the last close. Allocates the
+    /// failure list. Thread-safe.
+    [[nodiscard]] breaker_snapshot snapshot() const {
+        breaker_snapshot s;
+        std::lock_guard lock(m_mutex);
+        const auto t = now();
+        refresh(t);
+        m_books.fill(s, t);
+        const auto totals = m_rate.sum(t);
+        s.window_calls = totals.calls;
+        s.window_failures = totals.failures;
+        s.failure_rate =
+            totals.calls == 0 ? 0.0 : static_cast<double>(totals.failures) / static_cast<double>(totals.calls);
+        return s;
+    }
+
+    /// Opens now and stays open, rejecting every call, until force_closed() or reset().
+    /// Thread-safe.
+    void force_open() noexcept {
+        std::lock_guard lock(m_mutex);
+        m_books.force_open(now());
+    }
+
+    /// Closes now and resumes normal operation: the rate window, the failure run and the
+    /// backoff start over; counters and the failure history are kept. Thread-safe.
+    void force_closed() noexcept {
+        std::lock_guard lock(m_mutex);
+        m_books.force_closed(now());
+        m_rate.clear();
+    }
+
+    /// Back to a new breaker's state: closed, every counter zero, no history. Thread-safe.
+    void reset() noexcept {
+        std::lock_guard lock(m_mutex);
+        const auto t = now();
+        m_books.reset(t);
+        m_rate.clear();
+        self().cleared(t);
+    }
+
+protected:
+    breaker_machine(Clock clock, std::uint32_t corruption_threshold, std::chrono::nanoseconds initial_open_period,
+                    std::chrono::nanoseconds max_open_period, std::chrono::nanoseconds bucket_width,
+                    std::size_t buckets)
+        : m_clock(std::move(clock)),
+          m_books(corruption_threshold, initial_open_period, max_open_period, now()),
+          m_rate(bucket_width, buckets) {}
+    ~breaker_machine() = default;
+
+    [[nodiscard]] std::chrono::nanoseconds now() const noexcept { return since_epoch(m_clock.now()); }
+
+    /// Results and failures in the rate window ending at `t` (under the lock).
+    [[nodiscard]] rate_window::totals window(std::chrono::nanoseconds t) const noexcept { return m_rate.sum(t); }
+
+    [[nodiscard]] std::uint32_t failure_run() const noexcept { return m_books.consecutive_failures(); }
+
+private:
+    [[nodiscard]] Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+
+    void refresh(std::chrono::nanoseconds t) const noexcept {
+        if (m_books.refresh(t)) self().half_opened(t);
+    }
+
+    void succeeded(std::chrono::nanoseconds t) noexcept {
+        m_rate.record(t, false);
+        if (m_books.state() == breaker_state::half_open && self().probe_succeeded(t)) {
+            m_books.close(t);
+            m_rate.clear();
+        }
+    }
+
+    void failed(std::chrono::nanoseconds t) noexcept {
+        m_rate.record(t, true);
+        switch (m_books.state()) {
+            case breaker_state::closed:
+                if (self().should_trip(t)) m_books.trip(t);
+                break;
+            case breaker_state::half_open: m_books.reopen(t); break;
+            case breaker_state::open: break;
+        }
+    }
+
+    Clock m_clock;
+    // mutable: state() and snapshot() make the time-driven open -> half-open transition they report.
+    mutable spin_mutex m_mutex;
+    mutable breaker_books m_books;
+    mutable rate_window m_rate;
 };
 
 }  // namespace detail
