@@ -92,7 +92,10 @@ struct scrub_report {
 };
 
 /// The disk tier's compile-time policies. Inherit and override a slot; a
-/// `static constexpr std::uint32_t schema_version` here overrides value_traits<Value>.
+/// `static constexpr std::uint32_t schema_version` here overrides value_traits<Value>;
+/// `static constexpr bool any_schema_version = true` makes the tier read and keep entries
+/// of every schema version (for maintenance tools that do not know the value type, such
+/// as tierguard-cli; an application's tier must not set it).
 struct disk_defaults {
     using storage = tierguard::storage::posix_directory;  ///< models storage_policy
     using serializer = tierguard::serializer::standard;   ///< models serializer_policy for Key and Value
@@ -151,6 +154,14 @@ public:
 
     /// The schema version written into every frame and required of every frame read.
     static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
+    /// Whether entries of another schema version are kept (Policies::any_schema_version).
+    static constexpr bool any_schema_version = [] {
+        if constexpr (requires { Policies::any_schema_version; }) {
+            return static_cast<bool>(Policies::any_schema_version);
+        } else {
+            return false;
+        }
+    }();
 
     /// The blob holding the directory's hash secret.
     static constexpr std::string_view meta_name = "tierguard-meta";
@@ -569,7 +580,7 @@ private:
             quarantine(h, "frame", decoded.error());
             return fail(errc::corrupted, tier::disk, "entry " + name + ": " + decoded.error().context());
         }
-        if (decoded->head.schema_version != schema_version) {
+        if (!any_schema_version && decoded->head.schema_version != schema_version) {
             const failure why(errc::version_mismatch, tier::disk,
                               "entry " + name + " has schema version " + std::to_string(decoded->head.schema_version) +
                                   ", this tier reads " + std::to_string(schema_version));

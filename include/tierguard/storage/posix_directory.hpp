@@ -181,6 +181,9 @@ namespace tierguard::storage {
 ///    link, is not owned by the effective uid, or is writable by group or others.
 ///  - One user at a time: open() takes an exclusive advisory lock (flock) on <root>/.lock
 ///    and fails with errc::locked while another process or instance holds it.
+///  - config::read_only opens an existing directory without changing anything in it: a
+///    shared lock on the existing lock file (readers coexist, a writer gets errc::locked),
+///    and write, remove, quarantine and clean fail with errc::permission_denied.
 ///  - Every OS error is mapped as detail::os_failure() says, the errno kept.
 /// Every operation is thread-safe; none throws for a storage failure (only bad_alloc).
 /// A moved-from posix_directory may only be destroyed or assigned to.
@@ -193,6 +196,9 @@ public:
         durability sync = durability::data;
         /// Largest blob write() stores and read() loads; larger files on disk are refused unread.
         std::size_t max_blob_size = std::size_t{64} << 20;
+        /// Inspect only (tools): nothing is made, locked exclusively or written; the root and
+        /// its lock file must exist (errc::miss otherwise).
+        bool read_only = false;
     };
 
     /// Opens (making it if needed) and locks the directory `cfg.root`. Errors:
@@ -215,7 +221,9 @@ public:
         cfg.root = root;
         const std::string& path = cfg.root.native();
 
-        if (auto made = make_folders(cfg.root); !made) return unexpected(std::move(made).error());
+        if (!cfg.read_only) {
+            if (auto made = make_folders(cfg.root); !made) return unexpected(std::move(made).error());
+        }
         struct stat st {};
         if (::lstat(path.c_str(), &st) != 0)
             return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
@@ -253,9 +261,9 @@ public:
                             "); tierguard requires a folder only its owner can write (chmod 0700 " + path + ")");
 
         const std::string lock_path = path + "/" + std::string(lock_file);
+        const int lock_flags = cfg.read_only ? O_RDONLY : O_RDWR | O_CREAT;
         px::unique_fd lock(px::retry_eintr([&] {
-            return ::openat(root_fd.get(), lock_file.data(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-                            0600);
+            return ::openat(root_fd.get(), lock_file.data(), lock_flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         }));
         if (!lock) {
             const int err = errno;
@@ -271,7 +279,8 @@ public:
             return fail(errc::io_error, tier::disk,
                         "open " + path + ": the lock file " + lock_path + " is " + px::describe_mode(st.st_mode) +
                             ", not a regular file; remove it");
-        if (px::retry_eintr([&] { return ::flock(lock.get(), LOCK_EX | LOCK_NB); }) != 0) {
+        const int lock_kind = cfg.read_only ? LOCK_SH : LOCK_EX;
+        if (px::retry_eintr([&] { return ::flock(lock.get(), lock_kind | LOCK_NB); }) != 0) {
             const int err = errno;
             if (err == EWOULDBLOCK)
                 return fail(errc::locked, tier::disk,
@@ -282,7 +291,7 @@ public:
         }
         // Only a hint for the message above; a failure here changes nothing.
         const std::string pid = std::to_string(::getpid()) + "\n";
-        if (::ftruncate(lock.get(), 0) == 0) (void)!::pwrite(lock.get(), pid.data(), pid.size(), 0);
+        if (!cfg.read_only && ::ftruncate(lock.get(), 0) == 0) (void)!::pwrite(lock.get(), pid.data(), pid.size(), 0);
 
         const bool beneath = std::getenv("TIERGUARD_NO_OPENAT2") == nullptr && beneath_works(root_fd.get());
         return posix_directory(std::move(cfg), std::move(root_fd), std::move(lock), beneath);
@@ -336,6 +345,7 @@ public:
         using detail::os_failure;
         namespace px = detail::posix;
         if (auto ok = detail::check_blob_name("write", name, tier::disk); !ok) return ok;
+        if (auto ok = writable("write", name); !ok) return ok;
         if (bytes.size() > m_config.max_blob_size)
             return fail(errc::too_large, tier::disk,
                         "write " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
@@ -386,6 +396,7 @@ public:
     result<void> remove(std::string_view name) {
         using detail::os_failure;
         if (auto ok = detail::check_blob_name("remove", name, tier::disk); !ok) return ok;
+        if (auto ok = writable("remove", name); !ok) return ok;
         auto dir = walk("remove", name, parent_of(name), false, false);
         if (!dir) return unexpected(std::move(dir).error());
         const std::string leaf(leaf_of(name));
@@ -443,6 +454,7 @@ public:
         using detail::os_failure;
         namespace px = detail::posix;
         if (auto ok = detail::check_blob_name("quarantine", name, tier::disk); !ok) return ok;
+        if (auto ok = writable("quarantine", name); !ok) return ok;
         auto dir = walk("quarantine", name, parent_of(name), false, false);
         if (!dir) return unexpected(std::move(dir).error());
         const std::string leaf(leaf_of(name));
@@ -477,6 +489,7 @@ public:
             std::string path;
             kind what;
         };
+        if (auto ok = writable("clean", "."); !ok) return unexpected(std::move(ok).error());
         clean_report report;
         const auto oldest = options.now - options.quarantine_max_age;
         std::vector<folder> pending{{std::string(), kind::blobs}};
@@ -647,6 +660,13 @@ private:
           m_lock(std::move(lock)),
           m_in_flight(std::make_unique<in_flight>()),
           m_beneath(beneath) {}
+
+    [[nodiscard]] result<void> writable(std::string_view operation, std::string_view name) const {
+        if (!m_config.read_only) return {};
+        return fail(errc::permission_denied, tier::disk,
+                    std::string(operation) + " " + std::string(name) + ": the directory was opened read-only",
+                    std::error_code(EROFS, std::generic_category()));
+    }
 
     [[nodiscard]] static std::string_view parent_of(std::string_view name) noexcept {
         const std::size_t slash = name.rfind('/');
