@@ -900,6 +900,35 @@ TEST_CASE("posix_directory: a second open of the same root fails with locked") {
     CHECK(text_of(reopened->read("still").value()) == "works");
 }
 
+TEST_CASE("posix_directory: read_only shares the lock with readers, not with a writer, and changes nothing") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    CHECK(errc_of(posix_directory::open({.root = root, .read_only = true})) == errc::miss);  // never made
+    CHECK_FALSE(fs::exists(root));
+    {
+        auto writer = open_posix(root);
+        REQUIRE(writer.write("ab/blob", bytes_of("kept")));
+        CHECK(errc_of(posix_directory::open({.root = root, .read_only = true})) == errc::locked);
+    }
+    const auto lock_time = fs::last_write_time(root / ".lock");
+    auto reader = posix_directory::open({.root = root, .read_only = true});
+    INFO(why(reader));
+    REQUIRE(reader);
+    auto second = posix_directory::open({.root = root, .read_only = true});
+    CHECK(second);
+    CHECK(errc_of(posix_directory::open({.root = root})) == errc::locked);
+    CHECK(text_of(reader->read("ab/blob").value()) == "kept");
+    CHECK(reader->list().value().size() == 1);
+    CHECK(errc_of(reader->write("ab/other", bytes_of("x"))) == errc::permission_denied);
+    CHECK(errc_of(reader->remove("ab/blob")) == errc::permission_denied);
+    CHECK(errc_of(reader->quarantine("ab/blob", "test", std::chrono::system_clock::now())) == errc::permission_denied);
+    CHECK(errc_of(reader->clean({.now = std::chrono::system_clock::now()})) == errc::permission_denied);
+    CHECK(fs::exists(root / "ab/blob"));
+    CHECK_FALSE(fs::exists(root / "ab/other"));
+    CHECK_FALSE(fs::exists(root / "quarantine"));
+    CHECK(fs::last_write_time(root / ".lock") == lock_time);  // no pid written
+}
+
 TEST_CASE("posix_directory: refuses a root that is unsafe or not a directory") {
     temp_dir dir;
     const fs::path root = dir.path() / "cache";
