@@ -386,7 +386,7 @@ int run_stats(const std::string& dir, const tierguard::storage::posix_directory&
     for (fs::directory_iterator it(fs::path(dir) / tierguard::detail::quarantine_folder, ec), end; !ec && it != end;
          it.increment(ec)) {
         const auto since = tierguard::detail::quarantine_time(it->path().filename().native());
-        if (!since || !it->is_regular_file(ec)) continue;
+        if (!since || it->symlink_status(ec).type() != fs::file_type::regular) continue;  // never follow a link
         ++q_files;
         q_bytes += it->file_size(ec);
         q_ages.push_back(age_seconds(now, *since));
