@@ -182,6 +182,35 @@ TEST_CASE("disk tier: a bumped schema version turns old entries into counted mis
     }
 }
 
+namespace {
+struct any_version_policies : posix_policies {
+    static constexpr bool any_schema_version = true;
+};
+using any_version_tier = tierguard::disk_tier<std::string, std::string, any_version_policies>;
+}  // namespace
+
+TEST_CASE("disk tier: with any_schema_version a maintenance tier's scrub keeps every schema version") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    {
+        auto v1 = open_posix(root);
+        REQUIRE(v1.put("user:1", "old layout"));
+    }
+    {
+        auto v2 = v2_tier::open(open_dir(root), {.scrub_on_open = false});
+        REQUIRE(v2);
+        REQUIRE(v2->put("user:2", "new layout"));
+    }
+    STATIC_REQUIRE(any_version_tier::any_schema_version);
+    STATIC_REQUIRE_FALSE(posix_tier::any_schema_version);
+    auto tool = any_version_tier::open(open_dir(root));
+    REQUIRE(tool);
+    CHECK(tool->stats().version_mismatches == 0);
+    CHECK(tool->size() == 2);
+    CHECK(*tool->get("user:1") == "old layout");
+    CHECK(*tool->get("user:2") == "new layout");
+}
+
 TEST_CASE("disk tier: TTLs expire on the injected clock, also across a reopen") {
     tierguard_test::temp_dir tmp;
     const fs::path root = tmp.path() / "cache";
