@@ -676,11 +676,9 @@ int run_inspect(const std::string& dir, tierguard::storage::posix_directory stor
 int run(const arguments& args) {
     const std::string_view name = args.command->name;
     const std::size_t wanted = name == "inspect" ? 2 : 1;
-    if (args.positional.size() != wanted)
-        return usage_error(name,
-                           args.positional.size() < wanted
-                               ? "missing " + std::string(wanted == 2 && args.positional.size() == 1 ? "KEY" : "DIR")
-                               : "too many arguments");
+    if (args.positional.empty()) return usage_error(name, "missing DIR");
+    if (args.positional.size() < wanted) return usage_error(name, "missing KEY");
+    if (args.positional.size() > wanted) return usage_error(name, "too many arguments");
     std::optional<std::chrono::seconds> older_than;
     if (name == "purge-quarantine") {
         if (!args.older_than) return usage_error(name, "--older-than DURATION is required (e.g. --older-than 7d)");
