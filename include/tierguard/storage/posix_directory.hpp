@@ -201,7 +201,7 @@ public:
         bool read_only = false;
     };
 
-    /// Opens (making it if needed) and locks the directory `cfg.root`. Errors:
+    /// Opens (making it if needed, unless read_only) and locks the directory `cfg.root`. Errors:
     /// errc::invalid_argument for a bad config or a root that is not a directory,
     /// errc::permission_denied for a root that is a link, not ours, or writable by others,
     /// errc::locked if another process or instance holds it, else the OS error mapped.
