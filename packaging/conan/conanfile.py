@@ -1,0 +1,64 @@
+"""Conan 2 recipe for tierguard, a header-only C++20 library that needs zlib.
+
+Create the package from the repository root:
+    conan create packaging/conan --version 0.1.0
+The test_package builds a small program with find_package(tierguard) and runs it.
+"""
+import os
+
+from conan import ConanFile
+from conan.tools.build import check_min_cppstd
+from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
+from conan.tools.files import copy
+
+
+class TierguardConan(ConanFile):
+    name = "tierguard"
+    version = "0.1.0"
+    description = "A header-only C++20 tiered cache that keeps serving when a tier breaks"
+    topics = ("cache", "header-only", "circuit-breaker", "fault-tolerance")
+    package_type = "header-library"
+    settings = "os", "arch", "compiler", "build_type"
+    no_copy_source = True
+
+    def export_sources(self):
+        root = os.path.join(self.recipe_folder, "..", "..")
+        for pattern in ("CMakeLists.txt", "cmake/*", "include/*", "LICENSE*"):
+            copy(self, pattern, src=root, dst=self.export_sources_folder)
+
+    def layout(self):
+        cmake_layout(self)
+
+    def requirements(self):
+        # Public: tierguard's headers include zlib.h, so consumers need its headers too.
+        self.requires("zlib/[>=1.2.11 <2]", transitive_headers=True)
+
+    def package_id(self):
+        self.info.clear()
+
+    def validate(self):
+        check_min_cppstd(self, 20)
+
+    def generate(self):
+        tc = CMakeToolchain(self)
+        tc.cache_variables["TIERGUARD_BUILD_TESTS"] = False
+        tc.cache_variables["TIERGUARD_BUILD_BENCH"] = False
+        tc.cache_variables["TIERGUARD_BUILD_EXAMPLES"] = False
+        tc.generate()
+
+    def build(self):
+        pass
+
+    def package(self):
+        # tierguard's own install rules: headers, CMake package config, pkg-config file.
+        cmake = CMake(self)
+        cmake.configure()
+        cmake.install()
+
+    def package_info(self):
+        self.cpp_info.bindirs = []
+        self.cpp_info.libdirs = []
+        self.cpp_info.requires = ["zlib::zlib"]
+        self.cpp_info.set_property("cmake_file_name", "tierguard")
+        self.cpp_info.set_property("cmake_target_name", "tierguard::tierguard")
+        self.cpp_info.set_property("pkg_config_name", "tierguard")

@@ -1,0 +1,25 @@
+# vcpkg overlay port for tierguard (header-only). Use it from a checkout of this
+# repository: vcpkg install tierguard --overlay-ports=<repo>/packaging/vcpkg/ports
+# The sources are the checkout this port sits in; a registry port would fetch a release
+# with vcpkg_from_github instead.
+get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../../../.." ABSOLUTE)
+
+set(VCPKG_BUILD_TYPE release)  # header-only: one configuration is all there is
+
+vcpkg_cmake_configure(
+  SOURCE_PATH "${SOURCE_PATH}"
+  OPTIONS
+    -DTIERGUARD_BUILD_TESTS=OFF
+    -DTIERGUARD_BUILD_BENCH=OFF
+    -DTIERGUARD_BUILD_EXAMPLES=OFF
+)
+vcpkg_cmake_install()
+vcpkg_cmake_config_fixup(CONFIG_PATH share/cmake/tierguard)
+vcpkg_fixup_pkgconfig()
+
+# Nothing architecture-specific is installed.
+file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/debug" "${CURRENT_PACKAGES_DIR}/lib")
+
+file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
+file(WRITE "${CURRENT_PACKAGES_DIR}/share/${PORT}/copyright"
+  "tierguard has not chosen a license yet; see the project's README.\n")
