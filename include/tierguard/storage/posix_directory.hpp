@@ -649,13 +649,9 @@ private:
           m_beneath(beneath) {}
 
     [[nodiscard]] static std::string_view parent_of(std::string_view name) noexcept {
-        const std::size_t slash = name.rfind('/');
-        return slash == std::string_view::npos ? std::string_view() : name.substr(0, slash);
+        return detail::blob_parent(name);
     }
-    [[nodiscard]] static std::string_view leaf_of(std::string_view name) noexcept {
-        const std::size_t slash = name.rfind('/');
-        return slash == std::string_view::npos ? name : name.substr(slash + 1);
-    }
+    [[nodiscard]] static std::string_view leaf_of(std::string_view name) noexcept { return detail::blob_leaf(name); }
     // Gone, or replaced by a non-folder, while a listing or a clean walked to it.
     [[nodiscard]] static bool vanished(const failure& f) noexcept {
         return f.os_error() == std::error_code(ENOENT, std::generic_category()) ||
