@@ -17,6 +17,10 @@
 //               (full) sync quarantine folder, sync the blob's folder
 //   clean:      unlink temp files and expired quarantine, no sync (as posix_directory)
 //
+// tests/unit/power_loss.cpp keeps the two in step: on Linux it wraps those system calls
+// at link time (--wrap) and checks that posix_directory, run on a real folder, makes the
+// same calls on the same paths as this double's steps, for every durability setting.
+//
 // Each such call is one step and one crash point. simulated_disk::cut_power_after(n) lets
 // n steps happen; the next one fails with EIO, as does every call after it, and nothing
 // more changes. crash() then keeps what a power loss may keep, taking the worst POSIX

@@ -1,28 +1,35 @@
 // Simulated power loss (issue 5, point 4c): workloads of puts, overwrites and erases run
 // through the disk tier and the composed cache over power_loss_storage; the power is cut
 // after every step of each workload in turn, the unsynced state is dropped (worst case,
-// drawn from a seeded generator), and the directory is reopened. The oracle: it opens,
+// drawn from a seeded generator), and the directory is reopened; that reopen is then cut
+// part-way through its recovery too, crashed again and reopened. The oracle: it opens,
 // every key reads back a value once put for it or nothing, no temp file is left, and
 // under durability::full every acknowledged put (or erase) survives. The same oracle
 // must catch a protocol that skips an fsync, and must see durability::none lose data.
+// On Linux, posix_directory's own system calls are traced and compared with the model's
+// steps, so that what holds for the model holds for the real protocol.
 //
 // Replay: TIERGUARD_POWER_LOSS_SEED=<seed> (printed on failure) reruns every crash point
 // with the same workloads and the same draws.
 
 #include "support/bytes.hpp"
 #include "support/power_loss_storage.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/disk_tier.hpp>
+#include <tierguard/storage/posix_directory.hpp>
 
 #include <chrono>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,13 +40,119 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 using tierguard::durability;
 using tierguard::errc;
 using tierguard_test::bytes_of;
+using tierguard_test::disk_step;
 using tierguard_test::power_loss_storage;
 using tierguard_test::protocol_faults;
 using tierguard_test::simulated_disk;
 using tierguard_test::text_of;
+
+using trace_type = std::vector<std::pair<tierguard_test::disk_step, std::string>>;
+
+#if defined(TIERGUARD_TEST_SYSCALL_TRACE)
+// posix_directory's durability-relevant system calls under one root, recorded through the
+// linker's --wrap (tests/CMakeLists.txt): each wrapper calls the real function and notes
+// the step the model takes for it.
+namespace syscall_trace {
+std::string root;  // canonical path of the traced folder; empty: not tracing
+trace_type steps;
+
+void start(std::string traced) {
+    steps.clear();
+    root = std::move(traced);
+}
+trace_type stop() {
+    root.clear();
+    return std::move(steps);
+}
+
+// `fd`'s path below the root ("." for the root itself), or nothing outside it.
+std::optional<std::string> relative(int fd) {
+    if (root.empty()) return std::nullopt;
+    char buf[4096];
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    const std::string path(buf, static_cast<std::size_t>(n));
+    if (path == root) return ".";
+    if (path.starts_with(root + "/")) return path.substr(root.size() + 1);
+    return std::nullopt;
+}
+std::optional<std::string> relative(int dir_fd, const char* name) {
+    auto dir = relative(dir_fd);
+    if (!dir) return std::nullopt;
+    return *dir == "." ? std::string(name) : *dir + "/" + name;
+}
+void note(tierguard_test::disk_step step, const std::optional<std::string>& path) {
+    if (path) steps.emplace_back(step, *path);
+}
+bool is_folder(int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+}  // namespace syscall_trace
+
+extern "C" {
+int __real_mkdirat(int, const char*, mode_t);
+int __real_openat(int, const char*, int, ...);
+ssize_t __real_write(int, const void*, std::size_t);
+int __real_fsync(int);
+int __real_fdatasync(int);
+int __real_renameat(int, const char*, int, const char*);
+int __real_unlinkat(int, const char*, int);
+
+int __wrap_mkdirat(int dir_fd, const char* name, mode_t mode) {
+    const int rc = __real_mkdirat(dir_fd, name, mode);
+    if (rc == 0) syscall_trace::note(disk_step::make_folder, syscall_trace::relative(dir_fd, name));
+    return rc;
+}
+int __wrap_openat(int dir_fd, const char* name, int flags, ...) {
+    mode_t mode = 0;
+    if ((flags & O_CREAT) != 0) {
+        std::va_list args;
+        va_start(args, flags);
+        mode = static_cast<mode_t>(va_arg(args, int));
+        va_end(args);
+    }
+    const int fd = __real_openat(dir_fd, name, flags, mode);
+    if (fd >= 0 && (flags & O_CREAT) != 0) syscall_trace::note(disk_step::create_temp, syscall_trace::relative(fd));
+    return fd;
+}
+ssize_t __wrap_write(int fd, const void* bytes, std::size_t size) {
+    if (!syscall_trace::root.empty()) syscall_trace::note(disk_step::write_temp, syscall_trace::relative(fd));
+    return __real_write(fd, bytes, size);
+}
+int __wrap_fsync(int fd) {
+    if (!syscall_trace::root.empty())
+        syscall_trace::note(syscall_trace::is_folder(fd) ? disk_step::sync_folder : disk_step::sync_file,
+                            syscall_trace::relative(fd));
+    return __real_fsync(fd);
+}
+int __wrap_fdatasync(int fd) {
+    syscall_trace::note(disk_step::sync_file, syscall_trace::relative(fd));
+    return __real_fdatasync(fd);
+}
+int __wrap_renameat(int from_fd, const char* from, int to_fd, const char* to) {
+    const auto target = syscall_trace::relative(to_fd, to);
+    const int rc = __real_renameat(from_fd, from, to_fd, to);
+    if (rc == 0) syscall_trace::note(disk_step::rename, target);
+    return rc;
+}
+int __wrap_unlinkat(int dir_fd, const char* name, int flags) {
+    const auto path = syscall_trace::relative(dir_fd, name);
+    const int rc = __real_unlinkat(dir_fd, name, flags);
+    if (rc == 0) syscall_trace::note(disk_step::unlink, path);
+    return rc;
+}
+}
+#endif
 
 namespace {
 
@@ -166,7 +279,7 @@ struct crash_setup {
     protocol_faults broken;
     std::size_t workload;  // index, for messages
     const std::vector<operation>* ops;
-    const std::vector<std::pair<tierguard_test::disk_step, std::string>>* trace;  // of the run without a cut
+    const trace_type* trace;  // of the run without a cut
 };
 
 struct tally {
@@ -181,8 +294,6 @@ struct tally {
 };
 
 std::string describe(const observed& o) { return o ? "\"" + o->substr(0, 24) + "...\"" : "absent"; }
-
-using trace_type = std::vector<std::pair<tierguard_test::disk_step, std::string>>;
 
 // Reopens a tier over `disk` after a crash and checks the oracle; the problems found go to
 // `problems`. Returns whether an acknowledged write was undone; `recovery_steps` gets the
@@ -344,25 +455,65 @@ tally crash_everywhere(durability sync, protocol_faults broken, std::size_t work
     return totals;
 }
 
-// Workloads per configuration; TIERGUARD_POWER_LOSS_WORKLOADS overrides (ASan runs may
-// lower it, a soak raise it).
+#if defined(__SANITIZE_ADDRESS__)
+#define POWER_LOSS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POWER_LOSS_SANITIZED 1
+#endif
+#endif
+
+// Workloads per configuration: fewer under a sanitizer (about 30 times slower);
+// TIERGUARD_POWER_LOSS_WORKLOADS overrides (a soak raises it).
 std::size_t workloads() {
-    if (const char* text = std::getenv("TIERGUARD_POWER_LOSS_WORKLOADS")) return std::strtoull(text, nullptr, 10);
-    return 6;
+    if (const char* text = std::getenv("TIERGUARD_POWER_LOSS_WORKLOADS"))
+        return static_cast<std::size_t>(std::strtoull(text, nullptr, 10));
+#if defined(POWER_LOSS_SANITIZED)
+    return 3;
+#else
+    return 12;
+#endif
 }
-constexpr std::size_t workload_length = 40;
+constexpr std::size_t workload_length = 60;
 
 template <class Driver>
 void check_clean(durability sync) {
     const tally t = crash_everywhere<Driver>(sync, {}, workloads(), workload_length);
     INFO(t.first_violation);
     CHECK(t.violations == 0);
-    CHECK(t.crash_points >= workloads() * 100);
+    CHECK(t.crash_points >= workloads() * 50);  // every step of every workload was a crash point
 }
 
 }  // namespace
 
 // ---- the model itself ----------------------------------------------------------------
+
+namespace {
+
+// A trace as text, temp names shown as "temp" (they carry a pid or an instance number).
+std::vector<std::string> shown(const trace_type& trace) {
+    std::vector<std::string> out;
+    for (const auto& [step, path] : trace) {
+        const bool temp = path.starts_with(".tmp.") || path.find("/.tmp.") != std::string::npos;
+        out.push_back(std::string(to_string(step)) + " " + (temp ? std::string("temp") : path));
+    }
+    return out;
+}
+
+// Every kind of step: new folders, an overwrite, a blob at the root, a remove, a quarantine.
+template <class Storage>
+void protocol_workload(Storage& s) {
+    const auto t = std::chrono::system_clock::time_point{std::chrono::hours{24 * 365 * 50}};
+    REQUIRE(s.write("ab/cd/x", bytes_of("one")));
+    REQUIRE(s.write("ab/cd/x", bytes_of("two")));
+    REQUIRE(s.write("ab/ef/y", bytes_of("three")));
+    REQUIRE(s.write("z", bytes_of("four")));
+    REQUIRE(s.remove("ab/cd/x"));
+    REQUIRE(s.quarantine("ab/ef/y", "test", t));
+    REQUIRE(s.clean(tierguard::clean_options{t}));
+}
+
+}  // namespace
 
 TEST_CASE("power_loss_storage takes posix_directory's steps for each durability", "[power_loss]") {
     const auto steps_of = [](durability sync) {
@@ -370,12 +521,7 @@ TEST_CASE("power_loss_storage takes posix_directory's steps for each durability"
         power_loss_storage s(disk, sync);
         REQUIRE(s.write("ab/cd/x", bytes_of("one")));
         REQUIRE(s.remove("ab/cd/x"));
-        std::vector<std::string> out;
-        for (const auto& [step, path] : disk->trace())
-            out.push_back(
-                std::string(to_string(step)) +
-                (path.starts_with(".tmp.") || path.find("/.tmp.") != std::string::npos ? " temp" : " " + path));
-        return out;
+        return shown(disk->trace());
     };
     using v = std::vector<std::string>;
     CHECK(steps_of(durability::none) == v{"make_folder ab", "make_folder ab/cd", "create_temp temp", "write_temp temp",
@@ -386,6 +532,35 @@ TEST_CASE("power_loss_storage takes posix_directory's steps for each durability"
                                           "create_temp temp", "write_temp temp", "sync_file temp", "rename ab/cd/x",
                                           "sync_folder ab/cd", "unlink ab/cd/x", "sync_folder ab/cd"});
 }
+
+#if defined(TIERGUARD_TEST_SYSCALL_TRACE)
+namespace {
+trace_type model_trace(durability sync) {
+    auto disk = std::make_shared<simulated_disk>();
+    power_loss_storage s(disk, sync);
+    protocol_workload(s);
+    return disk->trace();
+}
+
+}  // namespace
+
+TEST_CASE("posix_directory makes the same durability-relevant system calls as the model", "[power_loss]") {
+    // The linker's --wrap records posix_directory's mkdirat, openat(O_CREAT), write,
+    // fsync, fdatasync, renameat and unlinkat under its root: the model stands for the
+    // real protocol only while these agree.
+    for (const durability sync : {durability::none, durability::data, durability::full}) {
+        INFO("durability " << static_cast<int>(sync));
+        tierguard_test::temp_dir dir;
+        auto opened = tierguard::storage::posix_directory::open({dir.path() / "cache", sync});
+        REQUIRE(opened);
+        syscall_trace::start(std::filesystem::canonical(dir.path() / "cache").string());
+        protocol_workload(*opened);
+        const trace_type real = syscall_trace::stop();
+        CHECK(shown(real) == shown(model_trace(sync)));
+        CHECK(real.size() > 10);
+    }
+}
+#endif
 
 TEST_CASE("simulated_disk: a cut power fails the next step and changes nothing after it", "[power_loss]") {
     auto disk = std::make_shared<simulated_disk>();
