@@ -10,7 +10,8 @@
 // in the same order and under the same durability setting, one simulated call per
 // system call that matters for durability:
 //
-//   write:      [make folder, (full) sync parent]*, create temp (O_EXCL), write it whole,
+//   write:      [make folder if missing, (full) sync its parent unless this instance did]*,
+//               create temp (O_EXCL), write it whole,
 //               (data, full) sync the temp file, rename into place, (full) sync folder
 //   remove:     unlink, (full) sync folder
 //   quarantine: [make quarantine folder, (full) sync root], rename across folders,
@@ -54,6 +55,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -332,9 +334,9 @@ private:
 
 /// Ways to break the protocol on purpose, to show that a test's oracle catches them.
 struct protocol_faults {
-    bool skip_folder_sync = false;      ///< never sync a folder: durability::full loses renames
-    bool skip_new_folder_sync = false;  ///< no sync of a new folder's parent: its entries may vanish
-    bool skip_file_sync = false;        ///< rename before the bytes are synced: torn entries
+    bool skip_folder_sync = false;  ///< never sync a folder: durability::full loses renames
+    bool skip_parent_sync = false;  ///< no sync of a folder's parent: the folder may vanish
+    bool skip_file_sync = false;    ///< rename before the bytes are synced: torn entries
 };
 
 /// posix_directory's protocol over a simulated_disk; models tierguard::storage_policy.
@@ -469,7 +471,7 @@ private:
     }
 
     // As posix_directory::walk: one folder at a time, making missing ones when `create`
-    // (and, under durability::full, syncing the parent of each new one).
+    // (and, under durability::full, syncing the parent of each one this instance has not).
     [[nodiscard]] tierguard::result<std::size_t> walk(std::string_view operation, std::string_view name,
                                                       std::string_view folders, bool create,
                                                       bool foreign_is_corruption) const {
@@ -485,14 +487,14 @@ private:
                 const int err = m_disk->make_folder(at, segment, where);
                 if (err != 0 && err != EEXIST)
                     return fail_with(err, operation, name, "create folder " + std::string(where));
-                if (err == 0 && m_sync == tierguard::durability::full && !m_broken.skip_folder_sync &&
-                    !m_broken.skip_new_folder_sync) {
-                    const std::string_view parent = folders.substr(0, start == 0 ? 0 : start - 1);
-                    if (const int synced = m_disk->sync_folder(at, parent.empty() ? "." : parent))
-                        return fail_with(synced, operation, name,
-                                         "sync the parent of new folder " + std::string(where));
-                }
                 n = m_disk->lookup(at, segment);
+            }
+            if (n && n->folder && create && m_sync == tierguard::durability::full && !m_broken.skip_folder_sync &&
+                !m_broken.skip_parent_sync && !m_durable_folders.contains(where)) {
+                const std::string_view parent = folders.substr(0, start == 0 ? 0 : start - 1);
+                if (const int err = m_disk->sync_folder(at, parent.empty() ? "." : parent))
+                    return fail_with(err, operation, name, "sync the parent of folder " + std::string(where));
+                m_durable_folders.emplace(where);
             }
             if (!n)
                 return fail_with(m_disk->powered() ? ENOENT : EIO, operation, name,
@@ -532,6 +534,8 @@ private:
     protocol_faults m_broken;
     std::string m_temp_prefix;
     std::uint64_t m_next_temp = 0;
+    // Folders whose link this instance has synced (durability::full), as posix_directory.
+    mutable std::set<std::string, std::less<>> m_durable_folders;
 };
 
 static_assert(tierguard::storage_policy<power_loss_storage>);
