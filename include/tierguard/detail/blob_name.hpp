@@ -57,6 +57,18 @@ inline constexpr std::string_view temp_prefix = ".tmp.";
     }
 }
 
+/// The folders of blob name `name` ("ab/cd" of "ab/cd/x"), empty for a name at the root.
+[[nodiscard]] constexpr std::string_view blob_parent(std::string_view name) noexcept {
+    const std::size_t slash = name.rfind('/');
+    return slash == std::string_view::npos ? std::string_view() : name.substr(0, slash);
+}
+
+/// The last segment of blob name `name` ("x" of "ab/cd/x").
+[[nodiscard]] constexpr std::string_view blob_leaf(std::string_view name) noexcept {
+    const std::size_t slash = name.rfind('/');
+    return slash == std::string_view::npos ? name : name.substr(slash + 1);
+}
+
 /// `text` fit for a log line: bytes outside printable ASCII become \xNN; at most 96 are shown.
 [[nodiscard]] inline std::string quoted_name(std::string_view text) {
     constexpr std::size_t shown = 96;

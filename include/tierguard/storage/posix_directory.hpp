@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -171,6 +172,9 @@ namespace tierguard::storage {
 ///  - Atomic replace: a write goes to a temp file ".tmp.<pid>.<n>" in the blob's own
 ///    folder, synced as config::sync says, then renamed into place; readers see the old
 ///    blob or the new one, never a torn one. No temp file outlives a write, failed or not.
+///  - Under durability::full an acknowledged write survives a power loss: besides the file
+///    and its folder, each folder on its path has its link synced once per instance, also
+///    one found existing (made by a process that may have died before syncing it).
 ///  - No link is followed: every operation works from a descriptor of the root and opens
 ///    paths below it with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) in one call where
 ///    the kernel has it, else (and to diagnose a failure other than ENOENT) one segment at
@@ -598,6 +602,18 @@ private:
         std::mutex mutex;
         std::uint64_t next = 0;
         std::vector<std::uint64_t> active;
+        // Folders whose link in their parent this instance has synced (durability::full):
+        // one found existing may have been made by an instance that never synced it.
+        std::unordered_set<std::string> durable_folders;
+
+        [[nodiscard]] bool durable(std::string_view folder) {
+            std::lock_guard lock(mutex);
+            return durable_folders.contains(std::string(folder));
+        }
+        void mark_durable(std::string_view folder) {
+            std::lock_guard lock(mutex);
+            durable_folders.emplace(folder);
+        }
 
         [[nodiscard]] bool owns(std::string_view temp_name) {
             if (!temp_name.starts_with(prefix)) return false;
@@ -669,13 +685,9 @@ private:
     }
 
     [[nodiscard]] static std::string_view parent_of(std::string_view name) noexcept {
-        const std::size_t slash = name.rfind('/');
-        return slash == std::string_view::npos ? std::string_view() : name.substr(0, slash);
+        return detail::blob_parent(name);
     }
-    [[nodiscard]] static std::string_view leaf_of(std::string_view name) noexcept {
-        const std::size_t slash = name.rfind('/');
-        return slash == std::string_view::npos ? name : name.substr(slash + 1);
-    }
+    [[nodiscard]] static std::string_view leaf_of(std::string_view name) noexcept { return detail::blob_leaf(name); }
     // Gone, or replaced by a non-folder, while a listing or a clean walked to it.
     [[nodiscard]] static bool vanished(const failure& f) noexcept {
         return f.os_error() == std::error_code(ENOENT, std::generic_category()) ||
@@ -756,7 +768,10 @@ private:
         folder_ref ref;
         ref.fd = m_root.get();
         if (folders.empty()) return ref;
-        if (m_beneath) {
+        // Under durability::full a write is acknowledged only once every folder on its
+        // path is linked durably, whoever made the folder.
+        const bool sync_links = create && m_config.sync == durability::full;
+        if (m_beneath && (!sync_links || m_in_flight->durable(folders))) {
             ref.owned.reset(
                 px::open_beneath(m_root.get(), std::string(folders).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             if (ref.owned) {
@@ -775,16 +790,19 @@ private:
             };
             int fd = open_segment();
             if (fd < 0 && errno == ENOENT && create) {
-                if (::mkdirat(ref.fd, segment.c_str(), 0700) == 0) {
-                    if (m_config.sync == durability::full && ::fsync(ref.fd) != 0)
-                        return unexpected(
-                            detail::os_failure(errno, operation, name,
-                                               "sync the parent of new folder " + std::string(folders.substr(0, end))));
-                } else if (errno != EEXIST) {
+                if (::mkdirat(ref.fd, segment.c_str(), 0700) != 0 && errno != EEXIST)
                     return unexpected(detail::os_failure(errno, operation, name,
                                                          "create folder " + std::string(folders.substr(0, end))));
-                }
                 fd = open_segment();
+            }
+            if (fd >= 0 && sync_links && !m_in_flight->durable(folders.substr(0, end))) {
+                if (::fsync(ref.fd) != 0) {
+                    const int err = errno;
+                    ::close(fd);
+                    return unexpected(detail::os_failure(
+                        err, operation, name, "sync the parent of folder " + std::string(folders.substr(0, end))));
+                }
+                m_in_flight->mark_durable(folders.substr(0, end));
             }
             if (fd < 0) {
                 const int err = errno;
