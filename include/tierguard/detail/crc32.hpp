@@ -8,12 +8,18 @@
 #include <limits>
 #include <span>
 
+// 1: x86-64 with GCC or clang, where crc32_clmul exists (it still checks the CPU at run
+// time); define it to 0 before including tierguard to keep every CRC in zlib.
+#ifndef TIERGUARD_CRC32_CLMUL
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TIERGUARD_CRC32_CLMUL 1
-#include <emmintrin.h>
-#include <wmmintrin.h>
 #else
 #define TIERGUARD_CRC32_CLMUL 0
+#endif
+#endif
+#if TIERGUARD_CRC32_CLMUL
+#include <emmintrin.h>
+#include <wmmintrin.h>
 #endif
 
 namespace tierguard::detail {
@@ -190,15 +196,11 @@ namespace crc32_clmul_detail {
 
 #endif
 
-/// Below this many bytes crc32_update leaves the work to zlib, which is as fast there.
-inline constexpr std::size_t crc32_clmul_threshold = 64;
-
 /// zlib's crc32() of `bytes` continued from `crc` (0 to start), bit for bit: by
-/// crc32_clmul when the CPU has it and the buffer is long enough, else by zlib.
+/// crc32_clmul when the CPU has it (from 16 bytes on it beats zlib), else by zlib.
 [[nodiscard]] inline std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) noexcept {
 #if TIERGUARD_CRC32_CLMUL
-    if (bytes.size() >= crc32_clmul_threshold && crc32_clmul_supported())
-        return crc32_clmul(crc, bytes.data(), bytes.size());
+    if (bytes.size() >= 16 && crc32_clmul_supported()) return crc32_clmul(crc, bytes.data(), bytes.size());
 #endif
     return crc32_portable(crc, bytes.data(), bytes.size());
 }
