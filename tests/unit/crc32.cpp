@@ -30,8 +30,8 @@ struct path {
     std::uint32_t (*run)(std::uint32_t, std::span<const std::byte>);
 };
 
-// Every implementation, each forced: zlib's, carry-less multiply (where the CPU has it), and
-// the dispatch frame::checksum uses.
+// Every implementation, each forced: zlib's, carry-less multiply in 128-bit and in 256-bit
+// registers (where the CPU has them), and the dispatch frame::checksum uses.
 std::vector<path> paths() {
     std::vector<path> out{
         {"portable",
@@ -42,6 +42,10 @@ std::vector<path> paths() {
     if (detail::crc32_clmul_supported())
         out.push_back({"clmul", [](std::uint32_t c, std::span<const std::byte> b) {
                            return detail::crc32_clmul(c, b.data(), b.size());
+                       }});
+    if (detail::crc32_vclmul_supported())
+        out.push_back({"vclmul", [](std::uint32_t c, std::span<const std::byte> b) {
+                           return detail::crc32_vclmul(c, b.data(), b.size());
                        }});
 #endif
     return out;
@@ -63,11 +67,13 @@ std::vector<std::byte> random_bytes(std::size_t size, std::mt19937_64& rng) {
 
 }  // namespace
 
-TEST_CASE("crc32: the carry-less multiply path runs on this machine, or the test says it is skipped") {
+TEST_CASE("crc32: the carry-less multiply paths run on this machine, or the test says which are skipped") {
 #if TIERGUARD_CRC32_CLMUL
     if (!detail::crc32_clmul_supported()) WARN("this CPU has no PCLMULQDQ: only the zlib path is tested");
-    // x86-64 CI machines have had PCLMULQDQ since 2010; on them the fast path must be the one taken.
-    CHECK(paths().size() == (detail::crc32_clmul_supported() ? 3U : 2U));
+    if (!detail::crc32_vclmul_supported()) WARN("this CPU has no AVX2 + VPCLMULQDQ: crc32_vclmul is not tested");
+    CHECK(paths().size() ==
+          2U + (detail::crc32_clmul_supported() ? 1U : 0U) + (detail::crc32_vclmul_supported() ? 1U : 0U));
+    CHECK((!detail::crc32_vclmul_supported() || detail::crc32_clmul_supported()));
 #else
     WARN("not x86-64: only the zlib path exists");
     CHECK(paths().size() == 2U);

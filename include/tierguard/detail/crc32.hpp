@@ -8,8 +8,8 @@
 #include <limits>
 #include <span>
 
-// 1: x86-64 with GCC or clang, where crc32_clmul exists (it still checks the CPU at run
-// time); define it to 0 before including tierguard to keep every CRC in zlib.
+// 1: x86-64 with GCC or clang, where crc32_clmul and crc32_vclmul exist (the CPU is still
+// checked at run time); define it to 0 before including tierguard to keep every CRC in zlib.
 #ifndef TIERGUARD_CRC32_CLMUL
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TIERGUARD_CRC32_CLMUL 1
@@ -18,8 +18,7 @@
 #endif
 #endif
 #if TIERGUARD_CRC32_CLMUL
-#include <emmintrin.h>
-#include <wmmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace tierguard::detail {
@@ -91,8 +90,12 @@ inline constexpr std::uint64_t plain_poly = 0x104C11DB7ULL;
 // one power short. Folding a register R = A*x^64 + B (A in the low lane) forward by N bits
 // uses A*x^(N+64) = A * (x^(N+63) mod P) * x and B*x^N = B * (x^(N-1) mod P) * x; each
 // product has degree < 96, so it fits the register and the result stays congruent.
+inline constexpr std::uint64_t fold1024_lo = lane(x_pow_mod(1024 + 63));
+inline constexpr std::uint64_t fold1024_hi = lane(x_pow_mod(1024 - 1));
 inline constexpr std::uint64_t fold512_lo = lane(x_pow_mod(512 + 63));
 inline constexpr std::uint64_t fold512_hi = lane(x_pow_mod(512 - 1));
+inline constexpr std::uint64_t fold256_lo = lane(x_pow_mod(256 + 63));
+inline constexpr std::uint64_t fold256_hi = lane(x_pow_mod(256 - 1));
 inline constexpr std::uint64_t fold128_lo = lane(x_pow_mod(128 + 63));
 inline constexpr std::uint64_t fold128_hi = lane(x_pow_mod(128 - 1));
 // Final reduction of R*x^32: A*x^96 via x^95, then the upper 32 bits of the result via x^63.
@@ -113,14 +116,25 @@ static_assert(barrett_mu() == 0x104D101DFULL && mu_x31 == 0x1F7011641ULL && poly
 
 #if TIERGUARD_CRC32_CLMUL
 
-/// Whether this CPU has carry-less multiply (PCLMULQDQ); asked once, then cached.
-[[nodiscard]] inline bool crc32_clmul_supported() noexcept {
-    static const bool supported = [] {
+namespace crc32_clmul_detail {
+
+// 0: neither, 1: PCLMULQDQ, 2: also AVX2 and VPCLMULQDQ. Asked once, then cached.
+[[nodiscard]] inline int cpu_level() noexcept {
+    static const int level = [] {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("pclmul") != 0;
+        if (__builtin_cpu_supports("pclmul") == 0) return 0;
+        return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("vpclmulqdq") != 0 ? 2 : 1;
     }();
-    return supported;
+    return level;
 }
+
+}  // namespace crc32_clmul_detail
+
+/// Whether this CPU has carry-less multiply (PCLMULQDQ): crc32_clmul may run.
+[[nodiscard]] inline bool crc32_clmul_supported() noexcept { return crc32_clmul_detail::cpu_level() >= 1; }
+
+/// Whether this CPU also has AVX2 and VPCLMULQDQ: crc32_vclmul may run.
+[[nodiscard]] inline bool crc32_vclmul_supported() noexcept { return crc32_clmul_detail::cpu_level() >= 2; }
 
 namespace crc32_clmul_detail {
 
@@ -155,6 +169,20 @@ namespace crc32_clmul_detail {
 
 }  // namespace crc32_clmul_detail
 
+namespace crc32_clmul_detail {
+
+// The end both widths share: R folded over the remaining 16-byte blocks, reduced, and the
+// last size % 16 bytes through zlib.
+[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
+                                                                            std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    for (; size >= 16; data += 16, size -= 16) r = fold(r, k128, load(data));
+    return crc32_portable(~reduce(r), data, size);
+}
+
+}  // namespace crc32_clmul_detail
+
 /// crc32_portable's result, by carry-less multiply folding: 64 bytes a step in four
 /// lanes, then 16, then a Barrett reduction; the last size % 16 bytes go to zlib, as does
 /// a buffer under 16 bytes. Requires crc32_clmul_supported(). Reads only [data, data + size).
@@ -162,45 +190,79 @@ namespace crc32_clmul_detail {
                                                                                  const std::byte* data,
                                                                                  std::size_t size) noexcept {
     namespace k = crc32_constants;
-    using crc32_clmul_detail::fold;
-    using crc32_clmul_detail::load;
+    using namespace crc32_clmul_detail;
     if (size < 16) return crc32_portable(crc, data, size);
-    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
     // zlib keeps the register inverted between calls; the register goes into the first 4 bytes.
-    const __m128i init = _mm_cvtsi32_si128(static_cast<int>(~crc));
-    __m128i r;
-    if (size >= 64) {
-        const __m128i k512 =
-            _mm_set_epi64x(static_cast<long long>(k::fold512_hi), static_cast<long long>(k::fold512_lo));
-        __m128i r0 = _mm_xor_si128(load(data), init);
-        __m128i r1 = load(data + 16);
-        __m128i r2 = load(data + 32);
-        __m128i r3 = load(data + 48);
-        data += 64;
-        size -= 64;
-        for (; size >= 64; data += 64, size -= 64) {
-            r0 = fold(r0, k512, load(data));
-            r1 = fold(r1, k512, load(data + 16));
-            r2 = fold(r2, k512, load(data + 32));
-            r3 = fold(r3, k512, load(data + 48));
-        }
-        r = fold(fold(fold(r0, k128, r1), k128, r2), k128, r3);
-    } else {
-        r = _mm_xor_si128(load(data), init);
-        data += 16;
-        size -= 16;
+    const __m128i first = _mm_xor_si128(load(data), _mm_cvtsi32_si128(static_cast<int>(~crc)));
+    if (size < 64) return finish(first, data + 16, size - 16);
+    const __m128i k512 = _mm_set_epi64x(static_cast<long long>(k::fold512_hi), static_cast<long long>(k::fold512_lo));
+    __m128i r[4] = {first, load(data + 16), load(data + 32), load(data + 48)};
+    for (data += 64, size -= 64; size >= 64; data += 64, size -= 64) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) r[i] = fold(r[i], k512, load(data + 16 * i));
     }
-    for (; size >= 16; data += 16, size -= 16) r = fold(r, k128, load(data));
-    return crc32_portable(~crc32_clmul_detail::reduce(r), data, size);
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    return finish(fold(fold(fold(r[0], k128, r[1]), k128, r[2]), k128, r[3]), data, size);
+}
+
+namespace crc32_clmul_detail {
+
+// fold() on both 128-bit halves at once.
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i fold2(__m256i r, __m256i k,
+                                                                                     __m256i next) noexcept {
+    return _mm256_xor_si256(
+        _mm256_xor_si256(_mm256_clmulepi64_epi128(r, k, 0x00), _mm256_clmulepi64_epi128(r, k, 0x11)), next);
+}
+
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i load2(const std::byte* p) noexcept {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i pair(std::uint64_t lo,
+                                                                                    std::uint64_t hi) noexcept {
+    return _mm256_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo), static_cast<long long>(hi),
+                             static_cast<long long>(lo));
+}
+
+}  // namespace crc32_clmul_detail
+
+/// crc32_clmul with 256-bit registers: 128 bytes a step in eight 128-bit lanes, folded
+/// down to one and finished as crc32_clmul does; under 256 bytes it is crc32_clmul.
+/// Requires crc32_vclmul_supported(). Reads only [data, data + size).
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline std::uint32_t crc32_vclmul(
+    std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    using namespace crc32_clmul_detail;
+    if (size < 256) return crc32_clmul(crc, data, size);
+    const __m256i first =
+        _mm256_xor_si256(load2(data), _mm256_zextsi128_si256(_mm_cvtsi32_si128(static_cast<int>(~crc))));
+    const __m256i k1024 = pair(k::fold1024_lo, k::fold1024_hi);
+    __m256i r[4] = {first, load2(data + 32), load2(data + 64), load2(data + 96)};
+    for (data += 128, size -= 128; size >= 128; data += 128, size -= 128) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, load2(data + 32 * i));
+    }
+    const __m256i k256 = pair(k::fold256_lo, k::fold256_hi);
+    const __m256i folded = fold2(fold2(fold2(r[0], k256, r[1]), k256, r[2]), k256, r[3]);
+    // The lower half comes first in the message.
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    return finish(fold(_mm256_castsi256_si128(folded), k128, _mm256_extracti128_si256(folded, 1)), data, size);
 }
 
 #endif
 
 /// zlib's crc32() of `bytes` continued from `crc` (0 to start), bit for bit: by
-/// crc32_clmul when the CPU has it (from 16 bytes on it beats zlib), else by zlib.
+/// crc32_vclmul or crc32_clmul when the CPU has them (from 16 bytes on they beat zlib),
+/// else by zlib.
 [[nodiscard]] inline std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) noexcept {
 #if TIERGUARD_CRC32_CLMUL
-    if (bytes.size() >= 16 && crc32_clmul_supported()) return crc32_clmul(crc, bytes.data(), bytes.size());
+    if (bytes.size() >= 16) {
+        const int level = crc32_clmul_detail::cpu_level();
+        if (level >= 2) return crc32_vclmul(crc, bytes.data(), bytes.size());
+        if (level >= 1) return crc32_clmul(crc, bytes.data(), bytes.size());
+    }
 #endif
     return crc32_portable(crc, bytes.data(), bytes.size());
 }
