@@ -167,10 +167,6 @@ namespace crc32_clmul_detail {
     return static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8)));
 }
 
-}  // namespace crc32_clmul_detail
-
-namespace crc32_clmul_detail {
-
 // The end both widths share: R folded over the remaining 16-byte blocks, reduced, and the
 // last size % 16 bytes through zlib.
 [[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
