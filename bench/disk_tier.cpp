@@ -11,6 +11,9 @@
 // Scenarios (bench/README.md, "Disk tier", explains them and records a run):
 //   put/<size>/<impl>   overwrite one of 1000 keys, in a cycle (every key is present first)
 //   get/<size>/<impl>   read one of the same 1000 keys, in a cycle: every get is a hit
+//   crc32/<size>/<impl> the frame's checksum alone over one value: zlib's crc32() against
+//                       tierguard::detail::crc32_update (the same CRC, carry-less multiply;
+//                       256-bit VPCLMULQDQ where the CPU has it) and its 128-bit path, pclmul
 // with <size> 1KiB and 16KiB. Values are English-like text with varying numbers: zlib
 // shrinks them 1.8x (1 KiB) to 2.6x (16 KiB); the frame_bytes counter shows what tierguard
 // stores per entry.
@@ -18,6 +21,7 @@
 // ignored), removed at exit.
 #include <benchmark/benchmark.h>
 
+#include <tierguard/detail/crc32.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 
@@ -44,6 +48,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -386,8 +391,41 @@ void register_pair(const std::string& impl_name, std::size_t size, std::function
     benchmark::RegisterBenchmark(("get" + suffix).c_str(), bm_get<Impl>, s, size)->UseRealTime();
 }
 
+// The CRC-32 of one value: what a frame's checksum costs, by zlib and by tierguard.
+enum class crc_impl { zlib, tierguard, pclmul };
+
+template <crc_impl Impl>
+void bm_crc32(benchmark::State& state, std::size_t value_size) {
+    const std::string& value = data_for(value_size).values[0];
+    const auto bytes = std::as_bytes(std::span(value.data(), value.size()));
+    std::uint32_t crc = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(bytes.data());
+        if constexpr (Impl == crc_impl::zlib)
+            crc = static_cast<std::uint32_t>(
+                ::crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+        else if constexpr (Impl == crc_impl::tierguard)
+            crc = tierguard::detail::crc32_update(0, bytes);
+        else
+            crc = tierguard::detail::crc32_clmul(0, bytes.data(), bytes.size());
+        benchmark::DoNotOptimize(crc);
+    }
+    if (crc != tierguard::detail::crc32_portable(0, bytes.data(), bytes.size())) state.SkipWithError("CRC differs");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(value_size));
+}
+
 void register_all() {
     for (const std::size_t size : value_sizes) {
+        const std::string crc_name = "crc32/" + size_label(size) + "/";
+        benchmark::RegisterBenchmark((crc_name + "zlib").c_str(), bm_crc32<crc_impl::zlib>, size)->UseRealTime();
+        benchmark::RegisterBenchmark((crc_name + "tierguard").c_str(), bm_crc32<crc_impl::tierguard>, size)
+            ->UseRealTime();
+#if TIERGUARD_CRC32_CLMUL
+        if (tierguard::detail::crc32_clmul_supported())
+            benchmark::RegisterBenchmark((crc_name + "pclmul").c_str(), bm_crc32<crc_impl::pclmul>, size)
+                ->UseRealTime();
+#endif
         for (const int level : compression_levels) {
             register_pair<tierguard_store>("tierguard/zlib:" + std::to_string(level), size, [size, level] {
                 return std::make_unique<tierguard_store>(data_for(size), level);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tierguard/detail/crc32.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/serializer/codec.hpp>
 
@@ -123,19 +124,10 @@ private:
     bool m_inflate_ready = false;
 };
 
-/// The frame's checksum: zlib's CRC-32 of `bytes`.
+/// The frame's checksum: zlib's CRC-32 of `bytes` (carry-less multiply where the CPU has it,
+/// with the same result).
 [[nodiscard]] inline std::uint32_t checksum(std::span<const std::byte> bytes) noexcept {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const auto* data = reinterpret_cast<const Bytef*>(bytes.data());
-    std::size_t left = bytes.size();
-    constexpr std::size_t chunk = std::numeric_limits<uInt>::max();
-    while (left > 0) {
-        const std::size_t n = std::min(left, chunk);
-        crc = crc32(crc, data, static_cast<uInt>(n));
-        data += n;
-        left -= n;
-    }
-    return static_cast<std::uint32_t>(crc);
+    return tierguard::detail::crc32_update(0, bytes);
 }
 
 namespace detail {

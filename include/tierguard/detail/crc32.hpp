@@ -1,0 +1,266 @@
+#pragma once
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+
+// 1: x86-64 with GCC or clang, where crc32_clmul and crc32_vclmul exist (the CPU is still
+// checked at run time); define it to 0 before including tierguard to keep every CRC in zlib.
+#ifndef TIERGUARD_CRC32_CLMUL
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TIERGUARD_CRC32_CLMUL 1
+#else
+#define TIERGUARD_CRC32_CLMUL 0
+#endif
+#endif
+#if TIERGUARD_CRC32_CLMUL
+#include <immintrin.h>
+#endif
+
+namespace tierguard::detail {
+
+/// zlib's crc32() over any length: the CRC-32 of ISO-HDLC (reflected polynomial
+/// 0xEDB88320, initial and final value inverted), continued from `crc` (0 to start).
+/// Returns `crc` for an empty buffer. Chained calls equal one call over the concatenation.
+[[nodiscard]] inline std::uint32_t crc32_portable(std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+    uLong c = crc;
+    const auto* p = reinterpret_cast<const Bytef*>(data);
+    while (size > 0) {
+        const std::size_t n = std::min<std::size_t>(size, std::numeric_limits<uInt>::max());
+        c = ::crc32(c, p, static_cast<uInt>(n));
+        p += n;
+        size -= n;
+    }
+    return static_cast<std::uint32_t>(c);
+}
+
+namespace crc32_constants {
+
+// Notation. A polynomial f over GF(2) of degree < n is held "reflected" in n bits:
+// bit i holds the coefficient of x^(n-1-i). zlib's 32-bit CRC register is I32, a byte
+// stream loaded little-endian into an SSE register is I128 (its first byte holds the
+// highest powers), a 64-bit lane is I64. A CRC register s after a message M (initial
+// register value s0 folded into M's first 32 bits) is M(x) * x^32 mod P(x).
+
+/// P(x) = x^32 + the polynomial of 0x04C11DB7; its terms below x^32, reflected (I32).
+inline constexpr std::uint32_t reflected_poly = 0xEDB88320U;
+
+/// x^n mod P as I32: starting from 1 (I32 = 0x80000000), multiply by x n times.
+/// Multiplying by x moves every coefficient one bit down; a coefficient of x^32 leaving
+/// bit 0 is replaced by P's lower terms, since x^32 = P - x^32 (mod P).
+[[nodiscard]] constexpr std::uint32_t x_pow_mod(unsigned n) noexcept {
+    std::uint32_t v = 0x80000000U;
+    for (unsigned i = 0; i < n; ++i) v = (v & 1U) != 0 ? (v >> 1) ^ reflected_poly : v >> 1;
+    return v;
+}
+
+/// A polynomial of degree < 32 given as I32, as I64: the same coefficients, 32 bits up.
+[[nodiscard]] constexpr std::uint64_t lane(std::uint32_t i32) noexcept { return std::uint64_t{i32} << 32; }
+
+/// Reverses the low 33 bits: a degree-32 polynomial g written plainly (bit d = x^d) gives
+/// I64(g * x^31), since coefficient d sits at bit 63 - (d + 31) = 32 - d.
+[[nodiscard]] constexpr std::uint64_t reverse33(std::uint64_t plain) noexcept {
+    std::uint64_t r = 0;
+    for (unsigned d = 0; d <= 32; ++d)
+        if (((plain >> d) & 1U) != 0) r |= std::uint64_t{1} << (32 - d);
+    return r;
+}
+
+/// P written plainly: bit d = coefficient of x^d.
+inline constexpr std::uint64_t plain_poly = 0x104C11DB7ULL;
+
+/// mu = floor(x^64 / P) written plainly, by long division (degree 32).
+[[nodiscard]] constexpr std::uint64_t barrett_mu() noexcept {
+    std::uint64_t rem = 0;
+    std::uint64_t quotient = 0;
+    for (int d = 64; d >= 0; --d) {  // the dividend x^64 has one bit, at degree 64
+        rem = (rem << 1) | (d == 64 ? 1U : 0U);
+        const bool q = ((rem >> 32) & 1U) != 0;
+        if (q) rem ^= plain_poly;
+        quotient = (quotient << 1) | (q ? 1U : 0U);
+    }
+    return quotient;
+}
+
+// pclmulqdq of two lanes gives I128(x * f * g): the extra x is why each constant below is
+// one power short. Folding a register R = A*x^64 + B (A in the low lane) forward by N bits
+// uses A*x^(N+64) = A * (x^(N+63) mod P) * x and B*x^N = B * (x^(N-1) mod P) * x; each
+// product has degree < 96, so it fits the register and the result stays congruent.
+inline constexpr std::uint64_t fold1024_lo = lane(x_pow_mod(1024 + 63));
+inline constexpr std::uint64_t fold1024_hi = lane(x_pow_mod(1024 - 1));
+inline constexpr std::uint64_t fold512_lo = lane(x_pow_mod(512 + 63));
+inline constexpr std::uint64_t fold512_hi = lane(x_pow_mod(512 - 1));
+inline constexpr std::uint64_t fold256_lo = lane(x_pow_mod(256 + 63));
+inline constexpr std::uint64_t fold256_hi = lane(x_pow_mod(256 - 1));
+inline constexpr std::uint64_t fold128_lo = lane(x_pow_mod(128 + 63));
+inline constexpr std::uint64_t fold128_hi = lane(x_pow_mod(128 - 1));
+// Final reduction of R*x^32: A*x^96 via x^95, then the upper 32 bits of the result via x^63.
+inline constexpr std::uint64_t reduce96 = lane(x_pow_mod(95));
+inline constexpr std::uint64_t reduce64 = lane(x_pow_mod(63));
+// Barrett: for V of degree < 64, floor(V / P) = floor(floor(V / x^32) * mu / x^32), exact
+// over GF(2). Both are taken times x^31 so that the products land on lane boundaries.
+inline constexpr std::uint64_t mu_x31 = reverse33(barrett_mu());
+inline constexpr std::uint64_t poly_x31 = reverse33(plain_poly);
+
+// Cross-checks against the values published for this polynomial (Gopal et al., "Fast CRC
+// Computation for Generic Polynomials Using PCLMULQDQ", Intel, 2009): mu and the reflected
+// Barrett pair; x^32 mod P is P's lower terms.
+static_assert(x_pow_mod(0) == 0x80000000U && x_pow_mod(32) == reflected_poly);
+static_assert(barrett_mu() == 0x104D101DFULL && mu_x31 == 0x1F7011641ULL && poly_x31 == 0x1DB710641ULL);
+
+}  // namespace crc32_constants
+
+#if TIERGUARD_CRC32_CLMUL
+
+namespace crc32_clmul_detail {
+
+// 0: neither, 1: PCLMULQDQ, 2: also AVX2 and VPCLMULQDQ. Asked once, then cached.
+[[nodiscard]] inline int cpu_level() noexcept {
+    static const int level = [] {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("pclmul") == 0) return 0;
+        return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("vpclmulqdq") != 0 ? 2 : 1;
+    }();
+    return level;
+}
+
+}  // namespace crc32_clmul_detail
+
+/// Whether this CPU has carry-less multiply (PCLMULQDQ): crc32_clmul may run.
+[[nodiscard]] inline bool crc32_clmul_supported() noexcept { return crc32_clmul_detail::cpu_level() >= 1; }
+
+/// Whether this CPU also has AVX2 and VPCLMULQDQ: crc32_vclmul may run.
+[[nodiscard]] inline bool crc32_vclmul_supported() noexcept { return crc32_clmul_detail::cpu_level() >= 2; }
+
+namespace crc32_clmul_detail {
+
+// R * x^N + next, N given by the constant pair (see crc32_constants).
+[[nodiscard]] __attribute__((target("pclmul"))) inline __m128i fold(__m128i r, __m128i k, __m128i next) noexcept {
+    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(r, k, 0x00), _mm_clmulepi64_si128(r, k, 0x11)), next);
+}
+
+[[nodiscard]] __attribute__((target("pclmul"))) inline __m128i load(const std::byte* p) noexcept {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// The CRC register of a message congruent to R: R * x^32 mod P, as I32.
+[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t reduce(__m128i r) noexcept {
+    namespace k = crc32_constants;
+    const __m128i k96_64 = _mm_set_epi64x(static_cast<long long>(k::reduce64), static_cast<long long>(k::reduce96));
+    // R*x^32 = A*x^96 + B*x^32: A times x^95 mod P (times x), B moved 32 bits down.
+    const __m128i b_x32 = _mm_slli_si128(_mm_srli_si128(r, 8), 4);
+    const __m128i u = _mm_xor_si128(_mm_clmulepi64_si128(r, k96_64, 0x00), b_x32);  // degree < 96
+    // U = Uh*x^64 + Ul, Uh of degree < 32 in the low lane: V = Uh*(x^64 mod P) + Ul, in the high lane.
+    const __m128i v = _mm_xor_si128(_mm_clmulepi64_si128(u, k96_64, 0x10), u);
+    // Barrett. High lane shifted up 32 bits = I64(floor(V / x^32)); times I64(mu*x^31)
+    // that is I128(x^32 * Vh * mu), whose low lane is I64(q), q = floor(Vh * mu / x^32).
+    const __m128i barrett = _mm_set_epi64x(static_cast<long long>(k::poly_x31), static_cast<long long>(k::mu_x31));
+    const __m128i q = _mm_clmulepi64_si128(_mm_slli_epi64(v, 32), barrett, 0x01);
+    // I128(x^32 * q * P): the coefficients of q*P below x^32 are in bits 0..31 of the
+    // high lane, where V's low 32 coefficients land when the high lane moves down 32 bits.
+    const __m128i qp = _mm_clmulepi64_si128(q, barrett, 0x10);
+    const __m128i s = _mm_xor_si128(qp, _mm_srli_epi64(v, 32));
+    return static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8)));
+}
+
+// The end both widths share: R folded over the remaining 16-byte blocks, reduced, and the
+// last size % 16 bytes through zlib.
+[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
+                                                                            std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    for (; size >= 16; data += 16, size -= 16) r = fold(r, k128, load(data));
+    return crc32_portable(~reduce(r), data, size);
+}
+
+}  // namespace crc32_clmul_detail
+
+/// crc32_portable's result, by carry-less multiply folding: 64 bytes a step in four
+/// lanes, then 16, then a Barrett reduction; the last size % 16 bytes go to zlib, as does
+/// a buffer under 16 bytes. Requires crc32_clmul_supported(). Reads only [data, data + size).
+[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t crc32_clmul(std::uint32_t crc,
+                                                                                 const std::byte* data,
+                                                                                 std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    using namespace crc32_clmul_detail;
+    if (size < 16) return crc32_portable(crc, data, size);
+    // zlib keeps the register inverted between calls; the register goes into the first 4 bytes.
+    const __m128i first = _mm_xor_si128(load(data), _mm_cvtsi32_si128(static_cast<int>(~crc)));
+    if (size < 64) return finish(first, data + 16, size - 16);
+    const __m128i k512 = _mm_set_epi64x(static_cast<long long>(k::fold512_hi), static_cast<long long>(k::fold512_lo));
+    __m128i r[4] = {first, load(data + 16), load(data + 32), load(data + 48)};
+    for (data += 64, size -= 64; size >= 64; data += 64, size -= 64) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) r[i] = fold(r[i], k512, load(data + 16 * i));
+    }
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    return finish(fold(fold(fold(r[0], k128, r[1]), k128, r[2]), k128, r[3]), data, size);
+}
+
+namespace crc32_clmul_detail {
+
+// fold() on both 128-bit halves at once.
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i fold2(__m256i r, __m256i k,
+                                                                                     __m256i next) noexcept {
+    return _mm256_xor_si256(
+        _mm256_xor_si256(_mm256_clmulepi64_epi128(r, k, 0x00), _mm256_clmulepi64_epi128(r, k, 0x11)), next);
+}
+
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i load2(const std::byte* p) noexcept {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i pair(std::uint64_t lo,
+                                                                                    std::uint64_t hi) noexcept {
+    return _mm256_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo), static_cast<long long>(hi),
+                             static_cast<long long>(lo));
+}
+
+}  // namespace crc32_clmul_detail
+
+/// crc32_clmul with 256-bit registers: 128 bytes a step in eight 128-bit lanes, folded
+/// down to one and finished as crc32_clmul does; under 256 bytes it is crc32_clmul.
+/// Requires crc32_vclmul_supported(). Reads only [data, data + size).
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline std::uint32_t crc32_vclmul(
+    std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    using namespace crc32_clmul_detail;
+    if (size < 256) return crc32_clmul(crc, data, size);
+    const __m256i first =
+        _mm256_xor_si256(load2(data), _mm256_zextsi128_si256(_mm_cvtsi32_si128(static_cast<int>(~crc))));
+    const __m256i k1024 = pair(k::fold1024_lo, k::fold1024_hi);
+    __m256i r[4] = {first, load2(data + 32), load2(data + 64), load2(data + 96)};
+    for (data += 128, size -= 128; size >= 128; data += 128, size -= 128) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, load2(data + 32 * i));
+    }
+    const __m256i k256 = pair(k::fold256_lo, k::fold256_hi);
+    const __m256i folded = fold2(fold2(fold2(r[0], k256, r[1]), k256, r[2]), k256, r[3]);
+    // The lower half comes first in the message.
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    return finish(fold(_mm256_castsi256_si128(folded), k128, _mm256_extracti128_si256(folded, 1)), data, size);
+}
+
+#endif
+
+/// zlib's crc32() of `bytes` continued from `crc` (0 to start), bit for bit: by
+/// crc32_vclmul or crc32_clmul when the CPU has them (from 16 bytes on they beat zlib),
+/// else by zlib.
+[[nodiscard]] inline std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) noexcept {
+#if TIERGUARD_CRC32_CLMUL
+    if (bytes.size() >= 16) {
+        const int level = crc32_clmul_detail::cpu_level();
+        if (level >= 2) return crc32_vclmul(crc, bytes.data(), bytes.size());
+        if (level >= 1) return crc32_clmul(crc, bytes.data(), bytes.size());
+    }
+#endif
+    return crc32_portable(crc, bytes.data(), bytes.size());
+}
+
+}  // namespace tierguard::detail
