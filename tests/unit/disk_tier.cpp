@@ -418,6 +418,31 @@ TEST_CASE("disk tier: a symlink planted where an entry belongs is not followed")
     CHECK(content == "do not read me");
 }
 
+TEST_CASE("disk tier: a link or FIFO where the meta file belongs is set aside, and the directory opens") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    const fs::path target = tmp.path() / "secret";
+    { std::ofstream(target) << "do not read me"; }
+    { REQUIRE(open_posix(root).put("k", "old secret")); }
+    const fs::path meta = root / std::string(posix_tier::meta_name);
+    fs::remove(meta);
+    SECTION("a symbolic link") { fs::create_symlink(target, meta); }
+    SECTION("a FIFO") { REQUIRE(::mkfifo(meta.c_str(), 0600) == 0); }
+
+    recording_listener listener;
+    auto tier = posix_tier::open(open_dir(root), {}, tierguard::clock::manual(), listener);
+    REQUIRE(tier);
+    CHECK(listener.count(tierguard::event_kind::corrupted) == 1);
+    CHECK(fs::is_regular_file(fs::symlink_status(meta)));  // a fresh secret
+    CHECK(tier->get("k").error().code() == errc::miss);    // written under the old one
+    REQUIRE(tier->put("k", "new secret"));
+    CHECK(*tier->get("k") == "new secret");
+    std::ifstream in(target);
+    std::string content;
+    std::getline(in, content);
+    CHECK(content == "do not read me");
+}
+
 // A writer killed with SIGKILL mid-write: tests/unit/crash_kill.cpp.
 
 TEST_CASE("disk tier: a file holding another key's entry is a miss, never that key's value") {
