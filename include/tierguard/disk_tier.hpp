@@ -649,7 +649,8 @@ private:
     [[nodiscard]] result<void> load_secret() {
         const std::span<const std::byte> meta_key(reinterpret_cast<const std::byte*>(meta_name.data()),
                                                   meta_name.size());
-        if (auto bytes = m_storage.read(meta_name); bytes) {
+        auto bytes = m_storage.read(meta_name);
+        if (bytes) {
             auto decoded = frame::decode(*bytes);
             if (decoded && decoded->payload.size() == 16 &&
                 std::equal(decoded->key.begin(), decoded->key.end(), meta_key.begin(), meta_key.end())) {
@@ -658,12 +659,16 @@ private:
                                        << (8 * (i % 8));
                 return {};
             }
-            // A damaged secret: entries written under the old one become orphans for scrub.
+        } else if (const errc code = bytes.error().code(); code != errc::corrupted && code != errc::too_large) {
+            if (code != errc::miss) return unexpected(std::move(bytes).error());
+        }
+        if (bytes || bytes.error().code() != errc::miss) {
+            // A damaged secret, or a link, FIFO or oversized file in its place (set aside as
+            // a damaged entry would be, or the directory would never open again): entries
+            // written under the old secret become orphans for scrub.
             const failure why(errc::corrupted, tier::disk, "the directory's meta file is damaged; starting afresh");
             emit(event_kind::corrupted, meta_name, &why);
             (void)m_storage.quarantine(meta_name, "meta", m_clock.now());
-        } else if (bytes.error().code() != errc::miss) {
-            return unexpected(std::move(bytes).error());
         }
         std::random_device entropy;
         std::array<std::byte, 16> secret{};
