@@ -116,6 +116,14 @@ std::string make_value(std::uint64_t serial, std::size_t size) {
     return v;
 }
 
+// Which put made a value (see make_value), for failure messages.
+std::string describe(const std::string& value) {
+    if (value.size() < 8) return "a " + std::to_string(value.size()) + "-byte value";
+    std::uint64_t serial = 0;
+    for (std::size_t i = 0; i < 8; ++i) serial |= std::uint64_t{static_cast<unsigned char>(value[i])} << (8 * i);
+    return "the value of put #" + std::to_string(serial) + " (" + std::to_string(value.size()) + " bytes)";
+}
+
 // memory_storage shared by the decorators of successive opens: a reopen (or an open that
 // fails and is retried) finds what the last one left.
 class shared_memory_storage {
@@ -227,6 +235,7 @@ struct key_model {
     std::optional<entry> truth;
     std::optional<entry> disk;
     bool pending = false;
+    bool resurrected = false;  // truth is an older storage copy that a reopen brought back
 };
 
 // Counts over one property's run, for the summary line.
@@ -276,7 +285,7 @@ struct harness {
     std::array<key_model, keys.size()> model{};
     std::uint64_t serial = 0;
     std::uint64_t opens = 0;
-    std::uint64_t commands = 0;
+    const char* phase = "command";  // or the final check, for failure messages
 
     harness(totals& t, std::uint64_t seed) : sums(t), fault_seed(seed) {
         ++sums.sequences;
@@ -378,12 +387,14 @@ struct harness {
             }
             return;
         }
-        if (!km.truth)
-            RC_FAIL("get " + show_key(keys[k]) + " returned a value (" + std::to_string(got->value.size()) +
-                    " bytes) where the model has none");
-        RC_ASSERT(got->value == km.truth->value);
-        RC_ASSERT(km.truth->expiry > began);
+        if (!km.truth || got->value != km.truth->value || km.truth->expiry <= began)
+            RC_FAIL(std::string(phase) + ": get(" + show_key(keys[k]) + ") from the " +
+                    std::string(tierguard::to_string(got->from)) + " tier returned " + describe(got->value) +
+                    "; the model allows a miss" +
+                    (km.truth ? " or " + describe(km.truth->value) + (km.truth->expiry <= began ? ", expired" : "")
+                              : std::string()));
         RC_ASSERT(!got->stale);
+        if (km.resurrected) ++sums.resurrected;
         if (got->from == tier::memory) {
             ++sums.memory_hits;
         } else {
@@ -400,6 +411,7 @@ struct harness {
         auto stored = ttl == 0ms ? cache->put(key, value) : cache->put(key, value, ttl);
         ++sums.puts;
         key_model& km = model[k];
+        km.resurrected = false;
         const std::chrono::nanoseconds life = ttl == 0ms ? std::chrono::nanoseconds(default_ttl) : ttl;
         const entry e{value, serial, began + std::chrono::duration_cast<clock_type::duration>(life)};
         if (!stored) {
@@ -430,6 +442,7 @@ struct harness {
         RC_ASSERT(erased.has_value());  // memory_only never fails an erase
         key_model& km = model[k];
         km.truth.reset();
+        km.resurrected = false;
         // A failed or refused storage erase is counted as a storage error; none: it reached it.
         if (disk_errors() == errors_before) {
             km.disk.reset();
@@ -451,6 +464,7 @@ struct harness {
         for (key_model& km : model) {
             // Within a lifetime a key that is not pending has its truth on the storage tier.
             if (!km.pending) RC_ASSERT(km.truth == km.disk);
+            km.resurrected = km.pending && km.disk && km.truth != km.disk;
             km.truth = km.disk;
             km.pending = false;
         }
@@ -473,6 +487,7 @@ struct harness {
     // erasures are flushed, a key not in memory is read from it; its files match its index
     // and budget. Then every key still reads as the model allows.
     void recover() {
+        phase = "final check after recovery";
         rates.fill(fault_rates{});
         faults->heal();
         clock.advance(max_recovery + 1s);
