@@ -10,7 +10,8 @@
 // the clock passes the breaker's longest open period, and the storage tier must serve again
 // (invariant 3) with its files matching its index and budget.
 //
-// ctest runs 1000 sequences of up to 100 commands (TIERGUARD_RC_PARAMS). Soak:
+// ctest runs 1000 sequences (TIERGUARD_RC_PARAMS) of 1 to size + 1 commands, rapidcheck's size
+// growing to max_size (100). Soak:
 //   RC_PARAMS="max_success=100000" ./property.cache_model
 // A failure prints the seed ("Using configuration: seed=...") and the shrunk command
 // sequence; RC_PARAMS="seed=<seed>" replays it. Each property prints a summary line
@@ -23,9 +24,11 @@
 // nothing); `disk`, the last value the storage tier acknowledged (a put that reached it, or
 // nothing after an erase that reached it); `pending`, set when a put or erase did not reach
 // the storage tier, so that `disk` is older than `truth`. The cache keeps such keys in memory
-// ("pending erasures") and never serves their storage copy. That record does not survive a
-// reopen: after one, a pending key's truth becomes its older storage copy. The summary counts
-// the gets that served such a resurrected value ("resurrected").
+// ("pending erasures") and never serves their storage copy. That record lives in memory only
+// and does not survive a reopen: after one, a pending key's truth becomes its older storage
+// copy (a known gap of invariant 2 across restarts, e.g. put v1; writes fail; put v2, kept in
+// memory; reopen; get serves v1). The summary counts the gets that served such a value
+// ("resurrected"); once the cache closes that gap, make them a failure.
 
 #include "support/property.hpp"
 #include "support/temp_dir.hpp"
