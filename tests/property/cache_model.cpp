@@ -36,6 +36,7 @@
 #include <rapidcheck/state.h>
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>
+#include <tierguard/frame.hpp>
 #include <tierguard/storage/fault_injecting.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
@@ -50,6 +51,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -294,7 +296,23 @@ struct harness {
 
     harness(totals& t, std::uint64_t seed) : sums(t), fault_seed(seed) {
         ++sums.sequences;
+        plant_secret();
         open();
+    }
+
+    // A hash secret made from the seed, where the disk tier would draw a random one: blob
+    // names, and so listing and eviction orders, then repeat when a seed is replayed (until a
+    // fault destroys the meta blob and the tier draws a new secret).
+    void plant_secret() {
+        auto inner = backend.make();
+        RC_ASSERT(inner.has_value());
+        const std::string_view meta = cache_type::disk_type::meta_name;
+        std::array<std::byte, 16> secret{};
+        for (std::size_t i = 0; i < secret.size(); ++i)
+            secret[i] = static_cast<std::byte>((fault_seed >> (8 * (i % 8))) ^ (i * 37));
+        std::vector<std::byte> blob;
+        RC_ASSERT(tierguard::frame::encode(std::as_bytes(std::span(meta)), secret, 1, 0, 0, blob).has_value());
+        RC_ASSERT(inner->write(meta, blob).has_value());
     }
     harness(const harness&) = delete;
     harness& operator=(const harness&) = delete;
