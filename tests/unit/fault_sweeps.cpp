@@ -14,6 +14,7 @@
 #include <tierguard/storage/posix_directory.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -570,4 +571,314 @@ TEST_CASE("fault sweep: every storage call of every cache operation fails in tur
     const auto totals = sweep_all<posix_backend>(fault_kinds());
     CHECK(totals.reached > 0);
     CHECK(totals.failed_ops > 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) The corruption corpus.
+
+namespace {
+
+struct corpus_policies : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = memory_storage;
+};
+using corpus_cache = tierguard::cache<std::string, std::string, corpus_policies>;
+
+// A frame shape the corpus damages; `compressed` and the TTL are checked on the stored frame.
+struct shape {
+    std::string key;
+    std::string value;
+    std::chrono::nanoseconds ttl;
+    bool compressed;
+};
+
+const std::vector<shape>& shapes() {
+    static const std::vector<shape> all{
+        {"a", "x", tierguard::no_expiry, false},
+        {"user:42", "user:42=" + noise(4000, 42), 1h, false},  // large, incompressible
+        {std::string(100, 'L') + ":long key", repeated("lorem ipsum dolor sit amet ", 2000), tierguard::no_expiry,
+         true},
+        {"session/7", repeated("token=abcdef; ", 600), 1h, true},
+        {"empty", "", tierguard::no_expiry, false},
+    };
+    return all;
+}
+
+void store_u32(std::vector<std::byte>& bytes, std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i) bytes[at + i] = static_cast<std::byte>(v >> (8 * i));
+}
+
+// Where the damage is read: a get of the disk tier, a get of the cache (memory empty),
+// or a scrub.
+enum class reader : unsigned char { disk_get, cache_get, scrub };
+constexpr std::array<reader, 3> readers{reader::disk_get, reader::cache_get, reader::scrub};
+
+std::string_view to_string(reader r) {
+    switch (r) {
+        case reader::disk_get: return "disk get";
+        case reader::cache_get: return "cache get";
+        case reader::scrub: return "scrub";
+    }
+    return "?";
+}
+
+// Offsets in a frame (docs/FORMAT.md).
+constexpr std::size_t format_version_at = 4;
+constexpr std::size_t format_version_end = 6;
+constexpr std::array<std::size_t, 3> length_fields{12, 16, 20};  // key_length, stored_length, raw_length
+
+class corpus {
+public:
+    corpus() : m_cache(open(m_clock)) {}
+
+    struct tally {
+        std::uint64_t cases = 0;
+        std::uint64_t corrupted = 0;
+        std::uint64_t version_mismatch = 0;
+    };
+
+    // Writes the shape's entry afresh (memory left empty) and returns its frame as stored.
+    std::vector<std::byte> fresh_frame(const shape& s) {
+        m_clock.advance(1s);  // a distinct quarantine name per case
+        const auto put = m_cache.put(s.key, s.value, s.ttl);
+        REQUIRE(put);
+        REQUIRE(put->where == stored_in::memory_and_storage);
+        m_cache.memory().erase(s.key);
+        auto bytes = storage().read(name_of(s));
+        REQUIRE(bytes);
+        return std::move(*bytes);
+    }
+
+    // Checks the stored frame has the shape meant: compressed or not, expiry or not.
+    void check_shape(const shape& s) {
+        const auto bytes = fresh_frame(s);
+        const auto decoded = tierguard::frame::decode(bytes);
+        REQUIRE(decoded);
+        CHECK(decoded->head.compressed() == s.compressed);
+        CHECK((decoded->head.expiry_ns != 0) == (s.ttl != tierguard::no_expiry));
+        CHECK(m_cache.disk().get(s.key).value() == s.value);
+    }
+
+    // Stores `damage`(fresh frame) at the entry's name and reads it through `r`: it must
+    // be refused as `expected` (corrupted: quarantined; version_mismatch: removed), never
+    // served. Failures are collected, not asserted one by one (there are tens of thousands).
+    template <class Damage>
+    void refuse(const shape& s, reader r, std::string_view what, Damage damage) {
+        auto bytes = fresh_frame(s);
+        const errc expected = damage(bytes);
+        const std::string name = name_of(s);
+        REQUIRE(storage().write(name, bytes));
+        const auto stats_before = m_cache.disk().stats();
+        const auto quarantined_before = storage().quarantined();
+        const auto label = [&] {
+            return std::string(to_string(r)) + " of " + s.key.substr(0, 12) + ", " + std::string(what);
+        };
+        auto expect = [&](bool ok, std::string_view check) {
+            if (!ok && m_failures.size() < 20) m_failures.push_back(label() + ": " + std::string(check));
+            if (!ok) ++m_failed;
+        };
+
+        std::optional<errc> code;
+        switch (r) {
+            case reader::disk_get: {
+                const auto got = m_cache.disk().get(s.key);
+                expect(!got, "served a value");
+                if (!got) code = got.error().code();
+                break;
+            }
+            case reader::cache_get: {
+                const auto got = m_cache.get(s.key);
+                expect(!got, "served a value");
+                if (!got) {
+                    code = got.error().code();
+                    expect(got.error().where() == tier::disk, "the failure names another tier");
+                }
+                break;
+            }
+            case reader::scrub: {
+                const auto report = m_cache.scrub();
+                expect(report.has_value(), "scrub failed");
+                if (report) {
+                    expect(report->quarantined + report->version_mismatches == 1, "scrub did not refuse one entry");
+                    if (report->quarantined == 1) code = errc::corrupted;
+                    if (report->version_mismatches == 1) code = errc::version_mismatch;
+                }
+                const auto got = m_cache.get(s.key);
+                expect(!got && got.error().code() == errc::miss, "after the scrub, not a plain miss");
+                break;
+            }
+        }
+        expect(code == expected, "classified as " + (code ? errc_name(*code) : std::string("nothing")) + ", expected " +
+                                     errc_name(expected));
+        const auto stats = m_cache.disk().stats();
+        if (expected == errc::corrupted) {
+            expect(stats.corrupted == stats_before.corrupted + 1, "not counted as corrupted");
+            expect(stats.quarantined == stats_before.quarantined + 1, "not counted as quarantined");
+            expect(storage().quarantined() == quarantined_before + 1, "not in the quarantine");
+            ++m_tally.corrupted;
+        } else {
+            expect(stats.version_mismatches == stats_before.version_mismatches + 1, "not counted as a mismatch");
+            expect(storage().quarantined() == quarantined_before, "quarantined");
+            ++m_tally.version_mismatch;
+        }
+        const auto left = storage().read(name);
+        expect(!left && left.error().code() == errc::miss, "the damaged file is still in place");
+        expect(!m_cache.disk().indexed(s.key), "still indexed");
+        expect(!m_cache.breaker().snapshot().opens, "the breaker opened");
+        if (++m_tally.cases % 1024 == 0) (void)storage().clean({.now = m_clock.now(), .quarantine_max_age = 0s});
+    }
+
+    [[nodiscard]] std::string name_of(const shape& s) { return m_cache.disk().name_for(s.key).value(); }
+    [[nodiscard]] memory_storage& storage() { return m_cache.disk().storage(); }
+    [[nodiscard]] corpus_cache& cache() { return m_cache; }
+    [[nodiscard]] const tally& counts() const { return m_tally; }
+    [[nodiscard]] std::uint64_t failed() const { return m_failed; }
+    [[nodiscard]] const std::vector<std::string>& failures() const { return m_failures; }
+
+private:
+    static corpus_cache open(const tierguard::clock::manual& clock) {
+        corpus_cache::config cfg;
+        cfg.disk.compression_level = 6;
+        auto c = corpus_cache::open(cfg, memory_storage(), clock);
+        REQUIRE(c);
+        return std::move(*c);
+    }
+
+    tierguard::clock::manual m_clock;
+    corpus_cache m_cache;
+    tally m_tally;
+    std::uint64_t m_failed = 0;
+    std::vector<std::string> m_failures;
+};
+
+void report_corpus(std::string_view sweep, const corpus& c) {
+    std::printf("corruption corpus, %s: %llu cases (corrupted %llu, version_mismatch %llu)\n",
+                std::string(sweep).c_str(), static_cast<unsigned long long>(c.counts().cases),
+                static_cast<unsigned long long>(c.counts().corrupted),
+                static_cast<unsigned long long>(c.counts().version_mismatch));
+    for (const auto& f : c.failures()) UNSCOPED_INFO(f);
+    CHECK(c.failed() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("corruption corpus: every single-bit flip is refused, never served", "[fault_sweeps][corpus]") {
+    corpus c;
+    for (const shape& s : shapes()) {
+        c.check_shape(s);
+        const std::size_t size = c.fresh_frame(s).size();
+        for (std::size_t i = 0; i < size; ++i) {
+            for (unsigned bit = 0; bit < 8; ++bit) {
+                // A version check precedes the CRC (a later format may checksum otherwise),
+                // so a flip in format_version reads as version_mismatch: removed, not quarantined.
+                const errc expected =
+                    i >= format_version_at && i < format_version_end ? errc::version_mismatch : errc::corrupted;
+                for (const reader r : readers)
+                    c.refuse(s, r, "bit " + std::to_string(bit) + " of byte " + std::to_string(i),
+                             [&](std::vector<std::byte>& b) {
+                                 b[i] ^= static_cast<std::byte>(1U << bit);
+                                 return expected;
+                             });
+            }
+        }
+    }
+    report_corpus("bit flips", c);
+    CHECK(c.counts().version_mismatch == shapes().size() * 16 * readers.size());
+}
+
+TEST_CASE("corruption corpus: every truncation, appended garbage and huge length fields are refused",
+          "[fault_sweeps][corpus]") {
+    corpus c;
+    for (const shape& s : shapes()) {
+        const std::size_t size = c.fresh_frame(s).size();
+        for (const reader r : readers) {
+            for (std::size_t length = 0; length < size; ++length)
+                c.refuse(s, r, "truncated to " + std::to_string(length), [&](std::vector<std::byte>& b) {
+                    b.resize(length);
+                    return errc::corrupted;
+                });
+            for (const std::size_t extra : {1, 3, 4, 35, 36, 1000}) {
+                c.refuse(s, r, std::to_string(extra) + " bytes appended", [&](std::vector<std::byte>& b) {
+                    const std::string junk = noise(extra, static_cast<std::uint32_t>(extra));
+                    for (const char ch : junk) b.push_back(static_cast<std::byte>(ch));
+                    return errc::corrupted;
+                });
+            }
+            c.refuse(s, r, "the frame appended to itself", [&](std::vector<std::byte>& b) {
+                const std::vector<std::byte> copy = b;
+                b.insert(b.end(), copy.begin(), copy.end());
+                return errc::corrupted;
+            });
+            for (const std::size_t field : length_fields) {
+                for (const bool fix_crc : {false, true}) {
+                    // With the CRC recomputed, the checks behind it must refuse the frame:
+                    // the size check (key and stored length) or the limits (raw length).
+                    c.refuse(s, r,
+                             "length field at " + std::to_string(field) + " set to 0xFFFFFFFF" +
+                                 (fix_crc ? ", CRC recomputed" : ""),
+                             [&](std::vector<std::byte>& b) {
+                                 store_u32(b, field, 0xFFFFFFFFU);
+                                 if (fix_crc) {
+                                     const auto body = std::span<const std::byte>(b).first(b.size() - 4);
+                                     store_u32(b, b.size() - 4, tierguard::frame::checksum(body));
+                                 }
+                                 return errc::corrupted;
+                             });
+                }
+            }
+        }
+    }
+    report_corpus("truncations, appended garbage, length fields", c);
+    CHECK(c.counts().version_mismatch == 0);
+}
+
+TEST_CASE("corruption corpus: an entry's file under another key's name is a miss, never the other value",
+          "[fault_sweeps][corpus]") {
+    // The frame holds the full key, compared on read: a file under another key's name is
+    // taken for a file of a key whose hash collides (errc::miss; nothing quarantined);
+    // scrub, which can tell a misplaced file by hashing its key, removes it as an orphan.
+    corpus c;
+    auto& cache = c.cache();
+    std::uint64_t cases = 0;
+    for (const shape& a : shapes()) {
+        for (const shape& b : shapes()) {
+            if (&a == &b) continue;
+            for (const bool both_ways : {false, true}) {
+                INFO(a.key.substr(0, 12) << "'s file at " << b.key.substr(0, 12) << "'s name"
+                                         << (both_ways ? ", and the other way" : ""));
+                ++cases;
+                const auto frame_a = c.fresh_frame(a);
+                const auto frame_b = c.fresh_frame(b);
+                REQUIRE(c.storage().write(c.name_of(b), frame_a));
+                if (both_ways) REQUIRE(c.storage().write(c.name_of(a), frame_b));
+                const auto before = cache.disk().stats();
+
+                const auto via_disk = cache.disk().get(b.key);
+                REQUIRE_FALSE(via_disk);
+                CHECK(via_disk.error().code() == errc::miss);
+                const auto via_cache = cache.get(b.key);
+                REQUIRE_FALSE(via_cache);
+                CHECK(via_cache.error().code() == errc::miss);
+                if (both_ways) {
+                    CHECK(cache.get(a.key).error().code() == errc::miss);
+                } else {
+                    CHECK(cache.get(a.key).value().value == a.value);
+                }
+                const auto after = cache.disk().stats();
+                CHECK(after.corrupted == before.corrupted);
+                CHECK(after.quarantined == before.quarantined);
+
+                const auto report = cache.scrub();
+                REQUIRE(report);
+                CHECK(report->orphans_removed == (both_ways ? 2U : 1U));
+                CHECK(report->quarantined == 0);
+                CHECK(cache.get(b.key).error().code() == errc::miss);
+                CHECK_FALSE(cache.disk().indexed(b.key));
+                CHECK(c.storage().read(c.name_of(b)).error().code() == errc::miss);
+                cache.memory().clear();
+            }
+        }
+    }
+    std::printf("corruption corpus, swapped files: %llu cases\n", static_cast<unsigned long long>(cases));
+    CHECK(cases == shapes().size() * (shapes().size() - 1) * 2);
 }
