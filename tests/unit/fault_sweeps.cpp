@@ -297,7 +297,9 @@ std::vector<operation<C>> operations() {
                        r.summary = "hit:" + std::string(tierguard::to_string(got->from));
                        r.wrote = got->from == tier::none;
                        if (r.wrote) r.written["k4"] = loaded_k4;
-                       r.targets["k4"] = {seeded_value("k4"), loaded_k4};
+                       // Served from the disk, the entry stays; loaded, its put may have reached the disk.
+                       r.targets["k4"] = {seeded_value("k4")};
+                       if (r.wrote) r.targets["k4"].insert(loaded_k4);
                        r.may_lose = evictions_of(c) - evicted_before;
                        return r;
                    }});
@@ -577,7 +579,11 @@ TEST_CASE("fault sweep: every storage call of every cache operation fails in tur
 
 TEST_CASE("fault sweep: every storage call of every cache operation fails in turn (posix_directory)",
           "[fault_sweeps]") {
-    const auto totals = sweep_all<posix_backend>(fault_kinds());
+    // A smaller sweep: EACCES and hidden torn writes take the same paths as EIO in the cache.
+    std::vector<fault_kind> kinds;
+    for (const auto& kind : fault_kinds())
+        if (kind.what == fault::io_error || kind.what == fault::disk_full || kind.torn_visible) kinds.push_back(kind);
+    const auto totals = sweep_all<posix_backend>(kinds);
     CHECK(totals.reached > 0);
     CHECK(totals.failed_ops > 0);
 }
@@ -644,11 +650,15 @@ constexpr bool sanitized = false;
 #endif
 
 // Which bytes are flipped and which truncation lengths tried: all of them, but under a
-// sanitizer (ten times slower) only the header's and every 8th after it.
+// sanitizer (ten times slower) only the header's and every 16th after it.
 bool swept(std::size_t i) {
-    constexpr std::size_t stride = sanitized ? 8 : 1;
+    constexpr std::size_t stride = sanitized ? 16 : 1;
     return i < tierguard::frame::header_size || i % stride == 0;
 }
+
+// Over a directory the corpus damages only the small frames: a sample that keeps the
+// file system work modest (every case renames a file into quarantine).
+bool small_frame(const std::vector<std::byte>& frame) { return frame.size() < 64; }
 
 // Offsets in a frame (docs/FORMAT.md).
 constexpr std::size_t format_version_at = 4;
@@ -819,14 +829,12 @@ void report_corpus(std::string_view sweep, const corpus<Storage>& c) {
 
 TEMPLATE_TEST_CASE("corruption corpus: every single-bit flip is refused, never served", "[fault_sweeps][corpus]",
                    memory_storage, posix_directory) {
-    // Over a directory, only the frames under 256 bytes: a sample that keeps the file
-    // system work modest.
     constexpr bool sample = std::is_same_v<TestType, posix_directory>;
     corpus<TestType> c;
     std::uint64_t frames = 0;
     for (const shape& s : shapes()) {
         c.check_shape(s);
-        if (sample && c.fresh_frame(s).size() >= 256) continue;
+        if (sample && !small_frame(c.fresh_frame(s))) continue;
         ++frames;
         const std::size_t size = c.fresh_frame(s).size();
         for (std::size_t i = 0; i < size; ++i) {
@@ -851,9 +859,12 @@ TEMPLATE_TEST_CASE("corruption corpus: every single-bit flip is refused, never s
 
 TEMPLATE_TEST_CASE("corruption corpus: every truncation, appended garbage and huge length fields are refused",
                    "[fault_sweeps][corpus]", memory_storage, posix_directory) {
+    constexpr bool sample = std::is_same_v<TestType, posix_directory>;
     corpus<TestType> c;
     for (const shape& s : shapes()) {
-        const std::size_t size = c.fresh_frame(s).size();
+        const auto frame = c.fresh_frame(s);
+        if (sample && !small_frame(frame)) continue;
+        const std::size_t size = frame.size();
         for (const reader r : readers) {
             for (std::size_t length = 0; length < size; ++length)
                 if (swept(length))
