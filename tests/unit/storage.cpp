@@ -5,6 +5,7 @@
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -49,6 +50,7 @@ using tierguard::durability;
 using tierguard::errc;
 using tierguard::storage::memory_storage;
 using tierguard::storage::posix_directory;
+using tierguard::storage::segment_log;
 using sys_time = std::chrono::system_clock::time_point;
 
 namespace {
@@ -198,6 +200,19 @@ struct harness<posix_directory> {
     posix_directory storage;
 };
 
+template <>
+struct harness<segment_log> {
+    explicit harness(std::size_t max_blob_size = std::size_t{64} << 20)
+        : storage(segment_log::open({.root = dir.path() / "cache",
+                                     .sync = durability::none,
+                                     .max_blob_size = max_blob_size,
+                                     .segment_size = std::uint64_t{1} << 20,
+                                     .byte_budget = std::uint64_t{8} << 20})
+                      .value()) {}
+    temp_dir dir;
+    segment_log storage;
+};
+
 std::vector<std::string> names_of(const std::vector<tierguard::blob_info>& blobs) {
     std::vector<std::string> out;
     for (const auto& b : blobs) out.push_back(b.name);
@@ -253,7 +268,7 @@ TEST_CASE("quarantine names: UTC stamp, flattened name, reduced reason") {
 // Behaviour both storages share
 
 TEMPLATE_TEST_CASE("storage: a written blob reads back whole; an absent one is a plain miss", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/0123", bytes_of("payload one")));
@@ -280,7 +295,7 @@ TEMPLATE_TEST_CASE("storage: a written blob reads back whole; an absent one is a
 }
 
 TEMPLATE_TEST_CASE("storage: a write replaces the blob; remove deletes it", "[storage]", memory_storage,
-                   posix_directory) {
+                   posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/k", bytes_of("first, the longer one")));
@@ -294,7 +309,7 @@ TEMPLATE_TEST_CASE("storage: a write replaces the blob; remove deletes it", "[st
 }
 
 TEMPLATE_TEST_CASE("storage: invalid names are refused with invalid_argument by every operation", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     const std::vector<std::string> bad = {"../x",
@@ -334,7 +349,7 @@ TEMPLATE_TEST_CASE("storage: invalid names are refused with invalid_argument by 
 }
 
 TEMPLATE_TEST_CASE("storage: a blob over max_blob_size is refused with too_large; one at the limit is kept",
-                   "[storage]", memory_storage, posix_directory) {
+                   "[storage]", memory_storage, posix_directory, segment_log) {
     harness<TestType> h(4096);
     auto& s = h.storage;
     const auto big = s.write("big/one", std::vector<std::byte>(4097, std::byte{7}));
@@ -346,7 +361,7 @@ TEMPLATE_TEST_CASE("storage: a blob over max_blob_size is refused with too_large
 }
 
 TEMPLATE_TEST_CASE("storage: list reports every blob with its size and nothing else", "[storage]", memory_storage,
-                   posix_directory) {
+                   posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/one", bytes_of("1")));
@@ -366,7 +381,7 @@ TEMPLATE_TEST_CASE("storage: list reports every blob with its size and nothing e
 }
 
 TEMPLATE_TEST_CASE("storage: quarantine moves a blob aside and clean purges it once old enough", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/0123", bytes_of("corrupt bytes")));
