@@ -1,3 +1,4 @@
+#include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -38,10 +39,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sched.h>
-#include <sys/mount.h>
-#endif
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -141,28 +138,7 @@ private:
     std::thread m_thread;
 };
 
-/// Runs `body` in a forked child killed by SIGALRM after `limit`; returns its exit code,
-/// or minus the signal that ended it. The child never returns into Catch.
-template <class F>
-int in_child(F body, unsigned limit_seconds = 60) {
-    const pid_t pid = ::fork();
-    if (pid < 0) return -1000;
-    if (pid == 0) {
-        ::alarm(limit_seconds);
-        int code = 125;
-        try {
-            code = body();
-        } catch (...) {
-            code = 126;
-        }
-        ::_exit(code);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return -WTERMSIG(status);
-    return -999;
-}
+using tierguard_test::in_child;
 
 /// Sets TIERGUARD_NO_OPENAT2 while it lives if `walk_only`: posix_directory instances opened
 /// then resolve paths one segment at a time, as on a system without openat2.
@@ -1027,27 +1003,8 @@ TEST_CASE("posix_directory: a full disk is disk_full with ENOSPC, and leaves no 
         no_recovery
     };
     temp_dir mount_point;
-    const uid_t outer_uid = ::geteuid();
-    const gid_t outer_gid = ::getegid();
     const int code = in_child([&]() -> int {
-        auto put = [](const char* file, const std::string& text) {
-            const int fd = ::open(file, O_WRONLY | O_CLOEXEC);
-            if (fd < 0) return false;
-            const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-            return ::close(fd) == 0 && written;
-        };
-        if (outer_uid == 0) {
-            if (::unshare(CLONE_NEWNS) != 0) return no_namespaces;
-        } else {
-            // A user namespace in which we are root: its mounts and files belong to our outer uid.
-            if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return no_namespaces;
-            if (!put("/proc/self/setgroups", "deny") ||
-                !put("/proc/self/uid_map", "0 " + std::to_string(outer_uid) + " 1\n") ||
-                !put("/proc/self/gid_map", "0 " + std::to_string(outer_gid) + " 1\n"))
-                return no_namespaces;
-        }
-        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return no_namespaces;
-        if (::mount("tierguard-test", mount_point.path().c_str(), "tmpfs", 0, "size=256k,mode=0700") != 0)
+        if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=256k,mode=0700"))
             return no_namespaces;
 
         auto s = posix_directory::open({.root = mount_point.path() / "cache"});
