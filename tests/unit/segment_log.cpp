@@ -1,6 +1,7 @@
 // segment_log on real directories: recovery, damage, eviction, the disk full path, and the
 // cache over it. The behaviour it shares with the other storages is in unit/storage.cpp.
 
+#include "support/blob_text.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
@@ -37,24 +38,12 @@ using tierguard::durability;
 using tierguard::errc;
 using tierguard::storage::memory_storage;
 using tierguard::storage::segment_log;
+using tierguard_test::bytes_of;
+using tierguard_test::errc_of;
 using tierguard_test::temp_dir;
+using tierguard_test::text_of;
 
 namespace {
-
-std::vector<std::byte> bytes_of(std::string_view text) {
-    std::vector<std::byte> out(text.size());
-    std::memcpy(out.data(), text.data(), text.size());
-    return out;
-}
-
-std::string text_of(const std::vector<std::byte>& bytes) {
-    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-template <class R>
-errc errc_of(const R& r) {
-    return r ? errc{} : r.error().code();
-}
 
 std::string file_bytes(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -591,7 +580,9 @@ TEST_CASE("segment_log: the hash index finds every entry among colliding hashes 
         }
     }
     REQUIRE(index.size() == model.size());
-    for (const auto& [h, loc] : model) {
+    for (const auto& entry : model) {
+        const std::uint64_t h = entry.first;
+        const std::uint64_t loc = entry.second;
         const auto pos = index.find_if(h, [&](std::size_t p) { return index.at(p).loc == loc; });
         CHECK(pos != hash_index::npos);
     }

@@ -1,3 +1,4 @@
+#include "support/blob_text.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
@@ -52,16 +53,6 @@ using sys_time = std::chrono::system_clock::time_point;
 
 namespace {
 
-std::vector<std::byte> bytes_of(std::string_view text) {
-    std::vector<std::byte> out(text.size());
-    std::memcpy(out.data(), text.data(), text.size());
-    return out;
-}
-
-std::string text_of(const std::vector<std::byte>& bytes) {
-    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
 std::string file_text(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -70,11 +61,6 @@ std::string file_text(const fs::path& p) {
 void put_file(const fs::path& p, std::string_view text) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
-
-template <class R>
-errc errc_of(const R& r) {
-    return r ? errc{} : r.error().code();
 }
 
 template <class R>
@@ -88,7 +74,10 @@ mode_t mode_of(const fs::path& p) {
     return st.st_mode & 07777;
 }
 
+using tierguard_test::bytes_of;
+using tierguard_test::errc_of;
 using tierguard_test::temp_dir;
+using tierguard_test::text_of;
 
 /// Every path under `root`, relative and sorted; links are listed, never followed.
 std::vector<std::string> tree(const fs::path& root) {

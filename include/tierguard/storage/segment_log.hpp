@@ -523,12 +523,14 @@ private:
                                 h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
                             if (pos == hash_index::npos) return;
                             const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
-                            const std::size_t size = std::min(r.head.size(), data.size() - off);
+                            const std::size_t size = r.head.size();
                             if (carry != nullptr && ((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) &&
                                 size <= room) {
-                                carry->push_back({h, std::vector<std::byte>(
-                                                         data.begin() + static_cast<std::ptrdiff_t>(off),
-                                                         data.begin() + static_cast<std::ptrdiff_t>(off + size))});
+                                // The whole record; padding a torn tail lost comes back as zeros.
+                                const std::size_t stored = std::min(size, data.size() - off);
+                                std::vector<std::byte> bytes(size);
+                                std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(off), stored, bytes.begin());
+                                carry->push_back({h, std::move(bytes)});
                                 room -= size;
                             } else {
                                 ++s.counters.entries_evicted;
