@@ -208,6 +208,44 @@ private:
 using tierguard_store = tier_store<tierguard::storage::posix_directory>;
 using segment_store = tier_store<tierguard::storage::segment_log>;
 
+// segment_log alone, no disk tier: the key is the blob name, the value the blob (no frame,
+// no key hash, no serializer): the floor of the segment storage.
+class segment_raw_store {
+public:
+    explicit segment_raw_store(const data_set& data) : m_data(data) {
+        auto s = tierguard::storage::segment_log::open(
+            {.root = g_root / ("segment-raw-" + size_label(data.value_size)), .sync = tierguard::durability::none});
+        if (!s) fail_setup("segment_log::open: " + s.error().message());
+        m_log.emplace(std::move(*s));
+        for (std::size_t i = 0; i < key_count; ++i)
+            if (!put(i)) fail_setup("segment_log::write failed while filling");
+    }
+
+    bool put(std::size_t i) {
+        const std::string& v = m_data.values[i];
+        return m_log->write(name(i), std::span(reinterpret_cast<const std::byte*>(v.data()), v.size())).has_value();
+    }
+
+    bool get(std::size_t i) {
+        auto r = m_log->read(name(i));
+        const bool ok = r.has_value() && r->size() == m_data.value_size;
+        benchmark::DoNotOptimize(r);
+        return ok;
+    }
+
+private:
+    // "object:NNNNNN" is no blob name (':'); "object_NNNNNN" is.
+    [[nodiscard]] std::string_view name(std::size_t i) {
+        m_name = m_data.keys[i];
+        m_name[6] = '_';
+        return m_name;
+    }
+
+    const data_set& m_data;
+    std::optional<tierguard::storage::segment_log> m_log;
+    std::string m_name;
+};
+
 class raw_posix_store {
 public:
     explicit raw_posix_store(const data_set& data) : m_data(data) {
@@ -458,6 +496,8 @@ void register_all() {
         register_pair<segment_store>("segment_log", size, [size] {
             return std::make_unique<segment_store>(data_for(size), 0, durability::none, "segment");
         });
+        register_pair<segment_raw_store>("segment_log_raw", size,
+                                         [size] { return std::make_unique<segment_raw_store>(data_for(size)); });
         register_pair<segment_store>("segment_log/fsync", size, [size] {
             return std::make_unique<segment_store>(data_for(size), 0, durability::data, "segment-fsync");
         });

@@ -81,7 +81,7 @@ const std::filesystem::path& root() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
     const std::span<const std::byte> data(reinterpret_cast<const std::byte*>(bytes), size);
-    checker c{data};
+    checker c{data, seg::segment_header_size, {}};
     if (size >= seg::segment_header_size) (void)seg::scan_records(data, c);
 
     // The same bytes as a segment_log's only segment.
