@@ -663,7 +663,9 @@ private:
             std::vector<std::byte> bytes;
             bool damaged = false;
             std::optional<failure> error;
-            std::optional<std::vector<std::byte>> found;
+            bool found = false;
+            std::size_t blob_at = 0;
+            std::size_t blob_length = 0;
             index.find_if(h, [&](std::size_t pos) {
                 const std::uint64_t loc = index.at(pos).loc;
                 if (auto ok = read_at(location::slot(loc), location::offset(loc), location::size(loc), bytes); !ok) {
@@ -681,16 +683,21 @@ private:
                     return true;
                 }
                 index.set_loc(pos, loc | location::read_bit);
-                found.emplace(r->blob.begin(), r->blob.end());
+                found = true;
+                blob_at = static_cast<std::size_t>(r->blob.data() - bytes.data());
+                blob_length = r->blob.size();
                 return true;
             });
             if (error) return unexpected(std::move(*error));
             if (found) {
-                if (found->size() > cfg.max_blob_size)
+                if (blob_length > cfg.max_blob_size)
                     return fail(errc::too_large, tier::disk,
-                                "read " + std::string(name) + ": blob of " + std::to_string(found->size()) +
+                                "read " + std::string(name) + ": blob of " + std::to_string(blob_length) +
                                     " bytes, over max_blob_size (" + std::to_string(cfg.max_blob_size) + ")");
-                return std::move(*found);
+                // The record was read into `bytes`: keep only its blob, no second buffer.
+                bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(blob_at));
+                bytes.resize(blob_length);
+                return bytes;
             }
             if (damaged) {
                 ++counters.bad_frames;
