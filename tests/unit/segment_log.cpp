@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -646,4 +648,78 @@ TEST_CASE("segment_log: the disk tier reads a blob its segment eviction took as 
     t = tier_type::open(std::move(storage));
     REQUIRE(t);
     CHECK(t->get("k299").value() == value_for(299, 0, 1000));
+}
+
+TEST_CASE("segment_log: killed at random points, it reopens with every entry whole; with sync, every acked put") {
+    const auto sync = GENERATE(durability::none, durability::data);
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache", sync);
+    constexpr int keys = 40;
+    // What the parent knows: the last version acknowledged for each key, and the highest
+    // version ever started.
+    std::vector<int> acked(keys, -1);
+    int started = -1;
+    std::mt19937 rng(sync == durability::none ? 11 : 12);
+    const int rounds = sync == durability::none ? 25 : 8;
+    for (int round = 0; round < rounds; ++round) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        const int first = started + 1;
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(fds[0]);
+            auto s = segment_log::open(cfg);
+            if (!s) ::_exit(3);
+            for (int version = first;; ++version) {
+                const int key = version % keys;
+                if (!s->write(name_for(key), bytes_of(value_for(key, version, 64 + version % 700)))) ::_exit(4);
+                const int ack[2] = {key, version};
+                if (::write(fds[1], ack, sizeof ack) != static_cast<ssize_t>(sizeof ack)) ::_exit(5);
+            }
+        }
+        ::close(fds[1]);
+        const int wanted = 1 + std::uniform_int_distribution<int>(0, sync == durability::none ? 400 : 30)(rng);
+        int seen = 0;
+        int ack[2];
+        while (seen < wanted && ::read(fds[0], ack, sizeof ack) == static_cast<ssize_t>(sizeof ack)) {
+            acked[static_cast<std::size_t>(ack[0])] = ack[1];
+            started = std::max(started, ack[1]);
+            ++seen;
+        }
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        REQUIRE(seen == wanted);
+        // Acks the child sent before it died are puts that returned.
+        while (::read(fds[0], ack, sizeof ack) == static_cast<ssize_t>(sizeof ack)) {
+            acked[static_cast<std::size_t>(ack[0])] = ack[1];
+            started = std::max(started, ack[1]);
+        }
+        ::close(fds[0]);
+        started += 1;  // the put in progress may have finished, unacknowledged
+
+        auto s = open_log(cfg);
+        INFO("round " << round);
+        CHECK(s.stats().bad_frames == 0);
+        for (int key = 0; key < keys; ++key) {
+            const auto r = s.read(name_for(key));
+            if (!r) {
+                CHECK(errc_of(r) == errc::miss);
+                if (sync != durability::none) CHECK(acked[static_cast<std::size_t>(key)] < 0);
+                continue;
+            }
+            // Whole, this key's, and a version that was written: parse "k<key>v<version>:".
+            const std::string text = text_of(*r);
+            const auto v = text.find('v');
+            const auto colon = text.find(':');
+            REQUIRE(v != std::string::npos);
+            REQUIRE(colon != std::string::npos);
+            CHECK(text.substr(1, v - 1) == std::to_string(key));
+            const int version = std::stoi(text.substr(v + 1, colon - v - 1));
+            CHECK(text == value_for(key, version, 64 + static_cast<std::size_t>(version % 700)));
+            CHECK(version <= started);
+            if (sync != durability::none) CHECK(version >= acked[static_cast<std::size_t>(key)]);
+        }
+    }
 }

@@ -50,7 +50,7 @@ struct segment_log_stats {
     std::uint64_t frames_recovered = 0;     ///< intact records replayed at open
     std::uint64_t bad_frames = 0;           ///< records failing their CRC (at open, scrub or read)
     std::uint64_t damaged_regions = 0;      ///< stretches with no trustworthy record header, skipped
-    std::uint64_t entries_dropped = 0;      ///< blobs dropped because damage hid what came after them
+    std::uint64_t entries_dropped = 0;      ///< blobs dropped for damage: their record's, or a later unreadable one
     std::uint64_t torn_tails = 0;           ///< segment tails cut short (by a crash), ignored
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
 };
