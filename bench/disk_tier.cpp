@@ -24,6 +24,7 @@
 #include <tierguard/detail/crc32.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #if defined(TIERGUARD_BENCH_HAVE_LEVELDB) && __has_include(<leveldb/db.h>)
 #include <leveldb/db.h>
@@ -37,6 +38,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -69,13 +71,15 @@ namespace {
 // Workload.
 
 constexpr std::size_t key_count = 1000;
-constexpr std::array<std::size_t, 2> value_sizes{1024, 16384};
+constexpr std::array<std::size_t, 3> value_sizes{100, 1024, 16384};
 constexpr std::array<int, 3> compression_levels{0, 1, 6};
 constexpr std::uint64_t seed_values = 0x6469736b5f76616cULL;
 
 std::filesystem::path g_root;  // the mkdtemp() folder; every store makes its own folder below it
 
-std::string size_label(std::size_t size) { return std::to_string(size / 1024) + "KiB"; }
+std::string size_label(std::size_t size) {
+    return size < 1024 ? std::to_string(size) + "B" : std::to_string(size / 1024) + "KiB";
+}
 
 std::string make_key(std::size_t id) {
     char buf[32];
@@ -159,14 +163,18 @@ const data_set& data_for(std::size_t size) {
 // Each store is filled with all 1000 keys when it is made, so a put always replaces an
 // entry and a get always hits.
 
-class tierguard_store {
+template <class Storage>
+class tier_store {
 public:
-    using tier_type = tierguard::disk_tier<std::string, std::string>;
+    struct policies : tierguard::disk_defaults {
+        using storage = Storage;
+    };
+    using tier_type = tierguard::disk_tier<std::string, std::string, policies>;
 
-    tierguard_store(const data_set& data, int level) : m_data(data) {
-        const auto dir = g_root / ("tierguard-zlib" + std::to_string(level) + "-" + size_label(data.value_size));
-        auto storage = tierguard::storage::posix_directory::open({.root = dir, .sync = tierguard::durability::none});
-        if (!storage) fail_setup("posix_directory::open: " + storage.error().message());
+    tier_store(const data_set& data, int level, tierguard::durability sync, const std::string& label) : m_data(data) {
+        const auto dir = g_root / (label + "-" + size_label(data.value_size));
+        auto storage = Storage::open({.root = dir, .sync = sync});
+        if (!storage) fail_setup("storage open: " + storage.error().message());
         tierguard::disk_config cfg;
         cfg.compression_level = level;
         auto tier = tier_type::open(std::move(*storage), cfg);
@@ -199,6 +207,47 @@ public:
 private:
     const data_set& m_data;
     std::optional<tier_type> m_tier;
+};
+
+using tierguard_store = tier_store<tierguard::storage::posix_directory>;
+using segment_store = tier_store<tierguard::storage::segment_log>;
+
+// segment_log alone, no disk tier: the key is the blob name, the value the blob (no frame,
+// no key hash, no serializer): the floor of the segment storage.
+class segment_raw_store {
+public:
+    explicit segment_raw_store(const data_set& data) : m_data(data) {
+        auto s = tierguard::storage::segment_log::open(
+            {.root = g_root / ("segment-raw-" + size_label(data.value_size)), .sync = tierguard::durability::none});
+        if (!s) fail_setup("segment_log::open: " + s.error().message());
+        m_log.emplace(std::move(*s));
+        for (std::size_t i = 0; i < key_count; ++i)
+            if (!put(i)) fail_setup("segment_log::write failed while filling");
+    }
+
+    bool put(std::size_t i) {
+        const std::string& v = m_data.values[i];
+        return m_log->write(name(i), std::span(reinterpret_cast<const std::byte*>(v.data()), v.size())).has_value();
+    }
+
+    bool get(std::size_t i) {
+        auto r = m_log->read(name(i));
+        const bool ok = r.has_value() && r->size() == m_data.value_size;
+        benchmark::DoNotOptimize(r);
+        return ok;
+    }
+
+private:
+    // "object:NNNNNN" is no blob name (':'); "object_NNNNNN" is.
+    [[nodiscard]] std::string_view name(std::size_t i) {
+        m_name = m_data.keys[i];
+        m_name[6] = '_';
+        return m_name;
+    }
+
+    const data_set& m_data;
+    std::optional<tierguard::storage::segment_log> m_log;
+    std::string m_name;
 };
 
 class raw_posix_store {
@@ -281,8 +330,9 @@ private:
 #if TIERGUARD_BENCH_LEVELDB
 class leveldb_store {
 public:
-    explicit leveldb_store(const data_set& data) : m_data(data) {
-        const auto dir = g_root / ("leveldb-" + size_label(data.value_size));
+    leveldb_store(const data_set& data, bool sync) : m_data(data) {
+        m_write.sync = sync;
+        const auto dir = g_root / ((sync ? "leveldb-sync-" : "leveldb-") + size_label(data.value_size));
         leveldb::Options options;
         options.create_if_missing = true;
         leveldb::DB* db = nullptr;
@@ -293,7 +343,7 @@ public:
             if (!put(i)) fail_setup("leveldb Put failed while filling");
     }
 
-    bool put(std::size_t i) { return m_db->Put(leveldb::WriteOptions(), m_data.keys[i], m_data.values[i]).ok(); }
+    bool put(std::size_t i) { return m_db->Put(m_write, m_data.keys[i], m_data.values[i]).ok(); }
 
     bool get(std::size_t i) {
         std::string out;
@@ -304,6 +354,7 @@ public:
 
 private:
     const data_set& m_data;
+    leveldb::WriteOptions m_write;
     std::unique_ptr<leveldb::DB> m_db;
 };
 #endif
@@ -345,7 +396,8 @@ std::shared_ptr<slot<Impl>> make_slot(std::function<std::unique_ptr<Impl>()> mak
 
 template <class Impl>
 void add_counters(benchmark::State& state, Impl& impl) {
-    if constexpr (std::is_same_v<Impl, tierguard_store>) state.counters["frame_bytes"] = impl.frame_bytes();
+    if constexpr (std::is_same_v<Impl, tierguard_store> || std::is_same_v<Impl, segment_store>)
+        state.counters["frame_bytes"] = impl.frame_bytes();
 }
 
 template <class Impl>
@@ -415,7 +467,49 @@ void bm_crc32(benchmark::State& state, std::size_t value_size) {
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(value_size));
 }
 
+// open/<N>/segment_log: segment_log::open over N blobs of 100 bytes under disk-tier
+// names ("ab/cd/<16 hex>"), written once beforehand (untimed; the page cache is warm).
+// Counters: the index's bytes per entry and the open's nanoseconds per entry.
+void bm_open_segments(benchmark::State& state, std::size_t entries) {
+    const auto dir = g_root / ("segment-open-" + std::to_string(entries));
+    const tierguard::storage::segment_log::config cfg{.root = dir, .sync = tierguard::durability::none};
+    if (!std::filesystem::exists(dir)) {
+        auto s = tierguard::storage::segment_log::open(cfg);
+        if (!s) return state.SkipWithError(s.error().message().c_str());
+        std::mt19937_64 rng(seed_values);
+        const std::string value = make_value(100, 0, rng);
+        const std::span<const std::byte> blob(reinterpret_cast<const std::byte*>(value.data()), value.size());
+        char name[32];
+        for (std::size_t i = 0; i < entries; ++i) {
+            const auto h = static_cast<unsigned long long>(rng());
+            std::snprintf(name, sizeof name, "%02llx/%02llx/%016llx", h >> 56, (h >> 48) & 0xff, h);
+            if (!s->write(name, blob)) return state.SkipWithError("a write failed while filling");
+        }
+    }
+    std::size_t found = 0;
+    std::size_t index_bytes = 0;
+    double seconds = 0;
+    for (auto _ : state) {
+        const auto start = std::chrono::steady_clock::now();
+        auto s = tierguard::storage::segment_log::open(cfg);
+        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (!s) return state.SkipWithError(s.error().message().c_str());
+        const auto st = s->stats();
+        found = st.entries;
+        index_bytes = st.index_bytes;
+    }
+    if (found != entries) state.SkipWithError("open found another number of entries");
+    state.counters["index_bytes_per_entry"] = static_cast<double>(index_bytes) / static_cast<double>(entries);
+    state.counters["open_ns_per_entry"] =
+        seconds * 1e9 / static_cast<double>(state.iterations()) / static_cast<double>(entries);
+}
+
 void register_all() {
+    for (const std::size_t n : {std::size_t{250000}, std::size_t{500000}, std::size_t{1000000}})
+        benchmark::RegisterBenchmark(("open/" + std::to_string(n) + "/segment_log").c_str(), bm_open_segments, n)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond)
+            ->Iterations(3);
     for (const std::size_t size : value_sizes) {
         const std::string crc_name = "crc32/" + size_label(size) + "/";
         benchmark::RegisterBenchmark((crc_name + "zlib").c_str(), bm_crc32<crc_impl::zlib>, size)->UseRealTime();
@@ -426,16 +520,31 @@ void register_all() {
             benchmark::RegisterBenchmark((crc_name + "pclmul").c_str(), bm_crc32<crc_impl::pclmul>, size)
                 ->UseRealTime();
 #endif
+        using tierguard::durability;
         for (const int level : compression_levels) {
             register_pair<tierguard_store>("tierguard/zlib:" + std::to_string(level), size, [size, level] {
-                return std::make_unique<tierguard_store>(data_for(size), level);
+                return std::make_unique<tierguard_store>(data_for(size), level, durability::none,
+                                                         "tierguard-zlib" + std::to_string(level));
             });
         }
+        register_pair<tierguard_store>("tierguard/fsync", size, [size] {
+            return std::make_unique<tierguard_store>(data_for(size), 0, durability::data, "tierguard-fsync");
+        });
+        register_pair<segment_store>("segment_log", size, [size] {
+            return std::make_unique<segment_store>(data_for(size), 0, durability::none, "segment");
+        });
+        register_pair<segment_raw_store>("segment_log_raw", size,
+                                         [size] { return std::make_unique<segment_raw_store>(data_for(size)); });
+        register_pair<segment_store>("segment_log/fsync", size, [size] {
+            return std::make_unique<segment_store>(data_for(size), 0, durability::data, "segment-fsync");
+        });
         register_pair<raw_posix_store>("raw_posix", size,
                                        [size] { return std::make_unique<raw_posix_store>(data_for(size)); });
 #if TIERGUARD_BENCH_LEVELDB
         register_pair<leveldb_store>("leveldb", size,
-                                     [size] { return std::make_unique<leveldb_store>(data_for(size)); });
+                                     [size] { return std::make_unique<leveldb_store>(data_for(size), false); });
+        register_pair<leveldb_store>("leveldb/fsync", size,
+                                     [size] { return std::make_unique<leveldb_store>(data_for(size), true); });
 #endif
     }
 }

@@ -33,6 +33,7 @@
 #include <tierguard/storage/fault_injecting.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 #include <tierguard/version.hpp>
 #include <tierguard/weigher/concept.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>

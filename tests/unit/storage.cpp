@@ -1,3 +1,5 @@
+#include "support/blob_text.hpp"
+#include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -5,6 +7,7 @@
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -37,10 +40,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sched.h>
-#include <sys/mount.h>
-#endif
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -49,19 +48,10 @@ using tierguard::durability;
 using tierguard::errc;
 using tierguard::storage::memory_storage;
 using tierguard::storage::posix_directory;
+using tierguard::storage::segment_log;
 using sys_time = std::chrono::system_clock::time_point;
 
 namespace {
-
-std::vector<std::byte> bytes_of(std::string_view text) {
-    std::vector<std::byte> out(text.size());
-    std::memcpy(out.data(), text.data(), text.size());
-    return out;
-}
-
-std::string text_of(const std::vector<std::byte>& bytes) {
-    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
 
 std::string file_text(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -71,11 +61,6 @@ std::string file_text(const fs::path& p) {
 void put_file(const fs::path& p, std::string_view text) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
-
-template <class R>
-errc errc_of(const R& r) {
-    return r ? errc{} : r.error().code();
 }
 
 template <class R>
@@ -89,7 +74,10 @@ mode_t mode_of(const fs::path& p) {
     return st.st_mode & 07777;
 }
 
+using tierguard_test::bytes_of;
+using tierguard_test::errc_of;
 using tierguard_test::temp_dir;
+using tierguard_test::text_of;
 
 /// Every path under `root`, relative and sorted; links are listed, never followed.
 std::vector<std::string> tree(const fs::path& root) {
@@ -139,28 +127,7 @@ private:
     std::thread m_thread;
 };
 
-/// Runs `body` in a forked child killed by SIGALRM after `limit`; returns its exit code,
-/// or minus the signal that ended it. The child never returns into Catch.
-template <class F>
-int in_child(F body, unsigned limit_seconds = 60) {
-    const pid_t pid = ::fork();
-    if (pid < 0) return -1000;
-    if (pid == 0) {
-        ::alarm(limit_seconds);
-        int code = 125;
-        try {
-            code = body();
-        } catch (...) {
-            code = 126;
-        }
-        ::_exit(code);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return -WTERMSIG(status);
-    return -999;
-}
+using tierguard_test::in_child;
 
 /// Sets TIERGUARD_NO_OPENAT2 while it lives if `walk_only`: posix_directory instances opened
 /// then resolve paths one segment at a time, as on a system without openat2.
@@ -196,6 +163,19 @@ struct harness<posix_directory> {
         : storage(open_posix(dir.path() / "cache", max_blob_size)) {}
     temp_dir dir;
     posix_directory storage;
+};
+
+template <>
+struct harness<segment_log> {
+    explicit harness(std::size_t max_blob_size = std::size_t{64} << 20)
+        : storage(segment_log::open({.root = dir.path() / "cache",
+                                     .sync = durability::none,
+                                     .max_blob_size = max_blob_size,
+                                     .segment_size = std::uint64_t{1} << 20,
+                                     .byte_budget = std::uint64_t{8} << 20})
+                      .value()) {}
+    temp_dir dir;
+    segment_log storage;
 };
 
 std::vector<std::string> names_of(const std::vector<tierguard::blob_info>& blobs) {
@@ -253,7 +233,7 @@ TEST_CASE("quarantine names: UTC stamp, flattened name, reduced reason") {
 // Behaviour both storages share
 
 TEMPLATE_TEST_CASE("storage: a written blob reads back whole; an absent one is a plain miss", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/0123", bytes_of("payload one")));
@@ -280,7 +260,7 @@ TEMPLATE_TEST_CASE("storage: a written blob reads back whole; an absent one is a
 }
 
 TEMPLATE_TEST_CASE("storage: a write replaces the blob; remove deletes it", "[storage]", memory_storage,
-                   posix_directory) {
+                   posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/k", bytes_of("first, the longer one")));
@@ -294,7 +274,7 @@ TEMPLATE_TEST_CASE("storage: a write replaces the blob; remove deletes it", "[st
 }
 
 TEMPLATE_TEST_CASE("storage: invalid names are refused with invalid_argument by every operation", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     const std::vector<std::string> bad = {"../x",
@@ -334,7 +314,7 @@ TEMPLATE_TEST_CASE("storage: invalid names are refused with invalid_argument by 
 }
 
 TEMPLATE_TEST_CASE("storage: a blob over max_blob_size is refused with too_large; one at the limit is kept",
-                   "[storage]", memory_storage, posix_directory) {
+                   "[storage]", memory_storage, posix_directory, segment_log) {
     harness<TestType> h(4096);
     auto& s = h.storage;
     const auto big = s.write("big/one", std::vector<std::byte>(4097, std::byte{7}));
@@ -346,7 +326,7 @@ TEMPLATE_TEST_CASE("storage: a blob over max_blob_size is refused with too_large
 }
 
 TEMPLATE_TEST_CASE("storage: list reports every blob with its size and nothing else", "[storage]", memory_storage,
-                   posix_directory) {
+                   posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/one", bytes_of("1")));
@@ -366,7 +346,7 @@ TEMPLATE_TEST_CASE("storage: list reports every blob with its size and nothing e
 }
 
 TEMPLATE_TEST_CASE("storage: quarantine moves a blob aside and clean purges it once old enough", "[storage]",
-                   memory_storage, posix_directory) {
+                   memory_storage, posix_directory, segment_log) {
     harness<TestType> h;
     auto& s = h.storage;
     REQUIRE(s.write("ab/cd/0123", bytes_of("corrupt bytes")));
@@ -1041,27 +1021,8 @@ TEST_CASE("posix_directory: a full disk is disk_full with ENOSPC, and leaves no 
         no_recovery
     };
     temp_dir mount_point;
-    const uid_t outer_uid = ::geteuid();
-    const gid_t outer_gid = ::getegid();
     const int code = in_child([&]() -> int {
-        auto put = [](const char* file, const std::string& text) {
-            const int fd = ::open(file, O_WRONLY | O_CLOEXEC);
-            if (fd < 0) return false;
-            const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-            return ::close(fd) == 0 && written;
-        };
-        if (outer_uid == 0) {
-            if (::unshare(CLONE_NEWNS) != 0) return no_namespaces;
-        } else {
-            // A user namespace in which we are root: its mounts and files belong to our outer uid.
-            if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return no_namespaces;
-            if (!put("/proc/self/setgroups", "deny") ||
-                !put("/proc/self/uid_map", "0 " + std::to_string(outer_uid) + " 1\n") ||
-                !put("/proc/self/gid_map", "0 " + std::to_string(outer_gid) + " 1\n"))
-                return no_namespaces;
-        }
-        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return no_namespaces;
-        if (::mount("tierguard-test", mount_point.path().c_str(), "tmpfs", 0, "size=256k,mode=0700") != 0)
+        if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=256k,mode=0700"))
             return no_namespaces;
 
         auto s = posix_directory::open({.root = mount_point.path() / "cache"});

@@ -2,6 +2,7 @@
 
 #include <tierguard/detail/blob_name.hpp>
 #include <tierguard/detail/os_error.hpp>
+#include <tierguard/detail/posix_fs.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/storage/concept.hpp>
@@ -30,139 +31,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-
-#if defined(__linux__) && __has_include(<linux/openat2.h>) && __has_include(<sys/syscall.h>)
-#include <linux/openat2.h>
-#include <sys/syscall.h>
-#if defined(SYS_openat2)
-#define TIERGUARD_HAVE_OPENAT2 1
-#endif
-#endif
-
-namespace tierguard::detail::posix {
-
-/// Owns one file descriptor and closes it on destruction (close errors there are
-/// ignored: code that must know calls close on release()).
-class unique_fd {
-public:
-    unique_fd() noexcept = default;
-    explicit unique_fd(int fd) noexcept : m_fd(fd) {}
-    unique_fd(unique_fd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
-    unique_fd& operator=(unique_fd&& other) noexcept {
-        if (this != &other) reset(std::exchange(other.m_fd, -1));
-        return *this;
-    }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() { reset(); }
-
-    [[nodiscard]] int get() const noexcept { return m_fd; }
-    explicit operator bool() const noexcept { return m_fd >= 0; }
-    [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
-    void reset(int fd = -1) noexcept {
-        if (m_fd >= 0) ::close(m_fd);
-        m_fd = fd;
-    }
-
-private:
-    int m_fd = -1;
-};
-
-/// Owns an open directory stream; yields entry names other than "." and "..".
-class dir_stream {
-public:
-    explicit dir_stream(DIR* dir) noexcept : m_dir(dir) {}
-    dir_stream(dir_stream&& other) noexcept : m_dir(std::exchange(other.m_dir, nullptr)) {}
-    dir_stream& operator=(dir_stream&&) = delete;
-    ~dir_stream() {
-        if (m_dir != nullptr) ::closedir(m_dir);
-    }
-
-    [[nodiscard]] int fd() const noexcept { return ::dirfd(m_dir); }
-
-    /// The next name, or nullptr at the end (errno 0) or on an error (errno set).
-    [[nodiscard]] const char* next() noexcept {
-        for (;;) {
-            errno = 0;
-            const dirent* entry = ::readdir(m_dir);
-            if (entry == nullptr) return nullptr;
-            const std::string_view name = entry->d_name;
-            if (name != "." && name != "..") return entry->d_name;
-        }
-    }
-
-private:
-    DIR* m_dir;
-};
-
-/// Calls f until it does not fail with EINTR.
-template <class F>
-auto retry_eintr(F f) {
-    for (;;) {
-        const auto rc = f();
-        if (rc != -1 || errno != EINTR) return rc;
-    }
-}
-
-[[nodiscard]] inline const char* describe_mode(mode_t mode) noexcept {
-    if (S_ISREG(mode)) return "a regular file";
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISLNK(mode)) return "a symbolic link";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    return "a file of unknown type";
-}
-
-/// What sits at `name` in `dir_fd`, for a message; never follows a link.
-[[nodiscard]] inline std::string describe_entry(int dir_fd, const char* name) {
-    struct stat st {};
-    if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return "something it cannot stat";
-    return describe_mode(st.st_mode);
-}
-
-[[nodiscard]] inline std::string octal_mode(mode_t mode) {
-    std::string out;
-    for (const int shift : {9, 6, 3, 0}) out += static_cast<char>('0' + ((mode >> shift) & 7));
-    return out;
-}
-
-[[nodiscard]] inline std::chrono::system_clock::time_point modified_time(const struct stat& st) noexcept {
-#if defined(__APPLE__)
-    const timespec& ts = st.st_mtimespec;
-#else
-    const timespec& ts = st.st_mtim;
-#endif
-    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
-}
-
-/// Opens `path` below the directory `dir_fd` in one call, failing (ELOOP) at any symbolic
-/// link on the way, the last segment included, and (EXDEV) at any escape from `dir_fd`:
-/// openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS. -1 with errno ENOSYS where the
-/// build lacks openat2; the kernel or a seccomp filter may refuse it too (ENOSYS, EPERM).
-[[nodiscard]] inline int open_beneath(int dir_fd, const char* path, int flags) noexcept {
-#if defined(TIERGUARD_HAVE_OPENAT2)
-    open_how how{};
-    how.flags = static_cast<std::uint64_t>(flags);
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-    return static_cast<int>(retry_eintr([&] { return ::syscall(SYS_openat2, dir_fd, path, &how, sizeof how); }));
-#else
-    (void)dir_fd, (void)path, (void)flags;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-[[nodiscard]] inline std::string join(std::string_view folder, std::string_view name) {
-    std::string out(folder);
-    if (!out.empty()) out += '/';
-    out += name;
-    return out;
-}
-
-}  // namespace tierguard::detail::posix
 
 namespace tierguard::storage {
 
@@ -218,84 +86,13 @@ public:
         if (cfg.max_blob_size == 0)
             return fail(errc::invalid_argument, tier::disk,
                         "posix_directory: config.max_blob_size is 0; it must be at least 1 byte");
-        std::error_code ec;
-        std::filesystem::path root = std::filesystem::absolute(cfg.root, ec).lexically_normal();
-        if (ec) return unexpected(os_failure(ec.value(), "open", cfg.root.native(), "make the path absolute"));
-        if (!root.has_filename() && root.has_parent_path() && root.parent_path() != root) root = root.parent_path();
-        cfg.root = root;
-        const std::string& path = cfg.root.native();
-
-        if (!cfg.read_only) {
-            if (auto made = make_folders(cfg.root); !made) return unexpected(std::move(made).error());
-        }
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) != 0)
-            return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
-        if (S_ISLNK(st.st_mode))
-            return fail(errc::permission_denied, tier::disk,
-                        "open " + path +
-                            ": the cache folder is a symbolic link; tierguard never follows links in its directory "
-                            "(configure the link's target as the root)");
-        if (!S_ISDIR(st.st_mode))
-            return fail(
-                errc::invalid_argument, tier::disk,
-                "open " + path + ": the cache folder is " + px::describe_mode(st.st_mode) + ", not a directory");
-
-        px::unique_fd root_fd(
-            px::retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
-        if (!root_fd) {
-            const int err = errno;
-            if (err == ENOTDIR || err == ELOOP)
-                return fail(errc::permission_denied, tier::disk,
-                            "open " + path + ": the cache folder was replaced by a symbolic link while opening it",
-                            std::error_code(err, std::generic_category()));
-            return unexpected(os_failure(err, "open", path, "open the cache folder"));
-        }
-        if (::fstat(root_fd.get(), &st) != 0)
-            return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
-        if (st.st_uid != ::geteuid())
-            return fail(errc::permission_denied, tier::disk,
-                        "open " + path + ": the cache folder is owned by uid " + std::to_string(st.st_uid) +
-                            ", not by this process's effective uid " + std::to_string(::geteuid()) +
-                            "; tierguard only keeps its cache in a folder it owns");
-        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-            return fail(errc::permission_denied, tier::disk,
-                        "open " + path + ": the cache folder is writable by group or others (mode " +
-                            px::octal_mode(st.st_mode & 07777) +
-                            "); tierguard requires a folder only its owner can write (chmod 0700 " + path + ")");
-
-        const std::string lock_path = path + "/" + std::string(lock_file);
-        const int lock_flags = cfg.read_only ? O_RDONLY : O_RDWR | O_CREAT;
-        px::unique_fd lock(px::retry_eintr([&] {
-            return ::openat(root_fd.get(), lock_file.data(), lock_flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-        }));
-        if (!lock) {
-            const int err = errno;
-            if (err == ELOOP)
-                return fail(errc::io_error, tier::disk,
-                            "open " + path + ": the lock file " + lock_path + " is a symbolic link; remove it",
-                            std::error_code(err, std::generic_category()));
-            return unexpected(os_failure(err, "open", path, "open the lock file " + lock_path));
-        }
-        if (::fstat(lock.get(), &st) != 0)
-            return unexpected(os_failure(errno, "open", path, "stat the lock file " + lock_path));
-        if (!S_ISREG(st.st_mode))
-            return fail(errc::io_error, tier::disk,
-                        "open " + path + ": the lock file " + lock_path + " is " + px::describe_mode(st.st_mode) +
-                            ", not a regular file; remove it");
-        const int lock_kind = cfg.read_only ? LOCK_SH : LOCK_EX;
-        if (px::retry_eintr([&] { return ::flock(lock.get(), lock_kind | LOCK_NB); }) != 0) {
-            const int err = errno;
-            if (err == EWOULDBLOCK)
-                return fail(errc::locked, tier::disk,
-                            "open " + path + ": cache directory " + path + " is in use by another process (lock file " +
-                                lock_path + holder_of(lock.get()) + ")",
-                            std::error_code(err, std::generic_category()));
-            return unexpected(os_failure(err, "open", path, "lock " + lock_path));
-        }
-        // Only a hint for the message above; a failure here changes nothing.
-        const std::string pid = std::to_string(::getpid()) + "\n";
-        if (!cfg.read_only && ::ftruncate(lock.get(), 0) == 0) (void)!::pwrite(lock.get(), pid.data(), pid.size(), 0);
+        auto root = px::absolute_root(cfg.root);
+        if (!root) return unexpected(std::move(root).error());
+        cfg.root = std::move(*root);
+        auto locked = px::open_locked_root(cfg.root, "posix_directory", cfg.read_only);
+        if (!locked) return unexpected(std::move(locked).error());
+        px::unique_fd root_fd = std::move(locked->root);
+        px::unique_fd lock = std::move(locked->lock);
 
         const bool beneath = std::getenv("TIERGUARD_NO_OPENAT2") == nullptr && beneath_works(root_fd.get());
         return posix_directory(std::move(cfg), std::move(root_fd), std::move(lock), beneath);
@@ -592,7 +389,7 @@ public:
     [[nodiscard]] const config& settings() const noexcept { return m_config; }
 
 private:
-    static constexpr std::string_view lock_file = ".lock";
+    static constexpr std::string_view lock_file = detail::posix::lock_file_name;
 
     // This instance's temp names, ".tmp.<pid>.<n>" with the pid of the process that opened
     // it, and which numbers belong to writes in flight, so that clean() running beside them
@@ -701,28 +498,6 @@ private:
         (void)level;
 #endif
         return ::fsync(fd);
-    }
-
-    // Makes `dir` and its missing parents (0700).
-    [[nodiscard]] static result<void> make_folders(const std::filesystem::path& dir) {
-        if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
-        if (errno != ENOENT || !dir.has_parent_path() || dir.parent_path() == dir)
-            return unexpected(detail::os_failure(errno, "open", dir.native(), "create the cache folder"));
-        if (auto ok = make_folders(dir.parent_path()); !ok) return ok;
-        if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
-        return unexpected(detail::os_failure(errno, "open", dir.native(), "create the cache folder"));
-    }
-
-    // ", held by pid N" from the lock file's content, or nothing.
-    [[nodiscard]] static std::string holder_of(int lock_fd) {
-        char buf[24] = {};
-        const ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
-        if (n <= 0) return {};
-        std::string pid;
-        for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid += buf[i];
-        if (pid.empty()) return {};
-        if (pid == std::to_string(::getpid())) return "; held by this process: another posix_directory has it open";
-        return "; held by pid " + pid;
     }
 
     // Whether open_beneath works here: built in, and neither the kernel nor a seccomp

@@ -1,0 +1,1100 @@
+#pragma once
+
+#include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/os_error.hpp>
+#include <tierguard/detail/posix_fs.hpp>
+#include <tierguard/detail/segment_format.hpp>
+#include <tierguard/detail/segment_index.hpp>
+#include <tierguard/errc.hpp>
+#include <tierguard/hash.hpp>
+#include <tierguard/result.hpp>
+#include <tierguard/storage/concept.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace tierguard::storage {
+
+/// Counters and sizes of a segment_log; a snapshot.
+struct segment_log_stats {
+    std::size_t segments = 0;               ///< segment files now
+    std::size_t entries = 0;                ///< blobs in the index
+    std::uint64_t disk_bytes = 0;           ///< bytes in segment files (buffered ones included)
+    std::uint64_t buffered_bytes = 0;       ///< bytes appended but not yet written to the file
+    std::size_t index_bytes = 0;            ///< memory of the index
+    std::uint64_t segments_evicted = 0;     ///< whole segments dropped to make room, oldest first
+    std::uint64_t entries_evicted = 0;      ///< blobs that left with their segment
+    std::uint64_t entries_reinserted = 0;   ///< blobs carried into the newest segment instead
+    std::uint64_t disk_full_evictions = 0;  ///< segments evicted because an append met ENOSPC
+    std::uint64_t frames_recovered = 0;     ///< intact records replayed at open
+    std::uint64_t bad_frames = 0;           ///< records failing their CRC (at open, scrub or read)
+    std::uint64_t damaged_regions = 0;      ///< stretches with no trustworthy record header, skipped
+    std::uint64_t entries_dropped = 0;      ///< blobs dropped for damage: their record's, or a later unreadable one
+    std::uint64_t torn_tails = 0;           ///< segment tails cut short (by a crash), ignored
+    std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
+};
+
+/// What segment_log::scrub() checked and did.
+struct segment_scrub_report {
+    std::uint64_t segments_checked = 0;
+    std::uint64_t frames_checked = 0;    ///< records read and verified
+    std::uint64_t frames_skipped = 0;    ///< damaged records and unreadable stretches
+    std::uint64_t entries_dropped = 0;   ///< index entries removed because of damage
+    std::uint64_t segments_removed = 0;  ///< oldest segments holding no live blob, deleted
+    std::uint64_t bytes_reclaimed = 0;   ///< their bytes
+};
+
+/// Named byte blobs in append-only segment files: a storage for many small blobs at a
+/// high rate (the disk tier's alternative to posix_directory, chosen by one template
+/// argument: `using storage = tierguard::storage::segment_log;` in the policies).
+///
+/// Layout: <root>/<16 hex digits>.seg, one file per segment, each at most
+/// config::segment_size bytes: a segment header, then records (docs/FORMAT.md, "Segment
+/// files"). A write appends a record (name, blob, two CRC-32s); a remove appends a
+/// tombstone. An in-memory index maps a 64-bit hash of the name to (segment, offset,
+/// size) in 16-byte slots (at most 30 bytes per entry with the table's slack); names
+/// whose hashes collide are told apart by the names stored in the records. open()
+/// rebuilds the index by scanning every segment in order: a later record or tombstone
+/// wins, so overwrites and removes survive a restart.
+///
+/// Refinement of storage_policy (what differs from posix_directory):
+///  - Blobs vanish without remove(): when a new segment would pass config::byte_budget,
+///    the oldest segment is deleted whole (FIFO), taking its blobs along, except blobs
+///    read since they were written (config::reinsert_read) and config::pinned names,
+///    which are copied into the new segment (up to config::max_reinsert_fraction of it).
+///    The disk tier reads a vanished blob as a miss ("entry file vanished") and drops it
+///    from its index. The byte budget holds at all times: segments are evicted before a
+///    new one is made. A write that meets ENOSPC evicts the oldest segment and retries once.
+///  - Names are flat keys: "a" and "a/b" may both exist (no folders, so none of the
+///    file system's blob/folder conflicts). The naming rules are the same.
+///  - Durability: with durability::none, appends collect in a buffer of
+///    config::write_buffer bytes, written to the file when full, at flush(), when a
+///    segment fills, and on destruction; a crash loses the buffered tail (puts and removes
+///    alike, so a removed blob may come back with its older content, as a power loss may
+///    do to posix_directory). With data and full, each write and remove is written and
+///    synced (fdatasync / fsync) before it returns; full also syncs the folder when a
+///    segment file is made or deleted.
+///  - Damage: a record whose CRC fails costs only that blob (read: errc::corrupted;
+///    open and scrub: dropped and counted). A stretch with no trustworthy record header
+///    is skipped up to the next intact record; since it may have held a remove or an
+///    overwrite of any name, every blob recorded before it is dropped too (never an older
+///    value). A tail no intact record follows (a crash's torn write) ends the segment's
+///    valid part and is counted. A segment whose header is unreadable is moved to the
+///    quarantine folder whole.
+///  - quarantine() copies the blob into <root>/quarantine/ (named as posix_directory
+///    names it) and appends a tombstone; clean() purges old quarantine files and removes
+///    temp and foreign files in the root. Quarantine files are outside the byte budget.
+///  - list() reads every segment (O(bytes stored)); modified is the segment's creation
+///    time plus one nanosecond per byte of offset, so that sorting by it gives log order.
+/// Same as posix_directory: the root is made 0700 (files 0600), refused if it is a link,
+/// not ours or writable by others; an exclusive flock on <root>/.lock (errc::locked);
+/// no link is followed; OS errors mapped by detail::os_failure. Thread-safe (one mutex);
+/// nothing throws for a storage failure (only bad_alloc). A moved-from segment_log may
+/// only be destroyed or assigned to.
+class segment_log {
+public:
+    struct config {
+        /// The cache's directory; made (0700, with missing parents) if absent.
+        std::filesystem::path root;
+        /// How far a write goes before it returns (see the class comment).
+        durability sync = durability::data;
+        /// Largest blob write() stores and read() returns.
+        std::size_t max_blob_size = std::size_t{4} << 20;
+        /// Bytes of one segment file, 4 KiB to 128 MiB.
+        std::uint64_t segment_size = std::uint64_t{16} << 20;
+        /// Bytes of segment files kept; at least two segments' worth, at most 32768 segments.
+        std::uint64_t byte_budget = std::uint64_t{1} << 30;
+        /// Appends collected before a write to the file (durability::none only).
+        std::size_t write_buffer = std::size_t{64} << 10;
+        /// Carry blobs read since they were written into the new segment when theirs is evicted.
+        bool reinsert_read = true;
+        /// Share of a segment that carried blobs may fill, 0 to 0.9.
+        double max_reinsert_fraction = 0.5;
+        /// Names always carried over when their segment is evicted: the disk tier's hash
+        /// secret must outlive every segment, or a restart orphans every entry.
+        std::vector<std::string> pinned{"tierguard-meta"};
+    };
+
+    /// Checks a configuration without touching the disk.
+    [[nodiscard]] static result<void> validate(const config& cfg) {
+        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::disk, "segment_log: " + what); };
+        if (cfg.root.empty()) return bad("config.root is empty; it must name the cache directory");
+        if (cfg.max_blob_size == 0) return bad("config.max_blob_size is 0; it must be at least 1 byte");
+        if (cfg.segment_size < 4096 || cfg.segment_size > max_segment_size)
+            return bad("config.segment_size is " + std::to_string(cfg.segment_size) +
+                       "; it must be 4096 to 134217728 bytes");
+        if (cfg.byte_budget / cfg.segment_size < 2)
+            return bad("config.byte_budget (" + std::to_string(cfg.byte_budget) +
+                       ") must hold at least two segments of config.segment_size");
+        if (cfg.byte_budget / cfg.segment_size > detail::segment::location::max_slots)
+            return bad("config.byte_budget / config.segment_size exceeds 32768 segments");
+        if (!(cfg.max_reinsert_fraction >= 0.0 && cfg.max_reinsert_fraction <= 0.9))
+            return bad("config.max_reinsert_fraction is " + std::to_string(cfg.max_reinsert_fraction) +
+                       "; it must be in [0, 0.9]");
+        return {};
+    }
+
+    /// Opens (making it if needed) and locks `cfg.root`, then rebuilds the index from the
+    /// segments (see the class comment). Errors: as posix_directory::open, and
+    /// errc::invalid_argument for a bad config. Damage in the segments is counted in
+    /// stats(), never an error.
+    [[nodiscard]] static result<segment_log> open(config cfg) {
+        namespace px = detail::posix;
+        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+        auto root = px::absolute_root(cfg.root);
+        if (!root) return unexpected(std::move(root).error());
+        cfg.root = std::move(*root);
+        auto locked = px::open_locked_root(cfg.root, "segment_log");
+        if (!locked) return unexpected(std::move(locked).error());
+        auto s = std::make_unique<state>(std::move(cfg), std::move(locked->root), std::move(locked->lock));
+        if (auto ok = s->recover(); !ok) return unexpected(std::move(ok).error());
+        return segment_log(std::move(s));
+    }
+
+    segment_log(segment_log&&) noexcept = default;
+    segment_log& operator=(segment_log&& other) noexcept {
+        if (this != &other) {
+            close();
+            m = std::move(other.m);
+        }
+        return *this;
+    }
+    segment_log(const segment_log&) = delete;
+    segment_log& operator=(const segment_log&) = delete;
+    /// Writes out the buffer (best effort) and releases the lock.
+    ~segment_log() { close(); }
+
+    /// The whole blob. errc::miss if absent (or evicted); errc::corrupted if its record
+    /// fails its CRC; errc::too_large for a blob over max_blob_size.
+    [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const {
+        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
+        std::lock_guard lock(m->mutex);
+        return m->read(name);
+    }
+
+    /// Appends `bytes` under `name`, replacing any previous blob (see the class comment for
+    /// when it reaches the disk). errc::too_large past max_blob_size or a segment's room.
+    result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        if (auto ok = detail::check_blob_name("write", name, tier::disk); !ok) return ok;
+        if (bytes.size() > m->cfg.max_blob_size ||
+            detail::segment::record_size(name.size(), bytes.size()) + detail::segment::segment_header_size >
+                m->cfg.segment_size)
+            return fail(errc::too_large, tier::disk,
+                        "write " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
+                            " bytes exceeds max_blob_size (" + std::to_string(m->cfg.max_blob_size) +
+                            ") or a segment's room");
+        std::lock_guard lock(m->mutex);
+        return m->put(name, bytes);
+    }
+
+    /// Appends a tombstone for `name`; errc::miss if there was no blob.
+    result<void> remove(std::string_view name) {
+        if (auto ok = detail::check_blob_name("remove", name, tier::disk); !ok) return ok;
+        std::lock_guard lock(m->mutex);
+        return m->remove(name);
+    }
+
+    /// Every blob, in log order (oldest first). Reads every segment.
+    [[nodiscard]] result<std::vector<blob_info>> list() const {
+        std::lock_guard lock(m->mutex);
+        return m->list();
+    }
+
+    /// Copies the blob (as stored, damaged or not) to <root>/quarantine/ under
+    /// detail::quarantine_name(name, reason, now), then removes it. errc::miss if absent.
+    result<void> quarantine(std::string_view name, std::string_view reason, std::chrono::system_clock::time_point now) {
+        if (auto ok = detail::check_blob_name("quarantine", name, tier::disk); !ok) return ok;
+        std::lock_guard lock(m->mutex);
+        return m->quarantine(name, reason, now);
+    }
+
+    /// Removes temp files and foreign files (links, FIFOs, files with names this storage
+    /// never makes) from the root and the quarantine folder, and quarantined files older
+    /// than options.now - options.quarantine_max_age. Segment files and folders stay.
+    result<clean_report> clean(const clean_options& options) {
+        std::lock_guard lock(m->mutex);
+        return m->clean(options);
+    }
+
+    /// Writes the buffered appends to the segment file (synced unless durability::none).
+    result<void> flush() {
+        std::lock_guard lock(m->mutex);
+        return m->flush(true);
+    }
+
+    /// Re-reads and verifies every segment: damaged records leave the index (with the
+    /// blobs damage hid, see the class comment); the oldest segments that hold no live
+    /// blob are deleted. Fails only if a segment cannot be read.
+    result<segment_scrub_report> scrub() {
+        std::lock_guard lock(m->mutex);
+        return m->scrub();
+    }
+
+    [[nodiscard]] segment_log_stats stats() const {
+        std::lock_guard lock(m->mutex);
+        return m->snapshot();
+    }
+
+    /// Files in the quarantine folder now (0 if it cannot be read).
+    [[nodiscard]] std::size_t quarantined() const {
+        std::lock_guard lock(m->mutex);
+        return m->quarantined();
+    }
+
+    /// The root as opened: absolute and normalized.
+    [[nodiscard]] const std::filesystem::path& root() const noexcept { return m->cfg.root; }
+    [[nodiscard]] const config& settings() const noexcept { return m->cfg; }
+
+private:
+    static constexpr std::uint64_t max_segment_size = std::uint64_t{128} << 20;
+    static constexpr std::string_view segment_suffix = ".seg";
+
+    using location = detail::segment::location;
+    using hash_index = detail::segment::hash_index;
+
+    struct segment {
+        std::uint64_t sequence = 0;
+        detail::posix::unique_fd fd;
+        std::uint64_t size = 0;  // bytes appended, buffered ones included
+        std::int64_t created_ns = 0;
+        std::size_t live = 0;  // index entries pointing here
+    };
+
+    // A record carried from an evicted segment into the new one.
+    struct carried {
+        std::uint64_t hash;
+        std::vector<std::byte> bytes;  // the whole record, as stored
+    };
+
+    enum class match : unsigned char { same, other, unreadable };
+
+    struct state {
+        state(config c, detail::posix::unique_fd r, detail::posix::unique_fd l)
+            : cfg(std::move(c)),
+              root(std::move(r)),
+              lock(std::move(l)),
+              max_segments(static_cast<std::size_t>(cfg.byte_budget / cfg.segment_size)),
+              slots(max_segments) {}
+
+        config cfg;
+        detail::posix::unique_fd root;
+        detail::posix::unique_fd lock;
+        std::size_t max_segments;
+        std::mutex mutex;
+        std::vector<std::optional<segment>> slots;  // by the slot number the index keeps
+        std::deque<std::uint32_t> order;            // slots oldest first; back() is appended to
+        std::uint64_t next_sequence = 1;
+        std::vector<std::byte> buffer;  // appends not yet written, from buffer_start of the active segment
+        std::uint64_t buffer_start = 0;
+        hash_index index;
+        segment_log_stats counters;
+        std::vector<std::byte> scratch;
+
+        // ---- helpers ------------------------------------------------------------------
+
+        [[nodiscard]] static std::uint64_t hash_of(std::string_view name) noexcept {
+            return detail::mix(static_cast<std::uint64_t>(std::hash<std::string_view>{}(name)));
+        }
+
+        [[nodiscard]] static std::string file_name(std::uint64_t sequence) {
+            static constexpr char digits[] = "0123456789abcdef";
+            std::string out(16, '0');
+            for (std::size_t i = 16; i-- > 0; sequence >>= 4) out[i] = digits[sequence & 0xf];
+            out += segment_suffix;
+            return out;
+        }
+
+        [[nodiscard]] static std::optional<std::uint64_t> parse_file_name(std::string_view name) noexcept {
+            if (name.size() != 16 + segment_suffix.size() || !name.ends_with(segment_suffix)) return std::nullopt;
+            std::uint64_t value = 0;
+            for (std::size_t i = 0; i < 16; ++i) {
+                const char c = name[i];
+                int digit = 0;
+                if (c >= '0' && c <= '9')
+                    digit = c - '0';
+                else if (c >= 'a' && c <= 'f')
+                    digit = c - 'a' + 10;
+                else
+                    return std::nullopt;
+                value = (value << 4) | static_cast<std::uint64_t>(digit);
+            }
+            return value;
+        }
+
+        [[nodiscard]] segment& seg(std::uint32_t slot) noexcept { return *slots[slot]; }
+        [[nodiscard]] bool has_active() const noexcept { return !order.empty(); }
+        [[nodiscard]] std::uint32_t active() const noexcept { return order.back(); }
+
+        [[nodiscard]] failure os_error(int err, std::string_view operation, std::string_view what,
+                                       std::string_view step) const {
+            return detail::os_failure(err, operation, what, step);
+        }
+
+        [[nodiscard]] int sync_fd(int fd) const noexcept {
+#if defined(__linux__)
+            if (cfg.sync == durability::data) return ::fdatasync(fd);
+#endif
+            return ::fsync(fd);
+        }
+
+        [[nodiscard]] result<void> sync_root(std::string_view operation) const {
+            if (cfg.sync == durability::full && ::fsync(root.get()) != 0)
+                return unexpected(os_error(errno, operation, cfg.root.native(), "sync the cache folder"));
+            return {};
+        }
+
+        [[nodiscard]] static result<void> pwrite_all(int fd, std::span<const std::byte> bytes, std::uint64_t at,
+                                                     std::string_view operation, const std::string& file) {
+            for (std::size_t done = 0; done < bytes.size();) {
+                const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
+                if (n < 0) {
+                    if (errno == EINTR) continue;
+                    return unexpected(detail::os_failure(errno, operation, file, "append"));
+                }
+                if (n == 0) return unexpected(detail::os_failure(EIO, operation, file, "append"));
+                done += static_cast<std::size_t>(n);
+            }
+            return {};
+        }
+
+        // Bytes [offset, offset + n) of the segment in `slot`, from the file and the
+        // buffer; fewer if the file ends first.
+        [[nodiscard]] result<void> read_at(std::uint32_t slot, std::size_t offset, std::size_t n,
+                                           std::vector<std::byte>& out) {
+            out.resize(n);
+            std::size_t got = 0;
+            const bool is_active = has_active() && slot == active();
+            const std::uint64_t file_end = is_active ? buffer_start : seg(slot).size;
+            while (got < n && offset + got < file_end) {
+                const std::size_t want =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(n - got, file_end - (offset + got)));
+                const ssize_t r = ::pread(seg(slot).fd.get(), out.data() + got, want, static_cast<off_t>(offset + got));
+                if (r < 0) {
+                    if (errno == EINTR) continue;
+                    return unexpected(os_error(errno, "read", file_name(seg(slot).sequence), "read segment"));
+                }
+                if (r == 0) break;
+                got += static_cast<std::size_t>(r);
+            }
+            if (is_active && offset + got >= buffer_start) {
+                const std::uint64_t from = offset + got;
+                if (from < buffer_start + buffer.size()) {
+                    const auto k =
+                        static_cast<std::size_t>(std::min<std::uint64_t>(n - got, buffer_start + buffer.size() - from));
+                    std::copy_n(buffer.begin() + static_cast<std::ptrdiff_t>(from - buffer_start), k,
+                                out.begin() + static_cast<std::ptrdiff_t>(got));
+                    got += k;
+                }
+            }
+            out.resize(got);
+            return {};
+        }
+
+        // Whether the record at `loc` is `name`'s, reading its head into scratch; an
+        // unreadable head (or a failed read) cannot be told apart from it.
+        [[nodiscard]] match compare(std::uint64_t loc, std::string_view name) {
+            const std::size_t n =
+                std::min(location::size(loc), detail::segment::record_header_size + detail::segment::max_name);
+            if (!read_at(location::slot(loc), location::offset(loc), n, scratch)) return match::unreadable;
+            const auto head = detail::segment::parse_head(scratch);
+            if (!head) return match::unreadable;
+            return head->name == name ? match::same : match::other;
+        }
+
+        // The first index position for `name` (same or unreadable record), skipping `except`.
+        [[nodiscard]] std::size_t find(std::string_view name, std::uint64_t h, std::uint64_t except = 0) {
+            return index.find_if(h, [&](std::size_t pos) {
+                const std::uint64_t loc = index.at(pos).loc;
+                return location::place(loc) != except && compare(loc, name) != match::other;
+            });
+        }
+
+        void drop_at(std::size_t pos) {
+            --seg(location::slot(index.at(pos).loc)).live;
+            index.erase(pos);
+        }
+
+        // Makes the index follow a record for `name` just appended at `loc` (0: a
+        // tombstone): the record replaces every earlier one of that name.
+        void apply(std::string_view name, std::uint64_t h, std::uint64_t loc) {
+            const std::uint64_t keep = location::place(loc);
+            bool placed = loc == 0;
+            for (std::size_t pos = find(name, h, keep); pos != hash_index::npos; pos = find(name, h, keep)) {
+                if (!placed) {
+                    --seg(location::slot(index.at(pos).loc)).live;
+                    index.set_loc(pos, loc);
+                    ++seg(location::slot(loc)).live;
+                    placed = true;
+                } else {
+                    drop_at(pos);
+                }
+            }
+            if (!placed) {
+                index.insert(h, loc);
+                ++seg(location::slot(loc)).live;
+            }
+        }
+
+        // ---- appending ----------------------------------------------------------------
+
+        // Writes the buffer to the active segment; on ENOSPC evicts the oldest segment
+        // (if another remains) and retries once.
+        [[nodiscard]] result<void> write_buffer_out() {
+            if (buffer.empty()) return {};
+            segment& a = seg(active());
+            const std::string file = file_name(a.sequence);
+            auto ok = pwrite_all(a.fd.get(), buffer, buffer_start, "write", file);
+            if (!ok && ok.error().code() == errc::disk_full && evict_for_space()) {
+                ok = pwrite_all(a.fd.get(), buffer, buffer_start, "write", file);
+            }
+            if (!ok) return ok;
+            buffer_start += buffer.size();
+            buffer.clear();
+            return {};
+        }
+
+        [[nodiscard]] result<void> flush(bool synced) {
+            if (!has_active()) return {};
+            if (auto ok = write_buffer_out(); !ok) return ok;
+            if (synced && cfg.sync != durability::none && sync_fd(seg(active()).fd.get()) != 0)
+                return unexpected(os_error(errno, "flush", file_name(seg(active()).sequence), "sync segment"));
+            return {};
+        }
+
+        [[nodiscard]] bool evict_for_space() {
+            if (order.size() < 2) return false;
+            if (!evict_oldest(nullptr, 0)) return false;
+            ++counters.disk_full_evictions;
+            return true;
+        }
+
+        [[nodiscard]] bool pinned(std::string_view name) const {
+            return std::find(cfg.pinned.begin(), cfg.pinned.end(), name) != cfg.pinned.end();
+        }
+
+        // The whole segment in `slot`: file and buffer.
+        [[nodiscard]] result<std::vector<std::byte>> load(std::uint32_t slot) {
+            std::vector<std::byte> data;
+            if (auto ok = read_at(slot, 0, static_cast<std::size_t>(seg(slot).size), data); !ok)
+                return unexpected(std::move(ok).error());
+            return data;
+        }
+
+        // Deletes the oldest segment; its live blobs leave the index, except those carried
+        // into `carry` (read ones and pinned ones, up to `room` bytes) when it is given.
+        [[nodiscard]] result<void> evict_oldest(std::vector<carried>* carry, std::size_t room) {
+            const std::uint32_t slot = order.front();
+            segment& victim = seg(slot);
+            if (victim.live > 0) {
+                auto data = load(slot);
+                if (data) {
+                    struct visitor {
+                        state& s;
+                        std::uint32_t slot;
+                        std::vector<carried>* carry;
+                        std::size_t room;
+                        std::span<const std::byte> data;
+                        void record(std::size_t off, const detail::segment::record_view& r) {
+                            if (r.head.tombstone()) return;
+                            const std::uint64_t h = hash_of(r.head.name);
+                            const std::uint64_t here = location::pack(slot, off, r.head.size());
+                            const std::size_t pos = s.index.find_if(
+                                h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
+                            if (pos == hash_index::npos) return;
+                            const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
+                            const std::size_t size = r.head.size();
+                            if (carry != nullptr && ((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) &&
+                                size <= room) {
+                                // The whole record; padding a torn tail lost comes back as zeros.
+                                const std::size_t stored = std::min(size, data.size() - off);
+                                std::vector<std::byte> bytes(size);
+                                std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(off), stored, bytes.begin());
+                                carry->push_back({h, std::move(bytes)});
+                                room -= size;
+                            } else {
+                                ++s.counters.entries_evicted;
+                            }
+                            s.drop_at(pos);
+                        }
+                        void damaged_record(std::size_t, const detail::segment::record_view&) {}
+                        void unreadable(std::size_t, std::size_t) {}
+                        void torn(std::size_t, std::size_t) {}
+                    } v{*this, slot, carry, room, *data};
+                    detail::segment::scan_records(*data, v);
+                }
+                if (victim.live > 0) {  // records damaged since they were indexed
+                    counters.entries_evicted += victim.live;
+                    index.erase_if([&](const hash_index::slot& s) { return location::slot(s.loc) == slot; });
+                    victim.live = 0;
+                }
+            }
+            const std::string file = file_name(victim.sequence);
+            victim.fd.reset();
+            if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
+                return unexpected(os_error(errno, "evict", file, "delete the oldest segment"));
+            slots[slot].reset();
+            order.pop_front();
+            ++counters.segments_evicted;
+            return sync_root("evict");
+        }
+
+        [[nodiscard]] std::uint32_t free_slot() const noexcept {
+            for (std::uint32_t i = 0; i < slots.size(); ++i)
+                if (!slots[i]) return i;
+            return 0;  // unreachable: a slot is freed before a segment is made
+        }
+
+        // Makes the next segment file with its header; ENOSPC evicts the oldest and retries once.
+        [[nodiscard]] result<void> create_segment() {
+            std::array<std::byte, detail::segment::segment_header_size> header{};
+            for (int attempt = 0;; ++attempt) {
+                const std::uint64_t sequence = next_sequence++;
+                const std::string file = file_name(sequence);
+                detail::posix::unique_fd fd(detail::posix::retry_eintr([&] {
+                    return ::openat(root.get(), file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                }));
+                if (!fd) {
+                    const int err = errno;
+                    if (err == EEXIST && attempt < 16) continue;
+                    if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space()) continue;
+                    return unexpected(os_error(err, "write", file, "create segment"));
+                }
+                const std::int64_t created = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count();
+                detail::segment::encode_segment_header({sequence, created}, header.data());
+                auto written = pwrite_all(fd.get(), header, 0, "write", file);
+                if (written && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
+                    written = unexpected(os_error(errno, "write", file, "sync segment header"));
+                if (!written) {
+                    ::unlinkat(root.get(), file.c_str(), 0);
+                    if (written.error().code() == errc::disk_full && attempt == 0 && evict_for_space()) continue;
+                    return written;
+                }
+                if (auto ok = sync_root("write"); !ok) return ok;
+                const std::uint32_t slot = free_slot();
+                slots[slot].emplace(segment{sequence, std::move(fd), header.size(), created, 0});
+                order.push_back(slot);
+                buffer.clear();
+                buffer_start = header.size();
+                return {};
+            }
+        }
+
+        // Seals the active segment and starts a new one, evicting the oldest first if the
+        // budget is reached; carried blobs go first into the new segment, leaving `reserve`
+        // bytes free.
+        [[nodiscard]] result<void> roll(std::size_t reserve) {
+            if (auto ok = flush(true); !ok) return ok;
+            std::vector<carried> carry;
+            if (order.size() >= max_segments) {
+                const auto room = static_cast<std::size_t>(
+                    std::min(static_cast<double>(cfg.segment_size) * cfg.max_reinsert_fraction,
+                             static_cast<double>(cfg.segment_size - detail::segment::segment_header_size - reserve)));
+                if (auto ok = evict_oldest(&carry, room); !ok) return ok;
+            }
+            if (auto ok = create_segment(); !ok) return ok;
+            segment& a = seg(active());
+            for (carried& c : carry) {
+                const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), c.bytes.size());
+                buffer.insert(buffer.end(), c.bytes.begin(), c.bytes.end());
+                a.size += c.bytes.size();
+                index.insert(c.hash, loc);
+                ++a.live;
+                ++counters.entries_reinserted;
+            }
+            if (!carry.empty() && cfg.sync != durability::none) return flush(true);
+            return {};
+        }
+
+        // Appends one record; its location, or the failure (the index untouched, the
+        // record not kept).
+        [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
+                                                   std::uint16_t flags) {
+            const std::size_t size = detail::segment::record_size(name.size(), blob.size());
+            if (!has_active() || seg(active()).size + size > cfg.segment_size) {
+                if (auto ok = roll(size); !ok) return unexpected(std::move(ok).error());
+            }
+            if (cfg.sync == durability::none && !buffer.empty() && buffer.size() + size > cfg.write_buffer) {
+                if (auto ok = write_buffer_out(); !ok) return unexpected(std::move(ok).error());
+            }
+            segment& a = seg(active());
+            const std::size_t before = buffer.size();
+            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), size);
+            detail::segment::append_record(buffer, name, blob, flags);
+            a.size += size;
+            if (cfg.sync != durability::none) {
+                if (auto ok = flush(true); !ok) {
+                    if (buffer.size() > before) {  // not written: forget it
+                        buffer.resize(before);
+                        a.size -= size;
+                    }
+                    return unexpected(std::move(ok).error());
+                }
+            }
+            return loc;
+        }
+
+        // ---- operations ---------------------------------------------------------------
+
+        [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) {
+            const std::uint64_t h = hash_of(name);
+            std::vector<std::byte> bytes;
+            bool damaged = false;
+            std::optional<failure> error;
+            bool found = false;
+            std::size_t blob_at = 0;
+            std::size_t blob_length = 0;
+            index.find_if(h, [&](std::size_t pos) {
+                const std::uint64_t loc = index.at(pos).loc;
+                if (auto ok = read_at(location::slot(loc), location::offset(loc), location::size(loc), bytes); !ok) {
+                    error = std::move(ok).error();
+                    return true;
+                }
+                const auto r = detail::segment::parse_record(bytes);
+                if (!r) {
+                    damaged = true;
+                    return false;
+                }
+                if (r->head.name != name) return false;
+                if (!r->intact) {
+                    damaged = true;
+                    return true;
+                }
+                index.set_loc(pos, loc | location::read_bit);
+                found = true;
+                blob_at = static_cast<std::size_t>(r->blob.data() - bytes.data());
+                blob_length = r->blob.size();
+                return true;
+            });
+            if (error) return unexpected(std::move(*error));
+            if (found) {
+                if (blob_length > cfg.max_blob_size)
+                    return fail(errc::too_large, tier::disk,
+                                "read " + std::string(name) + ": blob of " + std::to_string(blob_length) +
+                                    " bytes, over max_blob_size (" + std::to_string(cfg.max_blob_size) + ")");
+                // The record was read into `bytes`: keep only its blob, no second buffer.
+                bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(blob_at));
+                bytes.resize(blob_length);
+                return bytes;
+            }
+            if (damaged) {
+                ++counters.bad_frames;
+                return fail(errc::corrupted, tier::disk,
+                            "read " + std::string(name) + ": its segment record fails its checksum");
+            }
+            return fail(errc::miss, tier::disk, "read " + std::string(name) + ": open",
+                        std::error_code(ENOENT, std::generic_category()));
+        }
+
+        [[nodiscard]] result<void> put(std::string_view name, std::span<const std::byte> blob) {
+            auto loc = append(name, blob, 0);
+            if (!loc) return unexpected(std::move(loc).error());
+            apply(name, hash_of(name), *loc);
+            return {};
+        }
+
+        [[nodiscard]] result<void> remove(std::string_view name) {
+            const std::uint64_t h = hash_of(name);
+            if (find(name, h) == hash_index::npos)
+                return fail(errc::miss, tier::disk, "remove " + std::string(name),
+                            std::error_code(ENOENT, std::generic_category()));
+            auto loc = append(name, {}, detail::segment::flag_tombstone);
+            if (!loc) return unexpected(std::move(loc).error());
+            apply(name, h, 0);
+            return {};
+        }
+
+        [[nodiscard]] std::int64_t modified_ns(std::uint32_t slot, std::size_t offset) {
+            return seg(slot).created_ns + static_cast<std::int64_t>(offset);
+        }
+
+        [[nodiscard]] result<std::vector<blob_info>> list() {
+            std::vector<blob_info> out;
+            out.reserve(index.size());
+            for (const std::uint32_t slot : order) {
+                auto data = load(slot);
+                if (!data) return unexpected(std::move(data).error());
+                struct visitor {
+                    state& s;
+                    std::uint32_t slot;
+                    std::vector<blob_info>& out;
+                    void record(std::size_t off, const detail::segment::record_view& r) {
+                        if (r.head.tombstone()) return;
+                        const std::uint64_t here = location::pack(slot, off, r.head.size());
+                        const std::size_t pos = s.index.find_if(hash_of(r.head.name), [&](std::size_t p) {
+                            return location::place(s.index.at(p).loc) == here;
+                        });
+                        if (pos == hash_index::npos) return;
+                        const auto at = std::chrono::system_clock::time_point(
+                            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                std::chrono::nanoseconds(s.modified_ns(slot, off))));
+                        out.push_back(blob_info{std::string(r.head.name), r.head.blob_length, at});
+                    }
+                    void damaged_record(std::size_t off, const detail::segment::record_view& r) { record(off, r); }
+                    void unreadable(std::size_t, std::size_t) {}
+                    void torn(std::size_t, std::size_t) {}
+                } v{*this, slot, out};
+                detail::segment::scan_records(*data, v);
+            }
+            return out;
+        }
+
+        [[nodiscard]] result<detail::posix::unique_fd> quarantine_folder(std::string_view operation, bool create) {
+            namespace px = detail::posix;
+            const std::string folder(detail::quarantine_folder);
+            if (create && ::mkdirat(root.get(), folder.c_str(), 0700) != 0 && errno != EEXIST)
+                return unexpected(os_error(errno, operation, folder, "create folder"));
+            px::unique_fd fd(px::retry_eintr(
+                [&] { return ::openat(root.get(), folder.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
+            if (!fd) return unexpected(os_error(errno, operation, folder, "open folder"));
+            return fd;
+        }
+
+        // Writes `bytes` to quarantine/<target> through a temp file, 0600.
+        [[nodiscard]] result<void> put_quarantined(std::string_view operation, const std::string& target,
+                                                   std::span<const std::byte> bytes) {
+            namespace px = detail::posix;
+            auto folder = quarantine_folder(operation, true);
+            if (!folder) return unexpected(std::move(folder).error());
+            const std::string temp = std::string(detail::temp_prefix) + "q." + std::to_string(::getpid());
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(folder->get(), temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                                0600);
+            }));
+            if (!fd) return unexpected(os_error(errno, operation, temp, "create temp file"));
+            auto ok = pwrite_all(fd.get(), bytes, 0, operation, temp);
+            if (ok && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
+                ok = unexpected(os_error(errno, operation, temp, "sync temp file"));
+            if (ok && ::renameat(folder->get(), temp.c_str(), folder->get(), target.c_str()) != 0)
+                ok = unexpected(os_error(errno, operation, target, "move into quarantine"));
+            if (!ok) {
+                ::unlinkat(folder->get(), temp.c_str(), 0);
+                return ok;
+            }
+            if (cfg.sync == durability::full && ::fsync(folder->get()) != 0)
+                return unexpected(os_error(errno, operation, target, "sync quarantine folder"));
+            return {};
+        }
+
+        [[nodiscard]] result<void> quarantine(std::string_view name, std::string_view reason,
+                                              std::chrono::system_clock::time_point now) {
+            const std::uint64_t h = hash_of(name);
+            const std::size_t pos = find(name, h);
+            if (pos == hash_index::npos)
+                return fail(errc::miss, tier::disk, "quarantine " + std::string(name),
+                            std::error_code(ENOENT, std::generic_category()));
+            const std::uint64_t loc = index.at(pos).loc;
+            std::vector<std::byte> bytes;
+            if (auto ok = read_at(location::slot(loc), location::offset(loc), location::size(loc), bytes); !ok)
+                return ok;
+            std::span<const std::byte> content(bytes);
+            if (const auto r = detail::segment::parse_record(bytes)) content = r->blob;
+            if (auto ok = put_quarantined("quarantine", detail::quarantine_name(name, reason, now), content); !ok)
+                return ok;
+            auto tomb = append(name, {}, detail::segment::flag_tombstone);
+            if (!tomb) return unexpected(std::move(tomb).error());
+            apply(name, h, 0);
+            return {};
+        }
+
+        [[nodiscard]] result<clean_report> clean(const clean_options& options) {
+            namespace px = detail::posix;
+            clean_report report;
+            auto sweep = [&](int dir_fd, std::string_view where, bool in_quarantine) -> result<void> {
+                const int fd =
+                    px::retry_eintr([&] { return ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+                if (fd < 0) return unexpected(os_error(errno, "clean", where, "open folder"));
+                DIR* dir = ::fdopendir(fd);
+                if (dir == nullptr) {
+                    const int err = errno;
+                    ::close(fd);
+                    return unexpected(os_error(err, "clean", where, "read folder"));
+                }
+                px::dir_stream stream(dir);
+                const auto oldest = options.now - options.quarantine_max_age;
+                while (const char* entry = stream.next()) {
+                    const std::string_view entry_name = entry;
+                    struct stat st {};
+                    if (::fstatat(stream.fd(), entry, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                    if (S_ISDIR(st.st_mode)) continue;
+                    const bool regular = S_ISREG(st.st_mode);
+                    const bool temp = regular && entry_name.starts_with(detail::temp_prefix);
+                    bool purge = false;
+                    if (!in_quarantine) {
+                        if (entry_name == detail::posix::lock_file_name) continue;
+                        if (regular && parse_file_name(entry_name)) continue;
+                    } else if (regular && !temp) {
+                        const auto since = detail::quarantine_time(entry_name);
+                        if (since && *since >= oldest) continue;
+                        purge = since.has_value();
+                    }
+                    if (::unlinkat(stream.fd(), entry, 0) != 0) {
+                        if (errno == ENOENT) continue;
+                        return unexpected(os_error(errno, "clean", px::join(where, entry_name), "remove"));
+                    }
+                    if (temp)
+                        ++report.temp_files_removed;
+                    else if (purge)
+                        ++report.quarantine_purged;
+                    else
+                        ++report.foreign_removed;
+                    if (regular) report.bytes_freed += static_cast<std::uint64_t>(st.st_size);
+                }
+                if (errno != 0) return unexpected(os_error(errno, "clean", where, "read folder"));
+                return {};
+            };
+            if (auto ok = sweep(root.get(), ".", false); !ok) return unexpected(std::move(ok).error());
+            auto folder = quarantine_folder("clean", false);
+            if (!folder) {
+                if (folder.error().code() == errc::miss) return report;
+                return unexpected(std::move(folder).error());
+            }
+            if (auto ok = sweep(folder->get(), detail::quarantine_folder, true); !ok)
+                return unexpected(std::move(ok).error());
+            return report;
+        }
+
+        [[nodiscard]] std::size_t quarantined() {
+            auto folder = quarantine_folder("quarantined", false);
+            if (!folder) return 0;
+            const int fd = ::dup(folder->get());
+            if (fd < 0) return 0;
+            DIR* dir = ::fdopendir(fd);
+            if (dir == nullptr) {
+                ::close(fd);
+                return 0;
+            }
+            detail::posix::dir_stream stream(dir);
+            std::size_t count = 0;
+            while (const char* entry = stream.next()) {
+                struct stat st {};
+                if (detail::quarantine_time(entry) && ::fstatat(stream.fd(), entry, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode))
+                    ++count;
+            }
+            return count;
+        }
+
+        // Drops every index entry recorded before (slot's segment, offset): damage there
+        // may have hidden a remove or an overwrite of any of them.
+        std::size_t drop_before(std::uint32_t slot, std::size_t offset) {
+            const std::uint64_t sequence = seg(slot).sequence;
+            const std::size_t dropped = index.erase_if([&](const hash_index::slot& s) {
+                const segment& at = *slots[location::slot(s.loc)];
+                return at.sequence < sequence || (at.sequence == sequence && location::offset(s.loc) < offset);
+            });
+            for (auto& sg : slots)
+                if (sg) sg->live = 0;
+            index.for_each([&](std::size_t pos) { ++seg(location::slot(index.at(pos).loc)).live; });
+            counters.entries_dropped += dropped;
+            return dropped;
+        }
+
+        // Replays (recovery) or verifies (scrub) one segment's records.
+        struct replay_visitor {
+            state& s;
+            std::uint32_t slot;
+            bool recovering;
+            segment_scrub_report* report = nullptr;
+
+            [[nodiscard]] std::size_t position(std::uint64_t h, std::size_t off, std::size_t size) const {
+                const std::uint64_t here = location::pack(slot, off, size);
+                return s.index.find_if(h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
+            }
+            void record(std::size_t off, const detail::segment::record_view& r) {
+                if (recovering) {
+                    ++s.counters.frames_recovered;
+                    s.apply(r.head.name, hash_of(r.head.name),
+                            r.head.tombstone() ? 0 : location::pack(slot, off, r.head.size()));
+                } else {
+                    ++report->frames_checked;
+                }
+            }
+            void damaged_record(std::size_t off, const detail::segment::record_view& r) {
+                ++s.counters.bad_frames;
+                const std::uint64_t h = hash_of(r.head.name);
+                if (recovering) {
+                    s.apply(r.head.name, h, 0);  // it replaced any earlier record of its name
+                    return;
+                }
+                ++report->frames_skipped;
+                if (const auto pos = position(h, off, r.head.size()); pos != hash_index::npos) {
+                    s.drop_at(pos);
+                    ++report->entries_dropped;
+                    ++s.counters.entries_dropped;
+                }
+            }
+            void unreadable(std::size_t from, std::size_t) {
+                ++s.counters.damaged_regions;
+                const std::size_t dropped = s.drop_before(slot, from);
+                if (report != nullptr) {
+                    ++report->frames_skipped;
+                    report->entries_dropped += dropped;
+                }
+            }
+            void torn(std::size_t, std::size_t) {
+                if (recovering) ++s.counters.torn_tails;
+            }
+        };
+
+        [[nodiscard]] result<segment_scrub_report> scrub() {
+            segment_scrub_report report;
+            if (auto ok = flush(false); !ok) return unexpected(std::move(ok).error());
+            for (const std::uint32_t slot : std::vector<std::uint32_t>(order.begin(), order.end())) {
+                auto data = load(slot);
+                if (!data) return unexpected(std::move(data).error());
+                ++report.segments_checked;
+                replay_visitor v{*this, slot, false, &report};
+                detail::segment::scan_records(*data, v);
+            }
+            while (order.size() > 1 && seg(order.front()).live == 0) {
+                const std::uint64_t size = seg(order.front()).size;
+                if (auto ok = evict_oldest(nullptr, 0); !ok) return unexpected(std::move(ok).error());
+                --counters.segments_evicted;  // reclaimed, not evicted for room
+                ++report.segments_removed;
+                report.bytes_reclaimed += size;
+            }
+            return report;
+        }
+
+        // Moves a segment file whose header is unreadable into quarantine (deletes it if
+        // that fails).
+        void quarantine_segment(const std::string& file) {
+            ++counters.bad_segments;
+            auto folder = quarantine_folder("open", true);
+            const std::string target = detail::quarantine_name("segment/" + file.substr(0, 16), "unreadable header",
+                                                               std::chrono::system_clock::now());
+            if (!folder || ::renameat(root.get(), file.c_str(), folder->get(), target.c_str()) != 0)
+                ::unlinkat(root.get(), file.c_str(), 0);
+        }
+
+        [[nodiscard]] result<void> recover() {
+            namespace px = detail::posix;
+            std::vector<std::uint64_t> found;
+            {
+                const int fd = ::dup(root.get());
+                if (fd < 0) return unexpected(os_error(errno, "open", cfg.root.native(), "read folder"));
+                DIR* dir = ::fdopendir(fd);
+                if (dir == nullptr) {
+                    const int err = errno;
+                    ::close(fd);
+                    return unexpected(os_error(err, "open", cfg.root.native(), "read folder"));
+                }
+                px::dir_stream stream(dir);
+                ::rewinddir(dir);
+                while (const char* entry = stream.next()) {
+                    struct stat st {};
+                    const auto sequence = parse_file_name(entry);
+                    if (sequence && ::fstatat(stream.fd(), entry, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                        found.push_back(*sequence);
+                }
+                if (errno != 0) return unexpected(os_error(errno, "open", cfg.root.native(), "read folder"));
+            }
+            std::sort(found.begin(), found.end());
+            while (found.size() > max_segments) {  // the budget shrank: the oldest go
+                const std::string file = file_name(found.front());
+                if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
+                    return unexpected(os_error(errno, "open", file, "delete a segment over the budget"));
+                ++counters.segments_evicted;
+                found.erase(found.begin());
+            }
+            if (!found.empty()) next_sequence = found.back() + 1;
+            for (const std::uint64_t sequence : found) {
+                const std::string file = file_name(sequence);
+                px::unique_fd fd(px::retry_eintr(
+                    [&] { return ::openat(root.get(), file.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); }));
+                if (!fd) return unexpected(os_error(errno, "open", file, "open segment"));
+                struct stat st {};
+                if (::fstat(fd.get(), &st) != 0) return unexpected(os_error(errno, "open", file, "stat segment"));
+                const auto file_size = static_cast<std::uint64_t>(st.st_size);
+                std::array<std::byte, detail::segment::segment_header_size> head_bytes{};
+                const ssize_t got = ::pread(fd.get(), head_bytes.data(), head_bytes.size(), 0);
+                const auto head = got == static_cast<ssize_t>(head_bytes.size())
+                                      ? detail::segment::decode_segment_header(head_bytes)
+                                      : std::nullopt;
+                if (!head && sequence == found.back() && file_size <= detail::segment::segment_header_size) {
+                    // A crash while the newest segment was being made: nothing in it yet.
+                    fd.reset();
+                    ::unlinkat(root.get(), file.c_str(), 0);
+                    ++counters.torn_tails;
+                    continue;
+                }
+                if (!head || head->sequence != sequence || file_size > max_segment_size) {
+                    fd.reset();
+                    quarantine_segment(file);
+                    // Its records may have removed or replaced anything older.
+                    index.clear();
+                    for (auto& sg : slots)
+                        if (sg) sg->live = 0;
+                    continue;
+                }
+                const std::uint32_t slot = free_slot();
+                slots[slot].emplace(segment{sequence, std::move(fd), file_size, head->created_ns, 0});
+                order.push_back(slot);
+                buffer_start = file_size;  // read_at reads the file only
+                auto data = load(slot);
+                if (!data) return unexpected(std::move(data).error());
+                replay_visitor v{*this, slot, true};
+                const std::size_t end = detail::segment::scan_records(*data, v);
+                segment& sg = seg(slot);
+                if (end < file_size) {  // cut the torn tail so that appends follow the last record
+                    if (::ftruncate(sg.fd.get(), static_cast<off_t>(end)) != 0)
+                        return unexpected(os_error(errno, "open", file, "cut a torn tail"));
+                }
+                sg.size = end;
+                buffer_start = end;
+            }
+            return {};
+        }
+
+        [[nodiscard]] segment_log_stats snapshot() const {
+            segment_log_stats out = counters;
+            out.segments = order.size();
+            out.entries = index.size();
+            out.index_bytes = index.memory_bytes();
+            out.buffered_bytes = buffer.size();
+            out.disk_bytes = 0;
+            for (const std::uint32_t slot : order) out.disk_bytes += slots[slot]->size;
+            return out;
+        }
+    };
+
+    explicit segment_log(std::unique_ptr<state> s) noexcept : m(std::move(s)) {}
+
+    void close() noexcept {
+        if (!m) return;
+        try {
+            std::lock_guard lock(m->mutex);
+            (void)m->flush(true);
+        } catch (...) {  // bad_alloc while building a failure: the buffer is lost, as in a crash
+        }
+    }
+
+    std::unique_ptr<state> m;
+};
+
+static_assert(storage_policy<segment_log>);
+
+}  // namespace tierguard::storage

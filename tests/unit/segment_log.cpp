@@ -1,0 +1,725 @@
+// segment_log on real directories: recovery, damage, eviction, the disk full path, and the
+// cache over it. The behaviour it shares with the other storages is in unit/storage.cpp.
+
+#include "support/blob_text.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_framework.hpp"
+
+#include <tierguard/cache.hpp>
+#include <tierguard/detail/segment_format.hpp>
+#include <tierguard/detail/segment_index.hpp>
+#include <tierguard/disk_tier.hpp>
+#include <tierguard/storage/memory_storage.hpp>
+#include <tierguard/storage/segment_log.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using tierguard::durability;
+using tierguard::errc;
+using tierguard::storage::memory_storage;
+using tierguard::storage::segment_log;
+using tierguard_test::bytes_of;
+using tierguard_test::errc_of;
+using tierguard_test::temp_dir;
+using tierguard_test::text_of;
+
+namespace {
+
+std::string file_bytes(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void put_file(const fs::path& p, std::string_view text) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
+/// The segment files under `root`, oldest first.
+std::vector<fs::path> segment_files(const fs::path& root) {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(root))
+        if (e.path().extension() == ".seg") out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::uint64_t bytes_on_disk(const fs::path& root) {
+    std::uint64_t sum = 0;
+    for (const auto& p : segment_files(root)) sum += fs::file_size(p);
+    return sum;
+}
+
+segment_log::config small(const fs::path& root, durability sync = durability::none) {
+    return {.root = root,
+            .sync = sync,
+            .max_blob_size = std::size_t{1} << 20,
+            .segment_size = std::uint64_t{64} << 10,
+            .byte_budget = std::uint64_t{64} << 20};
+}
+
+segment_log open_log(const segment_log::config& cfg) {
+    auto s = segment_log::open(cfg);
+    INFO((s ? std::string("ok") : s.error().message()));
+    REQUIRE(s);
+    return std::move(*s);
+}
+
+std::string value_for(int key, int version, std::size_t size = 100) {
+    std::string v = "k" + std::to_string(key) + "v" + std::to_string(version) + ":";
+    v.resize(size, static_cast<char>('a' + (key + version) % 26));
+    return v;
+}
+
+std::string name_for(int key) { return "ab/cd/" + std::to_string(key); }
+
+std::size_t record_size(std::string_view name, std::size_t blob) {
+    return tierguard::detail::segment::record_size(name.size(), blob);
+}
+
+}  // namespace
+
+TEST_CASE("segment_log: blobs round trip, also across a reopen, and list names each once") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    std::map<std::string, std::string> expected;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 400; ++i) {
+            const std::string v = value_for(i, 0, static_cast<std::size_t>(i * 37 % 3000));
+            REQUIRE(s.write(name_for(i), bytes_of(v)));
+            expected[name_for(i)] = v;
+        }
+        REQUIRE(s.write("tierguard-meta", bytes_of("secret")));
+        expected["tierguard-meta"] = "secret";
+        for (const auto& [name, v] : expected) CHECK(text_of(s.read(name).value()) == v);
+        CHECK(s.stats().segments > 1);
+    }
+    auto s = open_log(cfg);
+    for (const auto& [name, v] : expected) {
+        INFO(name);
+        CHECK(text_of(s.read(name).value()) == v);
+    }
+    const auto listing = s.list().value();
+    CHECK(listing.size() == expected.size());
+    for (const auto& b : listing) CHECK(b.size == expected.at(b.name).size());
+    // Log order: modified never decreases along the listing.
+    CHECK(std::is_sorted(listing.begin(), listing.end(),
+                         [](const auto& a, const auto& b) { return a.modified < b.modified; }));
+    CHECK(s.stats().frames_recovered == expected.size());
+    CHECK(s.stats().torn_tails == 0);
+    CHECK(s.stats().bad_frames == 0);
+}
+
+TEST_CASE("segment_log: overwrites and removes win across reopens; no phantom comes back (random, against a model)") {
+    temp_dir dir;
+    const auto sync = GENERATE(durability::none, durability::data);
+    auto cfg = small(dir.path() / "cache", sync);
+    cfg.segment_size = 16 << 10;  // many segments
+    memory_storage model;
+    std::mt19937 rng(20261129);
+    auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+    auto s = std::make_unique<segment_log>(open_log(cfg));
+    const int steps = sync == durability::none ? 4000 : 800;
+    for (int step = 0; step < steps; ++step) {
+        const std::string name = name_for(pick(60));
+        INFO("step " << step << " " << name);
+        switch (pick(10)) {
+            case 0:
+            case 1:
+            case 2:
+            case 3: {
+                const std::string v = value_for(pick(1000), step, static_cast<std::size_t>(pick(600)));
+                REQUIRE(errc_of(s->write(name, bytes_of(v))) == errc_of(model.write(name, bytes_of(v))));
+                break;
+            }
+            case 4:
+            case 5: CHECK(errc_of(s->remove(name)) == errc_of(model.remove(name))); break;
+            case 6:
+                if (pick(10) == 0) {  // reopen: the index is rebuilt from the segments
+                    s.reset();
+                    s = std::make_unique<segment_log>(open_log(cfg));
+                }
+                break;
+            default: {
+                const auto got = s->read(name);
+                const auto want = model.read(name);
+                REQUIRE(errc_of(got) == errc_of(want));
+                if (want) CHECK(*got == *want);
+            }
+        }
+    }
+    s.reset();
+    s = std::make_unique<segment_log>(open_log(cfg));
+    std::vector<std::string> listed;
+    const auto real_listing = s->list().value();
+    for (const auto& b : real_listing) listed.push_back(b.name);
+    std::sort(listed.begin(), listed.end());
+    std::vector<std::string> modelled;
+    const auto model_listing = model.list().value();
+    for (const auto& b : model_listing) modelled.push_back(b.name);
+    CHECK(listed == modelled);
+    for (const auto& name : modelled) CHECK(s->read(name).value() == model.read(name).value());
+    CHECK(s->stats().segments_evicted == 0);  // nothing here may vanish on its own
+}
+
+TEST_CASE("segment_log: a torn last record, cut at every byte, never yields a value and is counted") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    const std::string torn_value = value_for(99, 1, 150);
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 10; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+        REQUIRE(s.write(name_for(3), bytes_of(value_for(3, 1))));  // an overwrite before the torn record
+        REQUIRE(s.remove(name_for(4)));
+        REQUIRE(s.write("torn/new", bytes_of(torn_value)));
+    }
+    const auto files = segment_files(cfg.root);
+    REQUIRE(files.size() == 1);
+    const std::string pristine = file_bytes(files.front());
+    const std::size_t last = pristine.size() - record_size("torn/new", torn_value.size());
+    for (std::size_t cut = last; cut <= pristine.size(); ++cut) {
+        INFO("cut at " << cut << " of " << pristine.size());
+        put_file(files.front(), std::string_view(pristine).substr(0, cut));
+        auto s = open_log(cfg);
+        const auto r = s.read("torn/new");
+        const bool whole = cut >= last + tierguard::detail::segment::record_header_size + 8 + torn_value.size();
+        if (whole) {
+            CHECK(text_of(r.value()) == torn_value);  // only the padding is missing
+        } else {
+            CHECK(errc_of(r) == errc::miss);
+            CHECK(s.stats().torn_tails == (cut > last ? 1u : 0u));
+        }
+        CHECK(text_of(s.read(name_for(3)).value()) == value_for(3, 1));
+        CHECK(errc_of(s.read(name_for(4))) == errc::miss);
+        for (int i : {0, 5, 9}) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+        // Appends continue after the last intact record, and survive a reopen.
+        REQUIRE(s.write("after/cut", bytes_of("fine")));
+        REQUIRE(s.flush());
+    }
+    auto s = open_log(cfg);
+    CHECK(text_of(s.read("after/cut").value()) == "fine");
+}
+
+TEST_CASE("segment_log: a bit flip in one record's blob costs only that entry") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    std::size_t start = 0;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 5; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+        start = static_cast<std::size_t>(s.stats().disk_bytes);
+        REQUIRE(s.write(name_for(5), bytes_of(value_for(5, 0))));
+        for (int i = 6; i < 10; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    }
+    const fs::path file = segment_files(cfg.root).front();
+    const std::string pristine = file_bytes(file);
+    const std::size_t body = tierguard::detail::segment::record_header_size + name_for(5).size();
+    const std::size_t blob_end = start + body + value_for(5, 0).size();
+    for (std::size_t at = start + 16; at < blob_end; ++at) {  // the whole-record CRC, and the blob
+        if (at >= start + 20 && at < start + body) continue;  // the name: see the next test
+        INFO("flip at " << at);
+        std::string damaged = pristine;
+        damaged[at] = static_cast<char>(damaged[at] ^ (1 << (at % 8)));
+        put_file(file, damaged);
+        auto s = open_log(cfg);
+        CHECK(errc_of(s.read(name_for(5))) == errc::miss);
+        CHECK(s.stats().bad_frames == 1);
+        CHECK(s.stats().entries == 9);
+        for (int i = 0; i < 10; ++i)
+            if (i != 5) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+    }
+}
+
+TEST_CASE("segment_log: a damaged record header costs its entry and what was recorded before it, never an old value") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    std::size_t start = 0;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 5; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+        REQUIRE(s.write(name_for(1), bytes_of(value_for(1, 1))));
+        start = static_cast<std::size_t>(s.stats().disk_bytes);
+        REQUIRE(s.remove(name_for(2)));  // the damaged record: a tombstone
+        for (int i = 6; i < 10; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    }
+    const fs::path file = segment_files(cfg.root).front();
+    const std::string pristine = file_bytes(file);
+    const std::size_t head_end = start + tierguard::detail::segment::record_header_size + name_for(2).size();
+    for (std::size_t at = start; at < head_end; ++at) {
+        if (at >= start + 16 && at < start + 20) continue;  // the whole-record CRC: a blob-class damage
+        INFO("flip at " << at);
+        std::string damaged = pristine;
+        damaged[at] = static_cast<char>(damaged[at] ^ (1 << (at % 8)));
+        put_file(file, damaged);
+        auto s = open_log(cfg);
+        // The removed blob must not come back with its old value; older blobs are dropped.
+        CHECK(errc_of(s.read(name_for(2))) == errc::miss);
+        for (int i = 0; i < 5; ++i) CHECK(errc_of(s.read(name_for(i))) == errc::miss);
+        for (int i = 6; i < 10; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+        CHECK(s.stats().damaged_regions == 1);
+        CHECK(s.stats().entries_dropped == 5);  // 0 to 4, the tombstone's own name among them
+    }
+}
+
+TEST_CASE("segment_log: damage found by a read is corrupted; quarantine moves it aside; scrub finds the rest") {
+    temp_dir dir;
+    auto s = open_log(small(dir.path() / "cache"));
+    for (int i = 0; i < 6; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    const std::size_t first = tierguard::detail::segment::segment_header_size;
+    const std::size_t second = first + record_size(name_for(0), value_for(0, 0).size());
+    REQUIRE(s.flush());
+    {
+        const fs::path file = segment_files(s.root()).front();
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        for (const std::size_t at : {first + 60, second + 70}) {
+            f.seekp(static_cast<std::streamoff>(at));
+            f.put('#');
+        }
+    }
+    const auto r = s.read(name_for(0));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::corrupted);
+    REQUIRE(s.quarantine(name_for(0), "checksum", std::chrono::system_clock::now()));
+    CHECK(s.quarantined() == 1);
+    CHECK(errc_of(s.read(name_for(0))) == errc::miss);
+    const auto report = s.scrub();
+    REQUIRE(report);
+    CHECK(report->segments_checked == 1);
+    CHECK(report->frames_skipped == 2);   // the quarantined one (still in the file) and the second
+    CHECK(report->entries_dropped == 1);  // only the second was still indexed
+    CHECK(errc_of(s.read(name_for(1))) == errc::miss);
+    for (int i = 2; i < 6; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+}
+
+TEST_CASE("segment_log: scrub deletes the oldest segments that hold no live blob") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 8192;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 60; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 500))));
+        REQUIRE(s.stats().segments >= 4);
+        for (int i = 0; i < 30; ++i) REQUIRE(s.remove(name_for(i)));
+        const auto before = s.stats();
+        const auto report = s.scrub();
+        REQUIRE(report);
+        const auto after = s.stats();
+        CHECK(report->segments_checked == before.segments);
+        CHECK(report->frames_skipped == 0);
+        CHECK(report->segments_removed >= 1);
+        CHECK(after.segments == before.segments - report->segments_removed);
+        CHECK(report->bytes_reclaimed == before.disk_bytes - after.disk_bytes);
+        REQUIRE(s.flush());
+        CHECK(bytes_on_disk(s.root()) == after.disk_bytes);
+    }
+    auto s = open_log(cfg);
+    for (int i = 0; i < 30; ++i) CHECK(errc_of(s.read(name_for(i))) == errc::miss);
+    for (int i = 30; i < 60; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0, 500));
+}
+
+TEST_CASE("segment_log: a segment with an unreadable header is quarantined whole; newer segments survive") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4096;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 30; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 900))));
+    }
+    const auto files = segment_files(cfg.root);
+    REQUIRE(files.size() >= 5);
+    {
+        std::fstream f(files[2], std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(9);
+        f.put('\x7f');  // the sequence number: its header CRC fails
+    }
+    auto s = open_log(cfg);
+    CHECK(s.stats().bad_segments == 1);
+    CHECK(s.stats().segments == files.size() - 1);
+    CHECK(s.quarantined() == 1);
+    CHECK_FALSE(fs::exists(files[2]));
+    // Blobs in the segments after it are served; the ones before it are not (it may have
+    // held removes of them), and none comes back with a wrong value.
+    const int newest = 29;
+    CHECK(text_of(s.read(name_for(newest)).value()) == value_for(newest, 0, 900));
+    CHECK(errc_of(s.read(name_for(0))) == errc::miss);
+}
+
+TEST_CASE("segment_log: FIFO segment eviction keeps the byte budget at all times") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 16 << 10;
+    cfg.byte_budget = 64 << 10;  // four segments
+    cfg.reinsert_read = false;
+    auto s = open_log(cfg);
+    for (int i = 0; i < 600; ++i) {
+        REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 1000))));
+        const auto st = s.stats();
+        REQUIRE(st.disk_bytes <= cfg.byte_budget);
+        REQUIRE(st.segments <= 4);
+        if (i % 25 == 0) {
+            REQUIRE(s.flush());
+            REQUIRE(bytes_on_disk(s.root()) <= cfg.byte_budget);
+        }
+    }
+    const auto st = s.stats();
+    CHECK(st.segments_evicted > 0);
+    CHECK(st.entries_evicted + st.entries == 600);
+    CHECK(errc_of(s.read(name_for(0))) == errc::miss);  // the oldest went first
+    CHECK(text_of(s.read(name_for(599)).value()) == value_for(599, 0, 1000));
+    // What is left is a suffix of the writes: FIFO.
+    int first_present = -1;
+    for (int i = 0; i < 600; ++i)
+        if (s.read(name_for(i))) {
+            first_present = i;
+            break;
+        }
+    REQUIRE(first_present > 0);
+    for (int i = first_present; i < 600; ++i) CHECK(s.read(name_for(i)));
+}
+
+TEST_CASE("segment_log: a blob read since it was written survives its segment's eviction; pinned names always do") {
+    const bool reinsert = GENERATE(true, false);
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 16 << 10;
+    cfg.byte_budget = 64 << 10;
+    cfg.reinsert_read = reinsert;
+    {
+        auto s = open_log(cfg);
+        REQUIRE(s.write("tierguard-meta", bytes_of("secret")));
+        REQUIRE(s.write("hot", bytes_of(value_for(1, 1, 1000))));
+        REQUIRE(s.write("cold", bytes_of(value_for(2, 2, 1000))));
+        for (int i = 0; i < 300; ++i) {
+            if (i % 10 == 0) {  // read again after each carry
+                const bool served = static_cast<bool>(s.read("hot"));
+                if (reinsert) REQUIRE(served);
+            }
+            REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 1000))));
+        }
+        CHECK(s.stats().segments_evicted >= 10);
+        CHECK(errc_of(s.read("cold")) == errc::miss);
+        CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+        if (reinsert) {
+            CHECK(text_of(s.read("hot").value()) == value_for(1, 1, 1000));
+            CHECK(s.stats().entries_reinserted >= 10);
+        } else {
+            CHECK(errc_of(s.read("hot")) == errc::miss);
+        }
+    }
+    // The carried copies are the ones a reopen finds.
+    auto again = open_log(cfg);
+    CHECK(text_of(again.read("tierguard-meta").value()) == "secret");
+    CHECK(errc_of(again.read("hot")) == (reinsert ? errc{} : errc::miss));
+}
+
+#if defined(__linux__)
+TEST_CASE("segment_log: ENOSPC while appending evicts the oldest segment and retries once") {
+    enum : int { ok = 0, no_namespaces = 77, open_failed = 10, write_failed, never_full, wrong_value, budget_broken };
+    temp_dir mount_point;
+    const int code = tierguard_test::in_child([&]() -> int {
+        if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=256k,mode=0700"))
+            return no_namespaces;
+        // A budget far beyond the file system: only ENOSPC can make room.
+        auto s = segment_log::open({.root = mount_point.path() / "cache",
+                                    .sync = durability::none,
+                                    .segment_size = 32 << 10,
+                                    .byte_budget = 16 << 20,
+                                    .write_buffer = 4096});
+        if (!s) return open_failed;
+        for (int i = 0; i < 1000; ++i) {
+            const std::string v = value_for(i, 0, 900);
+            if (!s->write(name_for(i), bytes_of(v))) return write_failed;
+            const auto back = s->read(name_for(i));
+            if (!back || text_of(*back) != v) return wrong_value;
+        }
+        if (!s->flush()) return write_failed;
+        if (s->stats().disk_full_evictions == 0) return never_full;
+        if (s->stats().disk_bytes > (256 << 10)) return budget_broken;
+        return ok;
+    });
+    INFO("child exit code " << code
+                            << " (10 open failed, 11 a write failed, 12 never full, 13 wrong value, 14 over the fs)");
+    if (code == no_namespaces) {
+        WARN("skipped: namespaces unavailable (unshare or mount refused)");
+        return;
+    }
+    CHECK(code == ok);
+}
+#endif
+
+TEST_CASE("segment_log: every durability level round trips and survives a reopen") {
+    const auto sync = GENERATE(durability::none, durability::data, durability::full);
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache", sync);
+    {
+        auto s = open_log(cfg);
+        REQUIRE(s.write("ab/k", bytes_of("durable")));
+        REQUIRE(s.write("ab/gone", bytes_of("x")));
+        REQUIRE(s.remove("ab/gone"));
+        CHECK(text_of(s.read("ab/k").value()) == "durable");
+        // Only durability::none keeps appends in memory until a flush.
+        CHECK((s.stats().buffered_bytes == 0) == (sync != durability::none));
+    }
+    auto s = open_log(cfg);
+    CHECK(text_of(s.read("ab/k").value()) == "durable");
+    CHECK(errc_of(s.read("ab/gone")) == errc::miss);
+}
+
+TEST_CASE("segment_log: flush writes the buffer; a crash loses only unflushed appends, never tears a value") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    const int code = tierguard_test::in_child([&]() -> int {
+        auto s = segment_log::open(cfg);
+        if (!s) return 10;
+        for (int i = 0; i < 20; ++i)
+            if (!s->write(name_for(i), bytes_of(value_for(i, 0)))) return 11;
+        if (s->stats().buffered_bytes == 0) return 12;
+        if (!s->flush() || s->stats().buffered_bytes != 0) return 13;
+        for (int i = 20; i < 30; ++i)
+            if (!s->write(name_for(i), bytes_of(value_for(i, 0)))) return 11;
+        ::_exit(0);  // a crash: no destructor, the buffer is lost
+    });
+    REQUIRE(code == 0);
+    auto s = open_log(cfg);
+    for (int i = 0; i < 20; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+    for (int i = 20; i < 30; ++i) CHECK(errc_of(s.read(name_for(i))) == errc::miss);
+    CHECK(s.stats().bad_frames == 0);
+}
+
+TEST_CASE("segment_log: a second open of the same root fails with locked, in this process and another") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    {
+        auto first = open_log(cfg);
+        const auto second = segment_log::open(cfg);
+        REQUIRE_FALSE(second);
+        CHECK(second.error().code() == errc::locked);
+        CHECK(second.error().context().find("another segment_log has it open") != std::string::npos);
+        const int code = tierguard_test::in_child([&] { return static_cast<int>(errc_of(segment_log::open(cfg))); });
+        CHECK(code == static_cast<int>(errc::locked));
+        REQUIRE(first.write("still", bytes_of("works")));
+    }
+    auto reopened = open_log(cfg);
+    CHECK(text_of(reopened.read("still").value()) == "works");
+}
+
+TEST_CASE("segment_log: bad configurations are refused before anything is made") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    CHECK(errc_of(segment_log::open({.root = ""})) == errc::invalid_argument);
+    CHECK(errc_of(segment_log::open({.root = root, .segment_size = 1000})) == errc::invalid_argument);
+    CHECK(errc_of(segment_log::open({.root = root, .segment_size = 1 << 20, .byte_budget = 1 << 20})) ==
+          errc::invalid_argument);
+    CHECK(errc_of(segment_log::open({.root = root, .segment_size = 4096, .byte_budget = std::uint64_t{1} << 40})) ==
+          errc::invalid_argument);
+    CHECK(errc_of(segment_log::open({.root = root, .max_reinsert_fraction = 1.0})) == errc::invalid_argument);
+    CHECK_FALSE(fs::exists(root));
+    // A blob that cannot fit a segment is too large, whatever max_blob_size says.
+    auto s = open_log({.root = root, .segment_size = 4096, .byte_budget = 1 << 20});
+    CHECK(errc_of(s.write("big", std::vector<std::byte>(4096))) == errc::too_large);
+    CHECK(s.write("fits", std::vector<std::byte>(4000)));
+}
+
+TEST_CASE("segment_log: the index takes at most 32 bytes per entry") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 1 << 20;
+    auto s = open_log(cfg);
+    for (int i = 0; i < 30000; ++i) {
+        REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 8))));
+        if (i >= 100 && i % 97 == 0) {
+            const auto st = s.stats();
+            INFO(st.entries << " entries, " << st.index_bytes << " bytes");
+            REQUIRE(st.index_bytes <= 32 * st.entries);
+        }
+    }
+}
+
+TEST_CASE("segment_log: the hash index finds every entry among colliding hashes after erases (against a multimap)") {
+    using tierguard::detail::segment::hash_index;
+    using tierguard::detail::segment::location;
+    hash_index index;
+    std::multimap<std::uint64_t, std::uint64_t> model;
+    std::mt19937_64 rng(7);
+    std::uint64_t next_loc = 1;
+    for (int step = 0; step < 20000; ++step) {
+        const std::uint64_t h = rng() % 64 == 0 ? 42 : rng() % 3000;  // many collisions on 42
+        if (rng() % 3 != 0) {
+            const std::uint64_t loc = location::pack(1, 8 * (next_loc++ % 1000000 + 4), 64);
+            index.insert(h, loc);
+            model.emplace(h, loc);
+        } else {
+            const auto range = model.equal_range(h);
+            if (range.first == range.second) continue;
+            const std::uint64_t loc = range.first->second;
+            const auto pos = index.find_if(h, [&](std::size_t p) { return index.at(p).loc == loc; });
+            REQUIRE(pos != hash_index::npos);
+            index.erase(pos);
+            model.erase(range.first);
+        }
+    }
+    REQUIRE(index.size() == model.size());
+    for (const auto& entry : model) {
+        const std::uint64_t h = entry.first;
+        const std::uint64_t loc = entry.second;
+        const auto pos = index.find_if(h, [&](std::size_t p) { return index.at(p).loc == loc; });
+        CHECK(pos != hash_index::npos);
+    }
+}
+
+namespace {
+struct segment_policies : tierguard::cache_defaults {
+    using storage = tierguard::storage::segment_log;
+};
+}  // namespace
+
+TEST_CASE("segment_log: a cache over it works end to end, across a reopen") {
+    using cache_type = tierguard::cache<std::string, std::string, segment_policies>;
+    static_assert(std::is_same_v<cache_type::storage_type, segment_log>);
+    temp_dir dir;
+    cache_type::config cfg;
+    cfg.storage = small(dir.path() / "cache");
+    {
+        auto c = cache_type::open(cfg);
+        INFO((c ? std::string("ok") : c.error().message()));
+        REQUIRE(c);
+        for (int i = 0; i < 200; ++i) REQUIRE(c->put("key" + std::to_string(i), value_for(i, 0)));
+        REQUIRE(c->put("key7", "seven"));
+        REQUIRE(c->erase("key8").value());
+        CHECK(c->get("key7").value().value == "seven");
+    }
+    auto c = cache_type::open(cfg);
+    REQUIRE(c);
+    const auto seven = c->get("key7");
+    REQUIRE(seven);
+    CHECK(seven->value == "seven");
+    CHECK(seven->from == tierguard::tier::disk);
+    CHECK(errc_of(c->get("key8")) == errc::miss);
+    for (int i = 0; i < 200; ++i)
+        if (i != 7 && i != 8) CHECK(c->get("key" + std::to_string(i)).value().value == value_for(i, 0));
+}
+
+TEST_CASE("segment_log: the disk tier reads a blob its segment eviction took as a plain miss") {
+    struct policies : tierguard::disk_defaults {
+        using storage = tierguard::storage::segment_log;
+    };
+    using tier_type = tierguard::disk_tier<std::string, std::string, policies>;
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 16 << 10;
+    cfg.byte_budget = 64 << 10;
+    cfg.reinsert_read = false;
+    auto t = tier_type::open(open_log(cfg));
+    REQUIRE(t);
+    for (int i = 0; i < 300; ++i) REQUIRE(t->put("k" + std::to_string(i), value_for(i, 0, 1000)));
+    REQUIRE(t->storage().stats().segments_evicted > 0);
+    const auto gone = t->get("k0");
+    REQUIRE_FALSE(gone);
+    CHECK(gone.error().code() == errc::miss);
+    CHECK(t->stats().corrupted == 0);
+    CHECK(t->stats().io_errors == 0);
+    CHECK_FALSE(t->indexed("k0"));  // dropped from the tier's index once found missing
+    CHECK(t->get("k299").value() == value_for(299, 0, 1000));
+    // The hash secret is pinned: a reopen still reads the newest entries.
+    auto storage = std::move(t->storage());
+    t = tier_type::open(std::move(storage));
+    REQUIRE(t);
+    CHECK(t->get("k299").value() == value_for(299, 0, 1000));
+}
+
+TEST_CASE("segment_log: killed at random points, it reopens with every entry whole; with sync, every acked put") {
+    const auto sync = GENERATE(durability::none, durability::data);
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache", sync);
+    constexpr int keys = 40;
+    // What the parent knows: the last version acknowledged for each key, and the highest
+    // version ever started.
+    std::vector<int> acked(keys, -1);
+    int started = -1;
+    std::mt19937 rng(sync == durability::none ? 11 : 12);
+    const int rounds = sync == durability::none ? 25 : 8;
+    for (int round = 0; round < rounds; ++round) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        const int first = started + 1;
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(fds[0]);
+            auto s = segment_log::open(cfg);
+            if (!s) ::_exit(3);
+            for (int version = first;; ++version) {
+                const int key = version % keys;
+                if (!s->write(name_for(key), bytes_of(value_for(key, version, 64 + version % 700)))) ::_exit(4);
+                const int ack[2] = {key, version};
+                if (::write(fds[1], ack, sizeof ack) != static_cast<ssize_t>(sizeof ack)) ::_exit(5);
+            }
+        }
+        ::close(fds[1]);
+        const int wanted = 1 + std::uniform_int_distribution<int>(0, sync == durability::none ? 400 : 30)(rng);
+        int seen = 0;
+        int ack[2];
+        while (seen < wanted && ::read(fds[0], ack, sizeof ack) == static_cast<ssize_t>(sizeof ack)) {
+            acked[static_cast<std::size_t>(ack[0])] = ack[1];
+            started = std::max(started, ack[1]);
+            ++seen;
+        }
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        REQUIRE(seen == wanted);
+        // Acks the child sent before it died are puts that returned.
+        while (::read(fds[0], ack, sizeof ack) == static_cast<ssize_t>(sizeof ack)) {
+            acked[static_cast<std::size_t>(ack[0])] = ack[1];
+            started = std::max(started, ack[1]);
+        }
+        ::close(fds[0]);
+        started += 1;  // the put in progress may have finished, unacknowledged
+
+        auto s = open_log(cfg);
+        INFO("round " << round);
+        CHECK(s.stats().bad_frames == 0);
+        for (int key = 0; key < keys; ++key) {
+            const auto r = s.read(name_for(key));
+            if (!r) {
+                CHECK(errc_of(r) == errc::miss);
+                if (sync != durability::none) CHECK(acked[static_cast<std::size_t>(key)] < 0);
+                continue;
+            }
+            // Whole, this key's, and a version that was written: parse "k<key>v<version>:".
+            const std::string text = text_of(*r);
+            const auto v = text.find('v');
+            const auto colon = text.find(':');
+            REQUIRE(v != std::string::npos);
+            REQUIRE(colon != std::string::npos);
+            CHECK(text.substr(1, v - 1) == std::to_string(key));
+            const int version = std::stoi(text.substr(v + 1, colon - v - 1));
+            CHECK(text == value_for(key, version, 64 + static_cast<std::size_t>(version % 700)));
+            CHECK(version <= started);
+            if (sync != durability::none) CHECK(version >= acked[static_cast<std::size_t>(key)]);
+        }
+    }
+}
