@@ -179,6 +179,7 @@ struct open_bypass : composed<memory_storage, bypass, true> {
 // The cache's memory-hit path (cache::lookup) rebuilt in steps on the cache's own
 // memory_type, so the difference between neighbouring steps is the price of one step:
 //   1 hit        get_with_stale building result<hit<std::string>> inside the lookup
+//                (detail::memory_hit, as the cache does)
 //   2 sampled    plus the thread_local 1-in-64 counter, and two steady_clock reads and a
 //                histogram observe on every 64th get: all of cache::lookup's memory-hit
 //                work except the indirection to the cache's state
@@ -200,9 +201,7 @@ struct steps {
         const bool sampled = Step >= 2 && sample_hit();
         const auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         tierguard::result<tierguard::hit<std::string>> r =
-            tier.get_with_stale(key, [](const std::string& v, bool stale) {
-                return tierguard::hit<std::string>{v, tierguard::tier::memory, stale};
-            });
+            tier.get_with_stale(key, tierguard::detail::memory_hit<std::string>);
         if (r && !r->stale && sampled) latency.observe(std::chrono::steady_clock::now() - started);
         const int out = r ? seen(r->value) : 0;
         benchmark::DoNotOptimize(r);

@@ -183,6 +183,18 @@ struct health_report {
 
 namespace detail {
 
+/// A memory hit, built inside its result: hit is an aggregate, so this takes C++20's
+/// parenthesized aggregate init where the compiler has it (g++ 10, clang 16); elsewhere
+/// the hit is built and moved in.
+template <class Value>
+[[nodiscard]] result<hit<Value>> memory_hit(const Value& value, bool stale) {
+    if constexpr (std::is_constructible_v<hit<Value>, const Value&, tier, bool>) {
+        return result<hit<Value>>(std::in_place, value, tier::memory, stale);
+    } else {
+        return result<hit<Value>>(hit<Value>{value, tier::memory, stale});
+    }
+}
+
 template <class Policies, class Clock>
 using breaker_of = typename Policies::template breaker<Clock>;
 
@@ -988,9 +1000,7 @@ private:
         const auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         // The hit is built inside the memory tier's lookup and returned as is (one return
         // statement: no move). An entry past its TTL, within the stale grace, comes back stale.
-        result<hit<Value>> found = s.memory.get_with_stale(key, [](const Value& v, bool is_stale) {
-            return hit<Value>{v, tier::memory, is_stale};
-        });
+        result<hit<Value>> found = s.memory.get_with_stale(key, detail::memory_hit<Value>);
         if (found && !found->stale) {
             if (sampled) s.get_latency.observe(std::chrono::steady_clock::now() - started);
         } else if (found || has_storage) {

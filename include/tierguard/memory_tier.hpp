@@ -185,15 +185,14 @@ public:
         });
     }
 
-    /// As get_with(), but also reads an entry whose TTL passed less than
-    /// memory_config::stale_grace ago: calls f(value, stale), stale = the TTL passed, and
-    /// counts the read as a hit. Errors as for get() once the grace is over too.
-    template <class K, class F>
-        requires lookup_key<K> && std::invocable<F&, const Value&, bool>
-    [[nodiscard]] auto get_with_stale(const K& key, F&& f) -> result<std::invoke_result_t<F&, const Value&, bool>> {
-        using out = result<std::invoke_result_t<F&, const Value&, bool>>;
-        return read<out>(key, true, [&f](const Value& v, bool stale) -> out { return f(v, stale); });
-    }
+    /// Reads as get_with() does, and also an entry whose TTL passed less than
+    /// memory_config::stale_grace ago (such a read counts as a hit): calls f(value, stale),
+    /// stale = the TTL passed, and returns what f returns. f returns a result<T> itself,
+    /// so it can build T inside it (no move after the copy); a miss or an expired entry
+    /// returns the failure in that result<T>, as for get().
+    template <class K, class F, class R = std::invoke_result_t<F&, const Value&, bool>>
+        requires lookup_key<K> && std::constructible_from<R, unexpected<failure>>
+    [[nodiscard]] R get_with_stale(const K& key, F&& f) { return read<R>(key, true, f); }
 
     /// Removes the entry for `key` and returns its value (moved out). Errors as for get().
     template <class K>
