@@ -996,13 +996,27 @@ private:
                 return unexpected(refused());
             }
         }
-        const bool sampled = sample_hit();
-        const auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+        return sample_hit() ? lookup_from<true>(key, stale) : lookup_from<false>(key, stale);
+    }
+
+    // One memory hit in 64 per thread is timed: two clock reads would cost a memory hit
+    // a noticeable fraction of its time. The other gets run without any timing code.
+    [[nodiscard]] static bool sample_hit() noexcept {
+        thread_local std::uint32_t calls = 0;
+        return (++calls & 63U) == 0;
+    }
+
+    // A get past the bypass check: memory, then the storage tier.
+    template <bool Timed>
+    result<hit<Value>> lookup_from(const Key& key, std::optional<Value>* stale) {
+        state& s = *m;
+        std::chrono::steady_clock::time_point started{};
+        if constexpr (Timed) started = std::chrono::steady_clock::now();
         // The hit is built inside the memory tier's lookup and returned as is (one return
         // statement: no move). An entry past its TTL, within the stale grace, comes back stale.
         result<hit<Value>> found = s.memory.get_with_stale(key, detail::memory_hit<Value>);
         if (found && !found->stale) {
-            if (sampled) s.get_latency.observe(std::chrono::steady_clock::now() - started);
+            if constexpr (Timed) s.get_latency.observe(std::chrono::steady_clock::now() - started);
         } else if (found || has_storage) {
             if (found && stale != nullptr) *stale = std::move(found->value);
             if constexpr (has_storage) {
@@ -1012,13 +1026,6 @@ private:
             }
         }
         return found;
-    }
-
-    // One memory hit in 64 per thread is timed: two clock reads would cost a memory hit
-    // a noticeable fraction of its time.
-    [[nodiscard]] static bool sample_hit() noexcept {
-        thread_local std::uint32_t calls = 0;
-        return (++calls & 63U) == 0;
     }
 
     // The storage half of a get. Keys the storage tier's index lacks are misses that
