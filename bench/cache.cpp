@@ -14,7 +14,7 @@
 //   open/<degradation>     a cache over memory_storage with its breaker forced open
 //                          (memory_only, fail_fast, bypass); get_miss only
 //   steps/<n>              the cache's memory-hit path rebuilt step by step on its own
-//                          memory_type, to price each step (get_hit only; see below)
+//                          memory_type, to price each step (see below)
 //
 // Keys "key:NNNNNN" and values "val:NNNNNN:ok" as in bench/memory_tier.cpp: both fit the
 // short-string buffer, so copying a value never calls malloc.
@@ -32,7 +32,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -177,30 +176,20 @@ struct open_bypass : composed<memory_storage, bypass, true> {
     static constexpr const char* name = "open/bypass";
 };
 
-// The cache's memory-hit path (cache::lookup with stale_grace = 0) rebuilt in steps on
-// the cache's own memory_type (entries are detail::cached<Value, time_point>, the clock
-// is clock::system), so the difference between neighbouring steps is the price of one
-// step:
-//   1 cached_node    get_with copying c.value out: result<std::string>
-//   2 optional       the cache's lambda: `if (!check_fresh || ...) return c.value;` into
-//                    std::optional<std::string>, i.e. result<std::optional<std::string>>
-//   3 hit            then moved into result<hit<std::string>>
-//   4 sampled        plus the thread_local 1-in-64 counter, and two steady_clock reads
-//                    and a histogram observe on every 64th get: all of cache::lookup's
-//                    memory-hit work except the state indirection
+// The cache's memory-hit path (cache::lookup) rebuilt in steps on the cache's own
+// memory_type, so the difference between neighbouring steps is the price of one step:
+//   1 hit        get_with_stale building result<hit<std::string>> inside the lookup
+//                (detail::memory_hit, as the cache does)
+//   2 sampled    plus the thread_local 1-in-64 counter, and two steady_clock reads and a
+//                histogram observe on every 64th get: all of cache::lookup's memory-hit
+//                work except the indirection to the cache's state
 using step_cache = tierguard::cache<std::string, std::string, policies<tierguard::no_storage, memory_only>>;
 using step_memory = step_cache::memory_type;
-using step_cached = tierguard::detail::cached<std::string, step_cache::time_point>;
 
 template <int Step>
 struct steps {
-    static constexpr const char* name = Step == 1   ? "steps/1_cached_node"
-                                        : Step == 2 ? "steps/2_optional"
-                                        : Step == 3 ? "steps/3_hit"
-                                                    : "steps/4_sampled";
+    static constexpr const char* name = Step == 1 ? "steps/1_hit" : "steps/2_sampled";
     step_memory tier{memory_config()};
-    tierguard::clock::system clock;
-    std::chrono::nanoseconds stale_grace{0};  // as the cache's config default
     tierguard::latency_histogram latency;
 
     static bool sample_hit() noexcept {  // cache::sample_hit, verbatim
@@ -209,41 +198,17 @@ struct steps {
     }
 
     int get(const std::string& key) {
-        if constexpr (Step == 1) {
-            auto r = tier.get_with(key, [](const step_cached& c) { return c.value; });
-            const int out = r ? seen(*r) : 0;
-            benchmark::DoNotOptimize(r);
-            return out;
-        } else {
-            const bool sampled = Step >= 4 && sample_hit();
-            const auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-            const bool check_fresh = stale_grace != std::chrono::nanoseconds::zero();
-            auto in_memory = tier.get_with(key, [&](const step_cached& c) -> std::optional<std::string> {
-                if (!check_fresh || c.fresh_until > clock.now()) return c.value;
-                return std::nullopt;
-            });
-            if constexpr (Step == 2) {
-                const int out = in_memory && *in_memory ? seen(**in_memory) : 0;
-                benchmark::DoNotOptimize(in_memory);
-                return out;
-            } else {
-                // As cache::lookup returns it: straight into the result, no failure built on a hit.
-                auto r = [&]() -> tierguard::result<tierguard::hit<std::string>> {
-                    if (in_memory && *in_memory) {
-                        if (sampled) latency.observe(std::chrono::steady_clock::now() - started);
-                        return tierguard::hit<std::string>{std::move(**in_memory), tierguard::tier::memory, false};
-                    }
-                    return tierguard::fail(tierguard::errc::miss, tierguard::tier::memory);
-                }();
-                const int out = r ? seen(r->value) : 0;
-                benchmark::DoNotOptimize(r);
-                return out;
-            }
-        }
+        const bool sampled = Step >= 2 && sample_hit();
+        const auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+        tierguard::result<tierguard::hit<std::string>> r =
+            tier.get_with_stale(key, tierguard::detail::memory_hit<std::string>);
+        if (r && !r->stale && sampled) latency.observe(std::chrono::steady_clock::now() - started);
+        const int out = r ? seen(r->value) : 0;
+        benchmark::DoNotOptimize(r);
+        return out;
     }
     void put(const std::string& key, const std::string& value) {
-        if (!tier.put(key, step_cached{value, step_cache::time_point::max()}))
-            throw std::runtime_error("steps put failed");
+        if (!tier.put(key, value)) throw std::runtime_error("steps put failed");
     }
     [[nodiscard]] std::size_t size() const { return tier.size(); }
     std::string miss_code(const std::string&) { return "miss"; }
@@ -369,8 +334,6 @@ int main(int argc, char** argv) {
     register_hits<cache_no_storage>();
     register_hits<steps<1>>();
     register_hits<steps<2>>();
-    register_hits<steps<3>>();
-    register_hits<steps<4>>();
 
     register_miss<bare_memory_tier>("miss");
     register_miss<cache_no_storage>("miss");

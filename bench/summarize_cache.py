@@ -47,10 +47,10 @@ def main(path):
               f"{scenario}: cache/memory_storage / memory_tier   (target <= 1.10)")
         ratio(f"{scenario}/cache/no_storage", ref, f"{scenario}: cache/no_storage / memory_tier")
         previous = ref
-        for step in ("1_cached_node", "2_optional", "3_hit", "4_sampled"):
+        for step in ("1_hit", "2_sampled"):
             ratio(f"{scenario}/steps/{step}", previous, f"{scenario}: steps/{step} / {previous.split('/', 1)[1]}")
             previous = f"{scenario}/steps/{step}"
-        ratio(f"{scenario}/cache/no_storage", previous, f"{scenario}: cache/no_storage / steps/4_sampled")
+        ratio(f"{scenario}/cache/no_storage", previous, f"{scenario}: cache/no_storage / steps/2_sampled")
     ref = "get_miss/memory_tier"
     for impl in ("open/memory_only", "open/fail_fast", "open/bypass"):
         target = "   (target <= 2.00)" if impl == "open/memory_only" else ""

@@ -183,23 +183,17 @@ struct health_report {
 
 namespace detail {
 
-/// The memory tier's entry: the value and the end of its freshness (its TTL). The
-/// memory tier keeps it stale_grace longer, for stale-if-error.
-template <class Value, class TimePoint>
-struct cached {
-    Value value;
-    TimePoint fresh_until;
-};
-
-/// Weighs a cached<Value> as the user's weigher weighs its value.
-template <class W>
-struct cached_weigher {
-    [[no_unique_address]] W inner{};
-    template <class Key, class C>
-    [[nodiscard]] std::size_t operator()(const Key& key, const C& c) const noexcept {
-        return static_cast<std::size_t>(inner(key, c.value));
+/// A memory hit, built inside its result: hit is an aggregate, so this takes C++20's
+/// parenthesized aggregate init where the compiler has it (g++ 10, clang 16); elsewhere
+/// the hit is built and moved in.
+template <class Value>
+[[nodiscard]] result<hit<Value>> memory_hit(const Value& value, bool stale) {
+    if constexpr (std::is_constructible_v<hit<Value>, const Value&, tier, bool>) {
+        return result<hit<Value>>(std::in_place, value, tier::memory, stale);
+    } else {
+        return result<hit<Value>>(hit<Value>{value, tier::memory, stale});
     }
-};
+}
 
 template <class Policies, class Clock>
 using breaker_of = typename Policies::template breaker<Clock>;
@@ -265,7 +259,7 @@ public:
 private:
     struct memory_policies {
         using clock = clock_type;
-        using weigher = detail::cached_weigher<typename Policies::weigher>;
+        using weigher = typename Policies::weigher;
         using hash = hasher;
         using key_equal = typename Policies::key_equal;
     };
@@ -276,10 +270,10 @@ private:
         using listener = listener_type;
         static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
     };
-    using cached_type = detail::cached<Value, time_point>;
 
 public:
-    using memory_type = memory_tier<Key, cached_type, memory_policies>;
+    /// Its entries' TTLs are theirs; it keeps them stale_grace longer, for stale-if-error.
+    using memory_type = memory_tier<Key, Value, memory_policies>;
     using disk_type = std::conditional_t<has_storage, disk_tier<Key, Value, disk_policies>, void>;
     static constexpr degraded_mode degradation_mode = degradation_type::mode;
     using storage_config = typename detail::storage_config_of<storage_type>::type;
@@ -315,7 +309,7 @@ public:
             return bad("cache config.promote_after is " + std::to_string(cfg.promote_after) + "; it must be 1 to 255");
         if (cfg.stale_grace < std::chrono::nanoseconds::zero())
             return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
-        if (auto ok = memory_type::validate(with_ttl(cfg.memory, cfg.default_ttl)); !ok) return ok;
+        if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
         if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
         if constexpr (has_storage) {
             if (cfg.max_pending_erasures == 0)
@@ -382,9 +376,8 @@ public:
             }
         }
         const std::uint64_t h = hash_of(key);
-        const time_point fresh_until = detail::expiry_after(s.clock.now(), ttl);
         const write_scope scope(s.fence, h);
-        auto in_memory = s.memory.put(key, cached_type{value, fresh_until}, with_grace(ttl));
+        auto in_memory = s.memory.put(key, value, ttl);
         if (in_memory) {
             s.memory_writes.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -621,13 +614,12 @@ private:
     struct state {
         state(const config& cfg, clock_type c, listener_type l)
             : clock(std::move(c)),
-              memory(with_ttl(cfg.memory, cfg.default_ttl), clock),
+              memory(memory_config_of(cfg), clock),
               breaker(cfg.breaker, clock),
               degradation(cfg.degradation),
               listener(std::move(l)),
               pending(cfg.max_pending_erasures),
               default_ttl(cfg.default_ttl),
-              stale_grace(cfg.stale_grace),
               promote_after(cfg.promote_after),
               normal_budget(cfg.memory.byte_budget),
               access(std::make_unique<std::atomic<std::uint8_t>[]>(access_slots)) {}
@@ -641,7 +633,6 @@ private:
         detail::pending_erasures<Key, hasher, key_equal> pending;
         detail::write_fence fence;
         std::chrono::nanoseconds default_ttl;
-        std::chrono::nanoseconds stale_grace;
         std::uint32_t promote_after;
         std::size_t normal_budget;
         std::unique_ptr<std::atomic<std::uint8_t>[]> access;
@@ -724,10 +715,10 @@ private:
         return detail::mix(static_cast<std::uint64_t>(hasher{}(key)));
     }
 
-    // The memory TTL: the entry's TTL plus the stale grace, saturating.
-    [[nodiscard]] std::chrono::nanoseconds with_grace(std::chrono::nanoseconds ttl) const noexcept {
-        if (ttl == no_expiry || m->stale_grace > no_expiry - ttl) return no_expiry;
-        return ttl + m->stale_grace;
+    [[nodiscard]] static memory_config memory_config_of(const config& cfg) {
+        memory_config out = with_ttl(cfg.memory, cfg.default_ttl);
+        out.stale_grace = cfg.stale_grace;
+        return out;
     }
 
     // No context string: a refused call must not allocate; the code says it all.
@@ -1005,31 +996,36 @@ private:
                 return unexpected(refused());
             }
         }
-        const bool sampled = sample_hit();
-        auto started = sampled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-        const bool check_fresh = s.stale_grace != std::chrono::nanoseconds::zero();
-        // The hit is built in place; an entry past its freshness comes back marked stale.
-        auto in_memory = s.memory.get_with(key, [&](const cached_type& c) {
-            return hit<Value>{c.value, tier::memory, check_fresh && c.fresh_until <= s.clock.now()};
-        });
-        if (in_memory && !in_memory->stale) {
-            if (sampled) s.get_latency.observe(std::chrono::steady_clock::now() - started);
-            return in_memory;
-        }
-        if (in_memory && stale != nullptr) *stale = std::move(in_memory->value);
-        if constexpr (!has_storage) {
-            if (in_memory) return fail(errc::expired, tier::memory);
-            return unexpected(std::move(in_memory).error());
-        } else {
-            return from_disk(key);
-        }
+        return sample_hit() ? lookup_from<true>(key, stale) : lookup_from<false>(key, stale);
     }
 
     // One memory hit in 64 per thread is timed: two clock reads would cost a memory hit
-    // a noticeable fraction of its time.
+    // a noticeable fraction of its time. The other gets run without any timing code.
     [[nodiscard]] static bool sample_hit() noexcept {
         thread_local std::uint32_t calls = 0;
         return (++calls & 63U) == 0;
+    }
+
+    // A get past the bypass check: memory, then the storage tier.
+    template <bool Timed>
+    result<hit<Value>> lookup_from(const Key& key, std::optional<Value>* stale) {
+        state& s = *m;
+        std::chrono::steady_clock::time_point started{};
+        if constexpr (Timed) started = std::chrono::steady_clock::now();
+        // The hit is built inside the memory tier's lookup and returned as is (one return
+        // statement: no move). An entry past its TTL, within the stale grace, comes back stale.
+        result<hit<Value>> found = s.memory.get_with_stale(key, detail::memory_hit<Value>);
+        if (found && !found->stale) {
+            if constexpr (Timed) s.get_latency.observe(std::chrono::steady_clock::now() - started);
+        } else if (found || has_storage) {
+            if (found && stale != nullptr) *stale = std::move(found->value);
+            if constexpr (has_storage) {
+                found = from_disk(key);
+            } else {
+                found = fail(errc::expired, tier::memory);
+            }
+        }
+        return found;
     }
 
     // The storage half of a get. Keys the storage tier's index lacks are misses that
@@ -1081,8 +1077,7 @@ private:
                 : std::chrono::duration_cast<std::chrono::nanoseconds>(entry.expiry - now);
         if (left <= std::chrono::nanoseconds::zero()) return;
         s.fence.copy_if_quiet(h, ticket, [&] {
-            if (s.memory.put(key, cached_type{entry.value, entry.expiry}, with_grace(left)))
-                s.promotions.fetch_add(1, std::memory_order_relaxed);
+            if (s.memory.put(key, entry.value, left)) s.promotions.fetch_add(1, std::memory_order_relaxed);
         });
     }
 

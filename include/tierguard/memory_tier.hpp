@@ -37,6 +37,9 @@ struct memory_config {
     std::size_t shards = 64;
     /// TTL of entries put without one.
     std::chrono::nanoseconds default_ttl = no_expiry;
+    /// How long an entry is kept past its TTL for get_with_stale() (stale-if-error);
+    /// every other read treats it as expired. 0 = dropped when its TTL passes.
+    std::chrono::nanoseconds stale_grace{0};
 };
 
 /// Counters of a memory tier, summed over its shards at the time of the call.
@@ -137,6 +140,8 @@ public:
                        ") is below memory_config.shards (" + std::to_string(cfg.shards) +
                        "); use 0 for no limit or at least one entry per shard");
         if (auto ok = detail::check_ttl(cfg.default_ttl, tier::memory, "memory_config.default_ttl"); !ok) return ok;
+        if (cfg.stale_grace < std::chrono::nanoseconds::zero())
+            return bad("memory_config.stale_grace is negative; use 0 to drop entries when their TTL passes");
         return {};
     }
 
@@ -154,13 +159,13 @@ public:
     memory_tier& operator=(memory_tier&&) noexcept = default;
 
     /// The value for `key`, copied out. errc::miss if absent, errc::expired if its TTL
-    /// passed (the entry is then dropped). Any K the hash and key_equal accept works,
+    /// passed (the entry is then dropped, unless within the stale grace). Any K the hash and key_equal accept works,
     /// e.g. a std::string_view or literal for std::string keys, without allocating.
     template <class K>
         requires lookup_key<K>
     [[nodiscard]] result<Value> get(const K& key) requires std::copy_constructible<Value> {
         // Copies the value straight into the result: no move after the copy.
-        return read<result<Value>>(key, [](const Value& v) { return result<Value>(std::in_place, v); });
+        return read<result<Value>>(key, false, [](const Value& v, bool) { return result<Value>(std::in_place, v); });
     }
 
     /// Calls f(const Value&) on the value for `key` under the shard lock and returns
@@ -170,7 +175,7 @@ public:
         requires lookup_key<K> && std::invocable<F&, const Value&>
     [[nodiscard]] auto get_with(const K& key, F&& f) -> result<std::invoke_result_t<F&, const Value&>> {
         using out = result<std::invoke_result_t<F&, const Value&>>;
-        return read<out>(key, [&f](const Value& v) -> out {
+        return read<out>(key, false, [&f](const Value& v, bool) -> out {
             if constexpr (std::is_void_v<std::invoke_result_t<F&, const Value&>>) {
                 f(v);
                 return {};
@@ -180,6 +185,15 @@ public:
         });
     }
 
+    /// Reads as get_with() does, and also an entry whose TTL passed less than
+    /// memory_config::stale_grace ago (such a read counts as a hit): calls f(value, stale),
+    /// stale = the TTL passed, and returns what f returns. f returns a result<T> itself,
+    /// so it can build T inside it (no move after the copy); a miss or an expired entry
+    /// returns the failure in that result<T>, as for get().
+    template <class K, class F, class R = std::invoke_result_t<F&, const Value&, bool>>
+        requires lookup_key<K> && std::constructible_from<R, unexpected<failure>>
+    [[nodiscard]] R get_with_stale(const K& key, F&& f) { return read<R>(key, true, f); }
+
     /// Removes the entry for `key` and returns its value (moved out). Errors as for get().
     template <class K>
         requires lookup_key<K>
@@ -187,10 +201,10 @@ public:
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
         std::lock_guard lock(s.mutex);
-        auto found = find_live(s, h, key);
+        auto found = find_live(s, h, key, false);
         if (!found) return unexpected(std::move(found).error());
-        result<Value> out(std::in_place, std::move(s.lru.at(*found).data().value));
-        s.lru.remove(*found);
+        result<Value> out(std::in_place, std::move(s.lru.at(found->pos).data().value));
+        s.lru.remove(found->pos);
         return out;
     }
 
@@ -248,7 +262,7 @@ public:
         const shard& s = shard_for(h);
         std::lock_guard lock(s.mutex);
         const std::uint32_t idx = s.lru.find(h, key, m_equal);
-        return idx != lru_type::npos && !expired(s.lru.at(idx));
+        return idx != lru_type::npos && age_of(s.lru.at(idx)) == age::fresh;
     }
 
     /// Removes every entry; counters keep counting.
@@ -259,13 +273,15 @@ public:
         }
     }
 
-    /// Drops every expired entry now (gets drop them lazily); returns how many.
+    /// Drops every expired entry now (gets drop them lazily), except those still within
+    /// the stale grace; returns how many.
     std::size_t purge_expired() {
         std::size_t dropped = 0;
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             shard& s = m_shards[i];
             std::lock_guard lock(s.mutex);
-            const std::size_t n = s.lru.remove_if([&](const typename lru_type::slot& e) { return expired(e); });
+            const std::size_t n =
+                s.lru.remove_if([&](const typename lru_type::slot& e) { return age_of(e) == age::dead; });
             s.expirations += n;
             dropped += n;
         }
@@ -365,6 +381,7 @@ private:
           m_shard_count(cfg.shards),
           m_byte_budget(cfg.byte_budget),
           m_default_ttl(cfg.default_ttl),
+          m_stale_grace(std::chrono::ceil<typename clock_type::duration>(cfg.stale_grace)),
           m_clock(std::move(clock)) {
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             m_shards[i].byte_budget = cfg.byte_budget / cfg.shards;
@@ -383,39 +400,56 @@ private:
     [[nodiscard]] shard& shard_for(std::uint64_t h) noexcept { return m_shards[shard_index(h)]; }
     [[nodiscard]] const shard& shard_for(std::uint64_t h) const noexcept { return m_shards[shard_index(h)]; }
 
+    // Past its TTL an entry is stale for m_stale_grace (kept for get_with_stale), then dead.
+    enum class age : unsigned char { fresh, stale, dead };
+
     // Reads the clock only for entries that can expire, so a cache without TTLs never pays for it.
-    [[nodiscard]] bool expired(const typename lru_type::slot& n) const noexcept {
-        return n.expiry != time_point::max() && n.expiry <= m_clock.now();
+    [[nodiscard]] age age_of(const typename lru_type::slot& n) const noexcept {
+        if (n.expiry == time_point::max()) return age::fresh;
+        const time_point now = m_clock.now();
+        if (n.expiry > now) return age::fresh;
+        return now - n.expiry < m_stale_grace ? age::stale : age::dead;
     }
 
-    // The live entry for key in s (its lock held), counted as a hit; or the failure to
-    // return, counted as a miss (an expired entry is dropped on the way).
+    struct found_entry {
+        std::uint32_t pos;
+        bool stale;
+    };
+
+    // The entry for key in s (its lock held), counted as a hit; or the failure to return,
+    // counted as a miss (a dead entry is dropped on the way, a stale one kept).
     template <class K>
-    [[nodiscard]] result<std::uint32_t> find_live(shard& s, std::uint64_t h, const K& key) {
+    [[nodiscard]] result<found_entry> find_live(shard& s, std::uint64_t h, const K& key, bool accept_stale) {
         const std::uint32_t idx = s.lru.find(h, key, m_equal);
         if (idx == lru_type::npos) {
             ++s.misses;
             return fail(errc::miss, tier::memory);
         }
-        if (expired(s.lru.at(idx))) {
+        const age a = age_of(s.lru.at(idx));
+        if (a == age::dead) {
             drop_expired(s, idx);
             return fail(errc::expired, tier::memory);
         }
+        if (a == age::stale && !accept_stale) {
+            ++s.misses;
+            return fail(errc::expired, tier::memory);
+        }
         ++s.hits;
-        return idx;
+        return found_entry{idx, a == age::stale};
     }
 
-    // A get: on a live entry, marks it used and returns on_hit(value) under the lock.
+    // A get: on an entry find_live accepts, marks it used and returns on_hit(value, stale)
+    // under the lock.
     template <class R, class K, class F>
-    [[nodiscard]] R read(const K& key, F&& on_hit) {
+    [[nodiscard]] R read(const K& key, bool accept_stale, F&& on_hit) {
         const std::uint64_t h = hash_of(key);
         shard& s = shard_for(h);
         s.lru.prefetch(h);  // the slot's cache miss, outside the lock
         std::lock_guard lock(s.mutex);
-        auto found = find_live(s, h, key);
+        auto found = find_live(s, h, key, accept_stale);
         if (!found) return unexpected(std::move(found).error());
-        s.lru.touch(*found);
-        return on_hit(std::as_const(s.lru.at(*found).data().value));
+        s.lru.touch(found->pos);
+        return on_hit(std::as_const(s.lru.at(found->pos).data().value), found->stale);
     }
 
     void drop_expired(shard& s, std::uint32_t idx) {
@@ -438,6 +472,7 @@ private:
     std::size_t m_shard_count;
     std::size_t m_byte_budget;
     std::chrono::nanoseconds m_default_ttl;
+    typename clock_type::duration m_stale_grace;
     [[no_unique_address]] clock_type m_clock;
     [[no_unique_address]] weigher_type m_weigher{};
     [[no_unique_address]] hasher m_hash{};

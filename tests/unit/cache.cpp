@@ -519,6 +519,21 @@ TEST_CASE("cache: stale-if-error serves an expired value within the grace period
     CHECK(too_old.error().code() == errc::loader_failed);
 }
 
+// cache::contains promises an unexpired entry; memory used to count one kept only for
+// stale-if-error.
+TEST_CASE("cache: contains does not count an expired entry kept for stale-if-error") {
+    harness h({.stale_grace = 30s});
+    REQUIRE(h.cache.put("k", "v", 10s));
+    CHECK(h.cache.contains("k"));
+    h.clock.advance(15s);
+    CHECK_FALSE(h.cache.contains("k"));
+    auto stale = h.cache.get_or_load("k", [](const std::string&) -> tierguard::result<std::string> {
+        return tierguard::fail(errc::io_error, tier::none, "backend down");
+    });
+    REQUIRE(stale);
+    CHECK(stale->stale);
+}
+
 TEST_CASE("cache: metrics render as Prometheus text with HELP, TYPE, _total counters and histograms") {
     harness h;
     REQUIRE(h.cache.put("k", "v"));

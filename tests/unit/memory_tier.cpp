@@ -169,6 +169,39 @@ TEST_CASE("memory tier: contains reports an expired entry as absent before it is
     CHECK(tier.stats().expirations == 1);
 }
 
+TEST_CASE("memory tier: within the stale grace only get_with_stale sees an expired entry, marked stale") {
+    tierguard::clock::manual clock;
+    auto tier = make_tier({.byte_budget = 1024, .shards = 1, .stale_grace = 10s}, clock);
+    REQUIRE(tier.put("k", "v", 5s));
+    auto read = [&] {
+        return tier.get_with_stale("k", [](const std::string& v, bool stale) {
+            return tierguard::result<std::string>(v + (stale ? "/stale" : "/fresh"));
+        });
+    };
+    CHECK(*read() == "v/fresh");
+    clock.advance(5s);  // the TTL just passed: stale for the next 10 s
+    CHECK(*read() == "v/stale");
+    CHECK(tier.get("k").error().code() == errc::expired);
+    CHECK(tier.get_with("k", [](const std::string&) {}).error().code() == errc::expired);
+    CHECK_FALSE(tier.contains("k"));
+    CHECK(tier.purge_expired() == 0);
+    CHECK(tier.size() == 1);  // kept: a get of a stale entry does not drop it
+    clock.advance(9s);
+    CHECK(*read() == "v/stale");
+    clock.advance(1s);  // TTL + grace passed: gone for every read
+    CHECK(read().error().code() == errc::expired);
+    CHECK(tier.size() == 0);
+
+    const auto stats = tier.stats();
+    CHECK(stats.hits == 3);    // the get_with_stale reads that returned the entry
+    CHECK(stats.misses == 3);  // get, get_with and the last get_with_stale
+    CHECK(stats.expirations == 1);
+
+    REQUIRE(tier.put("p", "v", 1s));
+    clock.advance(11s);
+    CHECK(tier.purge_expired() == 1);
+}
+
 TEST_CASE("memory tier: a TTL of zero or less is refused; a huge TTL saturates instead of overflowing") {
     tierguard::clock::manual clock;
     auto tier = make_tier({.byte_budget = 1024, .shards = 1}, clock);
@@ -198,6 +231,7 @@ TEST_CASE("memory tier: bad configurations are refused with a message naming the
         {{.max_entries = 3, .shards = 4}, "max_entries"},
         {{.default_ttl = 0s}, "default_ttl"},
         {{.default_ttl = -5s}, "default_ttl"},
+        {{.stale_grace = -1s}, "stale_grace"},
     };
     for (const auto& c : cases) {
         INFO("expected a complaint about " << c.mentions);
