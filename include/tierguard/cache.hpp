@@ -395,7 +395,7 @@ public:
                 if (!in_memory) return put_outcome{stored_in::storage, std::move(in_memory).error()};
                 return put_outcome{stored_in::memory_and_storage, std::nullopt};
             }
-            s.pending.add(key);
+            supersede_stored(key, on_disk.error());
             if (!in_memory) return unexpected(std::move(in_memory).error());
             return put_outcome{stored_in::memory, std::move(on_disk).error()};
         }
@@ -753,6 +753,21 @@ private:
         (void)refused();
         if constexpr (degradation_mode == degraded_mode::bypass) bypassed.fetch_add(1, std::memory_order_relaxed);
         return false;
+    }
+
+    // A put reached memory (or nothing) but not the storage tier, so the storage's older
+    // copy, if it has one, must never be served again. If the storage tried the write and
+    // failed (a full disk, say), the copy is removed now, outside the breaker's books, so
+    // that it cannot come back after a restart either; if that fails too, or the breaker
+    // refused the write, the key waits as a pending erasure until the tier is back.
+    void supersede_stored(const Key& key, const failure& why) requires has_storage {
+        state& s = *m;
+        if (!s.disk->indexed(key)) return;  // no older copy (a failed erase already left it pending)
+        if (why.code() != errc::circuit_open && s.disk->erase(key)) {
+            s.pending.remove(key);
+            return;
+        }
+        s.pending.add(key);
     }
 
     // Calls the storage through the breaker: errc::circuit_open if it says no.

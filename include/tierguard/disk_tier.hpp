@@ -335,17 +335,22 @@ public:
     }
 
     /// Removes the entry for `key`: true if a file was removed, false if there was none.
+    /// If the storage fails to remove it, the entry stays (and stays indexed) and the
+    /// failure is returned.
     result<bool> erase(const Key& key) {
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
-        if (const auto idx = m_index.find(h, h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
         auto removed = m_storage.remove(name_of(h));
-        if (removed) return true;
-        if (removed.error().code() == errc::miss) return false;
-        note_io_error(removed.error());
-        return unexpected(std::move(removed).error());
+        if (!removed && removed.error().code() != errc::miss) {
+            // The file is still there, so its entry stays indexed: a later erase (or the
+            // cache's pending erasure) finds it, and budgets keep counting it.
+            note_io_error(removed.error());
+            return unexpected(std::move(removed).error());
+        }
+        if (const auto idx = m_index.find(h, h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
+        return removed.has_value();
     }
 
     /// True if the index holds an entry for `key`, expired or not: whether a get would

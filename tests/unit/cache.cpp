@@ -327,6 +327,48 @@ TEST_CASE("cache: a failed disk write keeps the older disk copy from being serve
     CHECK_FALSE(h.cache.disk().contains("k"));  // the stale file was removed on the way
 }
 
+TEST_CASE("cache: a write the disk refused removes the superseded disk copy at once, so no restart revives it") {
+    harness h;
+    REQUIRE(h.cache.put("k", "old"));
+    auto refuse = [&](bool removes_work) {
+        *h.faults.faults = [removes_work](tierguard_test::storage_op op,
+                                          std::string_view) -> std::optional<tierguard::failure> {
+            if (op == tierguard_test::storage_op::write) return tierguard::failure(errc::disk_full, tier::disk, "full");
+            if (op == tierguard_test::storage_op::remove && !removes_work)
+                return tierguard::failure(errc::io_error, tier::disk, "injected");
+            return std::nullopt;
+        };
+    };
+    auto name = h.cache.disk().name_for("k");
+    REQUIRE(name);
+    auto on_disk = [&] { return h.cache.disk().storage().inner().read(*name).has_value(); };
+
+    SECTION("a full disk still removes: the old copy is gone before the tier recovers") {
+        refuse(true);
+        auto stored = h.cache.put("k", "new");
+        REQUIRE(stored);
+        CHECK(stored->where == stored_in::memory);
+        CHECK_FALSE(on_disk());
+        CHECK(h.cache.metrics().pending_erasures == 0);
+    }
+    SECTION("a disk that cannot remove either keeps the key pending until it is back") {
+        refuse(false);
+        REQUIRE(h.cache.put("k", "new"));
+        CHECK(on_disk());
+        CHECK(h.cache.metrics().pending_erasures == 1);
+        h.faults.heal();
+        h.cache.memory().clear();
+        CHECK(h.cache.get("k").error().is_miss());  // the pending erasure removes it on the way
+        CHECK_FALSE(on_disk());
+        CHECK(h.cache.metrics().pending_erasures == 0);
+    }
+    SECTION("a put of a key the disk never held leaves nothing pending") {
+        refuse(false);
+        REQUIRE(h.cache.put("fresh", "value"));
+        CHECK(h.cache.metrics().pending_erasures == 0);
+    }
+}
+
 TEST_CASE("cache: one corrupted entry is quarantined without tripping the breaker; a run of them trips it") {
     harness h({.breaker = {.failure_threshold = 2, .corruption_threshold = 3}});
     auto corrupt = [&](const std::string& key) {
