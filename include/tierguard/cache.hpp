@@ -761,8 +761,9 @@ private:
     // that it cannot come back after a restart either; if that fails too, or the breaker
     // refused the write, the key waits as a pending erasure until the tier is back.
     void supersede_stored(const Key& key, const failure& why) requires has_storage {
+        // Not skipped for a key the index lacks: a failed read can drop an index entry whose
+        // file stays, to be indexed again by the next scan.
         state& s = *m;
-        if (!s.disk->indexed(key)) return;  // no older copy (a failed erase already left it pending)
         if (why.code() != errc::circuit_open && s.disk->erase(key)) {
             s.pending.remove(key);
             return;
