@@ -12,7 +12,7 @@
 // Replay: TIERGUARD_POWER_LOSS_SEED=<seed> (printed on failure) reruns every crash point
 // with the same workloads and the same draws.
 
-#include "support/bytes.hpp"
+#include "support/blob_text.hpp"
 #include "support/power_loss_storage.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
