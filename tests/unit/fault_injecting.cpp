@@ -1,3 +1,4 @@
+#include "support/blob_text.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -49,20 +50,9 @@ namespace {
 
 const auto t0 = std::chrono::system_clock::time_point{std::chrono::hours{24 * 365 * 50}};
 
-std::vector<std::byte> bytes_of(std::string_view text) {
-    std::vector<std::byte> out(text.size());
-    std::memcpy(out.data(), text.data(), text.size());
-    return out;
-}
-
-std::string text_of(const std::vector<std::byte>& bytes) {
-    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-template <class R>
-errc errc_of(const R& r) {
-    return r ? errc{} : r.error().code();
-}
+using tierguard_test::bytes_of;
+using tierguard_test::errc_of;
+using tierguard_test::text_of;
 
 template <class R>
 std::error_code os_error_of(const R& r) {
