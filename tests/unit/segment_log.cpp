@@ -136,8 +136,11 @@ TEST_CASE("segment_log: blobs round trip, also across a reopen, and list names e
 TEST_CASE("segment_log: overwrites and removes win across reopens; no phantom comes back (random, against a model)") {
     temp_dir dir;
     const auto sync = GENERATE(durability::none, durability::data);
+    const bool in_memory = GENERATE(true, false);
+    INFO("keep_active_in_memory " << in_memory);
     auto cfg = small(dir.path() / "cache", sync);
     cfg.segment_size = 16 << 10;  // many segments
+    cfg.keep_active_in_memory = in_memory;
     memory_storage model;
     std::mt19937 rng(20261129);
     auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
@@ -284,21 +287,45 @@ TEST_CASE("segment_log: a damaged record header costs its entry and what was rec
     }
 }
 
-TEST_CASE("segment_log: damage found by a read is corrupted; quarantine moves it aside; scrub finds the rest") {
-    temp_dir dir;
-    auto s = open_log(small(dir.path() / "cache"));
+namespace {
+
+// Writes six blobs into the active segment, flushes them and damages the first two
+// records in the file.
+segment_log six_with_two_damaged(segment_log::config cfg) {
+    auto s = open_log(cfg);
     for (int i = 0; i < 6; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
     const std::size_t first = tierguard::detail::segment::segment_header_size;
     const std::size_t second = first + record_size(name_for(0), value_for(0, 0).size());
     REQUIRE(s.flush());
-    {
-        const fs::path file = segment_files(s.root()).front();
-        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-        for (const std::size_t at : {first + 60, second + 70}) {
-            f.seekp(static_cast<std::streamoff>(at));
-            f.put('#');
-        }
+    const fs::path file = segment_files(s.root()).front();
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    for (const std::size_t at : {first + 60, second + 70}) {
+        f.seekp(static_cast<std::streamoff>(at));
+        f.put('#');
     }
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("segment_log: the active segment's copy in memory serves reads; scrub still checks its file") {
+    temp_dir dir;
+    auto s = six_with_two_damaged(small(dir.path() / "cache"));
+    for (int i = 0; i < 6; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+    const auto report = s.scrub();
+    REQUIRE(report);
+    CHECK(report->frames_skipped == 2);
+    CHECK(report->entries_dropped == 2);
+    for (int i = 0; i < 2; ++i) CHECK(errc_of(s.read(name_for(i))) == errc::miss);
+    for (int i = 2; i < 6; ++i) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 0));
+    CHECK(s.stats().buffered_bytes == 0);
+}
+
+TEST_CASE("segment_log: damage found by a read is corrupted; quarantine moves it aside; scrub finds the rest") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.keep_active_in_memory = false;  // reads of the active segment go to its file
+    auto s = six_with_two_damaged(cfg);
     const auto r = s.read(name_for(0));
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::corrupted);

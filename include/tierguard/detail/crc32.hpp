@@ -3,13 +3,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
 
 // 1: x86-64 with GCC or clang, where crc32_clmul and crc32_vclmul exist (the CPU is still
-// checked at run time); define it to 0 before including tierguard to keep every CRC in zlib.
+// checked at run time); define it to 0 before including tierguard to compute every CRC by crc32_portable.
 #ifndef TIERGUARD_CRC32_CLMUL
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TIERGUARD_CRC32_CLMUL 1
@@ -23,10 +24,36 @@
 
 namespace tierguard::detail {
 
+namespace crc32_table_detail {
+
+// The register after one byte, for each byte value: the classic table of the reflected
+// polynomial 0xEDB88320.
+[[nodiscard]] constexpr std::array<std::uint32_t, 256> byte_table() noexcept {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int bit = 0; bit < 8; ++bit) c = (c & 1U) != 0 ? (c >> 1) ^ 0xEDB88320U : c >> 1;
+        t[i] = c;
+    }
+    return t;
+}
+
+inline constexpr std::array<std::uint32_t, 256> table = byte_table();
+
+}  // namespace crc32_table_detail
+
 /// zlib's crc32() over any length: the CRC-32 of ISO-HDLC (reflected polynomial
 /// 0xEDB88320, initial and final value inverted), continued from `crc` (0 to start).
 /// Returns `crc` for an empty buffer. Chained calls equal one call over the concatenation.
+/// Short buffers (the ends the folding leaves, record heads) go byte by byte through a
+/// table here; a call into zlib costs more than they do.
 [[nodiscard]] inline std::uint32_t crc32_portable(std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+    if (size < 32) {
+        std::uint32_t c = ~crc;
+        for (std::size_t i = 0; i < size; ++i)
+            c = crc32_table_detail::table[(c ^ static_cast<std::uint32_t>(data[i])) & 0xFFU] ^ (c >> 8);
+        return ~c;
+    }
     uLong c = crc;
     const auto* p = reinterpret_cast<const Bytef*>(data);
     while (size > 0) {
@@ -168,7 +195,7 @@ namespace crc32_clmul_detail {
 }
 
 // The end both widths share: R folded over the remaining 16-byte blocks, reduced, and the
-// last size % 16 bytes through zlib.
+// last size % 16 bytes through crc32_portable.
 [[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
                                                                             std::size_t size) noexcept {
     namespace k = crc32_constants;
@@ -180,7 +207,7 @@ namespace crc32_clmul_detail {
 }  // namespace crc32_clmul_detail
 
 /// crc32_portable's result, by carry-less multiply folding: 64 bytes a step in four
-/// lanes, then 16, then a Barrett reduction; the last size % 16 bytes go to zlib, as does
+/// lanes, then 16, then a Barrett reduction; the last size % 16 bytes go to crc32_portable, as does
 /// a buffer under 16 bytes. Requires crc32_clmul_supported(). Reads only [data, data + size).
 [[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t crc32_clmul(std::uint32_t crc,
                                                                                  const std::byte* data,
@@ -251,7 +278,7 @@ namespace crc32_clmul_detail {
 
 /// zlib's crc32() of `bytes` continued from `crc` (0 to start), bit for bit: by
 /// crc32_vclmul or crc32_clmul when the CPU has them (from 16 bytes on they beat zlib),
-/// else by zlib.
+/// else by crc32_portable.
 [[nodiscard]] inline std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) noexcept {
 #if TIERGUARD_CRC32_CLMUL
     if (bytes.size() >= 16) {

@@ -1,8 +1,7 @@
 #pragma once
 
+#include <tierguard/detail/crc32.hpp>
 #include <tierguard/serializer/codec.hpp>
-
-#include <zlib.h>
 
 #include <array>
 #include <cstddef>
@@ -43,7 +42,7 @@ inline constexpr std::size_t max_name = 1024;
 }
 
 [[nodiscard]] inline std::uint32_t crc_update(std::uint32_t crc, const std::byte* data, std::size_t n) noexcept {
-    return static_cast<std::uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(n)));
+    return crc32_update(crc, {data, n});
 }
 
 /// A segment header: magic, version, flags (0), sequence number, creation time, CRC.

@@ -88,6 +88,8 @@ struct segment_scrub_report {
 ///    new one is made. A write that meets ENOSPC evicts the oldest segment and retries once.
 ///  - Names are flat keys: "a" and "a/b" may both exist (no folders, so none of the
 ///    file system's blob/folder conflicts). The naming rules are the same.
+///  - Memory: the index, plus (config::keep_active_in_memory) a copy of the segment being
+///    filled, which serves reads of it; scrub() still reads every segment from its file.
 ///  - Durability: with durability::none, appends collect in a buffer of
 ///    config::write_buffer bytes, written to the file when full, at flush(), when a
 ///    segment fills, and on destruction; a crash loses the buffered tail (puts and removes
@@ -127,6 +129,10 @@ public:
         std::uint64_t byte_budget = std::uint64_t{1} << 30;
         /// Appends collected before a write to the file (durability::none only).
         std::size_t write_buffer = std::size_t{64} << 10;
+        /// Keep a copy of the segment being filled in memory (up to segment_size bytes),
+        /// so that reads of recent blobs, and the check a put makes for an older blob of
+        /// its name, need no system call. Off: only the unwritten appends stay in memory.
+        bool keep_active_in_memory = true;
         /// Carry blobs read since they were written into the new segment when theirs is evicted.
         bool reinsert_read = true;
         /// Share of a segment that carried blobs may fill, 0 to 0.9.
@@ -305,8 +311,11 @@ private:
         std::vector<std::optional<segment>> slots;  // by the slot number the index keeps
         std::deque<std::uint32_t> order;            // slots oldest first; back() is appended to
         std::uint64_t next_sequence = 1;
-        std::vector<std::byte> buffer;  // appends not yet written, from buffer_start of the active segment
-        std::uint64_t buffer_start = 0;
+        // The active segment's bytes from tail_start on; the file holds them up to `flushed_to`.
+        // Without keep_active_in_memory, tail_start == flushed_to after every write.
+        std::vector<std::byte> tail;
+        std::uint64_t tail_start = 0;
+        std::uint64_t flushed_to = 0;
         hash_index index;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
@@ -378,14 +387,16 @@ private:
             return {};
         }
 
-        // Bytes [offset, offset + n) of the segment in `slot`, from the file and the
-        // buffer; fewer if the file ends first.
+        [[nodiscard]] std::uint64_t unwritten() const noexcept { return tail_start + tail.size() - flushed_to; }
+
+        // Bytes [offset, offset + n) of the segment in `slot`, from the file and the tail
+        // (only the unwritten part with `from_file`); fewer if the file ends first.
         [[nodiscard]] result<void> read_at(std::uint32_t slot, std::size_t offset, std::size_t n,
-                                           std::vector<std::byte>& out) {
+                                           std::vector<std::byte>& out, bool from_file = false) {
             out.resize(n);
             std::size_t got = 0;
             const bool is_active = has_active() && slot == active();
-            const std::uint64_t file_end = is_active ? buffer_start : seg(slot).size;
+            const std::uint64_t file_end = !is_active ? seg(slot).size : from_file ? flushed_to : tail_start;
             while (got < n && offset + got < file_end) {
                 const std::size_t want =
                     static_cast<std::size_t>(std::min<std::uint64_t>(n - got, file_end - (offset + got)));
@@ -397,12 +408,12 @@ private:
                 if (r == 0) break;
                 got += static_cast<std::size_t>(r);
             }
-            if (is_active && offset + got >= buffer_start) {
+            if (is_active && offset + got >= tail_start) {
                 const std::uint64_t from = offset + got;
-                if (from < buffer_start + buffer.size()) {
+                if (from < tail_start + tail.size()) {
                     const auto k =
-                        static_cast<std::size_t>(std::min<std::uint64_t>(n - got, buffer_start + buffer.size() - from));
-                    std::copy_n(buffer.begin() + static_cast<std::ptrdiff_t>(from - buffer_start), k,
+                        static_cast<std::size_t>(std::min<std::uint64_t>(n - got, tail_start + tail.size() - from));
+                    std::copy_n(tail.begin() + static_cast<std::ptrdiff_t>(from - tail_start), k,
                                 out.begin() + static_cast<std::ptrdiff_t>(got));
                     got += k;
                 }
@@ -411,13 +422,24 @@ private:
             return {};
         }
 
-        // Whether the record at `loc` is `name`'s, reading its head into scratch; an
-        // unreadable head (or a failed read) cannot be told apart from it.
+        // Bytes [offset, offset + n) of the segment in `slot`: in place when the tail holds
+        // them all, else read into `spill` (see read_at).
+        [[nodiscard]] result<std::span<const std::byte>> view_at(std::uint32_t slot, std::size_t offset, std::size_t n,
+                                                                 std::vector<std::byte>& spill) {
+            if (has_active() && slot == active() && offset >= tail_start && offset + n <= tail_start + tail.size())
+                return std::span<const std::byte>(tail).subspan(static_cast<std::size_t>(offset - tail_start), n);
+            if (auto ok = read_at(slot, offset, n, spill); !ok) return unexpected(std::move(ok).error());
+            return std::span<const std::byte>(spill);
+        }
+
+        // Whether the record at `loc` is `name`'s, reading its head; an unreadable head
+        // (or a failed read) cannot be told apart from it.
         [[nodiscard]] match compare(std::uint64_t loc, std::string_view name) {
             const std::size_t n =
                 std::min(location::size(loc), detail::segment::record_header_size + detail::segment::max_name);
-            if (!read_at(location::slot(loc), location::offset(loc), n, scratch)) return match::unreadable;
-            const auto head = detail::segment::parse_head(scratch);
+            const auto bytes = view_at(location::slot(loc), location::offset(loc), n, scratch);
+            if (!bytes) return match::unreadable;
+            const auto head = detail::segment::parse_head(*bytes);
             if (!head) return match::unreadable;
             return head->name == name ? match::same : match::other;
         }
@@ -458,19 +480,24 @@ private:
 
         // ---- appending ----------------------------------------------------------------
 
-        // Writes the buffer to the active segment; on ENOSPC evicts the oldest segment
-        // (if another remains) and retries once.
+        // Writes the unwritten tail to the active segment; on ENOSPC evicts the oldest
+        // segment (if another remains) and retries once.
         [[nodiscard]] result<void> write_buffer_out() {
-            if (buffer.empty()) return {};
+            if (unwritten() == 0) return {};
             segment& a = seg(active());
             const std::string file = file_name(a.sequence);
-            auto ok = pwrite_all(a.fd.get(), buffer, buffer_start, "write", file);
+            const auto pending =
+                std::span<const std::byte>(tail).subspan(static_cast<std::size_t>(flushed_to - tail_start));
+            auto ok = pwrite_all(a.fd.get(), pending, flushed_to, "write", file);
             if (!ok && ok.error().code() == errc::disk_full && evict_for_space()) {
-                ok = pwrite_all(a.fd.get(), buffer, buffer_start, "write", file);
+                ok = pwrite_all(a.fd.get(), pending, flushed_to, "write", file);
             }
             if (!ok) return ok;
-            buffer_start += buffer.size();
-            buffer.clear();
+            flushed_to = tail_start + tail.size();
+            if (!cfg.keep_active_in_memory) {
+                tail.clear();
+                tail_start = flushed_to;
+            }
             return {};
         }
 
@@ -493,10 +520,10 @@ private:
             return std::find(cfg.pinned.begin(), cfg.pinned.end(), name) != cfg.pinned.end();
         }
 
-        // The whole segment in `slot`: file and buffer.
-        [[nodiscard]] result<std::vector<std::byte>> load(std::uint32_t slot) {
+        // The whole segment in `slot`: file and tail (see read_at).
+        [[nodiscard]] result<std::vector<std::byte>> load(std::uint32_t slot, bool from_file = false) {
             std::vector<std::byte> data;
-            if (auto ok = read_at(slot, 0, static_cast<std::size_t>(seg(slot).size), data); !ok)
+            if (auto ok = read_at(slot, 0, static_cast<std::size_t>(seg(slot).size), data, from_file); !ok)
                 return unexpected(std::move(ok).error());
             return data;
         }
@@ -596,8 +623,8 @@ private:
                 const std::uint32_t slot = free_slot();
                 slots[slot].emplace(segment{sequence, std::move(fd), header.size(), created, 0});
                 order.push_back(slot);
-                buffer.clear();
-                buffer_start = header.size();
+                tail.clear();
+                tail_start = flushed_to = header.size();
                 return {};
             }
         }
@@ -618,7 +645,7 @@ private:
             segment& a = seg(active());
             for (carried& c : carry) {
                 const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), c.bytes.size());
-                buffer.insert(buffer.end(), c.bytes.begin(), c.bytes.end());
+                tail.insert(tail.end(), c.bytes.begin(), c.bytes.end());
                 a.size += c.bytes.size();
                 index.insert(c.hash, loc);
                 ++a.live;
@@ -636,18 +663,19 @@ private:
             if (!has_active() || seg(active()).size + size > cfg.segment_size) {
                 if (auto ok = roll(size); !ok) return unexpected(std::move(ok).error());
             }
-            if (cfg.sync == durability::none && !buffer.empty() && buffer.size() + size > cfg.write_buffer) {
+            if (cfg.sync == durability::none && unwritten() > 0 && unwritten() + size > cfg.write_buffer) {
                 if (auto ok = write_buffer_out(); !ok) return unexpected(std::move(ok).error());
             }
             segment& a = seg(active());
-            const std::size_t before = buffer.size();
-            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), size);
-            detail::segment::append_record(buffer, name, blob, flags);
+            const std::size_t before = tail.size();
+            const std::uint64_t at = a.size;
+            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(at), size);
+            detail::segment::append_record(tail, name, blob, flags);
             a.size += size;
             if (cfg.sync != durability::none) {
                 if (auto ok = flush(true); !ok) {
-                    if (buffer.size() > before) {  // not written: forget it
-                        buffer.resize(before);
+                    if (flushed_to <= at) {  // not written: forget it
+                        tail.resize(before);
                         a.size -= size;
                     }
                     return unexpected(std::move(ok).error());
@@ -663,16 +691,17 @@ private:
             std::vector<std::byte> bytes;
             bool damaged = false;
             std::optional<failure> error;
+            std::span<const std::byte> blob;
             bool found = false;
-            std::size_t blob_at = 0;
-            std::size_t blob_length = 0;
+            bool spilled = false;  // the record was read into `bytes`, not viewed in the tail
             index.find_if(h, [&](std::size_t pos) {
                 const std::uint64_t loc = index.at(pos).loc;
-                if (auto ok = read_at(location::slot(loc), location::offset(loc), location::size(loc), bytes); !ok) {
-                    error = std::move(ok).error();
+                auto record = view_at(location::slot(loc), location::offset(loc), location::size(loc), bytes);
+                if (!record) {
+                    error = std::move(record).error();
                     return true;
                 }
-                const auto r = detail::segment::parse_record(bytes);
+                const auto r = detail::segment::parse_record(*record);
                 if (!r) {
                     damaged = true;
                     return false;
@@ -684,19 +713,22 @@ private:
                 }
                 index.set_loc(pos, loc | location::read_bit);
                 found = true;
-                blob_at = static_cast<std::size_t>(r->blob.data() - bytes.data());
-                blob_length = r->blob.size();
+                spilled = !bytes.empty() && record->data() == bytes.data();
+                blob = r->blob;
                 return true;
             });
             if (error) return unexpected(std::move(*error));
             if (found) {
-                if (blob_length > cfg.max_blob_size)
+                if (blob.size() > cfg.max_blob_size)
                     return fail(errc::too_large, tier::disk,
-                                "read " + std::string(name) + ": blob of " + std::to_string(blob_length) +
+                                "read " + std::string(name) + ": blob of " + std::to_string(blob.size()) +
                                     " bytes, over max_blob_size (" + std::to_string(cfg.max_blob_size) + ")");
-                // The record was read into `bytes`: keep only its blob, no second buffer.
-                bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(blob_at));
-                bytes.resize(blob_length);
+                if (!spilled) return std::vector<std::byte>(blob.begin(), blob.end());
+                // Keep only the blob of what was read, no second buffer.
+                const auto at = blob.data() - bytes.data();
+                const std::size_t length = blob.size();
+                bytes.erase(bytes.begin(), bytes.begin() + at);
+                bytes.resize(length);
                 return bytes;
             }
             if (damaged) {
@@ -963,7 +995,7 @@ private:
             segment_scrub_report report;
             if (auto ok = flush(false); !ok) return unexpected(std::move(ok).error());
             for (const std::uint32_t slot : std::vector<std::uint32_t>(order.begin(), order.end())) {
-                auto data = load(slot);
+                auto data = load(slot, true);
                 if (!data) return unexpected(std::move(data).error());
                 ++report.segments_checked;
                 replay_visitor v{*this, slot, false, &report};
@@ -1053,7 +1085,8 @@ private:
                 const std::uint32_t slot = free_slot();
                 slots[slot].emplace(segment{sequence, std::move(fd), file_size, head->created_ns, 0});
                 order.push_back(slot);
-                buffer_start = file_size;  // read_at reads the file only
+                tail.clear();
+                tail_start = flushed_to = file_size;  // read_at reads the file only
                 auto data = load(slot);
                 if (!data) return unexpected(std::move(data).error());
                 replay_visitor v{*this, slot, true};
@@ -1064,7 +1097,7 @@ private:
                         return unexpected(os_error(errno, "open", file, "cut a torn tail"));
                 }
                 sg.size = end;
-                buffer_start = end;
+                tail_start = flushed_to = end;
             }
             return {};
         }
@@ -1074,7 +1107,7 @@ private:
             out.segments = order.size();
             out.entries = index.size();
             out.index_bytes = index.memory_bytes();
-            out.buffered_bytes = buffer.size();
+            out.buffered_bytes = unwritten();
             out.disk_bytes = 0;
             for (const std::uint32_t slot : order) out.disk_bytes += slots[slot]->size;
             return out;
