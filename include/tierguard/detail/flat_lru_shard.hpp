@@ -116,10 +116,13 @@ public:
     [[nodiscard]] slot& at(std::uint32_t pos) noexcept { return m_slots.get()[pos]; }
     [[nodiscard]] const slot& at(std::uint32_t pos) const noexcept { return m_slots.get()[pos]; }
 
-    /// Marks a live slot as just used.
+    /// Marks a live slot as just used. Writes nothing if it already is the most recently
+    /// used one (a hot key asked twice in a row), so such a get leaves the queue's lines
+    /// shared between cores.
     void touch(std::uint32_t pos) {
-        make_queue_room();
         slot& s = at(pos);
+        if (s.qpos + std::size_t{1} == m_queue.size()) return;
+        make_queue_room();
         kill(s.qpos);
         s.qpos = append(pos);
     }
