@@ -3,6 +3,7 @@
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -22,9 +23,17 @@ inline constexpr std::string_view quarantine_folder = "quarantine";
 /// Prefix of the temp files a write goes through; clean() removes leftovers.
 inline constexpr std::string_view temp_prefix = ".tmp.";
 
+// [A-Za-z0-9_.-] as a table: a name is checked on every storage call, a character at a time.
+inline constexpr auto blob_name_chars = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[static_cast<std::size_t>(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                         c == '_' || c == '-' || c == '.';
+    return t;
+}();
+
 [[nodiscard]] constexpr bool is_blob_name_char(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.';
+    return blob_name_chars[static_cast<unsigned char>(c)];
 }
 
 /// True if `segment` may be one '/'-separated part of a blob name.
