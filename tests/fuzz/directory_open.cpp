@@ -4,17 +4,28 @@
 // second scrub finds clean; and a get may only return what an intact entry on disk holds,
 // and must return it for every intact, current entry.
 //
-// The input is a list of records, each [op: u8][name length: u8][name][data length: u16 LE][data]
+// The input is a mode byte (bit 0: the tier's storage is segment_log, else posix_directory),
+// then a list of records, each [op: u8][name length: u8][name][data length: u16 LE][data]
 // (lengths clamped to what is left). op & 7 says what the record makes (see `kind`);
 // op & 8 repeats the path's segments (deep nesting); op >> 4 is a small parameter. Every
 // path is cut down to stay inside a fresh temp directory: ".." never climbs above it,
 // the harness itself never follows a link, and links it makes point inside it.
+//
+// Over segment_log the entries live in segment files (<16 hex>.seg, valid headers made with
+// detail/segment_format.hpp, so that the fuzzer starts past them): the meta blob opens
+// segment 1; `entry` appends a well-formed record to the newest segment (op & 8: a
+// tombstone), `raw_entry` appends its bytes as they are to segment 1 + param % 4; the other
+// kinds make the same files, folders, links and FIFOs as over posix_directory (a `file`
+// may well be named like a segment). What a get may return is replayed from the segment
+// files as open reads them (segment_replay).
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/segment_format.hpp>
 #include <tierguard/detail/siphash.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
 #include <array>
@@ -42,10 +53,20 @@ namespace {
 using namespace std::chrono_literals;
 namespace frame = tierguard::frame;
 
+template <class Storage>
 struct fuzz_policies : tierguard::disk_defaults {
+    using storage = Storage;
     using clock = tierguard::clock::manual;
 };
-using tier_type = tierguard::disk_tier<std::string, std::string, fuzz_policies>;
+template <class Storage>
+using result_of_open = decltype(Storage::open({}));
+using posix_tier = tierguard::disk_tier<std::string, std::string, fuzz_policies<tierguard::storage::posix_directory>>;
+constexpr std::string_view meta_name = posix_tier::meta_name;
+constexpr std::uint32_t schema_version = posix_tier::schema_version;
+namespace seg = tierguard::detail::segment;
+// segment_log: small segments, so that a few records fill one.
+constexpr std::uint64_t segment_size = 4096;
+constexpr std::uint64_t segment_budget = 16 * segment_size;
 
 enum class kind : std::uint8_t {
     file,        // a regular file at the path, holding the data
@@ -271,7 +292,7 @@ std::optional<std::string> servable(std::string_view key, std::span<const std::b
     const auto decoded = frame::decode(bytes);
     if (!decoded) return std::nullopt;
     const auto& head = decoded->head;
-    if (head.schema_version != tier_type::schema_version) return std::nullopt;
+    if (head.schema_version != schema_version) return std::nullopt;
     if (head.expiry_ns != 0 &&
         std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::nanoseconds(head.expiry_ns))) <= now)
@@ -289,106 +310,82 @@ std::string describe(const tierguard::scrub_report& r) {
            std::to_string(r.evicted) + ", io errors " + std::to_string(r.io_errors);
 }
 
-void run(std::span<const std::uint8_t> input) {
-    scratch tmp;
-    const std::string root = tmp.path();
+// segment_log's files, as the harness writes them: <16 hex digits>.seg.
+std::string segment_file(std::uint64_t sequence) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (std::size_t i = 16; i-- > 0; sequence >>= 4) out[i] = digits[sequence & 0xf];
+    return out + ".seg";
+}
 
-    std::vector<std::byte> meta;
-    {
-        std::array<std::byte, 16> raw{};
-        for (std::size_t i = 0; i < 16; ++i) raw[i] = static_cast<std::byte>(secret[i / 8] >> (8 * (i % 8)));
-        if (!frame::encode(bytes_of(tier_type::meta_name), raw, 1, 0, 0, meta)) fail("cannot encode the meta file");
-        if (!write_file(tmp.fd(), {std::string(tier_type::meta_name)}, meta)) fail("cannot write the meta file");
+// The blob segment_log must serve for each name, or nullopt, replaying the segment files now
+// in the root as its open does (docs/FORMAT.md, "Segment files"): in sequence order, a later
+// record or tombstone wins; a damaged record removes its name; a stretch without a trustworthy
+// header drops every name recorded before it; so does a segment whose header is unreadable (it
+// is quarantined), except an unreadable newest one of at most a header's size (deleted); a
+// torn tail ends a segment. `exact` is false where the replay is not sure to match (more
+// segments than the budget keeps): then only the never-a-wrong-value half is checked.
+struct segment_replay {
+    std::map<std::string, std::optional<std::vector<std::byte>>, std::less<>> blobs;
+    bool exact = true;
+
+    void record(std::size_t, const seg::record_view& r) {
+        if (r.head.tombstone())
+            blobs[std::string(r.head.name)] = std::nullopt;
+        else
+            blobs[std::string(r.head.name)] = std::vector<std::byte>(r.blob.begin(), r.blob.end());
     }
+    void damaged_record(std::size_t, const seg::record_view& r) { blobs[std::string(r.head.name)] = std::nullopt; }
+    void unreadable(std::size_t, std::size_t) { blobs.clear(); }
+    void torn(std::size_t, std::size_t) {}
 
-    std::map<std::string, std::vector<std::string>> entries;  // key -> where its entry file is
-    reader in(input);
-    for (std::size_t record = 0; record < max_records && in.more(); ++record) {
-        const std::uint8_t op = in.byte();
-        const std::string name = in.text(in.byte());
-        const std::size_t data_size = in.byte() | (std::size_t{in.byte()} << 8);
-        const std::string data = in.text(data_size);
-        const auto what = static_cast<kind>(op & 7);
-        const bool deep = (op & 8) != 0;
-        const unsigned param = op >> 4;
-        const auto segments = segments_of(name, deep, param);
-
-        switch (what) {
-            case kind::file:
-                if (!segments.empty()) (void)write_file(tmp.fd(), segments, bytes_of(data));
-                break;
-            case kind::folder:
-                make_node(tmp.fd(), segments, [](int dir, const char* leaf) { return ::mkdirat(dir, leaf, 0700); });
-                break;
-            case kind::link: {
-                const std::string target = root + "/" + joined(split(data));
-                make_node(tmp.fd(), segments,
-                          [&](int dir, const char* leaf) { return ::symlinkat(target.c_str(), dir, leaf); });
-                break;
+    explicit segment_replay(int root_fd) {
+        std::map<std::uint64_t, std::string> files;
+        {
+            // A descriptor of its own: a dup would share (and move) the scratch's offset.
+            DIR* dir = ::fdopendir(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (dir == nullptr) fail("cannot read the scratch directory");
+            while (const dirent* e = ::readdir(dir)) {
+                const std::string_view name = e->d_name;
+                if (name.size() != 20 || !name.ends_with(".seg") || name.find_first_not_of("0123456789abcdef") != 16)
+                    continue;
+                struct stat st {};
+                if (::fstatat(root_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                    files.emplace(std::stoull(std::string(name.substr(0, 16)), nullptr, 16), std::string(name));
             }
-            case kind::fifo:
-                make_node(tmp.fd(), segments, [](int dir, const char* leaf) { return ::mkfifoat(dir, leaf, 0600); });
-                break;
-            case kind::raw_entry:
-            case kind::entry: {
-                std::vector<std::byte> bytes(bytes_of(data).begin(), bytes_of(data).end());
-                if (what == kind::entry) {
-                    const std::uint32_t schema = tier_type::schema_version + ((param & 1) != 0 ? 1 : 0);
-                    std::int64_t expiry = 0;
-                    if ((param & 6) == 2) expiry = std::chrono::nanoseconds((now - 1s).time_since_epoch()).count();
-                    if ((param & 6) == 4) expiry = std::chrono::nanoseconds((now + 1h).time_since_epoch()).count();
-                    const int level = (param & 8) != 0 ? 6 : 0;
-                    bytes.clear();
-                    if (!frame::encode(bytes_of(name), bytes_of(data), schema, expiry, level, bytes)) break;
-                }
-                auto at = split(entry_name(name));
-                (void)write_file(tmp.fd(), at, bytes);
-                entries[name] = std::move(at);
-                break;
+            ::closedir(dir);
+        }
+        // Past the budget, open deletes the oldest; near it, the scrub's tombstones may evict.
+        if (files.size() + 2 >= segment_budget / segment_size) exact = false;
+        for (const auto& [sequence, file] : files) {
+            const auto bytes = read_file(root_fd, {file});
+            if (!bytes) fail("cannot read a segment file", file);
+            const auto head = seg::decode_segment_header(*bytes);
+            if (!head && sequence == files.rbegin()->first && bytes->size() <= seg::segment_header_size) continue;
+            if (!head || head->sequence != sequence) {
+                blobs.clear();
+                continue;
             }
-            case kind::temp: {
-                auto at = segments;
-                at.push_back(".tmp." + std::to_string(param) + "." + std::to_string(data.size()));
-                (void)write_file(tmp.fd(), at, bytes_of(data));
-                break;
-            }
-            case kind::quarantine: {
-                std::string leaf = tierguard::detail::quarantine_name(joined(segments), "fuzz", now - 24h * param);
-                std::replace(leaf.begin(), leaf.end(), '\0', '_');
-                if (leaf.size() > 255) leaf.resize(255);
-                (void)write_file(tmp.fd(), {std::string(tierguard::detail::quarantine_folder), leaf}, bytes_of(data));
-                break;
-            }
+            seg::scan_records(*bytes, *this);
         }
     }
+};
 
-    // With the meta file as written, what a get for each key must return (nullopt: it must
-    // fail), from what its entry file holds now: later records may have replaced or blocked it.
-    std::optional<std::map<std::string, std::optional<std::string>>> expected;
-    if (read_file(tmp.fd(), {std::string(tier_type::meta_name)}) == meta) {
-        expected.emplace();
-        for (const auto& [key, segments] : entries) {
-            const auto on_disk = read_file(tmp.fd(), segments);
-            (*expected)[key] = on_disk ? servable(key, *on_disk) : std::nullopt;
-        }
-    }
-
-    // Only a lock file that is not a file, or a folder where the meta file belongs, may keep
-    // the directory from opening: the storage refuses the one, and cannot set the other aside.
-    struct stat st {};
-    const bool may_refuse =
-        (::fstatat(tmp.fd(), ".lock", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) ||
-        (::fstatat(tmp.fd(), std::string(tier_type::meta_name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-         S_ISDIR(st.st_mode));
-    auto dir = tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none});
-    if (!dir) {
-        if (!may_refuse) fail("the directory did not open", dir.error().message());
+// Opens the disk tier over `storage` and checks it (see the file comment). `expected`: what a
+// get for each key must return (nullopt: it must fail), if known; `must_serve`: whether an
+// intact, current entry must be served (else only: never another value).
+template <class Storage>
+void check_tier(result_of_open<Storage> opened, bool may_refuse,
+                const std::map<std::string, std::optional<std::string>>* expected, bool must_serve) {
+    using tier_t = tierguard::disk_tier<std::string, std::string, fuzz_policies<Storage>>;
+    if (!opened) {
+        if (!may_refuse) fail("the directory did not open", opened.error().message());
         return;
     }
     tierguard::clock::manual clock(now);
     tierguard::disk_config cfg;
     cfg.scrub_on_open = false;
-    auto tier = tier_type::open(std::move(*dir), cfg, clock);
+    auto tier = tier_t::open(std::move(*opened), cfg, clock);
     if (!tier) {
         if (!may_refuse) fail("the tier did not open", tier.error().message());
         return;
@@ -404,13 +401,14 @@ void run(std::span<const std::uint8_t> input) {
         second->evicted != 0 || second->io_errors != 0 || second->entries_checked != tier->size())
         fail("a second scrub found work the first one left", describe(*first) + " / then " + describe(*second));
 
-    for (const auto& [key, segments] : entries) {
-        const auto got = tier->get(key);
-        if (!expected) continue;
-        const std::optional<std::string>& want = expected->at(key);
-        if (got && !want) fail("a get returned a value no intact entry holds", key);
-        if (got && *got != *want) fail("a get returned another value than its entry holds", key);
-        if (!got && want) fail("an intact, current entry was not served", key + ": " + got.error().message());
+    if (expected != nullptr) {
+        for (const auto& [key, want] : *expected) {
+            const auto got = tier->get(key);
+            if (got && !want) fail("a get returned a value no intact entry holds", key);
+            if (got && *got != *want) fail("a get returned another value than its entry holds", key);
+            if (!got && want && must_serve)
+                fail("an intact, current entry was not served", key + ": " + got.error().message());
+        }
     }
     // Every key the directory still lists, read back through the tier.
     if (auto listing = tier->storage().list()) {
@@ -426,6 +424,158 @@ void run(std::span<const std::uint8_t> input) {
         const auto got = tier->get("probe");
         if (!got || *got != "value") fail("a value just put was not served");
     }
+}
+
+void run(std::span<const std::uint8_t> input) {
+    scratch tmp;
+    const std::string root = tmp.path();
+    reader in(input);
+    const bool segments = (in.byte() & 1) != 0;
+
+    std::vector<std::byte> meta;
+    {
+        std::array<std::byte, 16> raw{};
+        for (std::size_t i = 0; i < 16; ++i) raw[i] = static_cast<std::byte>(secret[i / 8] >> (8 * (i % 8)));
+        if (!frame::encode(bytes_of(meta_name), raw, 1, 0, 0, meta)) fail("cannot encode the meta file");
+    }
+    // segment_log: segment files by sequence, written after the records; the meta blob opens
+    // segment 1. posix_directory: the meta file.
+    std::map<std::uint64_t, std::vector<std::byte>> segment_bytes;
+    auto segment = [&](std::uint64_t sequence) -> std::vector<std::byte>& {
+        auto& bytes = segment_bytes[sequence];
+        if (bytes.empty()) {
+            bytes.resize(seg::segment_header_size);
+            seg::encode_segment_header({sequence, 1767225600LL * 1000000000LL}, bytes.data());
+        }
+        return bytes;
+    };
+    if (segments)
+        seg::append_record(segment(1), meta_name, meta, 0);
+    else if (!write_file(tmp.fd(), {std::string(meta_name)}, meta))
+        fail("cannot write the meta file");
+
+    std::map<std::string, std::vector<std::string>> entries;  // key -> where its entry file is
+    for (std::size_t record = 0; record < max_records && in.more(); ++record) {
+        const std::uint8_t op = in.byte();
+        const std::string name = in.text(in.byte());
+        const std::size_t data_size = in.byte() | (std::size_t{in.byte()} << 8);
+        const std::string data = in.text(data_size);
+        const auto what = static_cast<kind>(op & 7);
+        const bool deep = (op & 8) != 0;
+        const unsigned param = op >> 4;
+        const auto segments_of_name = segments_of(name, deep, param);
+
+        switch (what) {
+            case kind::file:
+                if (!segments_of_name.empty()) (void)write_file(tmp.fd(), segments_of_name, bytes_of(data));
+                break;
+            case kind::folder:
+                make_node(tmp.fd(), segments_of_name,
+                          [](int dir, const char* leaf) { return ::mkdirat(dir, leaf, 0700); });
+                break;
+            case kind::link: {
+                const std::string target = root + "/" + joined(split(data));
+                make_node(tmp.fd(), segments_of_name,
+                          [&](int dir, const char* leaf) { return ::symlinkat(target.c_str(), dir, leaf); });
+                break;
+            }
+            case kind::fifo:
+                make_node(tmp.fd(), segments_of_name,
+                          [](int dir, const char* leaf) { return ::mkfifoat(dir, leaf, 0600); });
+                break;
+            case kind::raw_entry:
+            case kind::entry: {
+                std::vector<std::byte> bytes(bytes_of(data).begin(), bytes_of(data).end());
+                if (what == kind::entry) {
+                    const std::uint32_t schema = schema_version + ((param & 1) != 0 ? 1 : 0);
+                    std::int64_t expiry = 0;
+                    if ((param & 6) == 2) expiry = std::chrono::nanoseconds((now - 1s).time_since_epoch()).count();
+                    if ((param & 6) == 4) expiry = std::chrono::nanoseconds((now + 1h).time_since_epoch()).count();
+                    const int level = (param & 8) != 0 ? 6 : 0;
+                    bytes.clear();
+                    if (!frame::encode(bytes_of(name), bytes_of(data), schema, expiry, level, bytes)) break;
+                }
+                if (segments) {
+                    // A record in the newest segment (deep: a tombstone); raw: the bytes
+                    // appended as they are to segment 1 + param % 4, damage included.
+                    const std::uint64_t newest = segment_bytes.rbegin()->first;
+                    if (what == kind::raw_entry) {
+                        auto& target = segment(1 + param % 4);
+                        target.insert(target.end(), bytes.begin(), bytes.end());
+                    } else {
+                        seg::append_record(segment(newest), entry_name(name), deep ? std::vector<std::byte>{} : bytes,
+                                           deep ? seg::flag_tombstone : 0);
+                    }
+                    entries[name] = {};
+                    break;
+                }
+                auto at = split(entry_name(name));
+                (void)write_file(tmp.fd(), at, bytes);
+                entries[name] = std::move(at);
+                break;
+            }
+            case kind::temp: {
+                auto at = segments_of_name;
+                at.push_back(".tmp." + std::to_string(param) + "." + std::to_string(data.size()));
+                (void)write_file(tmp.fd(), at, bytes_of(data));
+                break;
+            }
+            case kind::quarantine: {
+                std::string leaf =
+                    tierguard::detail::quarantine_name(joined(segments_of_name), "fuzz", now - 24h * param);
+                std::replace(leaf.begin(), leaf.end(), '\0', '_');
+                if (leaf.size() > 255) leaf.resize(255);
+                (void)write_file(tmp.fd(), {std::string(tierguard::detail::quarantine_folder), leaf}, bytes_of(data));
+                break;
+            }
+        }
+    }
+    for (const auto& [sequence, bytes] : segment_bytes) (void)write_file(tmp.fd(), {segment_file(sequence)}, bytes);
+
+    // With the meta blob as written, what a get for each key must return (nullopt: it must
+    // fail), from what its entry holds now: later records may have replaced or blocked it.
+    std::optional<std::map<std::string, std::optional<std::string>>> expected;
+    bool must_serve = true;
+    struct stat st {};
+    const bool lock_is_odd = ::fstatat(tmp.fd(), ".lock", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode);
+    if (segments) {
+        const segment_replay replay(tmp.fd());
+        must_serve = replay.exact;
+        const auto blob = [&](const std::string& name) -> std::optional<std::vector<std::byte>> {
+            const auto it = replay.blobs.find(name);
+            return it == replay.blobs.end() ? std::nullopt : it->second;
+        };
+        if (blob(std::string(meta_name)) == meta) {
+            expected.emplace();
+            for (const auto& [key, unused] : entries) {
+                const auto stored = blob(entry_name(key));
+                (*expected)[key] = stored ? servable(key, *stored) : std::nullopt;
+            }
+        }
+        // Only a lock file that is not a file keeps the directory from opening.
+        check_tier<tierguard::storage::segment_log>(
+            tierguard::storage::segment_log::open({.root = root,
+                                                   .sync = tierguard::durability::none,
+                                                   .segment_size = segment_size,
+                                                   .byte_budget = segment_budget}),
+            lock_is_odd, expected ? &*expected : nullptr, must_serve);
+        return;
+    }
+    if (read_file(tmp.fd(), {std::string(meta_name)}) == meta) {
+        expected.emplace();
+        for (const auto& [key, at] : entries) {
+            const auto on_disk = read_file(tmp.fd(), at);
+            (*expected)[key] = on_disk ? servable(key, *on_disk) : std::nullopt;
+        }
+    }
+    // Only a lock file that is not a file, or a folder where the meta file belongs, may keep
+    // the directory from opening: the storage refuses the one, and cannot set the other aside.
+    const bool may_refuse =
+        lock_is_odd ||
+        (::fstatat(tmp.fd(), std::string(meta_name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode));
+    check_tier<tierguard::storage::posix_directory>(
+        tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none}), may_refuse,
+        expected ? &*expected : nullptr, must_serve);
 }
 
 }  // namespace

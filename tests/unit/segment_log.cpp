@@ -462,6 +462,26 @@ TEST_CASE("segment_log: a blob read since it was written survives its segment's 
     CHECK(errc_of(again.read("hot")) == (reinsert ? errc{} : errc::miss));
 }
 
+TEST_CASE("segment_log: without sync, blobs carried over are written out at once, not left to a crash") {
+    // Regression: the carried copies waited in the append buffer while their old segment was
+    // already deleted, so a crash before the next write-out lost them (the pinned meta blob,
+    // the disk tier's hash secret, with them: every entry orphaned).
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4096;
+    cfg.byte_budget = 8192;  // the third segment evicts the first
+    const int code = tierguard_test::in_child([&]() -> int {
+        auto s = segment_log::open(cfg);
+        if (!s || !s->write("tierguard-meta", bytes_of("secret"))) return 10;
+        for (int i = 0; s->stats().segments_evicted == 0; ++i)
+            if (!s->write(name_for(i), bytes_of(value_for(i, 0, 1000)))) return 11;
+        ::_exit(0);  // a crash: the destructor never writes the buffer out
+    });
+    REQUIRE(code == 0);
+    auto s = open_log(cfg);
+    CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+}
+
 #if defined(__linux__)
 TEST_CASE("segment_log: ENOSPC while appending evicts the oldest segment and retries once") {
     enum : int { ok = 0, no_namespaces = 77, open_failed = 10, write_failed, never_full, wrong_value, budget_broken };

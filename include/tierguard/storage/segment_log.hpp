@@ -651,7 +651,9 @@ private:
                 ++a.live;
                 ++counters.entries_reinserted;
             }
-            if (!carry.empty() && cfg.sync != durability::none) return flush(true);
+            // Written at once whatever the durability: their old segment is gone already, and
+            // they are no buffered tail a crash may take (a pinned name is the tier's secret).
+            if (!carry.empty()) return flush(true);
             return {};
         }
 
