@@ -482,6 +482,45 @@ TEST_CASE("segment_log: without sync, blobs carried over are written out at once
     CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
 }
 
+TEST_CASE("segment_log: open finishes a roll a crash interrupted, carrying the pinned names over") {
+    // A crash after a roll made the newest segment but before it wrote the copies and
+    // deleted the oldest: one segment more than the budget, the pinned blob only in the oldest.
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4096;
+    cfg.byte_budget = 8192;
+    std::uint64_t next = 0;
+    {
+        auto s = open_log(cfg);
+        REQUIRE(s.write("tierguard-meta", bytes_of("secret")));
+        for (int i = 0; s.stats().segments < 2; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 1000))));
+        REQUIRE(s.write("last", bytes_of("newest")));
+        const auto files = segment_files(s.root());
+        REQUIRE(files.size() == 2);
+        next = std::stoull(files.back().stem().string(), nullptr, 16) + 1;
+    }
+    std::array<std::byte, tierguard::detail::segment::segment_header_size> header{};
+    tierguard::detail::segment::encode_segment_header({next, 0}, header.data());
+    std::string name(16, '0');
+    for (std::size_t i = 16, v = next; i-- > 0; v >>= 4) name[i] = "0123456789abcdef"[v & 0xf];
+    {
+        std::ofstream f(dir.path() / "cache" / (name + ".seg"), std::ios::binary);
+        f.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
+    }
+    {
+        auto s = open_log(cfg);
+        CHECK(segment_files(s.root()).size() == 2);
+        CHECK(s.stats().segments_evicted == 1);
+        CHECK(s.stats().entries_reinserted == 1);
+        CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+        CHECK(text_of(s.read("last").value()) == "newest");
+        CHECK(bytes_on_disk(s.root()) <= cfg.byte_budget);
+    }
+    // The copy is on disk: a second open finds it without the oldest segment.
+    auto s = open_log(cfg);
+    CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+}
+
 #if defined(__linux__)
 TEST_CASE("segment_log: ENOSPC while appending evicts the oldest segment and retries once") {
     enum : int { ok = 0, no_namespaces = 77, open_failed = 10, write_failed, never_full, wrong_value, budget_broken };

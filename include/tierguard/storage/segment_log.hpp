@@ -84,8 +84,11 @@ struct segment_scrub_report {
 ///    read since they were written (config::reinsert_read) and config::pinned names,
 ///    which are copied into the new segment (up to config::max_reinsert_fraction of it).
 ///    The disk tier reads a vanished blob as a miss ("entry file vanished") and drops it
-///    from its index. The byte budget holds at all times: segments are evicted before a
-///    new one is made. A write that meets ENOSPC evicts the oldest segment and retries once.
+///    from its index. The byte budget holds whenever no call is running: a roll makes the
+///    new segment, writes the carried copies to it (synced as durability says) and only
+///    then deletes the oldest, so that a crash never loses them; in between, the files
+///    exceed the budget by the new segment's header and the copies. open() finishes a roll
+///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries once.
 ///  - Names are flat keys: "a" and "a/b" may both exist (no folders, so none of the
 ///    file system's blob/folder conflicts). The naming rules are the same.
 ///  - Memory: the index, plus (config::keep_active_in_memory) a copy of the segment being
@@ -125,7 +128,7 @@ public:
         std::size_t max_blob_size = std::size_t{4} << 20;
         /// Bytes of one segment file, 4 KiB to 128 MiB.
         std::uint64_t segment_size = std::uint64_t{16} << 20;
-        /// Bytes of segment files kept; at least two segments' worth, at most 32768 segments.
+        /// Bytes of segment files kept; at least two segments' worth, at most 32767 segments.
         std::uint64_t byte_budget = std::uint64_t{1} << 30;
         /// Appends collected before a write to the file (durability::none only).
         std::size_t write_buffer = std::size_t{64} << 10;
@@ -153,8 +156,8 @@ public:
         if (cfg.byte_budget / cfg.segment_size < 2)
             return bad("config.byte_budget (" + std::to_string(cfg.byte_budget) +
                        ") must hold at least two segments of config.segment_size");
-        if (cfg.byte_budget / cfg.segment_size > detail::segment::location::max_slots)
-            return bad("config.byte_budget / config.segment_size exceeds 32768 segments");
+        if (cfg.byte_budget / cfg.segment_size >= detail::segment::location::max_slots)
+            return bad("config.byte_budget / config.segment_size exceeds 32767 segments");
         if (!(cfg.max_reinsert_fraction >= 0.0 && cfg.max_reinsert_fraction <= 0.9))
             return bad("config.max_reinsert_fraction is " + std::to_string(cfg.max_reinsert_fraction) +
                        "; it must be in [0, 0.9]");
@@ -287,12 +290,6 @@ private:
         std::size_t live = 0;  // index entries pointing here
     };
 
-    // A record carried from an evicted segment into the new one.
-    struct carried {
-        std::uint64_t hash;
-        std::vector<std::byte> bytes;  // the whole record, as stored
-    };
-
     enum class match : unsigned char { same, other, unreadable };
 
     struct state {
@@ -301,7 +298,7 @@ private:
               root(std::move(r)),
               lock(std::move(l)),
               max_segments(static_cast<std::size_t>(cfg.byte_budget / cfg.segment_size)),
-              slots(max_segments) {}
+              slots(max_segments + 1) {}  // a roll makes the new segment before the oldest goes
 
         config cfg;
         detail::posix::unique_fd root;
@@ -319,6 +316,7 @@ private:
         hash_index index;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
+        bool evicting = false;  // evict_oldest is writing its copies: no eviction for space
 
         // ---- helpers ------------------------------------------------------------------
 
@@ -510,8 +508,8 @@ private:
         }
 
         [[nodiscard]] bool evict_for_space() {
-            if (order.size() < 2) return false;
-            if (!evict_oldest(nullptr, 0)) return false;
+            if (order.size() < 2 || evicting) return false;
+            if (!evict_oldest(0)) return false;
             ++counters.disk_full_evictions;
             return true;
         }
@@ -528,20 +526,23 @@ private:
             return data;
         }
 
-        // Deletes the oldest segment; its live blobs leave the index, except those carried
-        // into `carry` (read ones and pinned ones, up to `room` bytes) when it is given.
-        [[nodiscard]] result<void> evict_oldest(std::vector<carried>* carry, std::size_t room) {
+        // Deletes the oldest segment; its live blobs leave the index, except those copied
+        // into the active segment (read ones and pinned ones, up to `room` bytes; none with
+        // room 0). The copies reach the file (and the disk, as durability says) before the
+        // oldest is deleted, so a crash in between loses none of them.
+        [[nodiscard]] result<void> evict_oldest(std::size_t room) {
             const std::uint32_t slot = order.front();
             segment& victim = seg(slot);
+            bool carried_any = false;
             if (victim.live > 0) {
                 auto data = load(slot);
                 if (data) {
                     struct visitor {
                         state& s;
                         std::uint32_t slot;
-                        std::vector<carried>* carry;
                         std::size_t room;
                         std::span<const std::byte> data;
+                        bool& carried_any;
                         void record(std::size_t off, const detail::segment::record_view& r) {
                             if (r.head.tombstone()) return;
                             const std::uint64_t h = hash_of(r.head.name);
@@ -551,23 +552,30 @@ private:
                             if (pos == hash_index::npos) return;
                             const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
                             const std::size_t size = r.head.size();
-                            if (carry != nullptr && ((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) &&
-                                size <= room) {
+                            if (((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) && size <= room) {
                                 // The whole record; padding a torn tail lost comes back as zeros.
+                                segment& a = s.seg(s.active());
                                 const std::size_t stored = std::min(size, data.size() - off);
-                                std::vector<std::byte> bytes(size);
-                                std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(off), stored, bytes.begin());
-                                carry->push_back({h, std::move(bytes)});
+                                const auto from = data.begin() + static_cast<std::ptrdiff_t>(off);
+                                s.tail.insert(s.tail.end(), from, from + static_cast<std::ptrdiff_t>(stored));
+                                s.tail.resize(s.tail.size() + (size - stored));
+                                --s.seg(slot).live;
+                                s.index.set_loc(pos,
+                                                location::pack(s.active(), static_cast<std::size_t>(a.size), size));
+                                a.size += size;
+                                ++a.live;
+                                ++s.counters.entries_reinserted;
                                 room -= size;
+                                carried_any = true;
                             } else {
                                 ++s.counters.entries_evicted;
+                                s.drop_at(pos);
                             }
-                            s.drop_at(pos);
                         }
                         void damaged_record(std::size_t, const detail::segment::record_view&) {}
                         void unreadable(std::size_t, std::size_t) {}
                         void torn(std::size_t, std::size_t) {}
-                    } v{*this, slot, carry, room, *data};
+                    } v{*this, slot, room, *data, carried_any};
                     detail::segment::scan_records(*data, v);
                 }
                 if (victim.live > 0) {  // records damaged since they were indexed
@@ -576,6 +584,15 @@ private:
                     victim.live = 0;
                 }
             }
+            // Not evicting on ENOSPC here: the oldest is the segment being deleted. If the
+            // copies cannot be written, the oldest goes all the same (the budget holds) and
+            // they stay in memory, written by the next flush.
+            result<void> copied;
+            if (carried_any) {
+                evicting = true;
+                copied = flush(true);
+                evicting = false;
+            }
             const std::string file = file_name(victim.sequence);
             victim.fd.reset();
             if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
@@ -583,13 +600,14 @@ private:
             slots[slot].reset();
             order.pop_front();
             ++counters.segments_evicted;
-            return sync_root("evict");
+            if (auto ok = sync_root("evict"); !ok) return ok;
+            return copied;
         }
 
         [[nodiscard]] std::uint32_t free_slot() const noexcept {
             for (std::uint32_t i = 0; i < slots.size(); ++i)
                 if (!slots[i]) return i;
-            return 0;  // unreachable: a slot is freed before a segment is made
+            return 0;  // unreachable: one slot more than max_segments, which only a roll passes, by one
         }
 
         // Makes the next segment file with its header; ENOSPC evicts the oldest and retries once.
@@ -629,31 +647,21 @@ private:
             }
         }
 
-        // Seals the active segment and starts a new one, evicting the oldest first if the
-        // budget is reached; carried blobs go first into the new segment, leaving `reserve`
-        // bytes free.
+        // Bytes the blobs carried out of the oldest segment may fill in the active one,
+        // leaving `reserve` bytes free.
+        [[nodiscard]] std::size_t carry_room(std::size_t reserve) {
+            const std::uint64_t used = seg(active()).size + reserve;
+            const double free = used < cfg.segment_size ? static_cast<double>(cfg.segment_size - used) : 0.0;
+            return static_cast<std::size_t>(
+                std::min(static_cast<double>(cfg.segment_size) * cfg.max_reinsert_fraction, free));
+        }
+
+        // Seals the active segment and starts a new one; past the budget, the oldest is then
+        // evicted, its carried blobs copied into the new one first (leaving `reserve` bytes).
         [[nodiscard]] result<void> roll(std::size_t reserve) {
             if (auto ok = flush(true); !ok) return ok;
-            std::vector<carried> carry;
-            if (order.size() >= max_segments) {
-                const auto room = static_cast<std::size_t>(
-                    std::min(static_cast<double>(cfg.segment_size) * cfg.max_reinsert_fraction,
-                             static_cast<double>(cfg.segment_size - detail::segment::segment_header_size - reserve)));
-                if (auto ok = evict_oldest(&carry, room); !ok) return ok;
-            }
             if (auto ok = create_segment(); !ok) return ok;
-            segment& a = seg(active());
-            for (carried& c : carry) {
-                const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), c.bytes.size());
-                tail.insert(tail.end(), c.bytes.begin(), c.bytes.end());
-                a.size += c.bytes.size();
-                index.insert(c.hash, loc);
-                ++a.live;
-                ++counters.entries_reinserted;
-            }
-            // Written at once whatever the durability: their old segment is gone already, and
-            // they are no buffered tail a crash may take (a pinned name is the tier's secret).
-            if (!carry.empty()) return flush(true);
+            if (order.size() > max_segments) return evict_oldest(carry_room(reserve));
             return {};
         }
 
@@ -1005,7 +1013,7 @@ private:
             }
             while (order.size() > 1 && seg(order.front()).live == 0) {
                 const std::uint64_t size = seg(order.front()).size;
-                if (auto ok = evict_oldest(nullptr, 0); !ok) return unexpected(std::move(ok).error());
+                if (auto ok = evict_oldest(0); !ok) return unexpected(std::move(ok).error());
                 --counters.segments_evicted;  // reclaimed, not evicted for room
                 ++report.segments_removed;
                 report.bytes_reclaimed += size;
@@ -1047,7 +1055,9 @@ private:
                 if (errno != 0) return unexpected(os_error(errno, "open", cfg.root.native(), "read folder"));
             }
             std::sort(found.begin(), found.end());
-            while (found.size() > max_segments) {  // the budget shrank: the oldest go
+            // One segment more than the budget is a roll a crash interrupted (finished below);
+            // more than that, the budget shrank: the oldest go.
+            while (found.size() > max_segments + 1) {
                 const std::string file = file_name(found.front());
                 if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
                     return unexpected(os_error(errno, "open", file, "delete a segment over the budget"));
@@ -1100,6 +1110,12 @@ private:
                 }
                 sg.size = end;
                 tail_start = flushed_to = end;
+            }
+            // A roll interrupted between making the newest segment and deleting the oldest:
+            // the copies it had not written yet are made again (read bits are not kept
+            // across a restart, so only pinned names are carried).
+            if (order.size() > max_segments) {
+                if (auto ok = evict_oldest(carry_room(0)); !ok) return ok;
             }
             return {};
         }
