@@ -67,6 +67,9 @@ def main(path):
         two = f"mix/{impl}/real_time/threads:2"
         target = "   (target >= 1.60)" if impl == "tierguard" else ""
         ratio(two, one, f"mix: {impl} 2 threads / 1 thread{target}")
+    # What the machine gave the same work at that moment, nothing shared between threads.
+    ratio("mix_unshared/tierguard/real_time/threads:2", "mix_unshared/tierguard/real_time/threads:1",
+          "mix_unshared: tierguard 2 threads / 1 thread (the machine's reference)")
     ratio("mix/tierguard/real_time/threads:1", "mix/textbook_lru/real_time/threads:1",
           "mix 1 thread: tierguard / textbook_lru")
     ratio("mix/tierguard/real_time/threads:2", "mix/textbook_lru/real_time/threads:2",
