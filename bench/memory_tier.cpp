@@ -9,6 +9,8 @@
 //                             get's value: latency of a get rather than throughput
 //   mix/<impl>/threads:{1,2}  90% get / 10% put, Zipf(0.99) over 1M keys, room for 100k,
 //                             one shared instance, real time
+//   mix_unshared/tierguard/threads:{1,2}  the same, one instance per thread: what the
+//                             machine gives two threads at that moment, nothing shared
 //
 // Keys are "key:NNNNNN" and values "val:NNNNNN:ok" (10 and 13 chars): both fit
 // libstdc++'s and libc++'s short-string buffers (15 and 22 chars), so copying a value
