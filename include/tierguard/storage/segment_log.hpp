@@ -317,6 +317,9 @@ private:
         segment_log_stats counters;
         std::vector<std::byte> scratch;
         bool evicting = false;  // evict_oldest is writing its copies: no eviction for space
+        // The oldest segment holds the only written copy of blobs carried into the tail
+        // (their write failed): it is not evicted for space until the tail is written.
+        bool copies_unwritten = false;
 
         // ---- helpers ------------------------------------------------------------------
 
@@ -492,6 +495,7 @@ private:
             }
             if (!ok) return ok;
             flushed_to = tail_start + tail.size();
+            copies_unwritten = false;
             if (!cfg.keep_active_in_memory) {
                 tail.clear();
                 tail_start = flushed_to;
@@ -508,7 +512,7 @@ private:
         }
 
         [[nodiscard]] bool evict_for_space() {
-            if (order.size() < 2 || evicting) return false;
+            if (order.size() < 2 || evicting || copies_unwritten) return false;
             if (!evict_oldest(0)) return false;
             ++counters.disk_full_evictions;
             return true;
@@ -529,89 +533,99 @@ private:
         // Deletes the oldest segment; its live blobs leave the index, except those copied
         // into the active segment (read ones and pinned ones, up to `room` bytes; none with
         // room 0). The copies reach the file (and the disk, as durability says) before the
-        // oldest is deleted, so a crash in between loses none of them.
+        // oldest is deleted, so a crash in between loses none of them. If they cannot be
+        // written, or the oldest cannot be deleted, it stays with the blobs not carried
+        // still indexed, and a later roll (after its flush) or open deletes it.
         [[nodiscard]] result<void> evict_oldest(std::size_t room) {
             const std::uint32_t slot = order.front();
             segment& victim = seg(slot);
-            bool carried_any = false;
+            // Carries (first pass) or drops (second pass, once the file is gone) the
+            // records the index still points at in the oldest segment.
+            struct visitor {
+                state& s;
+                std::uint32_t slot;
+                std::size_t room;
+                std::span<const std::byte> data;
+                bool dropping = false;
+                bool carried_any = false;
+                void record(std::size_t off, const detail::segment::record_view& r) {
+                    if (r.head.tombstone()) return;
+                    const std::uint64_t h = hash_of(r.head.name);
+                    const std::uint64_t here = location::pack(slot, off, r.head.size());
+                    const std::size_t pos =
+                        s.index.find_if(h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
+                    if (pos == hash_index::npos) return;
+                    if (dropping) {
+                        ++s.counters.entries_evicted;
+                        s.drop_at(pos);
+                        return;
+                    }
+                    const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
+                    const std::size_t size = r.head.size();
+                    if (!((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) || size > room) return;
+                    // The whole record; padding a torn tail lost comes back as zeros.
+                    segment& a = s.seg(s.active());
+                    const std::size_t stored = std::min(size, data.size() - off);
+                    const auto from = data.begin() + static_cast<std::ptrdiff_t>(off);
+                    s.tail.insert(s.tail.end(), from, from + static_cast<std::ptrdiff_t>(stored));
+                    s.tail.resize(s.tail.size() + (size - stored));
+                    --s.seg(slot).live;
+                    s.index.set_loc(pos, location::pack(s.active(), static_cast<std::size_t>(a.size), size));
+                    a.size += size;
+                    ++a.live;
+                    ++s.counters.entries_reinserted;
+                    room -= size;
+                    carried_any = true;
+                }
+                void damaged_record(std::size_t, const detail::segment::record_view&) {}
+                void unreadable(std::size_t, std::size_t) {}
+                void torn(std::size_t, std::size_t) {}
+            };
+            std::optional<std::vector<std::byte>> data;
             if (victim.live > 0) {
-                auto data = load(slot);
-                if (data) {
-                    struct visitor {
-                        state& s;
-                        std::uint32_t slot;
-                        std::size_t room;
-                        std::span<const std::byte> data;
-                        bool& carried_any;
-                        void record(std::size_t off, const detail::segment::record_view& r) {
-                            if (r.head.tombstone()) return;
-                            const std::uint64_t h = hash_of(r.head.name);
-                            const std::uint64_t here = location::pack(slot, off, r.head.size());
-                            const std::size_t pos = s.index.find_if(
-                                h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
-                            if (pos == hash_index::npos) return;
-                            const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
-                            const std::size_t size = r.head.size();
-                            if (((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) && size <= room) {
-                                // The whole record; padding a torn tail lost comes back as zeros.
-                                segment& a = s.seg(s.active());
-                                const std::size_t stored = std::min(size, data.size() - off);
-                                const auto from = data.begin() + static_cast<std::ptrdiff_t>(off);
-                                s.tail.insert(s.tail.end(), from, from + static_cast<std::ptrdiff_t>(stored));
-                                s.tail.resize(s.tail.size() + (size - stored));
-                                --s.seg(slot).live;
-                                s.index.set_loc(pos,
-                                                location::pack(s.active(), static_cast<std::size_t>(a.size), size));
-                                a.size += size;
-                                ++a.live;
-                                ++s.counters.entries_reinserted;
-                                room -= size;
-                                carried_any = true;
-                            } else {
-                                ++s.counters.entries_evicted;
-                                s.drop_at(pos);
-                            }
-                        }
-                        void damaged_record(std::size_t, const detail::segment::record_view&) {}
-                        void unreadable(std::size_t, std::size_t) {}
-                        void torn(std::size_t, std::size_t) {}
-                    } v{*this, slot, room, *data, carried_any};
-                    detail::segment::scan_records(*data, v);
-                }
-                if (victim.live > 0) {  // records damaged since they were indexed
-                    counters.entries_evicted += victim.live;
-                    index.erase_if([&](const hash_index::slot& s) { return location::slot(s.loc) == slot; });
-                    victim.live = 0;
-                }
+                if (auto loaded = load(slot)) data = std::move(*loaded);
             }
-            // Not evicting on ENOSPC here: the oldest is the segment being deleted. If the
-            // copies cannot be written, the oldest goes all the same (the budget holds) and
-            // they stay in memory, written by the next flush.
-            result<void> copied;
-            if (carried_any) {
+            visitor v{*this, slot, room, data ? std::span<const std::byte>(*data) : std::span<const std::byte>()};
+            if (data && room > 0) detail::segment::scan_records(*data, v);
+            // Not evicting on ENOSPC here: the oldest is the segment being deleted.
+            if (v.carried_any) {
                 evicting = true;
-                copied = flush(true);
+                auto copied = flush(true);
                 evicting = false;
+                if (!copied) {
+                    copies_unwritten = true;
+                    return copied;
+                }
             }
             const std::string file = file_name(victim.sequence);
-            victim.fd.reset();
             if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
                 return unexpected(os_error(errno, "evict", file, "delete the oldest segment"));
+            if (data) {
+                v.dropping = true;
+                detail::segment::scan_records(*data, v);
+            }
+            if (victim.live > 0) {  // records damaged since they were indexed, or an unreadable segment
+                counters.entries_evicted += victim.live;
+                index.erase_if([&](const hash_index::slot& e) { return location::slot(e.loc) == slot; });
+                victim.live = 0;
+            }
+            victim.fd.reset();
             slots[slot].reset();
             order.pop_front();
             ++counters.segments_evicted;
-            if (auto ok = sync_root("evict"); !ok) return ok;
-            return copied;
+            return sync_root("evict");
         }
 
         [[nodiscard]] std::uint32_t free_slot() const noexcept {
             for (std::uint32_t i = 0; i < slots.size(); ++i)
                 if (!slots[i]) return i;
-            return 0;  // unreachable: one slot more than max_segments, which only a roll passes, by one
+            return 0;  // unreachable: create_segment and recover check that a slot is free
         }
 
         // Makes the next segment file with its header; ENOSPC evicts the oldest and retries once.
         [[nodiscard]] result<void> create_segment() {
+            if (order.size() >= slots.size())  // a roll finishes a failed eviction first; never reached
+                return fail(errc::io_error, tier::disk, "segment_log: no free segment slot");
             std::array<std::byte, detail::segment::segment_header_size> header{};
             for (int attempt = 0;; ++attempt) {
                 const std::uint64_t sequence = next_sequence++;
@@ -660,6 +674,9 @@ private:
         // evicted, its carried blobs copied into the new one first (leaving `reserve` bytes).
         [[nodiscard]] result<void> roll(std::size_t reserve) {
             if (auto ok = flush(true); !ok) return ok;
+            while (order.size() > max_segments) {  // an eviction that failed before: its copies are written now
+                if (auto ok = evict_oldest(0); !ok) return ok;
+            }
             if (auto ok = create_segment(); !ok) return ok;
             if (order.size() > max_segments) return evict_oldest(carry_room(reserve));
             return {};
@@ -1113,9 +1130,10 @@ private:
             }
             // A roll interrupted between making the newest segment and deleting the oldest:
             // the copies it had not written yet are made again (read bits are not kept
-            // across a restart, so only pinned names are carried).
+            // across a restart, so only pinned names are carried). A disk too full for them
+            // leaves both in place (see evict_oldest); the open still succeeds.
             if (order.size() > max_segments) {
-                if (auto ok = evict_oldest(carry_room(0)); !ok) return ok;
+                if (auto ok = evict_oldest(carry_room(0)); !ok && ok.error().code() != errc::disk_full) return ok;
             }
             return {};
         }
