@@ -2,11 +2,12 @@
 // closing, degraded mode) forwarded to the application's logger with a level each.
 // Listeners are called synchronously, maybe under a tier's lock: they must be quick and
 // must not throw (tierguard::listener_policy requires a noexcept on_event).
+#include "scratch_dir.hpp"
+
 #include <tierguard/tierguard.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -79,11 +80,4 @@ int run(const std::filesystem::path& root) {
     return log.lines >= 7 && !cache->degraded() ? 0 : 1;
 }
 
-int main() {
-    namespace fs = std::filesystem;
-    std::string scratch = (fs::temp_directory_path() / "tierguard-example-XXXXXX").string();
-    if (::mkdtemp(scratch.data()) == nullptr) return 1;
-    const int status = run(fs::path(scratch) / "cache");
-    fs::remove_all(scratch);
-    return status;
-}
+int main() { return run_in_scratch_dir("cache", run); }

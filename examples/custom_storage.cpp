@@ -2,12 +2,13 @@
 // single file that each change rewrites atomically (a temp file renamed over the old one).
 // The same six functions adapt any store you already run (a key-value database, an object
 // store) to tierguard; the concept is tierguard::storage_policy (tierguard/storage/concept.hpp).
+#include "scratch_dir.hpp"
+
 #include <tierguard/tierguard.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -198,11 +199,4 @@ int run(const std::filesystem::path& file) {
     return ada->from == tierguard::tier::disk && cache->disk().size() == 3 ? 0 : 1;
 }
 
-int main() {
-    namespace fs = std::filesystem;
-    std::string scratch = (fs::temp_directory_path() / "tierguard-example-XXXXXX").string();
-    if (::mkdtemp(scratch.data()) == nullptr) return 1;
-    const int status = run(fs::path(scratch) / "cache.tgblobs");
-    fs::remove_all(scratch);
-    return status;
-}
+int main() { return run_in_scratch_dir("cache.tgblobs", run); }

@@ -2,11 +2,12 @@
 // renders every counter, gauge and latency histogram in the text exposition format 0.0.4;
 // the application's own metrics can be added with tierguard::prometheus_text.
 // It writes one scrape body to stdout; ctest checks it with `promtool check metrics`.
+#include "scratch_dir.hpp"
+
 #include <tierguard/tierguard.hpp>
 
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -34,11 +35,4 @@ int run(const std::filesystem::path& root) {
     return body.find("tierguard_hits_total{tier=\"memory\"} 2\n") != std::string::npos ? 0 : 1;
 }
 
-int main() {
-    namespace fs = std::filesystem;
-    std::string scratch = (fs::temp_directory_path() / "tierguard-example-XXXXXX").string();
-    if (::mkdtemp(scratch.data()) == nullptr) return 1;
-    const int status = run(fs::path(scratch) / "cache");
-    fs::remove_all(scratch);
-    return status;
-}
+int main() { return run_in_scratch_dir("cache", run); }

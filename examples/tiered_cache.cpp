@@ -1,10 +1,11 @@
 // The composed cache in front of a slow backend: get_or_load, a storage outage carried
 // by the memory tier, the recovery, and what an operator sees (health and metrics).
+#include "scratch_dir.hpp"
+
 #include <tierguard/tierguard.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -57,11 +58,4 @@ int run(const std::filesystem::path& root) {
     return health.status == tierguard::health_status::healthy && metrics.loads == 2 ? 0 : 1;
 }
 
-int main() {
-    namespace fs = std::filesystem;
-    std::string scratch = (fs::temp_directory_path() / "tierguard-example-XXXXXX").string();
-    if (::mkdtemp(scratch.data()) == nullptr) return 1;
-    const int status = run(fs::path(scratch) / "cache");
-    fs::remove_all(scratch);
-    return status;
-}
+int main() { return run_in_scratch_dir("cache", run); }

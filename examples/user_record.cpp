@@ -2,11 +2,12 @@
 // customization point, tierguard/serializer/codec.hpp) and a schema version. When the
 // encoding changes, bumping the version turns every old entry into a counted miss, removed
 // on first read: no manual flush, and old bytes are never decoded as the new type.
+#include "scratch_dir.hpp"
+
 #include <tierguard/tierguard.hpp>
 
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -125,11 +126,4 @@ int run(const std::filesystem::path& root) {
     return !old && old.error().code() == tierguard::errc::version_mismatch && ada->phone ? 0 : 1;
 }
 
-int main() {
-    namespace fs = std::filesystem;
-    std::string scratch = (fs::temp_directory_path() / "tierguard-example-XXXXXX").string();
-    if (::mkdtemp(scratch.data()) == nullptr) return 1;
-    const int status = run(fs::path(scratch) / "cache");
-    fs::remove_all(scratch);
-    return status;
-}
+int main() { return run_in_scratch_dir("cache", run); }
