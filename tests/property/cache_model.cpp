@@ -33,6 +33,7 @@
 // ("resurrected"); once the cache closes that gap, make them a failure.
 
 #include "support/property.hpp"
+#include "support/shared_memory_storage.hpp"
 #include "support/temp_dir.hpp"
 
 #include <rapidcheck/state.h>
@@ -132,29 +133,6 @@ std::string describe(const std::string& value) {
     return "the value of put #" + std::to_string(serial) + " (" + std::to_string(value.size()) + " bytes)";
 }
 
-// memory_storage shared by the decorators of successive opens: a reopen (or an open that
-// fails and is retried) finds what the last one left.
-class shared_memory_storage {
-public:
-    explicit shared_memory_storage(std::shared_ptr<tierguard::storage::memory_storage> s) : m(std::move(s)) {}
-    [[nodiscard]] tierguard::result<std::vector<std::byte>> read(std::string_view name) { return m->read(name); }
-    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
-        return m->write(name, bytes);
-    }
-    tierguard::result<void> remove(std::string_view name) { return m->remove(name); }
-    [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() { return m->list(); }
-    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
-                                       std::chrono::system_clock::time_point now) {
-        return m->quarantine(name, reason, now);
-    }
-    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
-        return m->clean(options);
-    }
-
-private:
-    std::shared_ptr<tierguard::storage::memory_storage> m;
-};
-
 // Entry blobs as the storage lists them (not the meta blob).
 struct listed {
     std::uint64_t entries = 0;
@@ -173,7 +151,7 @@ listed entries_of(const Listing& blobs) {
 }
 
 struct memory_backend {
-    using inner = shared_memory_storage;
+    using inner = tierguard_test::shared_memory_storage;
     static constexpr std::string_view name = "memory_storage";
     std::shared_ptr<tierguard::storage::memory_storage> store = std::make_shared<tierguard::storage::memory_storage>();
 

@@ -3,6 +3,7 @@
 // (b) a corruption corpus: every single-bit flip, every truncation, appended garbage,
 //     swapped files and huge length fields, each read through the disk tier, the cache
 //     and a scrub.
+#include "support/shared_memory_storage.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -78,37 +79,14 @@ std::string repeated(std::string_view unit, std::size_t n) {
 // failed open destroyed the storage object it was given: memory blobs live in a
 // memory_storage the test shares, directory blobs in a temp dir.
 
-// Forwards to a memory_storage that outlives every store opened over it.
-class shared_memory {
-public:
-    explicit shared_memory(std::shared_ptr<memory_storage> backing) : m_backing(std::move(backing)) {}
-    [[nodiscard]] tierguard::result<std::vector<std::byte>> read(std::string_view name) {
-        return m_backing->read(name);
-    }
-    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
-        return m_backing->write(name, bytes);
-    }
-    tierguard::result<void> remove(std::string_view name) { return m_backing->remove(name); }
-    [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() { return m_backing->list(); }
-    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
-                                       std::chrono::system_clock::time_point now) {
-        return m_backing->quarantine(name, reason, now);
-    }
-    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
-        return m_backing->clean(options);
-    }
-
-private:
-    std::shared_ptr<memory_storage> m_backing;
-};
-static_assert(tierguard::storage_policy<shared_memory>);
-
 struct memory_backend {
-    using storage = shared_memory;
+    using storage = tierguard_test::shared_memory_storage;
     static constexpr std::string_view name = "memory_storage";
     std::shared_ptr<memory_storage> backing = std::make_shared<memory_storage>();
 
-    [[nodiscard]] shared_memory open() const { return shared_memory(backing); }
+    [[nodiscard]] tierguard_test::shared_memory_storage open() const {
+        return tierguard_test::shared_memory_storage(backing);
+    }
     [[nodiscard]] std::vector<std::string> temp_files() const { return {}; }  // writes are map assignments
 };
 
