@@ -316,10 +316,6 @@ private:
         hash_index index;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
-        bool evicting = false;  // evict_oldest is writing its copies: no eviction for space
-        // The oldest segment holds the only written copy of blobs carried into the tail
-        // (their write failed): it is not evicted for space until the tail is written.
-        bool copies_unwritten = false;
 
         // ---- helpers ------------------------------------------------------------------
 
@@ -495,7 +491,6 @@ private:
             }
             if (!ok) return ok;
             flushed_to = tail_start + tail.size();
-            copies_unwritten = false;
             if (!cfg.keep_active_in_memory) {
                 tail.clear();
                 tail_start = flushed_to;
@@ -511,8 +506,11 @@ private:
             return {};
         }
 
+        // A segment over the budget is left (an eviction is under way, or its copies or its
+        // delete failed) while the tail is unwritten: the oldest may hold the only written
+        // copy of blobs carried into the tail, so it is not evicted for space.
         [[nodiscard]] bool evict_for_space() {
-            if (order.size() < 2 || evicting || copies_unwritten) return false;
+            if (order.size() < 2 || (order.size() > max_segments && unwritten() > 0)) return false;
             if (!evict_oldest(0)) return false;
             ++counters.disk_full_evictions;
             return true;
@@ -587,15 +585,9 @@ private:
             }
             visitor v{*this, slot, room, data ? std::span<const std::byte>(*data) : std::span<const std::byte>()};
             if (data && room > 0) detail::segment::scan_records(*data, v);
-            // Not evicting on ENOSPC here: the oldest is the segment being deleted.
+            // The copies first; evict_for_space leaves the oldest alone meanwhile.
             if (v.carried_any) {
-                evicting = true;
-                auto copied = flush(true);
-                evicting = false;
-                if (!copied) {
-                    copies_unwritten = true;
-                    return copied;
-                }
+                if (auto copied = flush(true); !copied) return copied;
             }
             const std::string file = file_name(victim.sequence);
             if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
