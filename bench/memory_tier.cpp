@@ -479,17 +479,10 @@ void register_impl() {
     benchmark::RegisterBenchmark((std::string("get_hit_chained/") + Impl::name).c_str(), bm_get_hit_chained<Impl>);
 }
 
-template <class Impl>
+template <class Impl, bool Shared = true>
 void register_mix() {
-    benchmark::RegisterBenchmark((std::string("mix/") + Impl::name).c_str(), bm_mix<Impl, true>)
-        ->Threads(1)
-        ->Threads(2)
-        ->UseRealTime();
-}
-
-template <class Impl>
-void register_unshared_mix() {
-    benchmark::RegisterBenchmark((std::string("mix_unshared/") + Impl::name).c_str(), bm_mix<Impl, false>)
+    benchmark::RegisterBenchmark((std::string(Shared ? "mix/" : "mix_unshared/") + Impl::name).c_str(),
+                                 bm_mix<Impl, Shared>)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();
@@ -530,7 +523,7 @@ int main(int argc, char** argv) {
     register_impl<textbook_lru>();
     register_impl<bare_map>();
     register_mix<tierguard_cache>();
-    register_unshared_mix<tierguard_cache>();
+    register_mix<tierguard_cache, false>();
     register_mix<textbook_lru>();
     register_mix<bare_map>();
 

@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -501,10 +502,10 @@ TEST_CASE("segment_log: open finishes a roll a crash interrupted, carrying the p
     }
     std::array<std::byte, tierguard::detail::segment::segment_header_size> header{};
     tierguard::detail::segment::encode_segment_header({next, 0}, header.data());
-    std::string name(16, '0');
-    for (std::size_t i = 16, v = next; i-- > 0; v >>= 4) name[i] = "0123456789abcdef"[v & 0xf];
+    char name[32];
+    std::snprintf(name, sizeof name, "%016llx.seg", static_cast<unsigned long long>(next));
     {
-        std::ofstream f(dir.path() / "cache" / (name + ".seg"), std::ios::binary);
+        std::ofstream f(dir.path() / "cache" / name, std::ios::binary);
         f.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
     }
     {
