@@ -631,9 +631,13 @@ private:
                     if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space()) continue;
                     return unexpected(os_error(err, "write", file, "create segment"));
                 }
-                const std::int64_t created = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch())
-                                                 .count();
+                // No earlier than the previous segment's creation plus its size, so that
+                // list()'s modified times (creation + offset) follow log order.
+                std::int64_t created = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count();
+                if (has_active())
+                    created = std::max(created, seg(active()).created_ns + static_cast<std::int64_t>(cfg.segment_size));
                 detail::segment::encode_segment_header({sequence, created}, header.data());
                 auto written = pwrite_all(fd.get(), header, 0, "write", file);
                 if (written && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
