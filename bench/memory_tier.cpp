@@ -11,6 +11,8 @@
 //                             one shared instance, real time
 //   mix_unshared/tierguard/threads:{1,2}  the same, one instance per thread: what the
 //                             machine gives two threads at that moment, nothing shared
+//   line_transfer/threads:2   one cache line handed between two threads: what a write to a
+//                             line the other core holds costs here
 //
 // Keys are "key:NNNNNN" and values "val:NNNNNN:ok" (10 and 13 chars): both fit
 // libstdc++'s and libc++'s short-string buffers (15 and 22 chars), so copying a value
@@ -22,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -472,6 +475,24 @@ void bm_mix(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------
+// line_transfer/threads:2: two threads hand one cache line back and forth (each waits for
+// the other's increment, then increments); an iteration is one hand-over. It prices what
+// every write to a line the other core touched last costs on this machine at this
+// moment: the budget a shared tier's get spends on each lock, counter or LRU link it
+// writes.
+
+void bm_line_transfer(benchmark::State& state) {
+    alignas(64) static std::atomic<std::uint64_t> turn{0};
+    const auto me = static_cast<std::uint64_t>(state.thread_index());
+    if (me == 0) turn.store(0, std::memory_order_relaxed);  // the loop's start barrier publishes it
+    for (auto _ : state) {
+        while (turn.load(std::memory_order_acquire) % 2 != me) {}
+        turn.fetch_add(1, std::memory_order_release);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ---------------------------------------------------------------------------------------
 
 template <class Impl>
 void register_impl() {
@@ -526,6 +547,7 @@ int main(int argc, char** argv) {
     register_mix<tierguard_cache, false>();
     register_mix<textbook_lru>();
     register_mix<bare_map>();
+    benchmark::RegisterBenchmark("line_transfer", bm_line_transfer)->Threads(2)->UseRealTime();
 
     add_context();
     benchmark::RunSpecifiedBenchmarks();

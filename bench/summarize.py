@@ -74,6 +74,11 @@ def main(path):
           "mix 1 thread: tierguard / textbook_lru")
     ratio("mix/tierguard/real_time/threads:2", "mix/textbook_lru/real_time/threads:2",
           "mix 2 threads: tierguard / textbook_lru")
+    transfer = "line_transfer/real_time/threads:2"
+    if transfer in stats:
+        q1, med, q3 = stats[transfer]
+        print(f"{'line_transfer: one cache line handed between the two threads':58} "
+              f"{1e9 / med:5.0f} ns  [{1e9 / q3:.0f} .. {1e9 / q1:.0f}]")
 
 
 if __name__ == "__main__":
