@@ -5,6 +5,9 @@
 //   get_hit/<impl>          100k keys, all present in memory; uniform random order; one thread
 //   get_hit_chained/<impl>  the same, each key's position depending on the previous get's
 //                           value: the latency of a get rather than throughput
+//   get_hit_paired/<impl>   the get_hit walk in alternating blocks of 512 gets through the
+//                           cache and 512 through its own memory tier; counter
+//                           cache_over_tier = the median of the blocks' time ratios
 //   get_miss/<impl>         100k keys present, gets of 100k other keys (absent from memory)
 //
 // Implementations (all 16 shards, no count limit, the default 64 MB byte budget):
@@ -34,6 +37,7 @@
 #include <tierguard/metrics.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -265,6 +269,15 @@ struct fixture {
     }
 };
 
+// The fixture, or nullptr (the run marked failed) if memory lost any of the 100k keys.
+template <class Impl>
+fixture<Impl>* held_fixture(benchmark::State& state) {
+    auto& fx = fixture<Impl>::instance();
+    if (fx.impl.size() == hit_keys) return &fx;
+    state.SkipWithError("memory does not hold all 100k keys");
+    return nullptr;
+}
+
 // OwnMemory: gets go to the implementation's own memory tier (composed caches only).
 template <class Impl, bool OwnMemory = false>
 int get_of(Impl& impl, const std::string& key) {
@@ -277,11 +290,9 @@ int get_of(Impl& impl, const std::string& key) {
 
 template <class Impl, bool OwnMemory = false>
 void bm_get_hit(benchmark::State& state) {
-    auto& fx = fixture<Impl>::instance();
-    if (fx.impl.size() != hit_keys) {
-        state.SkipWithError("memory does not hold all 100k keys");
-        return;
-    }
+    auto* const full = held_fixture<Impl>(state);
+    if (full == nullptr) return;
+    auto& fx = *full;
     const std::string* const keys = fx.present.data();
     std::size_t pos = fx.hit_pos;
     std::uint64_t hits = 0;
@@ -298,11 +309,9 @@ void bm_get_hit(benchmark::State& state) {
 // which the compiler cannot know): gets cannot overlap, so this is a get's latency.
 template <class Impl, bool OwnMemory = false>
 void bm_get_hit_chained(benchmark::State& state) {
-    auto& fx = fixture<Impl>::instance();
-    if (fx.impl.size() != hit_keys) {
-        state.SkipWithError("memory does not hold all 100k keys");
-        return;
-    }
+    auto* const full = held_fixture<Impl>(state);
+    if (full == nullptr) return;
+    auto& fx = *full;
     const std::string* const keys = fx.present.data();
     std::size_t pos = fx.hit_pos;
     std::uint64_t hits = 0;
@@ -315,6 +324,44 @@ void bm_get_hit_chained(benchmark::State& state) {
     fx.hit_pos = pos;
     if (hits != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("a get_hit lookup missed");
     state.SetItemsProcessed(state.iterations());
+}
+
+// get_hit_paired/<impl>: the get_hit walk in blocks of 512 gets through the cache and 512
+// through its own memory tier, back to back, which of the two goes first alternating. The
+// counter cache_over_tier is the median of the blocks' time ratios: a neighbour's burst,
+// or the machine's memory getting slower for a while, lands on both halves of a block,
+// so the ratio holds still where separately timed runs of the two swing by a third.
+template <class Impl>
+void bm_get_hit_paired(benchmark::State& state) {
+    constexpr int block_gets = 512;
+    auto* const full = held_fixture<Impl>(state);
+    if (full == nullptr) return;
+    auto& fx = *full;
+    std::uint64_t hits = 0;
+    std::size_t pos = fx.hit_pos;
+    const auto timed_block = [&](bool via_cache) {
+        const auto started = std::chrono::steady_clock::now();
+        for (int i = 0; i < block_gets; ++i) {
+            const std::string& key = fx.present[pos];
+            hits += (via_cache ? get_of<Impl>(fx.impl, key) : get_of<Impl, true>(fx.impl, key)) != 0 ? 1 : 0;
+            if (++pos == hit_keys) pos = 0;
+        }
+        return static_cast<double>((std::chrono::steady_clock::now() - started).count());
+    };
+    std::vector<double> ratios;
+    bool cache_first = true;
+    for (auto _ : state) {
+        const double first = timed_block(cache_first);
+        const double second = timed_block(!cache_first);
+        ratios.push_back(cache_first ? first / second : second / first);
+        cache_first = !cache_first;
+    }
+    fx.hit_pos = pos;
+    const std::uint64_t gets = static_cast<std::uint64_t>(state.iterations()) * 2 * block_gets;
+    if (hits != gets) state.SkipWithError("a get_hit lookup missed");
+    std::nth_element(ratios.begin(), ratios.begin() + static_cast<std::ptrdiff_t>(ratios.size() / 2), ratios.end());
+    state.counters["cache_over_tier"] = ratios.empty() ? 0.0 : ratios[ratios.size() / 2];
+    state.SetItemsProcessed(static_cast<std::int64_t>(gets));
 }
 
 template <class Impl>
@@ -358,6 +405,8 @@ int main(int argc, char** argv) {
     register_hits<cache_memory_storage>();
     register_hits<cache_memory_storage, true>();
     register_hits<cache_no_storage, true>();
+    benchmark::RegisterBenchmark("get_hit_paired/cache/memory_storage", bm_get_hit_paired<cache_memory_storage>);
+    benchmark::RegisterBenchmark("get_hit_paired/cache/no_storage", bm_get_hit_paired<cache_no_storage>);
     register_hits<cache_no_storage>();
     register_hits<steps<1>>();
     register_hits<steps<2>>();

@@ -20,8 +20,12 @@ def main(path):
     with open(path) as f:
         report = json.load(f)
     runs = defaultdict(list)
+    paired = defaultdict(list)  # get_hit_paired: each repetition's median block ratio
     for b in report["benchmarks"]:
         if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        if "cache_over_tier" in b:
+            paired[b["run_name"]].append(b["cache_over_tier"])
             continue
         runs[b["run_name"]].append(1e9 / b["items_per_second"])  # ns per get
     stats = {name: quartiles(v) for name, v in runs.items()}
@@ -41,11 +45,17 @@ def main(path):
 
     print()
     print("ratios of median time per get (a / b):")
+    for name in sorted(paired):
+        q1, med, q3 = quartiles(paired[name])
+        target = "   (target <= 1.10)" if name.endswith("memory_storage") else ""
+        print(f"{name + ': cache / its own memory tier, paired blocks' + target:66} {med:5.2f}x  [{q1:.2f} .. {q3:.2f}]")
     for scenario in ("get_hit", "get_hit_chained"):
         ref = f"{scenario}/memory_tier"
         ratio(f"{scenario}/cache/memory_storage", f"{scenario}/cache/memory_storage/own_memory_tier",
-              f"{scenario}: cache/memory_storage / its own memory tier   (target <= 1.10)")
+              f"{scenario}: cache/memory_storage / its own memory tier")
         ratio(f"{scenario}/cache/memory_storage", ref, f"{scenario}: cache/memory_storage / memory_tier")
+        ratio(f"{scenario}/cache/no_storage", f"{scenario}/cache/no_storage/own_memory_tier",
+              f"{scenario}: cache/no_storage / its own memory tier")
         ratio(f"{scenario}/cache/no_storage", ref, f"{scenario}: cache/no_storage / memory_tier")
         previous = ref
         for step in ("1_hit", "2_sampled"):
