@@ -449,6 +449,11 @@ private:
             });
         }
 
+        // The index position that points at the record placed at `here`, or npos.
+        [[nodiscard]] std::size_t find_placed(std::uint64_t h, std::uint64_t here) const {
+            return index.find_if(h, [&](std::size_t pos) { return location::place(index.at(pos).loc) == here; });
+        }
+
         void drop_at(std::size_t pos) {
             --seg(location::slot(index.at(pos).loc)).live;
             index.erase(pos);
@@ -537,30 +542,27 @@ private:
         [[nodiscard]] result<void> evict_oldest(std::size_t room) {
             const std::uint32_t slot = order.front();
             segment& victim = seg(slot);
-            // Carries (first pass) or drops (second pass, once the file is gone) the
-            // records the index still points at in the oldest segment.
+            // Carries what fits of the records the index still points at in the oldest
+            // segment, and notes the others (hash and place) to drop once the file is gone.
             struct visitor {
                 state& s;
                 std::uint32_t slot;
                 std::size_t room;
                 std::span<const std::byte> data;
-                bool dropping = false;
+                std::vector<std::pair<std::uint64_t, std::uint64_t>> left{};
                 bool carried_any = false;
                 void record(std::size_t off, const detail::segment::record_view& r) {
                     if (r.head.tombstone()) return;
                     const std::uint64_t h = hash_of(r.head.name);
                     const std::uint64_t here = location::pack(slot, off, r.head.size());
-                    const std::size_t pos =
-                        s.index.find_if(h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
+                    const std::size_t pos = s.find_placed(h, here);
                     if (pos == hash_index::npos) return;
-                    if (dropping) {
-                        ++s.counters.entries_evicted;
-                        s.drop_at(pos);
-                        return;
-                    }
                     const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
                     const std::size_t size = r.head.size();
-                    if (!((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) || size > room) return;
+                    if (!((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) || size > room) {
+                        left.emplace_back(h, here);
+                        return;
+                    }
                     // The whole record; padding a torn tail lost comes back as zeros.
                     segment& a = s.seg(s.active());
                     const std::size_t stored = std::min(size, data.size() - off);
@@ -584,7 +586,7 @@ private:
                 if (auto loaded = load(slot)) data = std::move(*loaded);
             }
             visitor v{*this, slot, room, data ? std::span<const std::byte>(*data) : std::span<const std::byte>()};
-            if (data && room > 0) detail::segment::scan_records(*data, v);
+            if (data) detail::segment::scan_records(*data, v);
             // The copies first; evict_for_space leaves the oldest alone meanwhile.
             if (v.carried_any) {
                 if (auto copied = flush(true); !copied) return copied;
@@ -592,9 +594,11 @@ private:
             const std::string file = file_name(victim.sequence);
             if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
                 return unexpected(os_error(errno, "evict", file, "delete the oldest segment"));
-            if (data) {
-                v.dropping = true;
-                detail::segment::scan_records(*data, v);
+            for (const auto& [h, here] : v.left) {
+                const std::size_t pos = find_placed(h, here);
+                if (pos == hash_index::npos) continue;
+                ++counters.entries_evicted;
+                drop_at(pos);
             }
             if (victim.live > 0) {  // records damaged since they were indexed, or an unreadable segment
                 counters.entries_evicted += victim.live;
@@ -798,9 +802,7 @@ private:
                     void record(std::size_t off, const detail::segment::record_view& r) {
                         if (r.head.tombstone()) return;
                         const std::uint64_t here = location::pack(slot, off, r.head.size());
-                        const std::size_t pos = s.index.find_if(hash_of(r.head.name), [&](std::size_t p) {
-                            return location::place(s.index.at(p).loc) == here;
-                        });
+                        const std::size_t pos = s.find_placed(hash_of(r.head.name), here);
                         if (pos == hash_index::npos) return;
                         const auto at = std::chrono::system_clock::time_point(
                             std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -976,7 +978,7 @@ private:
 
             [[nodiscard]] std::size_t position(std::uint64_t h, std::size_t off, std::size_t size) const {
                 const std::uint64_t here = location::pack(slot, off, size);
-                return s.index.find_if(h, [&](std::size_t p) { return location::place(s.index.at(p).loc) == here; });
+                return s.find_placed(h, here);
             }
             void record(std::size_t off, const detail::segment::record_view& r) {
                 if (recovering) {
