@@ -3,6 +3,7 @@
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/flat_lru_shard.hpp>
+#include <tierguard/detail/read_slots.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/hash.hpp>
@@ -10,6 +11,8 @@
 #include <tierguard/weigher/concept.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -78,9 +81,16 @@ public:
 /// Guarantees: the byte and entry budgets hold after every call; a get never returns an
 /// entry whose TTL has passed; within a shard, eviction takes the least recently used
 /// entry (get and put count as use; contains does not). All operations are O(1)
-/// amortized and thread-safe; a call locks one shard (clear and stats lock each in turn).
-/// Nothing throws because of the cache's state: failures come back as results. Exceptions
-/// thrown by Key, Value or the allocator propagate with the tier left valid.
+/// amortized and thread-safe. Nothing throws because of the cache's state: failures come
+/// back as results. Exceptions thrown by Key, Value or the allocator propagate with the
+/// tier left valid.
+///
+/// Threads: a get takes no lock and writes nothing that another core reads, so threads
+/// sharing a tier do not slow each other's gets; it waits only while a put, erase or
+/// take changes the same shard (they lock it). A get notes its use in its thread's log,
+/// which is applied to the shard's LRU order when it holds 7 uses of that shard and
+/// before the thread's next change of that shard. So one thread alone sees exact LRU
+/// order; under concurrency, eviction may not yet count another thread's last few gets.
 ///
 /// Storage: an entry whose Key and Value have non-throwing move constructors (std::string,
 /// integers, most types) is stored inside its shard's hash table, so a get touches one
@@ -168,9 +178,9 @@ public:
         return read<result<Value>>(key, false, [](const Value& v, bool) { return result<Value>(std::in_place, v); });
     }
 
-    /// Calls f(const Value&) on the value for `key` under the shard lock and returns
-    /// what f returns: the way to read move-only values. f must not call back into the
-    /// tier. Errors as for get().
+    /// Calls f(const Value&) on the value for `key` and returns what f returns: the way
+    /// to read move-only values. Writers to the shard wait while f runs, so f must not
+    /// call back into the tier. Errors as for get().
     template <class K, class F>
         requires lookup_key<K> && std::invocable<F&, const Value&>
     [[nodiscard]] auto get_with(const K& key, F&& f) -> result<std::invoke_result_t<F&, const Value&>> {
@@ -199,10 +209,12 @@ public:
         requires lookup_key<K>
     [[nodiscard]] result<Value> take(const K& key) {
         const std::uint64_t h = hash_of(key);
-        shard& s = shard_for(h);
+        const std::size_t si = shard_index(h);
+        shard& s = m_shards[si];
         std::lock_guard lock(s.mutex);
-        auto found = find_live(s, h, key, false);
+        auto found = find_live(s, si, h, key, false);
         if (!found) return unexpected(std::move(found).error());
+        const readers_out out_of_shard(*this, s, si);
         result<Value> out(std::in_place, std::move(s.lru.at(found->pos).data().value));
         s.lru.remove(found->pos);
         return out;
@@ -217,7 +229,8 @@ public:
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
     result<void> put(Key key, Value value, std::chrono::nanoseconds ttl) {
         const std::uint64_t h = hash_of(key);
-        shard& s = shard_for(h);
+        const std::size_t si = shard_index(h);
+        shard& s = m_shards[si];
         s.lru.prefetch(h);
         const std::size_t weight = static_cast<std::size_t>(m_weigher(std::as_const(key), std::as_const(value)));
         std::lock_guard lock(s.mutex);
@@ -231,6 +244,7 @@ public:
                         "entry weighs " + std::to_string(weight) + " bytes; a shard holds at most " +
                             std::to_string(s.byte_budget) + " (byte_budget / shards)");
         }
+        const readers_out out_of_shard(*this, s, si);
         if (const std::uint32_t old = s.lru.find(h, key, m_equal); old != lru_type::npos) s.lru.remove(old);
         while (s.lru.live() != 0 &&
                (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries))) {
@@ -246,10 +260,12 @@ public:
         requires lookup_key<K>
     bool erase(const K& key) {
         const std::uint64_t h = hash_of(key);
-        shard& s = shard_for(h);
+        const std::size_t si = shard_index(h);
+        shard& s = m_shards[si];
         std::lock_guard lock(s.mutex);
         const std::uint32_t idx = s.lru.find(h, key, m_equal);
         if (idx == lru_type::npos) return false;
+        const readers_out out_of_shard(*this, s, si);
         s.lru.remove(idx);
         return true;
     }
@@ -269,6 +285,7 @@ public:
     void clear() {
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             std::lock_guard lock(m_shards[i].mutex);
+            const readers_out out_of_shard(*this, m_shards[i], i);
             m_shards[i].lru.clear();
         }
     }
@@ -280,6 +297,7 @@ public:
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             shard& s = m_shards[i];
             std::lock_guard lock(s.mutex);
+            const readers_out out_of_shard(*this, s, i);
             const std::size_t n =
                 s.lru.remove_if([&](const typename lru_type::slot& e) { return age_of(e) == age::dead; });
             s.expirations += n;
@@ -299,6 +317,7 @@ public:
         for (std::size_t i = 0; i < m_shard_count; ++i) {
             shard& s = m_shards[i];
             std::lock_guard lock(s.mutex);
+            const readers_out out_of_shard(*this, s, i);
             s.byte_budget = byte_budget / m_shard_count;
             while (s.lru.bytes() > s.byte_budget) {
                 s.lru.remove(s.lru.lru());
@@ -333,12 +352,23 @@ public:
             out.entries += s.lru.live();
             out.bytes += s.lru.bytes();
         }
+        for (std::size_t i = 0; i < m_readers.size(); ++i) {
+            out.hits += m_readers.local(i).hits.load(std::memory_order_relaxed);
+            out.misses += m_readers.local(i).misses.load(std::memory_order_relaxed);
+        }
         return out;
     }
 
-    /// The keys of one shard, least recently used first (for tests and diagnostics).
+    /// The keys of one shard, least recently used first, every thread's noted uses
+    /// applied first (for tests and diagnostics).
     [[nodiscard]] std::vector<Key> lru_order(std::size_t shard_index) const requires std::copy_constructible<Key> {
-        const shard& s = m_shards[shard_index];
+        shard& s = m_shards[shard_index];
+        for (std::size_t i = 0; i < m_readers.size(); ++i) {
+            auto& r = m_readers.claim_waiting(i);
+            const typename readers::hold held(r);
+            std::lock_guard lock(s.mutex);
+            if (r.local.logs) apply(s, r.local.logs[shard_index]);
+        }
         std::lock_guard lock(s.mutex);
         std::vector<Key> keys;
         s.lru.for_each_lru([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data().key); });
@@ -358,8 +388,11 @@ private:
     using lru_type = detail::flat_lru_shard<Key, Value, time_point>;
 
     struct alignas(64) shard {
-        mutable detail::spin_mutex mutex;
-        lru_type lru;
+        // Read by every get; set, with the lock held, while the table changes.
+        std::atomic<bool> writing{false};
+        lru_type lru;  // what lookups read comes first; what touch() writes has lines of its own
+        // The rest is used under the lock.
+        alignas(64) mutable detail::spin_mutex mutex;
         std::size_t byte_budget = 0;
         std::size_t max_entries = 0;
         std::uint64_t hits = 0;
@@ -367,6 +400,40 @@ private:
         std::uint64_t evictions = 0;
         std::uint64_t expirations = 0;
         std::uint64_t rejected = 0;
+    };
+
+    // Up to 7 uses of one shard's entries, noted by a get and applied to the LRU order
+    // later, under the lock: 64 bytes.
+    struct alignas(64) use_log {
+        std::uint32_t size = 0;
+        std::array<std::uint32_t, 7> pos{};
+        std::array<std::uint32_t, 7> check{};  // low 32 bits of the entry's hash
+    };
+
+    // A read slot's own data; only the slot's holder writes it.
+    struct reader {
+        std::atomic<std::uint64_t> hits{0};
+        std::atomic<std::uint64_t> misses{0};
+        std::unique_ptr<use_log[]> logs;  // one per shard, made at the slot's first hit
+    };
+    using readers = detail::read_slots<reader>;
+
+    // Keeps gets out of shard si while its table changes; the shard's lock is held.
+    // Applies the caller's own noted uses of the shard first, so that a thread's gets
+    // count, at the positions they noted, before its own change.
+    class readers_out {
+    public:
+        readers_out(const memory_tier& t, shard& s, std::size_t si) : m_shard(s) {
+            t.apply_own_uses(s, si);
+            s.writing.store(true, std::memory_order_seq_cst);
+            t.m_readers.wait_for_readers(si);
+        }
+        readers_out(const readers_out&) = delete;
+        readers_out& operator=(const readers_out&) = delete;
+        ~readers_out() { m_shard.writing.store(false, std::memory_order_release); }
+
+    private:
+        shard& m_shard;
     };
 
     struct validated {};
@@ -397,7 +464,6 @@ private:
     [[nodiscard]] std::size_t shard_index(std::uint64_t h) const noexcept {
         return static_cast<std::size_t>(((h >> 32) * m_shard_count) >> 32);
     }
-    [[nodiscard]] shard& shard_for(std::uint64_t h) noexcept { return m_shards[shard_index(h)]; }
     [[nodiscard]] const shard& shard_for(std::uint64_t h) const noexcept { return m_shards[shard_index(h)]; }
 
     // Past its TTL an entry is stale for m_stale_grace (kept for get_with_stale), then dead.
@@ -419,7 +485,8 @@ private:
     // The entry for key in s (its lock held), counted as a hit; or the failure to return,
     // counted as a miss (a dead entry is dropped on the way, a stale one kept).
     template <class K>
-    [[nodiscard]] result<found_entry> find_live(shard& s, std::uint64_t h, const K& key, bool accept_stale) {
+    [[nodiscard]] result<found_entry> find_live(shard& s, std::size_t si, std::uint64_t h, const K& key,
+                                                bool accept_stale) {
         const std::uint32_t idx = s.lru.find(h, key, m_equal);
         if (idx == lru_type::npos) {
             ++s.misses;
@@ -427,7 +494,10 @@ private:
         }
         const age a = age_of(s.lru.at(idx));
         if (a == age::dead) {
-            drop_expired(s, idx);
+            const readers_out out_of_shard(*this, s, si);
+            s.lru.remove(idx);
+            ++s.expirations;
+            ++s.misses;
             return fail(errc::expired, tier::memory);
         }
         if (a == age::stale && !accept_stale) {
@@ -438,24 +508,76 @@ private:
         return found_entry{idx, a == age::stale};
     }
 
-    // A get: on an entry find_live accepts, marks it used and returns on_hit(value, stale)
-    // under the lock.
+    // A get: on an entry find_live accepts, marks it used and returns on_hit(value, stale).
+    // It reads under its thread's read slot, and falls back to the lock when the slot is
+    // held by another thread, a writer is changing the shard, or the entry must be dropped.
     template <class R, class K, class F>
     [[nodiscard]] R read(const K& key, bool accept_stale, F&& on_hit) {
         const std::uint64_t h = hash_of(key);
-        shard& s = shard_for(h);
-        s.lru.prefetch(h);  // the slot's cache miss, outside the lock
+        const std::size_t si = shard_index(h);
+        shard& s = m_shards[si];
+        s.lru.prefetch(h);  // the slot's cache miss, before anything that may wait
+        if (auto* r = m_readers.claim_to_read(si, s.writing)) {
+            const typename readers::hold held(*r);
+            const std::uint32_t idx = s.lru.find(h, key, m_equal);
+            if (idx == lru_type::npos) {
+                bump(r->local.misses);
+                return fail(errc::miss, tier::memory);
+            }
+            const age a = age_of(s.lru.at(idx));
+            if (a == age::fresh || (a == age::stale && accept_stale)) {
+                bump(r->local.hits);
+                note_use(r->local, s, si, idx, h);
+                return on_hit(std::as_const(s.lru.at(idx).data().value), a == age::stale);
+            }
+            if (a == age::stale) {
+                bump(r->local.misses);
+                return fail(errc::expired, tier::memory);
+            }
+        }
         std::lock_guard lock(s.mutex);
-        auto found = find_live(s, h, key, accept_stale);
+        auto found = find_live(s, si, h, key, accept_stale);
         if (!found) return unexpected(std::move(found).error());
         s.lru.touch(found->pos);
         return on_hit(std::as_const(s.lru.at(found->pos).data().value), found->stale);
     }
 
-    void drop_expired(shard& s, std::uint32_t idx) {
-        s.lru.remove(idx);
-        ++s.expirations;
-        ++s.misses;
+    // Counts an event in a read slot's counter (only its holder writes it).
+    static void bump(std::atomic<std::uint64_t>& counter) noexcept {
+        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+
+    // Notes a hit's use of pos in the reader's log for shard si. A full log is applied
+    // first if the lock is free: its holder then cannot be a writer waiting for this
+    // read. If it is not free, another thread is busy in the shard, and this one use
+    // goes uncounted (a single thread never loses one).
+    void note_use(reader& r, shard& s, std::size_t si, std::uint32_t pos, std::uint64_t h) {
+        if (!r.logs) r.logs = std::make_unique<use_log[]>(m_shard_count);
+        use_log& log = r.logs[si];
+        if (log.size == log.pos.size()) {
+            if (!s.mutex.try_lock()) return;
+            std::lock_guard lock(s.mutex, std::adopt_lock);
+            apply(s, log);
+        }
+        log.pos[log.size] = pos;
+        log.check[log.size] = static_cast<std::uint32_t>(h);
+        ++log.size;
+    }
+
+    // Applies noted uses to shard s's LRU order, skipping entries gone since; the lock is held.
+    static void apply(shard& s, use_log& log) {
+        for (std::uint32_t i = 0; i < log.size; ++i) {
+            if (s.lru.holds(log.pos[i], log.check[i])) s.lru.touch(log.pos[i]);
+        }
+        log.size = 0;
+    }
+
+    // Applies the caller's own noted uses of shard si; the shard's lock is held.
+    void apply_own_uses(shard& s, std::size_t si) const {
+        if (auto* r = m_readers.claim()) {
+            const typename readers::hold held(*r);
+            if (r->local.logs) apply(s, r->local.logs[si]);
+        }
     }
 
     template <class F>
@@ -469,6 +591,7 @@ private:
     }
 
     std::unique_ptr<shard[]> m_shards;
+    mutable readers m_readers;  // claimed by const reads too: they are how threads take turns
     std::size_t m_shard_count;
     std::size_t m_byte_budget;
     std::chrono::nanoseconds m_default_ttl;

@@ -10,6 +10,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -99,6 +100,38 @@ TEST_CASE("memory tier: evicts the least recently used entry of a shard") {
     CHECK(tier.lru_order(0) == std::vector<std::string>{"k3", "k1", "k4"});
     CHECK(tier.stats().evictions == 1);
     CHECK(tier.bytes() <= 9);
+}
+
+TEST_CASE("memory tier: another thread's gets reach the LRU order") {
+    // Room for four 3-byte entries; k1 is the least recently used.
+    auto tier = make_tier({.byte_budget = 12, .shards = 1});
+    for (const char* k : {"k1", "k2", "k3", "k4"}) REQUIRE(tier.put(k, "v"));
+
+    SECTION("once that thread has made a few gets of the shard") {
+        bool found = true;
+        std::thread([&] {
+            found = tier.get("k1").has_value();
+            for (int i = 0; i < 100; ++i) found = found && tier.get("k2").has_value();
+        }).join();
+        REQUIRE(found);
+        REQUIRE(tier.put("k5", "v"));  // evicts k3, not k1
+        CHECK(tier.contains("k1"));
+        CHECK_FALSE(tier.contains("k3"));
+    }
+    SECTION("and lru_order shows a single get of it at once") {
+        std::thread([&] { (void)tier.get("k1"); }).join();
+        CHECK(tier.lru_order(0) == std::vector<std::string>{"k2", "k3", "k4", "k1"});
+        CHECK(tier.stats().hits == 1);
+    }
+}
+
+TEST_CASE("memory tier: a thread that exits gives its read slot's number back") {
+    std::size_t first = 0;
+    std::size_t second = 0;
+    std::thread([&] { first = tierguard::detail::thread_number(); }).join();
+    std::thread([&] { second = tierguard::detail::thread_number(); }).join();
+    CHECK(first == second);
+    CHECK(first != tierguard::detail::thread_number());
 }
 
 TEST_CASE("memory tier: a put evicts as many entries as its weight needs") {

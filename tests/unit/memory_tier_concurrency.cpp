@@ -57,6 +57,40 @@ TEST_CASE("memory tier: concurrent put/get/erase keep values, budgets and counte
     CHECK(stats.hits > 0);
 }
 
+TEST_CASE("memory tier: more threads than read slots share them safely") {
+    // 80 live threads: more than the 64 read slots a tier has at most, so threads share
+    // slots and some gets take the locked path.
+    constexpr int threads = 80;
+    constexpr int ops_per_thread = 2000;
+    constexpr int keys = 64;
+    tierguard::memory_tier<std::string, std::string> tier({.byte_budget = 2048, .shards = 4});
+    std::atomic<std::uint64_t> gets{0}, foreign{0};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            ready.fetch_add(1);
+            while (ready.load() < threads) std::this_thread::yield();  // all alive at once
+            for (int i = 0; i < ops_per_thread; ++i) {
+                const int key = (i * 7 + t) % keys;
+                const std::string name = "key" + std::to_string(key);
+                if (i % 4 == 0) {
+                    (void)tier.put(name, value_for(key, i));
+                } else {
+                    gets.fetch_add(1, std::memory_order_relaxed);
+                    if (const auto got = tier.get(name); got && !belongs_to(*got, key)) foreign.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& w : workers) w.join();
+    const auto stats = tier.stats();
+    CHECK(foreign.load() == 0);
+    CHECK(stats.hits + stats.misses == gets.load());
+    CHECK(stats.bytes <= 2048);
+    CHECK(stats.hits > 0);
+}
+
 TEST_CASE("memory tier: clear and set_byte_budget race safely with readers and writers") {
     tierguard::memory_tier<int, std::string> tier({.byte_budget = 1 << 16, .shards = 4});
     std::atomic<bool> stop{false};

@@ -21,18 +21,24 @@ namespace tierguard::detail {
 ///    so a probe rejects almost every other key without touching its slot. At 1 byte per
 ///    slot the array stays in L1/L2. Deletion shifts back, no tombstones.
 ///  - m_slots: parallel to m_tags; a slot holds the entry itself (key and value, or a
-///    pointer to them: see `in_place`), its expiry, full hash and weight, and qpos, the
-///    index of its live item in the LRU queue.
+///    pointer to them: see `in_place`), its expiry, full hash and weight.
+///  - m_qpos: parallel to m_tags; the index of each slot's live item in the LRU queue.
+///    Kept apart from the slots, so that marking an entry used writes no line a lookup
+///    reads.
 ///  - m_queue: the LRU order as an append-only log of slot positions, with m_alive, a
 ///    bitmap over the log's indices. A use clears its old item's bit and appends a new
 ///    one: an item is live iff its bit is set, so the oldest live item is the least
 ///    recently used entry: exact LRU. Skipping dead items reads only the dense bitmap.
 ///    Slots move (backward-shift deletion, growth), and moving one patches its queue
 ///    item. Compaction, when the log reaches 8 times the live entries (+64), rewrites
-///    the live slots' qpos: 1/7 of a slot write per use, amortized.
+///    the live slots' qpos: 1/7 of a qpos write per use, amortized.
 /// Positions returned by find(), lru() and for_each_lru() are valid until the next
 /// insert or remove. Every operation gives the strong guarantee; find, at, remove, lru
 /// and clear do not throw.
+///
+/// Concurrency (the tier's protocol): find() and at() read only m_tags, m_slots and the
+/// fields that locate them, which only insert, remove, clear and grow change; touch()
+/// writes none of those. So lookups may run beside touch() but not beside a change.
 template <class Key, class Value, class TimePoint>
 class flat_lru_shard {
 public:
@@ -55,7 +61,6 @@ public:
         };
         TimePoint expiry;
         std::size_t weight;
-        std::uint32_t qpos;
 
         slot() noexcept {}
         ~slot() {}
@@ -120,11 +125,16 @@ public:
     /// used one (a hot key asked twice in a row), so such a get leaves the queue's lines
     /// shared between cores.
     void touch(std::uint32_t pos) {
-        slot& s = at(pos);
-        if (s.qpos + std::size_t{1} == m_queue.size()) return;
+        if (m_qpos[pos] + std::size_t{1} == m_queue.size()) return;
         make_queue_room();
-        kill(s.qpos);
-        s.qpos = append(pos);
+        kill(m_qpos[pos]);
+        m_qpos[pos] = append(pos);
+    }
+
+    /// True if pos holds a live entry whose hash's low 32 bits are `check`: whether a
+    /// position noted earlier (before other inserts and removes) still names that entry.
+    [[nodiscard]] bool holds(std::uint32_t pos, std::uint32_t check) const noexcept {
+        return pos < m_cap && m_tags[pos] != 0 && static_cast<std::uint32_t>(at(pos).hash) == check;
     }
 
     /// Adds a new entry; the caller has made room and checked the key is absent.
@@ -143,7 +153,7 @@ public:
         s.hash = hash;
         s.expiry = expiry;
         s.weight = weight;
-        s.qpos = append(static_cast<std::uint32_t>(pos));
+        m_qpos[pos] = append(static_cast<std::uint32_t>(pos));
         ++m_live;
         m_bytes += weight;
     }
@@ -151,7 +161,7 @@ public:
     /// Removes a live slot.
     void remove(std::uint32_t pos) noexcept {
         slot& s = at(pos);
-        kill(s.qpos);
+        kill(m_qpos[pos]);
         s.held.~stored();
         --m_live;
         m_bytes -= s.weight;
@@ -240,7 +250,7 @@ private:
             if (alive(i)) {
                 const std::uint32_t pos = m_queue[i];
                 m_queue[out] = pos;
-                at(pos).qpos = static_cast<std::uint32_t>(out);
+                m_qpos[pos] = static_cast<std::uint32_t>(out);
                 ++out;
             }
         }
@@ -265,7 +275,8 @@ private:
             if (!stays) {
                 move_slot(at(static_cast<std::uint32_t>(next)), m_slots.get()[pos]);
                 m_tags[pos] = m_tags[next];
-                m_queue[m_slots.get()[pos].qpos] = static_cast<std::uint32_t>(pos);
+                m_qpos[pos] = m_qpos[next];
+                m_queue[m_qpos[pos]] = static_cast<std::uint32_t>(pos);
                 pos = next;
             }
         }
@@ -279,7 +290,6 @@ private:
         dst.hash = src.hash;
         dst.expiry = src.expiry;
         dst.weight = src.weight;
-        dst.qpos = src.qpos;
     }
 
     void grow() {
@@ -288,6 +298,7 @@ private:
         slot_ptr slots(static_cast<slot*>(::operator new (cap * sizeof(slot), std::align_val_t{64})));
         std::uninitialized_default_construct_n(slots.get(), cap);
         std::unique_ptr<std::uint8_t[]> tags(new std::uint8_t[cap]());
+        std::unique_ptr<std::uint32_t[]> qpos(new std::uint32_t[cap]);
         // Nothing below throws. Reinserting in LRU order compacts the queue as well.
         std::size_t out = 0;
         for (std::size_t i = m_head; i < m_queue.size(); ++i) {
@@ -297,11 +308,12 @@ private:
             while (tags[pos] != 0) pos = (pos + 1) & mask;
             move_slot(src, slots.get()[pos]);
             tags[pos] = tag(src.hash);
-            slots.get()[pos].qpos = static_cast<std::uint32_t>(out);
+            qpos[pos] = static_cast<std::uint32_t>(out);
             m_queue[out++] = static_cast<std::uint32_t>(pos);
         }
         m_slots = std::move(slots);
         m_tags = std::move(tags);
+        m_qpos = std::move(qpos);
         m_cap = cap;
         m_mask = mask;
         m_hint_base.store(reinterpret_cast<std::uintptr_t>(m_slots.get()), std::memory_order_relaxed);
@@ -321,18 +333,21 @@ private:
     };
     using slot_ptr = std::unique_ptr<slot, slot_deleter>;
 
+    // What lookups read; only insert, remove, clear and grow write it.
     std::unique_ptr<std::uint8_t[]> m_tags;
     slot_ptr m_slots;  // 64-byte aligned, so a slot spans as few cache lines as its size allows
     std::size_t m_cap = 0;
     std::size_t m_mask = 0;
+    std::atomic<std::uintptr_t> m_hint_base{0};  // m_slots and m_mask, for prefetch()
+    std::atomic<std::size_t> m_hint_mask{0};
+    // What touch() writes, on cache lines of its own.
+    alignas(64) std::unique_ptr<std::uint32_t[]> m_qpos;
     std::vector<std::uint32_t> m_queue;  // slot positions, least recently used first
     std::vector<std::uint64_t> m_alive;  // bit i: m_queue[i] is live
     std::size_t m_head = 0;              // items before it are dead
     std::size_t m_queue_limit = min_queue;
     std::size_t m_live = 0;
     std::size_t m_bytes = 0;
-    std::atomic<std::uintptr_t> m_hint_base{0};  // m_slots and m_mask, for prefetch()
-    std::atomic<std::size_t> m_hint_mask{0};
 };
 
 }  // namespace tierguard::detail
