@@ -89,7 +89,8 @@ public:
 /// sharing a tier do not slow each other's gets; it waits only while a put, erase or
 /// take changes the same shard (they lock it). A get notes its use in its thread's log,
 /// which is applied to the shard's LRU order when it holds 7 uses of that shard and
-/// before the thread's next change of that shard. So one thread alone sees exact LRU
+/// before the thread's next change of that shard (a tier of more than 4096 shards keeps
+/// no logs and applies each use at once). So one thread alone sees exact LRU
 /// order; under concurrency, eviction may not yet count another thread's last few gets.
 ///
 /// Storage: an entry whose Key and Value have non-throwing move constructors (std::string,
@@ -384,6 +385,7 @@ public:
 
 private:
     static constexpr std::size_t max_shards = 1U << 16;
+    static constexpr std::size_t logged_shards = 4096;  // see note_use
 
     using lru_type = detail::flat_lru_shard<Key, Value, time_point>;
 
@@ -550,18 +552,24 @@ private:
     // Notes a hit's use of pos in the reader's log for shard si. A full log is applied
     // first if the lock is free: its holder then cannot be a writer waiting for this
     // read. If it is not free, another thread is busy in the shard, and this one use
-    // goes uncounted (a single thread never loses one).
+    // goes uncounted (a single thread never loses one). A tier with more shards than
+    // logged_shards keeps no logs (they would take 64 bytes per shard and thread) and
+    // applies each use at once, on the same terms.
     void note_use(reader& r, shard& s, std::size_t si, std::uint32_t pos, std::uint64_t h) {
-        if (!r.logs) r.logs = std::make_unique<use_log[]>(m_shard_count);
-        use_log& log = r.logs[si];
-        if (log.size == log.pos.size()) {
+        if (!r.logs && m_shard_count <= logged_shards) r.logs = std::make_unique<use_log[]>(m_shard_count);
+        use_log* log = r.logs ? &r.logs[si] : nullptr;
+        if (log == nullptr || log->size == log->pos.size()) {
             if (!s.mutex.try_lock()) return;
             std::lock_guard lock(s.mutex, std::adopt_lock);
-            apply(s, log);
+            if (log == nullptr) {
+                s.lru.touch(pos);
+                return;
+            }
+            apply(s, *log);
         }
-        log.pos[log.size] = pos;
-        log.check[log.size] = static_cast<std::uint32_t>(h);
-        ++log.size;
+        log->pos[log->size] = pos;
+        log->check[log->size] = static_cast<std::uint32_t>(h);
+        ++log->size;
     }
 
     // Applies noted uses to shard s's LRU order, skipping entries gone since; the lock is held.

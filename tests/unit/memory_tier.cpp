@@ -125,6 +125,23 @@ TEST_CASE("memory tier: another thread's gets reach the LRU order") {
     }
 }
 
+TEST_CASE("memory tier: with more shards than it keeps use logs for, a get's use counts at once") {
+    // 8192 shards (logs are kept up to 4096), four entries per shard; five keys of one shard.
+    auto tier = make_tier({.byte_budget = 1 << 20, .max_entries = 4 * 8192, .shards = 8192});
+    std::vector<std::string> keys;
+    for (int i = 0; keys.size() < 5; ++i) {
+        std::string k = "k" + std::to_string(i);
+        if (tier.shard_of(k) == tier.shard_of(std::string_view("k0"))) keys.push_back(std::move(k));
+    }
+    for (std::size_t i = 0; i < 4; ++i) REQUIRE(tier.put(keys[i], "v"));
+    bool found = false;
+    std::thread([&] { found = tier.get(keys[0]).has_value(); }).join();
+    REQUIRE(found);
+    REQUIRE(tier.put(keys[4], "v"));  // evicts keys[1], not keys[0]
+    CHECK(tier.contains(keys[0]));
+    CHECK_FALSE(tier.contains(keys[1]));
+}
+
 TEST_CASE("memory tier: a thread that exits gives its read slot's number back") {
     std::size_t first = 0;
     std::size_t second = 0;
