@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -198,6 +199,11 @@ public:
 
     /// Ends an elapsed open period: open -> half-open, dated when the period ended.
     /// Returns true if it did.
+    /// While open: when the open period ends (never while forced open).
+    [[nodiscard]] std::chrono::nanoseconds open_until() const noexcept {
+        return m_forced ? std::chrono::nanoseconds::max() : m_open_until;
+    }
+
     bool refresh(std::chrono::nanoseconds now) noexcept {
         if (m_state != breaker_state::open || m_forced || now < m_open_until) return false;
         enter(breaker_state::half_open, m_open_until);
@@ -353,6 +359,7 @@ public:
         refresh(t);
         m_books.count_success();
         succeeded(t);
+        publish();
     }
 
     /// An allowed call failed with `code`; counted as counts_as_failure() and the
@@ -368,10 +375,15 @@ public:
                 break;
             case breaker_outcome::failure: failed(t); break;
         }
+        publish();
     }
 
-    /// The state, after the open -> half-open transition if the open period is over. Thread-safe.
+    /// The state, after the open -> half-open transition if the open period is over.
+    /// Thread-safe. While closed it takes no lock and reads no clock; while open, within
+    /// the open period, it reads the clock but takes no lock.
     [[nodiscard]] breaker_state state() const noexcept {
+        if (m_closed.load(std::memory_order_acquire)) return breaker_state::closed;
+        if (now().count() < m_open_until.load(std::memory_order_relaxed)) return breaker_state::open;
         std::lock_guard lock(m_mutex);
         refresh(now());
         return m_books.state();
@@ -398,6 +410,7 @@ public:
     void force_open() noexcept {
         std::lock_guard lock(m_mutex);
         m_books.force_open(now());
+        publish();
     }
 
     /// Closes now and resumes normal operation: the rate window, the failure run and the
@@ -406,6 +419,7 @@ public:
         std::lock_guard lock(m_mutex);
         m_books.force_closed(now());
         m_rate.clear();
+        publish();
     }
 
     /// Back to a new breaker's state: closed, every counter zero, no history. Thread-safe.
@@ -415,6 +429,7 @@ public:
         m_books.reset(t);
         m_rate.clear();
         self().cleared(t);
+        publish();
     }
 
 protected:
@@ -423,7 +438,9 @@ protected:
                     std::size_t buckets)
         : m_clock(std::move(clock)),
           m_books(corruption_threshold, initial_open_period, max_open_period, now()),
-          m_rate(bucket_width, buckets) {}
+          m_rate(bucket_width, buckets) {
+        publish();
+    }
     ~breaker_machine() = default;
 
     [[nodiscard]] std::chrono::nanoseconds now() const noexcept { return since_epoch(m_clock.now()); }
@@ -436,6 +453,15 @@ protected:
 private:
     [[nodiscard]] Derived& self() noexcept { return static_cast<Derived&>(*this); }
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+
+    // Under the lock, after anything that may close or open the breaker: what state()
+    // may answer without it. Only calls close or open it; time only ends an open period.
+    void publish() noexcept {
+        const breaker_state st = m_books.state();
+        m_open_until.store(st == breaker_state::open ? m_books.open_until().count() : never_open,
+                           std::memory_order_relaxed);
+        m_closed.store(st == breaker_state::closed, std::memory_order_release);
+    }
 
     void refresh(std::chrono::nanoseconds t) const noexcept {
         if (m_books.refresh(t)) self().half_opened(t);
@@ -465,6 +491,12 @@ private:
     mutable spin_mutex m_mutex;
     mutable breaker_books m_books;
     mutable rate_window m_rate;
+    // Published by publish(), for state() without the lock: m_books.state() == closed,
+    // and while open the end of the open period (ns since the clock's epoch).
+    static constexpr std::chrono::nanoseconds::rep never_open =
+        std::numeric_limits<std::chrono::nanoseconds::rep>::min();
+    std::atomic<bool> m_closed{false};
+    std::atomic<std::chrono::nanoseconds::rep> m_open_until{never_open};
 };
 
 }  // namespace detail
