@@ -197,13 +197,13 @@ public:
 
     void count_allow(bool allowed) noexcept { ++(allowed ? m_admitted : m_rejected); }
 
-    /// Ends an elapsed open period: open -> half-open, dated when the period ended.
-    /// Returns true if it did.
     /// While open: when the open period ends (never while forced open).
     [[nodiscard]] std::chrono::nanoseconds open_until() const noexcept {
         return m_forced ? std::chrono::nanoseconds::max() : m_open_until;
     }
 
+    /// Ends an elapsed open period: open -> half-open, dated when the period ended.
+    /// Returns true if it did.
     bool refresh(std::chrono::nanoseconds now) noexcept {
         if (m_state != breaker_state::open || m_forced || now < m_open_until) return false;
         enter(breaker_state::half_open, m_open_until);
@@ -383,9 +383,10 @@ public:
     /// the open period, it reads the clock but takes no lock.
     [[nodiscard]] breaker_state state() const noexcept {
         if (m_closed.load(std::memory_order_acquire)) return breaker_state::closed;
-        if (now().count() < m_open_until.load(std::memory_order_relaxed)) return breaker_state::open;
+        const auto t = now();
+        if (t.count() < m_open_until.load(std::memory_order_relaxed)) return breaker_state::open;
         std::lock_guard lock(m_mutex);
-        refresh(now());
+        refresh(t);
         return m_books.state();
     }
 

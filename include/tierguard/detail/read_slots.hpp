@@ -97,8 +97,7 @@ public:
     /// holds the slot or a writer is changing the shard.
     [[nodiscard]] slot* claim_to_read(std::size_t shard, const std::atomic<bool>& writing) noexcept {
         slot& s = mine();
-        std::uint32_t expected = free;
-        if (!s.mark.compare_exchange_strong(expected, reading(shard), std::memory_order_seq_cst)) return nullptr;
+        if (!try_claim(s, reading(shard))) return nullptr;
         if (writing.load(std::memory_order_seq_cst)) {
             s.mark.store(free, std::memory_order_release);
             return nullptr;
@@ -109,19 +108,15 @@ public:
     /// The caller's slot, claimed without reading; nullptr if another thread holds it.
     [[nodiscard]] slot* claim() noexcept {
         slot& s = mine();
-        std::uint32_t expected = free;
-        return s.mark.compare_exchange_strong(expected, held, std::memory_order_acquire) ? &s : nullptr;
+        return try_claim(s, held) ? &s : nullptr;
     }
 
     /// Slot i, claimed once its holder lets go. The caller must hold no lock that a
     /// holder may wait for.
     [[nodiscard]] slot& claim_waiting(std::size_t i) noexcept {
         slot& s = m_slots[i];
-        for (;;) {
-            std::uint32_t expected = free;
-            if (s.mark.compare_exchange_weak(expected, held, std::memory_order_acquire)) return s;
-            std::this_thread::yield();
-        }
+        while (!try_claim(s, held)) std::this_thread::yield();
+        return s;
     }
 
     /// For a writer that has set `writing` for `shard`: returns once no slot reads it.
@@ -146,6 +141,12 @@ private:
     static constexpr std::uint32_t free = 0;
     static constexpr std::uint32_t held = 0xffffffffU;
     static constexpr std::uint32_t reading(std::size_t shard) noexcept { return static_cast<std::uint32_t>(shard) + 1; }
+
+    // Marks a free slot; sequentially consistent, as claim_to_read's check needs.
+    static bool try_claim(slot& s, std::uint32_t mark) noexcept {
+        std::uint32_t expected = free;
+        return s.mark.compare_exchange_strong(expected, mark, std::memory_order_seq_cst);
+    }
 
     [[nodiscard]] slot& mine() noexcept { return m_slots[thread_number() & (m_count - 1)]; }
 
