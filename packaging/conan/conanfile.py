@@ -15,6 +15,7 @@ from conan.tools.files import copy
 class TierguardConan(ConanFile):
     name = "tierguard"
     version = "0.1.0"
+    license = "MIT"
     description = "A header-only C++20 tiered cache that keeps serving when a tier breaks"
     topics = ("cache", "header-only", "circuit-breaker", "fault-tolerance")
     package_type = "header-library"
@@ -50,7 +51,9 @@ class TierguardConan(ConanFile):
         pass
 
     def package(self):
-        # tierguard's own install rules: headers, CMake package config, pkg-config file.
+        # tierguard's own install rules: headers, CMake package config, pkg-config file,
+        # share/doc/tierguard/LICENSE; and the license where Conan looks for it.
+        copy(self, "LICENSE", src=self.source_folder, dst=os.path.join(self.package_folder, "licenses"))
         cmake = CMake(self)
         cmake.configure()
         cmake.install()

@@ -2,6 +2,7 @@
 #include <tierguard/tierguard.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 int main() {
@@ -10,7 +11,16 @@ int main() {
     const auto hit = tier.get("greeting");
     const auto miss = tier.get("absent");
     if (!hit || *hit != "hello" || miss || miss.error().code() != tierguard::errc::miss) return 1;
-    std::printf("consumer: ok (tierguard %d.%d.%d)\n", tierguard::version_major, tierguard::version_minor,
-                tierguard::version_patch);
+    char version[40];
+    std::snprintf(version, sizeof version, "%d.%d.%d", tierguard::version_major, tierguard::version_minor,
+                  tierguard::version_patch);
+#ifdef TIERGUARD_EXPECTED_VERSION
+    // The version the build system reported for the package this program was built against.
+    if (std::strcmp(version, TIERGUARD_EXPECTED_VERSION) != 0) {
+        std::printf("consumer: version.hpp says %s, the build system found %s\n", version, TIERGUARD_EXPECTED_VERSION);
+        return 1;
+    }
+#endif
+    std::printf("consumer: ok (tierguard %s)\n", version);
     return 0;
 }

@@ -21,5 +21,4 @@ vcpkg_fixup_pkgconfig()
 file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/debug" "${CURRENT_PACKAGES_DIR}/lib")
 
 file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
-file(WRITE "${CURRENT_PACKAGES_DIR}/share/${PORT}/copyright"
-  "tierguard has not chosen a license yet; see the project's README.\n")
+vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE")
