@@ -1,7 +1,8 @@
 """Conan 2 recipe for tierguard, a header-only C++20 library that needs zlib.
 
-Create the package from the repository root:
-    conan create packaging/conan --version 0.1.0
+Create the package from the repository root (the version is the one below, a copy of
+include/tierguard/version.hpp's that a test keeps equal; LICENSE goes into licenses/):
+    conan create packaging/conan
 The test_package builds a small program with find_package(tierguard) and runs it.
 """
 import os
