@@ -2,7 +2,7 @@
 
 namespace tierguard {
 
-/// The library version, kept equal to the CMake project version (a test checks it).
+/// The library version: the one place it is written (CMake reads it from here; docs/RELEASING.md).
 inline constexpr int version_major = 0;
 inline constexpr int version_minor = 1;
 inline constexpr int version_patch = 0;
