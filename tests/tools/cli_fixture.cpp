@@ -5,7 +5,7 @@
 //                                  cache, log      the same entries over posix_directory and segment_log
 //                                  junk, junklog   20 entries among junk files (and a junk blob in the log)
 //                                  fresh, freshlog caches opened once, no entry
-//                                  both            a posix_directory cache holding a segment file too
+//                                  both            junk's posix_directory cache holding a segment file too
 //                                  empty (an empty folder), plain (not a cache), file (a regular file)
 //   cli_fixture hold DIR CMD...    opens DIR as a cache does (exclusive lock), runs CMD, exits with its code
 #include <tierguard/disk_tier.hpp>
@@ -127,10 +127,10 @@ void make_cache(const fs::path& root) {
         << "an interrupted write";
 }
 
-// 20 entries "key0".."key19" and, beside them, junk: 7 foreign things (8 in posix_directory) and a temp file.
+// 20 entries "key0".."key19" and, beside them, junk: 7 foreign things and a temp file.
 //   both:            README.txt, .DS_Store, a symbolic link "latest", a FIFO "pipe"
 //   posix_directory: notes.txt in an entry's folder, 00/00/ffffffffffffffff (not under its own prefix),
-//                    a folder "backup" holding old.frame;  .tmp.99.0 in an entry's folder
+//                    backup/old.frame (in a folder of its own);  .tmp.99.0 in an entry's folder
 //   segment_log:     0000000000000001.seg.bak (a copy of a segment), blobs "notes" and "ab/cd/notes"
 //                    written into the log;  .tmp.99.0 in the root
 template <class Storage>
@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
             make_junk<segment_log>(root / "junklog");
             make_fresh<posix_directory>(root / "fresh");
             make_fresh<segment_log>(root / "freshlog");
-            make_fresh<posix_directory>(root / "both");
+            make_junk<posix_directory>(root / "both");
             for (const auto& item : fs::directory_iterator(root / "log"))
                 if (item.path().extension() == ".seg")
                     fs::copy_file(item.path(), root / "both" / item.path().filename());

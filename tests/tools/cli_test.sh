@@ -43,7 +43,9 @@ expect_error() {
 # run_error ARGS...: run, remembering the command for expect_error.
 run_error() { last=("$cli" "$@"); run "$@"; }
 # A listing of every file with its size, mode and modification time, to prove nothing changed.
-snapshot() { find "$1" -printf '%P %s %m %T@\n' | sort; }
+# segment_log has no read-only open: an exclusive lock writes the holder's pid into .lock, so
+# that file is left out for a log (whose name ends in "log").
+snapshot() { find "$1" -printf '%P %s %m %T@\n' | sort | { if [[ $1 == *log ]]; then grep -v '^\.lock '; else cat; fi; }; }
 
 rm -rf "$work" && mkdir -p "$work"
 "$fixture" make "$work/root" || { echo "FAIL: cli_fixture make"; exit 1; }
@@ -230,7 +232,7 @@ inspect)
 junk)
     # One classification everywhere: junk is foreign to stats, verify and scrub alike, never an entry.
     for dir in junk junklog; do
-        foreign=8; [[ $dir == junklog ]] && foreign=7
+        foreign=7
         run stats "$root/$dir"
         expect_rc 0; expect_out '^entries +20$'; expect_out "^other +1 temp file\(s\), $foreign foreign"
         run stats "$root/$dir" --json
@@ -254,7 +256,7 @@ layout)
     run_error stats "$root/both"
     expect_error 3 ambiguous_storage; expect_err 'both'; expect_err '--storage'
     run stats "$root/both" --storage posix_directory --json
-    expect_rc 0; expect_json 'd["storage"] == "posix_directory" and d["entries"] == 0 and d["kinds"]["foreign"] == 1'
+    expect_rc 0; expect_json 'd["storage"] == "posix_directory" and d["entries"] == 20 and d["kinds"]["foreign"] == 8'
     run verify "$root/both" --storage=posix_directory
     expect_rc 0; expect_out '^FOREIGN +0000000000000001.seg'
     [[ $(snapshot "$root/both") == "$before" ]] || fail "a command changed $root/both"
