@@ -100,6 +100,12 @@ errors)
             done
         done
     done
+    for dir in fresh freshlog; do  # the storage refuses a folder others can write: the library's error, with its errc
+        chmod 0777 "$root/$dir"
+        run_error verify "$root/$dir"
+        expect_error 3 open_failed; expect_err 'writable by group or others'; expect_json 'd["error"]["errc"] == "permission_denied"'
+        chmod 0700 "$root/$dir"
+    done
     for bad in 7x 7 d -1d 1.5h "" 99999999d; do
         run_error purge-quarantine "$cache" --older-than "$bad"
         expect_error 2 usage.bad_value; expect_err "bad duration '$bad'"
