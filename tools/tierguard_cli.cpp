@@ -1,14 +1,17 @@
 // tierguard-cli: an operator's view of a tierguard cache directory (docs/CLI.md).
 //
-// Works without knowing the cache's value type: frames are read generically through
-// tierguard/frame.hpp, keys are taken as std::string encoded by serializer::standard (its
-// raw bytes), and the scrub keeps entries of every schema version (any_schema_version).
-// stats, verify and inspect open the directory read-only (a shared lock, nothing written);
-// scrub and purge-quarantine open it as the cache does, exclusively.
+// Works on both disk storages, posix_directory and segment_log (detected from what DIR
+// holds, or chosen with --storage), without knowing the cache's value type: frames are
+// read generically through tierguard/frame.hpp, keys are taken as std::string encoded by
+// serializer::standard (its raw bytes), and the scrub keeps entries of every schema
+// version (any_schema_version). Every file and blob is sorted by one function, classify(),
+// so that stats, verify and scrub name the same thing the same way. Every error has a
+// stable id, printed as "[tierguard-cli.<id>]" and, with --json, as a JSON object on stdout.
 #include <tierguard/detail/blob_name.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
 #include <array>
@@ -24,6 +27,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <sys/stat.h>
@@ -32,6 +37,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::system_clock;
+using tierguard::storage::posix_directory;
+using tierguard::storage::segment_log;
 
 // Exit codes (docs/CLI.md).
 constexpr int exit_ok = 0;
@@ -141,6 +148,372 @@ private:
     return std::chrono::duration_cast<std::chrono::seconds>(now - then).count();
 }
 
+// ---- errors --------------------------------------------------------------------------
+
+bool json_output = false;  // --json: set by main before anything is printed
+
+/// A failure of the tool: a stable id (docs/CLI.md lists them), what went wrong, and where.
+struct cli_error {
+    std::string_view id;  // printed as "tierguard-cli.<id>"
+    std::string message;
+    int exit_code = exit_unusable;
+    std::string directory;                // the DIR it concerns, if any
+    std::string_view command;             // for usage errors: the command given, if any
+    std::optional<tierguard::errc> code;  // the library's code, when the library failed
+};
+
+template <class T>
+using either = std::variant<T, cli_error>;
+
+// Prints `e` on stderr as "tierguard-cli: DIR: [tierguard-cli.<id>] message" and, with --json,
+// as {"error": {...}} on stdout; returns its exit code.
+int report(const cli_error& e) {
+    const std::string id = "tierguard-cli." + std::string(e.id);
+    std::string where = "tierguard-cli";
+    if (!e.directory.empty())
+        where += ": " + e.directory;
+    else if (!e.command.empty())
+        where += " " + std::string(e.command);
+    std::fprintf(stderr, "%s: [%s] %s\n", where.c_str(), id.c_str(), e.message.c_str());
+    if (e.exit_code == exit_usage)
+        std::fprintf(stderr, "run 'tierguard-cli %.*s%s--help' for usage\n", static_cast<int>(e.command.size()),
+                     e.command.data(), e.command.empty() ? "" : " ");
+    if (json_output) {
+        json_object error;
+        error.str("id", id).str("message", e.message).num("exit_code", std::int64_t{e.exit_code});
+        if (!e.directory.empty()) error.str("directory", e.directory);
+        if (!e.command.empty()) error.str("command", e.command);
+        if (e.code) error.str("errc", to_string(*e.code));
+        std::printf("%s\n", json_object().raw("error", error.done()).done().c_str());
+    }
+    return e.exit_code;
+}
+
+[[nodiscard]] cli_error usage_error(std::string_view command, std::string_view id, std::string message) {
+    return {id, std::move(message), exit_usage, {}, command, {}};
+}
+
+[[nodiscard]] cli_error dir_error(const std::string& dir, std::string_view id, std::string message) {
+    return {id, std::move(message), exit_unusable, dir, {}, {}};
+}
+
+// A library failure while working on DIR: errc::locked is exit code 4, anything else 3.
+[[nodiscard]] cli_error library_error(const std::string& dir, std::string_view id, std::string_view doing,
+                                      const tierguard::failure& f) {
+    if (f.code() == tierguard::errc::locked)
+        return {"locked",
+                "locked: a running process has this cache open; stop it, or run the command when it is done (" +
+                    f.context() + ")",
+                exit_locked,
+                dir,
+                {},
+                f.code()};
+    return {id, std::string(doing) + f.message(), exit_unusable, dir, {}, f.code()};
+}
+
+// ---- storages and what their directories hold -------------------------------------------
+
+enum class layout : unsigned char { posix_directory, segment_log };
+
+[[nodiscard]] constexpr std::string_view name_of(layout l) noexcept {
+    return l == layout::posix_directory ? "posix_directory" : "segment_log";
+}
+
+template <class Storage>
+constexpr layout layout_of = std::is_same_v<Storage, segment_log> ? layout::segment_log : layout::posix_directory;
+
+[[nodiscard]] bool is_lower_hex(std::string_view text) noexcept {
+    return std::all_of(text.begin(), text.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// disk_tier's entry names, "ab/cd/abcd" and 12 more hex digits: the file under posix_directory,
+// the blob's name inside segment_log.
+[[nodiscard]] bool is_entry_name(std::string_view name) noexcept {
+    return name.size() == 22 && name[2] == '/' && name[5] == '/' && is_lower_hex(name.substr(6)) &&
+           name.substr(0, 2) == name.substr(6, 2) && name.substr(3, 2) == name.substr(8, 2);
+}
+
+// posix_directory's fan-out folders, "ab" and "ab/cd".
+[[nodiscard]] bool is_fanout_folder(std::string_view path) noexcept {
+    return (path.size() == 2 && is_lower_hex(path)) ||
+           (path.size() == 5 && path[2] == '/' && is_lower_hex(path.substr(0, 2)) && is_lower_hex(path.substr(3)));
+}
+
+// segment_log's segment files, "<16 hex digits>.seg" in the root.
+[[nodiscard]] bool is_segment_name(std::string_view path) noexcept {
+    return path.size() == 20 && path.ends_with(".seg") && is_lower_hex(path.substr(0, 16));
+}
+
+enum class kind : unsigned char { entry, meta, segment, temp, quarantined, foreign, lock, folder };
+constexpr std::array<std::string_view, 8> kind_names{"entry",       "meta",    "segment", "temp",
+                                                     "quarantined", "foreign", "lock",    "folder"};
+
+/// What a thing in a cache directory is: the one rule stats, verify and scrub share. `path` is
+/// relative to DIR, '/'-separated, or with `in_log` the name of a blob inside segment_log's
+/// segments; `type` is the thing's own type (links are never followed). Entries are only what
+/// disk_tier names them; any other file, link or blob the storage does not make is foreign.
+/// Folders are structure: counted, never foreign (the things in them are classified).
+[[nodiscard]] kind classify(layout l, std::string_view path, fs::file_type type, bool in_log) {
+    namespace td = tierguard::detail;
+    if (in_log) return path == meta_name ? kind::meta : is_entry_name(path) ? kind::entry : kind::foreign;
+    if (type == fs::file_type::directory) return kind::folder;  // structure, not content
+    const bool file = type == fs::file_type::regular;
+    const std::string_view leaf = td::blob_leaf(path);
+    if (file && leaf.starts_with(td::temp_prefix)) return kind::temp;
+    if (td::blob_parent(path) == td::quarantine_folder)
+        return file && td::quarantine_time(leaf) ? kind::quarantined : kind::foreign;
+    if (file && path == td::posix::lock_file_name) return kind::lock;
+    if (file && path == meta_name) return kind::meta;
+    if (file && (l == layout::posix_directory ? is_entry_name(path) : is_segment_name(path)))
+        return l == layout::posix_directory ? kind::entry : kind::segment;
+    return kind::foreign;
+}
+
+[[nodiscard]] std::string describe(fs::file_type type, bool in_log) {
+    if (in_log) return "a blob in the log that is no entry";
+    switch (type) {
+        case fs::file_type::regular: return "a file that is no entry";
+        case fs::file_type::symlink: return "a symbolic link";
+        case fs::file_type::fifo: return "a FIFO";
+        case fs::file_type::socket: return "a socket";
+        default: return "a device or special file";
+    }
+}
+
+struct item {
+    std::string name;  // relative to DIR, or a blob's name (in_log)
+    kind what = kind::foreign;
+    fs::file_type type = fs::file_type::regular;
+    bool in_log = false;
+    std::uint64_t size = 0;
+    clock_type::time_point modified{};
+};
+
+/// Every file under DIR and, for segment_log, every blob in its segments, classified; by name.
+struct inventory {
+    std::vector<item> items;
+
+    [[nodiscard]] std::array<std::uint64_t, kind_names.size()> counts() const {
+        std::array<std::uint64_t, kind_names.size()> out{};
+        for (const item& i : items) ++out[static_cast<std::size_t>(i.what)];
+        return out;
+    }
+    [[nodiscard]] std::uint64_t count(kind k) const { return counts()[static_cast<std::size_t>(k)]; }
+    [[nodiscard]] std::string json() const {
+        json_object out;
+        const auto n = counts();
+        for (std::size_t k = 0; k < n.size(); ++k) out.num(kind_names[k], n[k]);
+        return out.done();
+    }
+    [[nodiscard]] std::string text() const {  // "7 entry, 1 meta, 2 quarantined", kinds present only
+        std::string out;
+        const auto n = counts();
+        for (std::size_t k = 0; k < n.size(); ++k)
+            if (n[k] != 0) out += (out.empty() ? "" : ", ") + std::to_string(n[k]) + " " + std::string(kind_names[k]);
+        return out.empty() ? "nothing" : out;
+    }
+};
+
+// Walks DIR without following links (a thing vanishing meanwhile is skipped) and, for
+// segment_log, lists the blobs of `storage`.
+template <class Storage>
+[[nodiscard]] either<inventory> take_inventory(const std::string& dir, const Storage& storage) {
+    constexpr layout l = layout_of<Storage>;
+    inventory out;
+    std::error_code ec;
+    const std::size_t prefix = dir.size();
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const fs::file_status status = it->symlink_status(ec);
+        if (ec) break;
+        std::string name = it->path().native().substr(prefix);
+        name.erase(0, name.find_first_not_of('/'));
+        item thing{name, classify(l, name, status.type(), false), status.type()};
+        if (status.type() == fs::file_type::regular) {
+            std::error_code gone;
+            thing.size = it->file_size(gone);
+            const auto written = it->last_write_time(gone);
+            if (gone) continue;
+            thing.modified =
+                std::chrono::time_point_cast<clock_type::duration>(fs::file_time_type::clock::to_sys(written));
+        }
+        out.items.push_back(std::move(thing));
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory)
+        return dir_error(dir, "read_failed", "cannot list the directory: " + ec.message());
+    if constexpr (l == layout::segment_log) {
+        auto blobs = storage.list();
+        if (!blobs) return library_error(dir, "read_failed", "cannot list the log's blobs: ", blobs.error());
+        for (tierguard::blob_info& blob : *blobs) {
+            const kind what = classify(l, blob.name, fs::file_type::regular, true);
+            out.items.push_back({std::move(blob.name), what, fs::file_type::regular, true, blob.size, blob.modified});
+        }
+    } else {
+        (void)storage;
+    }
+    std::sort(out.items.begin(), out.items.end(), [](const item& a, const item& b) { return a.name < b.name; });
+    return out;
+}
+
+// Which storage DIR holds (docs/CLI.md, "What counts as a tierguard cache"), decided from its
+// root listing and the first bytes of tierguard-meta, before anything in DIR is opened.
+[[nodiscard]] either<layout> detect(const std::string& dir, std::optional<layout> forced) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT) return dir_error(dir, "no_such_directory", "no such directory");
+        return dir_error(dir, "open_failed", std::string("cannot stat: ") + std::strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) return dir_error(dir, "not_a_directory", "not a directory");
+    bool segments = false, fanout = false, meta = false, empty = true;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        empty = false;
+        const std::string name = it->path().filename().native();
+        const fs::file_type type = it->symlink_status(ec).type();
+        segments = segments || (type == fs::file_type::regular && is_segment_name(name));
+        fanout = fanout || (type == fs::file_type::directory && is_fanout_folder(name));
+        meta = meta || (type == fs::file_type::regular && name == meta_name);
+    }
+    if (ec) return dir_error(dir, "open_failed", "cannot list: " + ec.message());
+    const std::string untouched = "; nothing was read or changed";
+    if (!forced) {
+        if (segments && fanout)
+            return dir_error(dir, "ambiguous_storage",
+                             "it holds both segment files (segment_log) and entry folders (posix_directory); choose "
+                             "with --storage posix_directory or --storage segment_log" +
+                                 untouched);
+        if (segments) return layout::segment_log;
+        if (!meta)
+            return dir_error(dir, "not_a_cache",
+                             empty ? "not a tierguard cache: the directory is empty" + untouched
+                                   : "not a tierguard cache: it has no tierguard-meta file and no segment files (a "
+                                     "posix_directory cache holds tierguard-meta, a segment_log cache "
+                                     "<16 hex digits>.seg files)" +
+                                         untouched);
+        forced = layout::posix_directory;
+    }
+    if (*forced == layout::segment_log) {
+        if (!segments)
+            return dir_error(
+                dir, "not_a_cache",
+                "not a tierguard segment_log cache: it has no segment files (<16 hex digits>.seg)" + untouched);
+        return layout::segment_log;
+    }
+    if (!meta)
+        return dir_error(dir, "not_a_cache",
+                         "not a tierguard posix_directory cache: it has no tierguard-meta file (every directory a "
+                         "posix_directory disk tier has opened has one)" +
+                             untouched);
+    std::FILE* f = std::fopen((fs::path(dir) / meta_name).c_str(), "rb");
+    std::array<char, 4> head{};
+    const bool framed =
+        f != nullptr && std::fread(head.data(), 1, 4, f) == 4 &&
+        std::equal(head.begin(), head.end(), reinterpret_cast<const char*>(tierguard::frame::magic.data()));
+    if (f != nullptr) std::fclose(f);
+    if (!framed)
+        return dir_error(
+            dir, "not_a_cache",
+            "not a tierguard cache: its tierguard-meta file is not a tierguard frame (no TGFR magic)" + untouched);
+    return layout::posix_directory;
+}
+
+// DIR's storage. posix_directory: read-only (a shared lock, nothing written) unless `writing`.
+// segment_log has no read-only mode: it is opened as the cache opens it (exclusive lock), with
+// the largest segments and a budget no log reaches, so that the open never evicts a segment.
+template <class Storage>
+[[nodiscard]] tierguard::result<Storage> open_storage(const std::string& dir, bool writing) {
+    constexpr std::size_t any_size = std::numeric_limits<std::size_t>::max();  // the operator sees every blob
+    if constexpr (layout_of<Storage> == layout::posix_directory) {
+        posix_directory::config cfg;
+        cfg.root = dir;
+        cfg.max_blob_size = any_size;
+        cfg.read_only = !writing;
+        return posix_directory::open(cfg);
+    } else {
+        (void)writing;
+        segment_log::config cfg;
+        cfg.root = dir;
+        cfg.max_blob_size = any_size;
+        cfg.segment_size = std::uint64_t{128} << 20;
+        cfg.byte_budget = cfg.segment_size * 16384;
+        cfg.keep_active_in_memory = false;
+        cfg.reinsert_read = false;
+        return segment_log::open(std::move(cfg));
+    }
+}
+
+struct cli_listener {
+    std::vector<std::string>* lines = nullptr;
+    void on_event(const tierguard::event& e) noexcept {
+        if (lines == nullptr || e.kind == tierguard::event_kind::scrub_done) return;
+        try {
+            std::string line(tierguard::to_string(e.kind));
+            line += ' ';
+            line += e.detail;
+            if (e.cause != nullptr) line += ": " + e.cause->context();
+            lines->push_back(std::move(line));
+        } catch (...) {  // a lost log line must not fail the scrub
+        }
+    }
+};
+
+template <class Storage>
+struct cli_policies : tierguard::disk_defaults {
+    using storage = Storage;
+    using listener = cli_listener;
+    static constexpr bool any_schema_version = true;
+};
+// Keys as std::string: serializer::standard stores them as their raw bytes, so the frame's key
+// bytes are the key, and name_for() hashes what a std::string-keyed cache hashes.
+template <class Storage>
+using tier_type = tierguard::disk_tier<std::string, std::vector<std::byte>, cli_policies<Storage>>;
+
+// The tier over DIR, for its file names and its scrub. Opening it reads the meta blob; its
+// budgets are unbounded, so nothing is evicted, and without a scrub at open nothing is read.
+template <class Storage>
+[[nodiscard]] tierguard::result<tier_type<Storage>> open_tier(Storage storage, std::vector<std::string>* events) {
+    tierguard::disk_config cfg;
+    cfg.byte_budget = std::numeric_limits<std::uint64_t>::max();
+    cfg.max_entries = 0;
+    cfg.max_entry_size = std::numeric_limits<std::size_t>::max();
+    cfg.max_key_size = std::numeric_limits<std::uint32_t>::max();
+    cfg.scrub_on_open = false;
+    return tier_type<Storage>::open(std::move(storage), cfg, {}, cli_listener{events});
+}
+
+constexpr tierguard::frame::limits unbounded_frames{std::numeric_limits<std::uint32_t>::max(),
+                                                    std::numeric_limits<std::uint32_t>::max()};
+
+// Why the meta blob is unusable, or nothing if it holds a hash secret.
+template <class Storage>
+[[nodiscard]] std::optional<std::string> meta_problem(const Storage& storage) {
+    auto bytes = storage.read(meta_name);
+    if (!bytes) return bytes.error().message();
+    auto decoded = tierguard::frame::decode(*bytes);
+    if (!decoded) return decoded.error().message();
+    const auto* key = reinterpret_cast<const char*>(decoded->key.data());
+    if (std::string_view(key, decoded->key.size()) != meta_name || decoded->payload.size() != 16)
+        return "the frame does not hold a 16-byte hash secret under the key tierguard-meta";
+    return std::nullopt;
+}
+
+// segment_log's counters of damage met while opening it (its stats() right after open()).
+[[nodiscard]] std::string log_json(const tierguard::storage::segment_log_stats& s) {
+    return json_object()
+        .num("segments", std::uint64_t{s.segments})
+        .num("frames_recovered", s.frames_recovered)
+        .num("bad_frames", s.bad_frames)
+        .num("damaged_regions", s.damaged_regions)
+        .num("entries_dropped", s.entries_dropped)
+        .num("torn_tails", s.torn_tails)
+        .num("bad_segments", s.bad_segments)
+        .done();
+}
+
+[[nodiscard]] std::uint64_t log_damage(const tierguard::storage::segment_log_stats& s) {
+    return s.bad_frames + s.damaged_regions + s.bad_segments;
+}
+
 // ---- the command line ---------------------------------------------------------------
 
 struct command_info {
@@ -150,42 +523,54 @@ struct command_info {
 };
 
 constexpr command_info commands[] = {
-    {"stats", "stats DIR [--json]",
-     "Entries, bytes, the spread of their ages (by file modification time) and the quarantine.\n"
-     "Read-only: reads the listing only, no entry file."},
-    {"verify", "verify DIR [--json]",
-     "Reads every entry file and checks its frame (magic, version, lengths, CRC-32, zlib\n"
-     "stream) and that it sits under its own key's file name; reports each bad one.\n"
-     "Read-only. Exit code 1 if any frame is damaged or misplaced."},
-    {"scrub", "scrub DIR [--json]",
+    {"stats", "stats DIR [--storage KIND] [--json]",
+     "Entries, bytes, the spread of their ages, the quarantine, and every other file (or blob)\n"
+     "by kind: temp, foreign (not an entry: scrub removes it), segment files. Reads the\n"
+     "listing only (segment_log: the records' heads), no entry."},
+    {"verify", "verify DIR [--storage KIND] [--json]",
+     "Reads every entry and checks its frame (magic, version, lengths, CRC-32, zlib stream)\n"
+     "and that it sits under its own key's name; reports each bad one, and (segment_log) the\n"
+     "damage met while opening the log. Lists foreign files and blobs (scrub removes them).\n"
+     "Exit code 1 if any frame is damaged or misplaced."},
+    {"scrub", "scrub DIR [--storage KIND] [--json]",
      "Runs the library's disk_tier::scrub() and prints its report: removes leftover temp\n"
      "files and foreign files, purges quarantine older than 7 days, quarantines damaged\n"
-     "frames, removes expired and misplaced entries. Keeps entries of every schema version\n"
-     "(the cache itself removes those of another version). Modifies DIR."},
-    {"purge-quarantine", "purge-quarantine DIR --older-than DURATION [--json]",
+     "frames, removes expired and misplaced entries; on segment_log also segment_log::scrub(),\n"
+     "which re-reads every record and deletes the oldest segments that hold no entry. Keeps\n"
+     "entries of every schema version (the cache itself removes those of another version).\n"
+     "Prints the kinds of files before and after. Modifies DIR."},
+    {"purge-quarantine", "purge-quarantine DIR --older-than DURATION [--storage KIND] [--json]",
      "Deletes quarantined files older than DURATION (by the time in their names), through\n"
      "the storage's clean(), which also removes leftover temp files and foreign files.\n"
      "DURATION is a number and a unit, or several: 7d, 12h, 30m, 45s, 1h30m. Modifies DIR."},
-    {"inspect", "inspect DIR KEY [--json]",
-     "The frame header of the entry for KEY: file, lengths, flags, schema version, expiry,\n"
+    {"inspect", "inspect DIR KEY [--storage KIND] [--json]",
+     "The frame header of the entry for KEY: name, lengths, flags, schema version, expiry,\n"
      "stored and computed CRC. KEY is taken as a std::string key encoded by\n"
      "serializer::standard (its bytes as given); caches with other key types are not\n"
-     "addressable by this command. Read-only. Exit code 1 if there is no intact entry."},
+     "addressable by this command. Exit code 1 if there is no intact entry."},
 };
 
 constexpr std::string_view common_help =
     "Options:\n"
-    "  --json    print one JSON object on stdout instead of text\n"
-    "  --help    print this help\n"
+    "  --storage KIND  posix_directory, segment_log or auto (the default: detected from DIR)\n"
+    "  --json          print one JSON object on stdout instead of text, errors included\n"
+    "  --help          print this help\n"
+    "\n"
+    "Storages: a posix_directory cache holds the file tierguard-meta (a frame starting with\n"
+    "\"TGFR\") and entry files in fan-out folders ab/cd/; a segment_log cache holds segment\n"
+    "files <16 hex digits>.seg. A directory holding neither is refused untouched; one holding\n"
+    "segment files and entry folders needs --storage. stats, verify and inspect open a\n"
+    "posix_directory read-only (a shared lock, nothing written); segment_log has no read-only\n"
+    "mode, so they open it as the cache does (exclusive lock; its open cuts a torn tail and\n"
+    "quarantines an unreadable segment, as the cache's would). scrub and purge-quarantine open\n"
+    "either as the cache does.\n"
     "\n"
     "Exit codes: 0 ok, 1 problems found (verify, inspect; scrub: unreadable files), 2 bad command\n"
     "line, 3 DIR missing, not a tierguard cache or unusable, 4 DIR locked by a running process.\n"
-    "DIR is a tierguard cache when it holds the file tierguard-meta (a frame, starting\n"
-    "with \"TGFR\") that every disk tier writes when it opens a directory; nothing else is\n"
-    "ever opened for writing.\n";
+    "Errors carry a stable id, [tierguard-cli.<id>] (docs/CLI.md lists them).\n";
 
 void print_usage(std::FILE* to) {
-    std::fputs("usage: tierguard-cli COMMAND DIR [ARGS] [--json]\n\nCommands:\n", to);
+    std::fputs("usage: tierguard-cli COMMAND DIR [ARGS] [--storage KIND] [--json]\n\nCommands:\n", to);
     for (const command_info& c : commands)
         std::fprintf(to, "  %.*s\n", static_cast<int>(c.synopsis.size()), c.synopsis.data());
     std::fputs("\nRun 'tierguard-cli COMMAND --help' for one command.\n\n", to);
@@ -196,14 +581,6 @@ void print_command_help(const command_info& c) {
     std::printf("usage: tierguard-cli %.*s\n\n%.*s\n\n%.*s", static_cast<int>(c.synopsis.size()), c.synopsis.data(),
                 static_cast<int>(c.help.size()), c.help.data(), static_cast<int>(common_help.size()),
                 common_help.data());
-}
-
-int usage_error(std::string_view command, const std::string& message) {
-    std::fprintf(stderr, "tierguard-cli%s%.*s: %s\n", command.empty() ? "" : " ", static_cast<int>(command.size()),
-                 command.data(), message.c_str());
-    std::fprintf(stderr, "run 'tierguard-cli %.*s%s--help' for usage\n", static_cast<int>(command.size()),
-                 command.data(), command.empty() ? "" : " ");
-    return exit_usage;
 }
 
 /// "7d", "12h", "30m", "45s" or a sequence of them ("1h30m"); nullopt for anything else.
@@ -240,112 +617,8 @@ struct arguments {
     std::vector<std::string> positional;
     bool json = false;
     std::optional<std::string> older_than;
+    std::optional<std::string> storage;
 };
-
-// ---- opening the directory ------------------------------------------------------------
-
-struct cli_policies : tierguard::disk_defaults {
-    struct listener {
-        std::vector<std::string>* lines = nullptr;
-        void on_event(const tierguard::event& e) noexcept {
-            if (lines == nullptr || e.kind == tierguard::event_kind::scrub_done) return;
-            try {
-                std::string line(tierguard::to_string(e.kind));
-                line += ' ';
-                line += e.detail;
-                if (e.cause != nullptr) line += ": " + e.cause->context();
-                lines->push_back(std::move(line));
-            } catch (...) {  // a lost log line must not fail the scrub
-            }
-        }
-    };
-    static constexpr bool any_schema_version = true;
-};
-// Keys as std::string: serializer::standard stores them as their raw bytes, so the frame's key
-// bytes are the key, and name_for() hashes what a std::string-keyed cache hashes.
-using tier_type = tierguard::disk_tier<std::string, std::vector<std::byte>, cli_policies>;
-
-// Prints why DIR cannot be used and returns the exit code for it.
-int refuse(const std::string& dir, const std::string& why, int code = exit_unusable) {
-    std::fprintf(stderr, "tierguard-cli: %s: %s\n", dir.c_str(), why.c_str());
-    return code;
-}
-
-// The rule for "a tierguard cache" (docs/CLI.md): a directory holding tierguard-meta, a
-// regular file starting with the frame magic. Checked before anything is opened.
-[[nodiscard]] std::optional<int> check_cache_dir(const std::string& dir) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) {
-        if (errno == ENOENT) return refuse(dir, "no such directory");
-        return refuse(dir, std::string("cannot stat: ") + std::strerror(errno));
-    }
-    if (!S_ISDIR(st.st_mode)) return refuse(dir, "not a directory");
-    const fs::path meta = fs::path(dir) / meta_name;
-    struct stat meta_st {};
-    if (::lstat(meta.c_str(), &meta_st) != 0 || !S_ISREG(meta_st.st_mode))
-        return refuse(dir,
-                      "not a tierguard cache: it has no tierguard-meta file (every directory a tierguard disk tier "
-                      "has opened has one); nothing was read or changed");
-    std::FILE* f = std::fopen(meta.c_str(), "rb");
-    std::array<char, 4> head{};
-    const bool framed =
-        f != nullptr && std::fread(head.data(), 1, 4, f) == 4 &&
-        std::equal(head.begin(), head.end(), reinterpret_cast<const char*>(tierguard::frame::magic.data()));
-    if (f != nullptr) std::fclose(f);
-    if (!framed)
-        return refuse(dir,
-                      "not a tierguard cache: its tierguard-meta file is not a tierguard frame (no TGFR magic); "
-                      "nothing was changed");
-    return std::nullopt;
-}
-
-// Opens DIR's storage: read-only (shared lock) unless `writing`.
-[[nodiscard]] tierguard::result<tierguard::storage::posix_directory> open_storage(const std::string& dir,
-                                                                                  bool writing) {
-    tierguard::storage::posix_directory::config cfg;
-    cfg.root = dir;
-    cfg.max_blob_size = std::numeric_limits<std::size_t>::max();  // the operator sees every file, whatever its size
-    cfg.read_only = !writing;
-    return tierguard::storage::posix_directory::open(cfg);
-}
-
-int storage_failure(const std::string& dir, const tierguard::failure& f) {
-    if (f.code() == tierguard::errc::locked)
-        return refuse(dir,
-                      "locked: a running process has this cache open; stop it, or run the command when it is "
-                      "done (" +
-                          f.context() + ")",
-                      exit_locked);
-    return refuse(dir, f.message());
-}
-
-// The tier over DIR, for its file names and its scrub. Opening it reads the meta file; a
-// read-only one never writes (its budgets are unbounded, so nothing is evicted).
-[[nodiscard]] tierguard::result<tier_type> open_tier(tierguard::storage::posix_directory storage,
-                                                     std::vector<std::string>* events) {
-    tierguard::disk_config cfg;
-    cfg.byte_budget = std::numeric_limits<std::uint64_t>::max();
-    cfg.max_entries = 0;
-    cfg.max_entry_size = std::numeric_limits<std::size_t>::max();
-    cfg.max_key_size = std::numeric_limits<std::uint32_t>::max();
-    cfg.scrub_on_open = false;
-    return tier_type::open(std::move(storage), cfg, {}, cli_policies::listener{events});
-}
-
-constexpr tierguard::frame::limits unbounded_frames{std::numeric_limits<std::uint32_t>::max(),
-                                                    std::numeric_limits<std::uint32_t>::max()};
-
-// Why the meta file is unusable, or nothing if it holds a hash secret.
-[[nodiscard]] std::optional<std::string> meta_problem(const tierguard::storage::posix_directory& storage) {
-    auto bytes = storage.read(meta_name);
-    if (!bytes) return bytes.error().message();
-    auto decoded = tierguard::frame::decode(*bytes);
-    if (!decoded) return decoded.error().message();
-    const auto* key = reinterpret_cast<const char*>(decoded->key.data());
-    if (std::string_view(key, decoded->key.size()) != meta_name || decoded->payload.size() != 16)
-        return "the frame does not hold a 16-byte hash secret under the key tierguard-meta";
-    return std::nullopt;
-}
 
 // ---- commands -------------------------------------------------------------------------
 
@@ -367,51 +640,70 @@ struct spread {
     }
 };
 
-int run_stats(const std::string& dir, const tierguard::storage::posix_directory& storage, bool json) {
+template <class Storage>
+int run_stats(const std::string& dir, const Storage& storage, bool json) {
+    constexpr layout l = layout_of<Storage>;
     const auto now = clock_type::now();
-    auto listing = storage.list();
-    if (!listing) return refuse(dir, listing.error().message());
-    std::uint64_t entries = 0, bytes = 0;
-    std::vector<std::int64_t> ages;
-    for (const tierguard::blob_info& blob : *listing) {
-        if (blob.name == meta_name) continue;
-        ++entries;
-        bytes += blob.size;
-        ages.push_back(age_seconds(now, blob.modified));
-    }
-    // The quarantine folder is not a blob listing; read it directly (read-only).
-    std::uint64_t q_files = 0, q_bytes = 0;
-    std::vector<std::int64_t> q_ages;
-    std::error_code ec;
-    for (fs::directory_iterator it(fs::path(dir) / tierguard::detail::quarantine_folder, ec), end; !ec && it != end;
-         it.increment(ec)) {
-        const auto since = tierguard::detail::quarantine_time(it->path().filename().native());
-        if (!since || it->symlink_status(ec).type() != fs::file_type::regular) continue;  // never follow a link
-        ++q_files;
-        q_bytes += it->file_size(ec);
-        q_ages.push_back(age_seconds(now, *since));
+    auto taken = take_inventory(dir, storage);
+    if (const auto* e = std::get_if<cli_error>(&taken)) return report(*e);
+    const inventory& found = std::get<inventory>(taken);
+    std::uint64_t bytes = 0, q_bytes = 0, segment_bytes = 0;
+    std::vector<std::int64_t> ages, q_ages;
+    for (const item& i : found.items) {
+        if (i.what == kind::entry) {
+            bytes += i.size;
+            ages.push_back(age_seconds(now, i.modified));
+        } else if (i.what == kind::quarantined) {
+            q_bytes += i.size;
+            q_ages.push_back(
+                age_seconds(now, *tierguard::detail::quarantine_time(tierguard::detail::blob_leaf(i.name))));
+        } else if (i.what == kind::segment) {
+            segment_bytes += i.size;
+        }
     }
     const spread entry_ages = spread::of(std::move(ages));
     const spread quarantine_ages = spread::of(std::move(q_ages));
+    const std::uint64_t entries = found.count(kind::entry), q_files = found.count(kind::quarantined);
     if (json) {
-        const std::string quarantine =
-            json_object().num("files", q_files).num("bytes", q_bytes).raw("age_seconds", quarantine_ages.json()).done();
-        std::printf("%s\n", json_object()
-                                .str("directory", storage.root().native())
-                                .num("entries", entries)
-                                .num("bytes", bytes)
-                                .raw("age_seconds", entry_ages.json())
-                                .raw("quarantine", quarantine)
-                                .done()
-                                .c_str());
+        json_object out;
+        out.str("directory", storage.root().native())
+            .str("storage", name_of(l))
+            .num("entries", entries)
+            .num("bytes", bytes)
+            .raw("age_seconds", entry_ages.json())
+            .raw("quarantine", json_object()
+                                   .num("files", q_files)
+                                   .num("bytes", q_bytes)
+                                   .raw("age_seconds", quarantine_ages.json())
+                                   .done())
+            .raw("kinds", found.json());
+        if constexpr (l == layout::segment_log)
+            out.raw("segments",
+                    json_object().num("files", found.count(kind::segment)).num("bytes", segment_bytes).done())
+                .raw("log", log_json(storage.stats()));
+        std::printf("%s\n", out.done().c_str());
         return exit_ok;
     }
     std::printf("directory   %s\n", storage.root().c_str());
+    std::printf("storage     %.*s\n", static_cast<int>(name_of(l).size()), name_of(l).data());
     std::printf("entries     %llu\n", static_cast<unsigned long long>(entries));
     std::printf("bytes       %llu (%s)\n", static_cast<unsigned long long>(bytes), human_bytes(bytes).c_str());
     std::printf("ages        %s\n", entry_ages.human().c_str());
     std::printf("quarantine  %llu file(s), %s; ages %s\n", static_cast<unsigned long long>(q_files),
                 human_bytes(q_bytes).c_str(), quarantine_ages.human().c_str());
+    if constexpr (l == layout::segment_log) {
+        std::printf("segments    %llu file(s), %s\n", static_cast<unsigned long long>(found.count(kind::segment)),
+                    human_bytes(segment_bytes).c_str());
+        if (const auto s = storage.stats(); log_damage(s) != 0)
+            std::printf(
+                "damage      %llu damaged record(s), %llu unreadable stretch(es), %llu unreadable segment(s) "
+                "met at open; run 'tierguard-cli verify'\n",
+                static_cast<unsigned long long>(s.bad_frames), static_cast<unsigned long long>(s.damaged_regions),
+                static_cast<unsigned long long>(s.bad_segments));
+    }
+    std::printf("other       %llu temp file(s), %llu foreign (no entries: 'tierguard-cli scrub' removes them)\n",
+                static_cast<unsigned long long>(found.count(kind::temp)),
+                static_cast<unsigned long long>(found.count(kind::foreign)));
     return exit_ok;
 }
 
@@ -421,49 +713,63 @@ struct problem {
     std::string message;
 };
 
-int run_verify(const std::string& dir, tierguard::storage::posix_directory storage, bool json) {
+template <class Storage>
+int run_verify(const std::string& dir, Storage storage, bool json) {
+    constexpr layout l = layout_of<Storage>;
     const auto now = clock_type::now();
     std::vector<problem> problems;
-    std::optional<tier_type> tier;  // needs an intact meta file, for the file names
+    std::optional<tierguard::storage::segment_log_stats> at_open;  // before any read adds to its counters
+    if constexpr (l == layout::segment_log) at_open = storage.stats();
+    auto taken = take_inventory(dir, storage);
+    if (const auto* e = std::get_if<cli_error>(&taken)) return report(*e);
+    const inventory& found = std::get<inventory>(taken);
+    std::optional<tier_type<Storage>> tier;  // needs an intact meta blob, for the entries' names
     if (auto bad = meta_problem(storage)) {
         problems.push_back({std::string(meta_name), "corrupted", *bad + " (entries cannot be matched to names)"});
-    }
-    auto listing = storage.list();
-    if (!listing) return refuse(dir, listing.error().message());
-    std::sort(listing->begin(), listing->end(),
-              [](const tierguard::blob_info& a, const tierguard::blob_info& b) { return a.name < b.name; });
-    if (problems.empty()) {
+    } else {
         auto opened = open_tier(std::move(storage), nullptr);
-        if (!opened) return refuse(dir, opened.error().message());
+        if (!opened) return report(library_error(dir, "open_failed", "", opened.error()));
         tier.emplace(std::move(*opened));
     }
-    const tierguard::storage::posix_directory& files = tier ? tier->storage() : storage;
+    const Storage& blobs = tier ? tier->storage() : storage;
+    if (at_open && log_damage(*at_open) != 0)
+        problems.push_back(
+            {"segments", "corrupted",
+             "opening the log met " + std::to_string(at_open->bad_frames) +
+                 " damaged record(s) (each loses its entry), " + std::to_string(at_open->damaged_regions) +
+                 " unreadable stretch(es) and " + std::to_string(at_open->bad_segments) +
+                 " unreadable segment file(s) (moved to quarantine), and dropped " +
+                 std::to_string(at_open->entries_dropped) +
+                 " more entries for them; the damaged records stay in their segments (every open meets them again) "
+                 "until the log evicts or reclaims those segments"});
 
     std::uint64_t checked = 0, intact = 0, expired = 0;
     std::map<std::uint32_t, std::uint64_t> schemas;
-    for (const tierguard::blob_info& blob : *listing) {
-        if (blob.name == meta_name) continue;
+    std::vector<const item*> foreign;
+    for (const item& i : found.items) {
+        if (i.what == kind::foreign) foreign.push_back(&i);
+        if (i.what != kind::entry) continue;
         ++checked;
-        auto bytes = files.read(blob.name);
+        auto bytes = blobs.read(i.name);
         if (!bytes) {
-            if (bytes.error().code() == tierguard::errc::miss) {  // removed while we listed
+            if (bytes.error().code() == tierguard::errc::miss) {  // removed since it was listed
                 --checked;
                 continue;
             }
-            problems.push_back({blob.name, std::string(to_string(bytes.error().code())), bytes.error().message()});
+            problems.push_back({i.name, std::string(to_string(bytes.error().code())), bytes.error().message()});
             continue;
         }
         auto entry = tierguard::frame::decode(*bytes, unbounded_frames);
         if (!entry) {
-            problems.push_back({blob.name, std::string(to_string(entry.error().code())), entry.error().message()});
+            problems.push_back({i.name, std::string(to_string(entry.error().code())), entry.error().message()});
             continue;
         }
         if (tier) {
             const std::string key(reinterpret_cast<const char*>(entry->key.data()), entry->key.size());
-            if (auto name = tier->name_for(key); !name || *name != blob.name) {
-                problems.push_back({blob.name, "misplaced",
+            if (auto name = tier->name_for(key); !name || *name != i.name) {
+                problems.push_back({i.name, "misplaced",
                                     "holds the entry of key " + quoted(entry->key) +
-                                        ", which belongs under another file name (scrub removes it)"});
+                                        ", which belongs under another name (scrub removes it)"});
                 continue;
             }
         }
@@ -474,108 +780,155 @@ int run_verify(const std::string& dir, tierguard::storage::posix_directory stora
                 std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count())
             ++expired;
     }
+    const std::uint64_t temp = found.count(kind::temp);
 
     if (json) {
-        std::vector<std::string> items;
+        std::vector<std::string> items, strangers;
         for (const problem& p : problems)
             items.push_back(json_object().str("name", p.name).str("error", p.kind).str("message", p.message).done());
+        for (const item* i : foreign)
+            strangers.push_back(json_object().str("name", i->name).str("what", describe(i->type, i->in_log)).done());
         json_object versions;
         for (const auto& [version, count] : schemas) versions.num(std::to_string(version), count);
-        std::printf("%s\n", json_object()
-                                .str("directory", files.root().native())
-                                .boolean("ok", problems.empty())
-                                .num("checked", checked)
-                                .num("intact", intact)
-                                .num("damaged", static_cast<std::uint64_t>(problems.size()))
-                                .num("expired", expired)
-                                .raw("schema_versions", versions.done())
-                                .raw("problems", json_array(items))
-                                .done()
-                                .c_str());
+        json_object out;
+        out.str("directory", blobs.root().native())
+            .str("storage", name_of(l))
+            .boolean("ok", problems.empty())
+            .num("checked", checked)
+            .num("intact", intact)
+            .num("damaged", static_cast<std::uint64_t>(problems.size()))
+            .num("expired", expired)
+            .raw("schema_versions", versions.done())
+            .raw("problems", json_array(items))
+            .raw("foreign", json_array(strangers))
+            .raw("kinds", found.json());
+        if (at_open) out.raw("log", log_json(*at_open));
+        std::printf("%s\n", out.done().c_str());
     } else {
         for (const problem& p : problems)
             std::printf("%-10s %s: %s\n", p.kind == "misplaced" ? "MISPLACED" : "CORRUPT", p.name.c_str(),
                         p.message.c_str());
+        for (const item* i : foreign)
+            std::printf("%-10s %s: %s (scrub removes it)\n", "FOREIGN", i->name.c_str(),
+                        describe(i->type, i->in_log).c_str());
         std::string versions;
         for (const auto& [version, count] : schemas)
             versions +=
                 (versions.empty() ? "" : ", ") + std::to_string(count) + " of version " + std::to_string(version);
-        std::printf("checked %llu entry file(s) in %s: %llu intact, %zu damaged, %llu expired%s%s\n",
-                    static_cast<unsigned long long>(checked), files.root().c_str(),
-                    static_cast<unsigned long long>(intact), problems.size(), static_cast<unsigned long long>(expired),
+        std::printf("checked %llu entries in %s (%.*s): %llu intact, %zu damaged, %llu expired%s%s\n",
+                    static_cast<unsigned long long>(checked), blobs.root().c_str(), static_cast<int>(name_of(l).size()),
+                    name_of(l).data(), static_cast<unsigned long long>(intact), problems.size(),
+                    static_cast<unsigned long long>(expired),
                     versions.empty() ? "" : "; schema versions: ", versions.c_str());
+        if (!foreign.empty() || temp != 0)
+            std::printf(
+                "also %zu foreign file(s) or blob(s) and %llu temp file(s): 'tierguard-cli scrub' removes them\n",
+                foreign.size(), static_cast<unsigned long long>(temp));
         std::printf("%s\n", problems.empty() ? "OK" : "DAMAGED: run 'tierguard-cli scrub' to quarantine the damage");
     }
     return problems.empty() ? exit_ok : exit_problems;
 }
 
-int run_scrub(const std::string& dir, tierguard::storage::posix_directory storage, bool json) {
+template <class Storage>
+int run_scrub(const std::string& dir, Storage storage, bool json) {
+    auto before = take_inventory(dir, storage);
+    if (const auto* e = std::get_if<cli_error>(&before)) return report(*e);
     std::vector<std::string> events;
     auto tier = open_tier(std::move(storage), &events);
-    if (!tier) return refuse(dir, tier.error().message());
-    auto report = tier->scrub();
-    if (!report) return refuse(dir, "scrub failed: " + report.error().message());
+    if (!tier) return report(library_error(dir, "open_failed", "", tier.error()));
+    auto scrubbed = tier->scrub();
+    if (!scrubbed) return report(library_error(dir, "scrub_failed", "scrub failed: ", scrubbed.error()));
+    std::vector<std::pair<std::string_view, std::uint64_t>> log_fields;
+    if constexpr (layout_of<Storage> == layout::segment_log) {
+        auto log = tier->storage().scrub();
+        if (!log) return report(library_error(dir, "scrub_failed", "segment_log scrub failed: ", log.error()));
+        log_fields = {{"segments_checked", log->segments_checked}, {"frames_checked", log->frames_checked},
+                      {"frames_skipped", log->frames_skipped},     {"entries_dropped", log->entries_dropped},
+                      {"segments_removed", log->segments_removed}, {"bytes_reclaimed", log->bytes_reclaimed}};
+    }
+    auto after = take_inventory(dir, tier->storage());
+    if (const auto* e = std::get_if<cli_error>(&after)) return report(*e);
+    const tierguard::scrub_report& r = *scrubbed;
     const std::pair<std::string_view, std::uint64_t> fields[] = {
-        {"entries_checked", report->entries_checked},
-        {"temp_files_removed", report->temp_files_removed},
-        {"foreign_removed", report->foreign_removed},
-        {"orphans_removed", report->orphans_removed},
-        {"quarantined", report->quarantined},
-        {"quarantine_purged", report->quarantine_purged},
-        {"version_mismatches", report->version_mismatches},
-        {"expired_removed", report->expired_removed},
-        {"io_errors", report->io_errors},
+        {"entries_checked", r.entries_checked},
+        {"temp_files_removed", r.temp_files_removed},
+        {"foreign_removed", r.foreign_removed},
+        {"orphans_removed", r.orphans_removed},
+        {"quarantined", r.quarantined},
+        {"quarantine_purged", r.quarantine_purged},
+        {"version_mismatches", r.version_mismatches},
+        {"expired_removed", r.expired_removed},
+        {"io_errors", r.io_errors},
     };
+    const std::string_view storage_name = name_of(layout_of<Storage>);
+    const inventory& was = std::get<inventory>(before);
+    const inventory& is = std::get<inventory>(after);
     if (json) {
         json_object out;
-        out.str("directory", tier->storage().root().native());
+        out.str("directory", tier->storage().root().native()).str("storage", storage_name);
         for (const auto& [name, value] : fields) out.num(name, value);
+        if (!log_fields.empty()) {
+            json_object log;
+            for (const auto& [name, value] : log_fields) log.num(name, value);
+            out.raw("segments", log.done());
+        }
+        out.raw("before", was.json()).raw("after", is.json());
         std::vector<std::string> items;
         for (const std::string& e : events) items.push_back(json_object().str("event", e).done());
         out.raw("events", json_array(items));
         std::printf("%s\n", out.done().c_str());
     } else {
         for (const std::string& e : events) std::printf("event: %s\n", e.c_str());
-        std::printf("scrubbed %s\n", tier->storage().root().c_str());
+        std::printf("scrubbed %s (%.*s)\n", tier->storage().root().c_str(), static_cast<int>(storage_name.size()),
+                    storage_name.data());
         for (const auto& [name, value] : fields)
             std::printf("  %-20.*s %llu\n", static_cast<int>(name.size()), name.data(),
                         static_cast<unsigned long long>(value));
+        if (!log_fields.empty()) std::printf("segment_log scrub:\n");
+        for (const auto& [name, value] : log_fields)
+            std::printf("  %-20.*s %llu\n", static_cast<int>(name.size()), name.data(),
+                        static_cast<unsigned long long>(value));
+        std::printf("before: %s\nafter:  %s\n", was.text().c_str(), is.text().c_str());
     }
-    return report->io_errors == 0 ? exit_ok : exit_problems;
+    return r.io_errors == 0 ? exit_ok : exit_problems;
 }
 
-int run_purge(const std::string& dir, tierguard::storage::posix_directory storage, std::chrono::seconds older_than,
-              const std::string& shown, bool json) {
-    auto report = storage.clean({clock_type::now(), older_than});
-    if (!report) return refuse(dir, "purge failed: " + report.error().message());
+template <class Storage>
+int run_purge(const std::string& dir, Storage storage, std::chrono::seconds older_than, const std::string& shown,
+              bool json) {
+    auto cleaned = storage.clean({clock_type::now(), older_than});
+    if (!cleaned) return report(library_error(dir, "purge_failed", "purge failed: ", cleaned.error()));
+    const std::string_view storage_name = name_of(layout_of<Storage>);
     if (json) {
         std::printf("%s\n", json_object()
                                 .str("directory", storage.root().native())
+                                .str("storage", storage_name)
                                 .num("older_than_seconds", static_cast<std::int64_t>(older_than.count()))
-                                .num("quarantine_purged", report->quarantine_purged)
-                                .num("temp_files_removed", report->temp_files_removed)
-                                .num("foreign_removed", report->foreign_removed)
-                                .num("bytes_freed", report->bytes_freed)
+                                .num("quarantine_purged", cleaned->quarantine_purged)
+                                .num("temp_files_removed", cleaned->temp_files_removed)
+                                .num("foreign_removed", cleaned->foreign_removed)
+                                .num("bytes_freed", cleaned->bytes_freed)
                                 .done()
                                 .c_str());
     } else {
         std::printf("purged %llu quarantined file(s) older than %s from %s\n",
-                    static_cast<unsigned long long>(report->quarantine_purged), shown.c_str(), storage.root().c_str());
+                    static_cast<unsigned long long>(cleaned->quarantine_purged), shown.c_str(), storage.root().c_str());
         std::printf("also removed %llu temp file(s) and %llu foreign file(s); freed %s\n",
-                    static_cast<unsigned long long>(report->temp_files_removed),
-                    static_cast<unsigned long long>(report->foreign_removed), human_bytes(report->bytes_freed).c_str());
+                    static_cast<unsigned long long>(cleaned->temp_files_removed),
+                    static_cast<unsigned long long>(cleaned->foreign_removed),
+                    human_bytes(cleaned->bytes_freed).c_str());
     }
     return exit_ok;
 }
-
-int run_inspect(const std::string& dir, tierguard::storage::posix_directory storage, const std::string& key,
-                bool json) {
+template <class Storage>
+int run_inspect(const std::string& dir, Storage storage, const std::string& key, bool json) {
     if (auto bad = meta_problem(storage))
-        return refuse(dir, "cannot compute the file name of a key: tierguard-meta is damaged: " + *bad);
+        return report(
+            dir_error(dir, "meta_damaged", "cannot compute the name of a key: tierguard-meta is damaged: " + *bad));
     auto tier = open_tier(std::move(storage), nullptr);
-    if (!tier) return refuse(dir, tier.error().message());
+    if (!tier) return report(library_error(dir, "open_failed", "", tier.error()));
     auto name = tier->name_for(key);
-    if (!name) return refuse(dir, name.error().message());
+    if (!name) return report(library_error(dir, "bad_key", "", name.error()));
     const std::string shown_key = tierguard::detail::quoted_name(key);
 
     auto bytes = tier->storage().read(*name);
@@ -673,29 +1026,11 @@ int run_inspect(const std::string& dir, tierguard::storage::posix_directory stor
     return status == "intact" ? exit_ok : exit_problems;
 }
 
-int run(const arguments& args) {
+template <class Storage>
+int run_on(const arguments& args, const std::string& dir, std::optional<std::chrono::seconds> older_than) {
     const std::string_view name = args.command->name;
-    const std::size_t wanted = name == "inspect" ? 2 : 1;
-    if (args.positional.empty()) return usage_error(name, "missing DIR");
-    if (args.positional.size() < wanted) return usage_error(name, "missing KEY");
-    if (args.positional.size() > wanted) return usage_error(name, "too many arguments");
-    std::optional<std::chrono::seconds> older_than;
-    if (name == "purge-quarantine") {
-        if (!args.older_than) return usage_error(name, "--older-than DURATION is required (e.g. --older-than 7d)");
-        older_than = parse_duration(*args.older_than);
-        if (!older_than)
-            return usage_error(name, "bad duration '" + *args.older_than +
-                                         "': expected a number and a unit d, h, m or s, or several (7d, 12h, 30m, "
-                                         "45s, 1h30m), at most 100 years");
-    } else if (args.older_than) {
-        return usage_error(name, "--older-than applies to purge-quarantine only");
-    }
-
-    const std::string& dir = args.positional[0];
-    if (auto refused = check_cache_dir(dir)) return *refused;
-    const bool writing = name == "scrub" || name == "purge-quarantine";
-    auto storage = open_storage(dir, writing);
-    if (!storage) return storage_failure(dir, storage.error());
+    auto storage = open_storage<Storage>(dir, name == "scrub" || name == "purge-quarantine");
+    if (!storage) return report(library_error(dir, "open_failed", "", storage.error()));
     if (name == "stats") return run_stats(dir, *storage, args.json);
     if (name == "verify") return run_verify(dir, std::move(*storage), args.json);
     if (name == "scrub") return run_scrub(dir, std::move(*storage), args.json);
@@ -704,9 +1039,51 @@ int run(const arguments& args) {
     return run_inspect(dir, std::move(*storage), args.positional[1], args.json);
 }
 
+int run(const arguments& args) {
+    const std::string_view name = args.command->name;
+    const std::size_t wanted = name == "inspect" ? 2 : 1;
+    if (args.positional.empty()) return report(usage_error(name, "usage.missing_argument", "missing DIR"));
+    if (args.positional.size() < wanted) return report(usage_error(name, "usage.missing_argument", "missing KEY"));
+    if (args.positional.size() > wanted)
+        return report(usage_error(name, "usage.too_many_arguments", "too many arguments"));
+    std::optional<std::chrono::seconds> older_than;
+    if (name == "purge-quarantine") {
+        if (!args.older_than)
+            return report(usage_error(name, "usage.missing_argument",
+                                      "--older-than DURATION is required (e.g. --older-than 7d)"));
+        older_than = parse_duration(*args.older_than);
+        if (!older_than)
+            return report(usage_error(name, "usage.bad_value",
+                                      "bad duration '" + *args.older_than +
+                                          "': expected a number and a unit d, h, m or s, or several (7d, 12h, 30m, "
+                                          "45s, 1h30m), at most 100 years"));
+    } else if (args.older_than) {
+        return report(usage_error(name, "usage.not_applicable", "--older-than applies to purge-quarantine only"));
+    }
+    std::optional<layout> forced;
+    if (args.storage && *args.storage != "auto") {
+        if (*args.storage == name_of(layout::posix_directory))
+            forced = layout::posix_directory;
+        else if (*args.storage == name_of(layout::segment_log))
+            forced = layout::segment_log;
+        else
+            return report(
+                usage_error(name, "usage.bad_value",
+                            "bad storage '" + *args.storage + "': expected auto, posix_directory or segment_log"));
+    }
+
+    const std::string& dir = args.positional[0];
+    const auto found = detect(dir, forced);
+    if (const auto* e = std::get_if<cli_error>(&found)) return report(*e);
+    if (std::get<layout>(found) == layout::segment_log) return run_on<segment_log>(args, dir, older_than);
+    return run_on<posix_directory>(args, dir, older_than);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    for (int i = 2; i < argc && std::string_view(argv[i]) != "--"; ++i)
+        json_output = json_output || std::string_view(argv[i]) == "--json";
     if (argc < 2) {
         print_usage(stderr);
         return exit_usage;
@@ -717,9 +1094,11 @@ int main(int argc, char** argv) {
         return exit_ok;
     }
     arguments args;
+    args.json = json_output;
     for (const command_info& c : commands)
         if (c.name == first) args.command = &c;
-    if (args.command == nullptr) return usage_error("", "unknown command '" + std::string(first) + "'");
+    if (args.command == nullptr)
+        return report(usage_error("", "usage.unknown_command", "unknown command '" + std::string(first) + "'"));
 
     bool options_done = false;
     for (int i = 2; i < argc; ++i) {
@@ -732,18 +1111,26 @@ int main(int argc, char** argv) {
             print_command_help(*args.command);
             return exit_ok;
         } else if (arg == "--json") {
-            args.json = true;
-        } else if (arg == "--older-than" || arg.starts_with("--older-than=")) {
-            if (arg == "--older-than" && i + 1 == argc) return usage_error(first, "--older-than needs a DURATION");
-            args.older_than = arg == "--older-than" ? std::string(argv[++i]) : std::string(arg.substr(13));
+        } else if (arg == "--older-than" || arg.starts_with("--older-than=") || arg == "--storage" ||
+                   arg.starts_with("--storage=")) {
+            const std::string_view option = arg.substr(0, arg.find('='));
+            std::optional<std::string>& value = option == "--older-than" ? args.older_than : args.storage;
+            if (arg == option) {
+                if (i + 1 == argc)
+                    return report(usage_error(
+                        first, "usage.missing_argument",
+                        std::string(option) + (option == "--storage" ? " needs a KIND" : " needs a DURATION")));
+                value = std::string(argv[++i]);
+            } else {
+                value = std::string(arg.substr(option.size() + 1));
+            }
         } else {
-            return usage_error(first, "unknown option '" + std::string(arg) + "'");
+            return report(usage_error(first, "usage.unknown_option", "unknown option '" + std::string(arg) + "'"));
         }
     }
     try {
         return run(args);
     } catch (const std::exception& e) {  // bad_alloc or a filesystem error: still a clean message
-        std::fprintf(stderr, "tierguard-cli: %s\n", e.what());
-        return exit_unusable;
+        return report({"internal", e.what(), exit_unusable, {}, first, {}});
     }
 }
