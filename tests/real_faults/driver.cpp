@@ -285,9 +285,10 @@ private:
 
 // ---- the model file: one line per key ----
 
-void write_model(const fs::path& file, const std::map<int, key_model>& model, std::size_t held) {
+void write_model(const fs::path& file, const std::map<int, key_model>& model, std::size_t held,
+                 std::uint64_t capacity) {
     std::ofstream out(file);
-    out << "held " << held << "\n";
+    out << "held " << held << " capacity " << capacity << "\n";
     for (const auto& [key, m] : model) {
         out << key << " " << m.exact << " " << (m.erased ? 1 : 0) << " " << m.also.size();
         for (const auto s : m.also) out << " " << s;
@@ -295,11 +296,11 @@ void write_model(const fs::path& file, const std::map<int, key_model>& model, st
     }
 }
 
-std::map<int, key_model> read_model(const fs::path& file, std::size_t& held) {
+std::map<int, key_model> read_model(const fs::path& file, std::size_t& held, std::uint64_t& capacity) {
     std::ifstream in(file);
     std::map<int, key_model> model;
     std::string word;
-    in >> word >> held;
+    in >> word >> held >> word >> capacity;
     int key = 0;
     while (in >> key) {
         key_model m;
@@ -318,6 +319,15 @@ std::map<int, key_model> read_model(const fs::path& file, std::size_t& held) {
 }
 
 // ---- run and verify ----
+
+// About how many of the profile's largest entries the file system at `mount` holds: its
+// blocks over the blocks of one entry, or a third of its inodes (a file and its folders).
+std::uint64_t capacity_of(const fs::path& mount, const profile& p) {
+    struct statvfs sv {};
+    if (::statvfs(mount.c_str(), &sv) != 0 || sv.f_frsize == 0) return 0;
+    const std::uint64_t entry_blocks = (p.max_value + 200 + sv.f_frsize - 1) / sv.f_frsize;
+    return std::min<std::uint64_t>(sv.f_blocks / entry_blocks, sv.f_files / 3);
+}
 
 template <class Front>
 int run(const profile& p, std::uint64_t seed, const fs::path& root, const fs::path& model_file) {
@@ -373,7 +383,7 @@ int run(const profile& p, std::uint64_t seed, const fs::path& root, const fs::pa
                 static_cast<unsigned long long>(gets), live.text().c_str());
     std::printf("run: at close: %s%s\n", front->stats().c_str(), drained ? "" : " (NOT drained)");
     front.reset();  // the clean close
-    write_model(model_file, model, held);
+    write_model(model_file, model, held, p.fill ? capacity_of(root.parent_path(), p) : 0);
     if (faults != nullptr && faults() == 0) {
         std::printf("FAIL: the shim injected no fault: this case tests nothing\n");
         return 1;
@@ -392,7 +402,8 @@ int run(const profile& p, std::uint64_t seed, const fs::path& root, const fs::pa
 template <class Front>
 int verify(const profile& p, const fs::path& root, const fs::path& model_file) {
     std::size_t held = 0;
-    const auto model = read_model(model_file, held);
+    std::uint64_t capacity = 0;
+    const auto model = read_model(model_file, held, capacity);
     std::printf("verify: the storage holds %s\n", Front::census(root, p).c_str());
     std::string why;
     auto front = Front::open(root, p, why);
@@ -420,6 +431,14 @@ int verify(const profile& p, const fs::path& root, const fs::path& model_file) {
     int status = 0;
     if (after.bad() != 0) {
         std::printf("FAIL: older, erased or wrong values after reopen\n");
+        status = 1;
+    }
+    if (p.fill)
+        std::printf("fill: entries kept %llu (the file system holds about %llu)\n",
+                    static_cast<unsigned long long>(readable), static_cast<unsigned long long>(capacity));
+    if (readable < capacity / 4) {
+        std::printf("FAIL: the tier kept fewer than a quarter of the %llu entries the file system can hold\n",
+                    static_cast<unsigned long long>(capacity));
         status = 1;
     }
     // A fill must find every entry the tier held; under the shim, a reopen may evict to the
@@ -473,6 +492,17 @@ int shell(const std::string& command) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
+// `work`, or a folder of its name on /dev/shm where that is a writable tmpfs: fsync there
+// costs nothing, which keeps the runs short (an ext4 image there too: the loop device's
+// flushes land in memory, while ext4 itself still runs out of blocks and inodes).
+fs::path scratch(const fs::path& work) {
+    struct statfs sf {};
+    const fs::path shm = "/dev/shm";
+    if (::statfs(shm.c_str(), &sf) == 0 && sf.f_type == TMPFS_MAGIC && ::access(shm.c_str(), W_OK) == 0)
+        return shm / ("tierguard-" + work.filename().string());
+    return work;
+}
+
 struct args {
     std::string front, storage;
 };
@@ -482,11 +512,7 @@ int shim_case(const args& a, const std::string& lib, const std::string& rules, c
               const fs::path& work) {
     // On tmpfs where there is one, so that the thousands of real fsyncs cost nothing: the
     // faults come from the shim, not from the file system.
-    struct statfs sf {};
-    const fs::path shm = "/dev/shm";
-    const fs::path dir = ::statfs(shm.c_str(), &sf) == 0 && sf.f_type == TMPFS_MAGIC && ::access(shm.c_str(), W_OK) == 0
-                             ? shm / ("tierguard-" + work.filename().string())
-                             : work;
+    const fs::path dir = scratch(work);
     fs::remove_all(dir);
     fs::create_directories(dir);
     const fs::path root = dir / "cache";
@@ -513,7 +539,9 @@ int fill_case(const args& a, const std::string& kind, const std::string& seed, c
     const fs::path root = mnt / "cache";
     const fs::path model = work / "model.txt";
     const std::string profile = kind == "tmpfs-inodes" ? "fill-inodes" : "fill-bytes";
-    const fs::path image = work / "ext4.img";
+    const fs::path image_dir = scratch(work);
+    fs::create_directories(image_dir);
+    const fs::path image = image_dir / "ext4.img";
     if (kind == "ext4") {
         if (shell("command -v mkfs.ext4 >/dev/null") != 0) {
             std::printf("SKIPPED: mkfs.ext4 not found (Debian: e2fsprogs)\n");
@@ -558,6 +586,7 @@ int fill_case(const args& a, const std::string& kind, const std::string& seed, c
         120);
     std::error_code ignored;
     fs::remove_all(work, ignored);
+    fs::remove_all(image_dir, ignored);
     if (code == 77) std::printf("SKIPPED: namespaces unavailable (unshare or mount of tmpfs refused)\n");
     if (code == 78) {
         std::printf("SKIPPED: mount -o loop refused (it needs real root and a loop device)\n");
