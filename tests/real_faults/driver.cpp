@@ -137,8 +137,6 @@ struct cache_policies : tierguard::cache_defaults {
     using clock = tierguard::clock::manual;
 };
 
-bool is_fill(const profile& p) { return p.fill; }
-
 tierguard::storage::posix_directory::config storage_config(const tierguard::storage::posix_directory*,
                                                            const fs::path& root, const profile&) {
     return {.root = root};
@@ -149,8 +147,8 @@ tierguard::storage::segment_log::config storage_config(const tierguard::storage:
     tierguard::storage::segment_log::config c;
     c.root = root;
     // Shim runs: 64 KiB segments, four kept, so that rolls evict segments (and unlink them).
-    c.segment_size = is_fill(p) ? std::uint64_t{1} << 20 : std::uint64_t{64} << 10;
-    c.byte_budget = is_fill(p) ? std::uint64_t{64} << 20 : std::uint64_t{256} << 10;
+    c.segment_size = p.fill ? std::uint64_t{1} << 20 : std::uint64_t{64} << 10;
+    c.byte_budget = p.fill ? std::uint64_t{64} << 20 : std::uint64_t{256} << 10;
     return c;
 }
 
@@ -161,7 +159,8 @@ tierguard::disk_config disk_config_of() {
 }
 
 // What the storage holds, read before a tier opens it: blobs, and whether the hash secret
-// (without which every entry is an orphan) is there.
+// (without which every entry is an orphan) is there. The verify thus opens the storage
+// twice, as two restarts would; a tier must survive both.
 template <class Storage>
 std::string census_of(const fs::path& root, const profile& p) {
     auto storage = Storage::open(storage_config(static_cast<const Storage*>(nullptr), root, p));
