@@ -526,12 +526,10 @@ int shim_case(const args& a, const std::string& lib, const std::string& rules, c
     const int ran = run_self({"run", a.front, a.storage, "shim", seed, root.string(), model.string()},
                              {"LD_PRELOAD=" + lib, "TIERGUARD_SHIM_RULES=" + rules, "TIERGUARD_SHIM_SEED=" + seed,
                               "TIERGUARD_SHIM_PREFIX=" + fs::absolute(root).string()});
-    if (ran != 0) {
-        std::printf("FAIL: the run under the shim exited with %d\n", ran);
-        return 1;
-    }
-    const int checked = run_self({"verify", a.front, a.storage, "shim", seed, root.string(), model.string()});
-    if (checked == 0 || dir != work) fs::remove_all(dir);
+    if (ran != 0) std::printf("FAIL: the run under the shim exited with %d\n", ran);
+    const int checked =
+        ran != 0 ? 1 : run_self({"verify", a.front, a.storage, "shim", seed, root.string(), model.string()});
+    if (checked == 0 || dir != work) fs::remove_all(dir);  // a failure on /work stays for a look
     return checked == 0 ? 0 : 1;
 }
 
