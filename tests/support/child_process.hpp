@@ -38,11 +38,10 @@ int in_child(F body, unsigned limit_seconds = 60) {
 }
 
 #if defined(__linux__)
-/// In a child (it changes the process's namespaces): mounts a private tmpfs with
-/// `options` (e.g. "size=256k,mode=0700") on `mount_point`, in a new mount namespace
-/// (and, when not root, a user namespace in which we are root, so that the mount and
-/// its files belong to our outer uid). False if namespaces or the mount are refused.
-inline bool mount_private_tmpfs(const char* mount_point, const char* options) {
+/// In a child (it changes the process's namespaces): enters a new mount namespace whose
+/// mounts stay private (and, when not root, a user namespace in which we are root, so that
+/// mounts and their files belong to our outer uid). False if namespaces are refused.
+inline bool enter_private_mount_namespace() {
     const uid_t outer_uid = ::geteuid();
     const gid_t outer_gid = ::getegid();
     auto put = [](const char* file, const std::string& text) {
@@ -60,8 +59,14 @@ inline bool mount_private_tmpfs(const char* mount_point, const char* options) {
             !put("/proc/self/gid_map", "0 " + std::to_string(outer_gid) + " 1\n"))
             return false;
     }
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
-    return ::mount("tierguard-test", mount_point, "tmpfs", 0, options) == 0;
+    return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
+/// In a child: mounts a private tmpfs with `options` (e.g. "size=256k,mode=0700") on
+/// `mount_point`, in the namespaces of enter_private_mount_namespace(). False if
+/// namespaces or the mount are refused.
+inline bool mount_private_tmpfs(const char* mount_point, const char* options) {
+    return enter_private_mount_namespace() && ::mount("tierguard-test", mount_point, "tmpfs", 0, options) == 0;
 }
 #endif
 
