@@ -51,8 +51,8 @@ struct seen_event {
 struct recording_listener {
     std::shared_ptr<std::vector<seen_event>> seen = std::make_shared<std::vector<seen_event>>();
     void on_event(const tierguard::event& e) noexcept {
-        seen->push_back({e.kind, std::string(e.detail),
-                         e.cause != nullptr ? std::optional<errc>(e.cause->code()) : std::nullopt});
+        seen->push_back(
+            {e.kind, std::string(e.detail), e.cause != nullptr ? std::optional<errc>(e.cause->code()) : std::nullopt});
     }
     [[nodiscard]] std::size_t count(event_kind k) const {
         return static_cast<std::size_t>(
@@ -77,9 +77,9 @@ template <class Policies>
 using cache_of = tierguard::cache<std::string, std::string, Policies>;
 
 faulty_dir faulty_on(const fs::path& root, tierguard::clock::manual clock) {
-    return faulty_dir(tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none})
-                          .value(),
-                      {}, std::move(clock));
+    return faulty_dir(
+        tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none}).value(), {},
+        std::move(clock));
 }
 
 // Hands the open period of the breaker to the clock: the next call is the half-open probe.
@@ -211,7 +211,8 @@ TEST_CASE("cache::open degraded: a write while detached supersedes the storage's
     CHECK(c.get("k").error().code() == errc::miss);
     CHECK(c.attached());
     CHECK(c.get("gone").error().code() == errc::miss);
-    for (int i = 0; i < 5 && c.breaker().state() != breaker_state::closed; ++i) (void)c.put("p" + std::to_string(i), "x");
+    for (int i = 0; i < 5 && c.breaker().state() != breaker_state::closed; ++i)
+        (void)c.put("p" + std::to_string(i), "x");
     REQUIRE(c.breaker().state() == breaker_state::closed);
     CHECK(c.metrics().pending_erasures == 0);
     CHECK(c.disk().get("k").error().code() == errc::miss);
@@ -363,7 +364,8 @@ int degraded_then_attached(const typename cache_of<Policies>::config& cfg, errc 
     }
     make_room();
     clock.advance(c.breaker().snapshot().until_half_open + 1ns);
-    for (int i = 0; i < 5 && c.breaker().state() != breaker_state::closed; ++i) (void)c.put("p" + std::to_string(i), "x");
+    for (int i = 0; i < 5 && c.breaker().state() != breaker_state::closed; ++i)
+        (void)c.put("p" + std::to_string(i), "x");
     if (!c.attached() || c.degraded()) return not_attached;
     if (listener.count(event_kind::storage_attached) != 1) return no_events;
     auto later = c.put("later", "on disk");
@@ -421,8 +423,8 @@ void unreadable_folder_case(const char* name) {
             if (!first || !first->put("kept", "from before")) return open_failed;
         }
         if (::chmod(root.c_str(), 0) != 0) return unavailable;
-        return degraded_then_attached<Policies>(config_on<Policies>(root), errc::permission_denied,
-                                                [&] { ::chmod(root.c_str(), 0700); }, "kept");
+        return degraded_then_attached<Policies>(
+            config_on<Policies>(root), errc::permission_denied, [&] { ::chmod(root.c_str(), 0700); }, "kept");
     });
     INFO("child exit code " << code);
     if (code == unavailable) {
