@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -237,6 +238,45 @@ TEST_CASE("cache::open degraded: under a breaker that never opens, every call tr
     CHECK(c.attached());
     CHECK_FALSE(c.degraded());
     CHECK(listener.count(event_kind::degraded_left) == 1);
+}
+
+TEST_CASE("cache::open degraded: threads racing through the probe attach the tier once") {
+    temp_dir dir;
+    tierguard::clock::manual clock;
+    recording_listener listener;
+    auto storage = faulty_on(dir.path() / "cache", clock);
+    auto ctl = storage.control();
+    ctl.script(op::list, 1, fault::io_error, fault_mode::from_then_on);
+    auto c = cache_of<faulty_policies>::open({}, std::move(storage), clock, listener).value();
+    REQUIRE_FALSE(c.attached());
+    ctl.heal();
+    pass_open_period(c, clock);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&c, t] {
+            for (int i = 0; i < 200; ++i) {
+                const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i % 20);
+                (void)c.put(key, key + "=" + std::to_string(i));
+                (void)c.get("other-" + std::to_string(i));
+                (void)c.contains(key);
+                (void)c.metrics();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(c.attached());
+    CHECK(listener.count(event_kind::storage_attached) == 1);
+    for (int i = 0; i < 5 && c.breaker().state() != breaker_state::closed; ++i) (void)c.put("p", "x");
+    CHECK(c.breaker().state() == breaker_state::closed);
+    for (int t = 0; t < 4; ++t) {
+        for (int k = 0; k < 20; ++k) {
+            const std::string key = "t" + std::to_string(t) + "-" + std::to_string(k);
+            const auto got = c.get(key);
+            INFO(key);
+            REQUIRE(got);
+            CHECK(got->value == key + "=" + std::to_string(180 + k));  // the last put of the key
+        }
+    }
 }
 
 TEST_CASE("cache::open: a misconfigured storage still fails open with its message") {
