@@ -124,6 +124,8 @@ struct tier_metrics {
     std::array<std::uint64_t, errc_count> errors{};
     breaker_state breaker = breaker_state::closed;
     std::uint64_t breaker_opens = 0;
+    /// A storage tier: false while detached (it could not be opened; see cache::open).
+    bool attached = true;
 
     [[nodiscard]] std::uint64_t errors_of(errc code) const noexcept {
         return errors[static_cast<std::size_t>(code) - 1];
@@ -173,6 +175,9 @@ struct tier_health {
     std::optional<failure> last_error;   ///< the last failure other than a miss or a refused call
     bool probed = false;                 ///< an integrity probe ran
     std::optional<failure> probe_error;  ///< what the probe met, if it failed
+    /// False while the tier is detached (it could not be opened; see cache::open): no probe
+    /// runs, and last_error says why.
+    bool attached = true;
 };
 
 /// cache::health(): the overall status and each tier's.
@@ -321,30 +326,31 @@ public:
     }
 
     /// Opens a cache: validates `cfg`, opens the storage from cfg.storage and the disk
-    /// tier over it. Fails with the first bad setting, or the storage's failure to open
-    /// (errc::locked when another process holds the directory).
+    /// tier over it. Fails with the first bad setting or a misconfigured storage (see
+    /// is_runtime_fault: errc::locked when another process holds the directory, a root
+    /// that is a link, not ours or writable by others). A run-time fault of the storage
+    /// (a full disk, an I/O error, an unreadable folder) does not fail it: the cache opens
+    /// degraded, with the storage tier's breaker open and the tier detached (attached()
+    /// is false), and attaches the tier when a call the breaker lets through (the
+    /// half-open probe) opens it; events storage_unavailable and storage_attached.
     [[nodiscard]] static result<cache> open(const config& cfg, clock_type clock = clock_type(),
                                             listener_type listener = listener_type()) {
+        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
         if constexpr (has_storage) {
-            if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
             auto storage = open_storage(cfg.storage);
-            if (!storage) return unexpected(std::move(storage).error());
-            return open(cfg, std::move(*storage), std::move(clock), std::move(listener));
+            if (!storage) return start(cfg, std::nullopt, std::move(storage).error(), clock, listener);
+            return start(cfg, std::move(*storage), std::nullopt, clock, listener);
         } else {
-            if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
             return cache(std::make_unique<state>(cfg, std::move(clock), std::move(listener)));
         }
     }
 
     /// As open(cfg, ...), over a storage the caller built (a fault-injecting wrapper, say).
+    /// A cache opened degraded keeps `storage` and opens the tier over it again at its probe.
     [[nodiscard]] static result<cache> open(const config& cfg, storage_type storage, clock_type clock = clock_type(),
                                             listener_type listener = listener_type()) requires has_storage {
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
-        auto disk = disk_type::open(std::move(storage), with_ttl(cfg.disk, cfg.default_ttl), clock, listener);
-        if (!disk) return unexpected(std::move(disk).error());
-        auto s = std::make_unique<state>(cfg, std::move(clock), std::move(listener));
-        s->disk.emplace(std::move(*disk));
-        return cache(std::move(s));
+        return start(cfg, std::move(storage), std::nullopt, clock, listener);
     }
 
     cache(cache&&) noexcept = default;
@@ -388,8 +394,8 @@ public:
             return put_outcome{stored_in::memory, std::nullopt};
         } else {
             if (!in_memory) s.memory.erase(key);  // an older copy must not outlive this put
-            auto on_disk =
-                granted ? report(s.disk->put(key, value, ttl)) : guarded([&] { return s.disk->put(key, value, ttl); });
+            auto write = [&] { return s.disk->put(key, value, ttl); };
+            auto on_disk = granted ? allowed(write) : guarded(write);
             if (on_disk) {
                 s.pending.remove(key);
                 if (!in_memory) return put_outcome{stored_in::storage, std::move(in_memory).error()};
@@ -421,7 +427,8 @@ public:
         if constexpr (!has_storage) {
             return in_memory;
         } else {
-            auto on_disk = granted ? report(s.disk->erase(key)) : guarded([&] { return s.disk->erase(key); });
+            auto remove = [&] { return s.disk->erase(key); };
+            auto on_disk = granted ? allowed(remove) : guarded(remove);
             if (on_disk) {
                 s.pending.remove(key);
                 return in_memory || *on_disk;
@@ -453,7 +460,7 @@ public:
     [[nodiscard]] bool contains(const Key& key) const {
         if (m->memory.contains(key)) return true;
         if constexpr (has_storage) {
-            return !m->pending.contains(key) && m->disk->contains(key);
+            return !m->pending.contains(key) && attached() && m->disk->contains(key);
         } else {
             return false;
         }
@@ -516,7 +523,8 @@ public:
         for (std::size_t i = 0; i < errc_count; ++i)
             out.memory.errors[i] = s.memory_errors[i].load(std::memory_order_relaxed);
         if constexpr (has_storage) {
-            const disk_stats ds = s.disk->stats();
+            const bool on = s.attached.load(std::memory_order_acquire);
+            const disk_stats ds = on ? s.disk->stats() : disk_stats{};
             const breaker_snapshot bs = s.breaker.snapshot();
             tier_metrics& d = out.storage.emplace();
             d.which = tier::disk;
@@ -533,6 +541,7 @@ public:
             for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = s.disk_errors[i].load(std::memory_order_relaxed);
             d.breaker = bs.state;
             d.breaker_opens = bs.opens;
+            d.attached = on;
             std::lock_guard lock(s.mode_mutex);
             out.degraded = s.last_state.load(std::memory_order_acquire) != breaker_state::closed;
             out.degraded_entered = s.degraded_entered;
@@ -569,18 +578,19 @@ public:
         if constexpr (has_storage) {
             state& s = *m;
             refresh_mode();
-            tier_health disk{tier::disk, s.breaker.state(), std::nullopt, probe, std::nullopt};
+            const bool on = attached();
+            tier_health disk{tier::disk, s.breaker.state(), std::nullopt, probe && on, std::nullopt, on};
             {
                 std::lock_guard lock(s.last_error_mutex);
                 disk.last_error = s.last_error;
             }
-            if (probe) {
+            if (disk.probed) {
                 if (auto ok = probe_storage(); !ok) {
                     emit(event_kind::probe_failed, ok.error().context(), &ok.error());
                     disk.probe_error = std::move(ok).error();
                 }
             }
-            if (disk.breaker != breaker_state::closed) {
+            if (disk.breaker != breaker_state::closed || !on) {
                 report.status =
                     degradation_mode == degraded_mode::memory_only ? health_status::degraded : health_status::unhealthy;
             } else if (disk.probe_error) {
@@ -593,8 +603,11 @@ public:
 
     /// The memory tier, for its statistics and for tests.
     [[nodiscard]] memory_type& memory() noexcept { return m->memory; }
-    /// The storage tier.
+    /// The storage tier; only while attached().
     [[nodiscard]] auto& disk() noexcept requires has_storage { return *m->disk; }
+    /// False while the storage tier is detached: open() met a run-time fault of the
+    /// storage, and no probe has opened it since. Always true without a storage tier.
+    [[nodiscard]] bool attached() const noexcept { return m->attached.load(std::memory_order_acquire); }
     /// The storage tier's breaker: force_open(), force_closed(), reset(), snapshot().
     [[nodiscard]] breaker_type& breaker() noexcept { return m->breaker; }
     /// True while the storage tier's breaker is not closed (the cache runs degraded).
@@ -626,7 +639,16 @@ private:
 
         clock_type clock;
         memory_type memory;
-        std::optional<std::conditional_t<has_storage, disk_type, int>> disk;
+        std::optional<std::conditional_t<has_storage, disk_type, int>> disk;  // set before `attached`
+        // Until the storage tier is attached: what open() could not finish (under attach_mutex).
+        struct detached_tier {
+            std::optional<storage_type> storage;  // kept, with its lock, if it opened but the tier did not
+            storage_config storage_cfg;           // opens it again when `storage` is empty
+            disk_config disk_cfg;
+        };
+        std::mutex attach_mutex;
+        std::optional<detached_tier> detached;
+        std::atomic<bool> attached{!has_storage};
         breaker_type breaker;
         degradation_type degradation;
         listener_type listener;
@@ -703,6 +725,88 @@ private:
         return cfg;
     }
 
+    // open()'s work past validation: opens the tier over `storage` (or takes `why` the storage
+    // failed to open); a run-time fault leaves the cache degraded with the tier detached.
+    [[nodiscard]] static result<cache> start(const config& cfg, std::optional<storage_type> storage,
+                                             std::optional<failure> why, const clock_type& clock,
+                                             const listener_type& listener) requires has_storage {
+        if (why && !is_runtime_fault(*why)) return unexpected(std::move(*why));
+        auto s = std::make_unique<state>(cfg, clock, listener);
+        s->detached.emplace(
+            typename state::detached_tier{std::move(storage), cfg.storage, with_ttl(cfg.disk, cfg.default_ttl)});
+        cache c(std::move(s));
+        if (!why) {
+            std::lock_guard lock(c.m->attach_mutex);
+            if (auto ok = c.attach_detached(); !ok) why.emplace(std::move(ok).error());
+        }
+        if (!why) return c;
+        if (!is_runtime_fault(*why)) return unexpected(std::move(*why));
+        c.emit(event_kind::storage_unavailable,
+               "the storage could not be opened; the cache runs degraded until a probe opens it", &*why);
+        c.note_error(tier::disk, *why);
+        // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
+        // leaves the detached tier to degraded mode alone (see tier_state).
+        for (int i = 0; i < 100000 && c.m->breaker.state() == breaker_state::closed; ++i)
+            if (c.m->breaker.allow()) c.m->breaker.on_failure(breaker_code(*why));
+        c.refresh_mode();
+        return c;
+    }
+
+    // Opens the storage (if open() could not) and the disk tier over it; on success the tier
+    // is attached. Caller holds attach_mutex.
+    [[nodiscard]] result<void> attach_detached() requires has_storage {
+        state& s = *m;
+        auto& d = *s.detached;
+        if (!d.storage) {
+            if constexpr (requires(const storage_config& c) { storage_type::open(c); } ||
+                          std::constructible_from<storage_type, const storage_config&>) {
+                auto opened = open_storage(d.storage_cfg);
+                if (!opened) return unexpected(std::move(opened).error());
+                d.storage.emplace(std::move(*opened));
+            } else {
+                return fail(errc::io_error, tier::disk, "the storage is gone and cannot be opened again");
+            }
+        }
+        auto disk = disk_type::try_open(d.storage, d.disk_cfg, s.clock, s.listener);
+        if (!disk) return unexpected(std::move(disk).error());
+        s.disk.emplace(std::move(*disk));
+        s.detached.reset();
+        s.attached.store(true, std::memory_order_release);
+        return {};
+    }
+
+    // A call the breaker let through while the tier is detached opens it first. A failure
+    // is reported to the breaker as the failure of the call (always a counted one: the tier
+    // cannot serve) and returned.
+    [[nodiscard]] result<void> attach() requires has_storage {
+        state& s = *m;
+        std::unique_lock lock(s.attach_mutex);
+        if (s.attached.load(std::memory_order_acquire)) return {};
+        auto ok = attach_detached();
+        lock.unlock();
+        if (ok) {
+            emit(event_kind::storage_attached, "the storage opened; the tier is in use again", nullptr);
+            return ok;
+        }
+        emit(event_kind::storage_unavailable, "probe: the storage could not be opened; the tier stays detached",
+             &ok.error());
+        s.breaker.on_failure(breaker_code(ok.error()));
+        note_error(tier::disk, ok.error());
+        refresh_mode();
+        return ok;
+    }
+
+    [[nodiscard]] static errc breaker_code(const failure& f) noexcept {
+        return counts_as_failure(f.code()) ? f.code() : errc::io_error;
+    }
+
+    // The storage tier's state for degraded mode: its breaker's, but open while the tier is
+    // detached and the breaker closed (breaker::none, or one forced closed).
+    [[nodiscard]] breaker_state tier_state() const noexcept {
+        const breaker_state b = m->breaker.state();
+        return b == breaker_state::closed && !attached() ? breaker_state::open : b;
+    }
+
     [[nodiscard]] static result<storage_type> open_storage(const storage_config& cfg) {
         if constexpr (requires { storage_type::open(cfg); }) {
             return storage_type::open(cfg);
@@ -764,7 +868,7 @@ private:
         // Not skipped for a key the index lacks: a failed read can drop an index entry whose
         // file stays, to be indexed again by the next scan.
         state& s = *m;
-        if (why.code() != errc::circuit_open && s.disk->erase(key)) {
+        if (why.code() != errc::circuit_open && attached() && s.disk->erase(key)) {
             s.pending.remove(key);
             return;
         }
@@ -775,6 +879,17 @@ private:
     template <class F>
     auto guarded(F&& call) -> std::invoke_result_t<F&> {
         if (!m->breaker.allow()) return unexpected(refused());
+        return allowed(call);
+    }
+
+    // A storage call the breaker allowed: attaches a detached tier first.
+    template <class F>
+    auto allowed(F&& call) -> std::invoke_result_t<F&> {
+        if constexpr (has_storage) {
+            if (!attached()) {
+                if (auto ok = attach(); !ok) return unexpected(std::move(ok).error());
+            }
+        }
         return report(call());
     }
 
@@ -795,10 +910,10 @@ private:
     void refresh_mode() {
         if constexpr (has_storage) {
             state& s = *m;
-            breaker_state now = s.breaker.state();
+            breaker_state now = tier_state();
             if (now == s.last_state.load(std::memory_order_acquire)) return;
             std::lock_guard lock(s.mode_mutex);
-            now = s.breaker.state();
+            now = tier_state();
             const breaker_state before = s.last_state.load(std::memory_order_acquire);
             if (now == before) return;
             const std::string change = std::string(to_string(before)) + " -> " + std::string(to_string(now));
@@ -826,6 +941,7 @@ private:
     void flush_pending() {
         if constexpr (has_storage) {
             state& s = *m;
+            if (!attached()) return;
             auto [keys, overflowed] = s.pending.snapshot();
             if (overflowed) {
                 if (s.disk->clear()) s.pending.clear_overflow();
@@ -979,6 +1095,8 @@ private:
                           {lbl{"tier", tn}, lbl{"state", to_string(st)}}, t.breaker == st ? 1.0 : 0.0);
             out.counter("tierguard_breaker_opens_total", "Times the tier's breaker opened.", {lbl{"tier", tn}},
                         t.breaker_opens);
+            out.gauge("tierguard_storage_attached", "1 while the storage tier is open, 0 while it could not be opened.",
+                      {lbl{"tier", tn}}, t.attached ? 1.0 : 0.0);
         }
         out.gauge("tierguard_degraded", "1 while a storage tier is unavailable.", {}, mt.degraded ? 1.0 : 0.0);
         out.counter("tierguard_degraded_entered_total", "Times the cache entered degraded mode.", {},
@@ -1058,11 +1176,20 @@ private:
     result<hit<Value>> from_disk(const Key& key) requires has_storage {
         state& s = *m;
         if (s.breaker.state() == breaker_state::open) return unexpected(refused());
-        if (!s.disk->indexed(key)) {
+        auto index_miss = [&] {
             s.index_misses.fetch_add(1, std::memory_order_relaxed);
             return fail(errc::miss, tier::disk);
-        }
+        };
+        const bool was_attached = attached();
+        if (was_attached && !s.disk->indexed(key)) return index_miss();
         if (!s.breaker.allow()) return unexpected(refused());
+        if (!was_attached) {
+            if (auto ok = attach(); !ok) return unexpected(std::move(ok).error());
+            if (!s.disk->indexed(key)) {
+                (void)report(result<void>{});  // the attach was the call
+                return index_miss();
+            }
+        }
         const latency_scope timing(s.get_latency);
         const std::uint64_t h = hash_of(key);
         if (s.pending.contains(key)) {

@@ -191,13 +191,23 @@ public:
     [[nodiscard]] static result<disk_tier> open(storage_type storage, const disk_config& cfg = {},
                                                 clock_type clock = clock_type(),
                                                 listener_type listener = listener_type()) {
+        std::optional<storage_type> kept(std::move(storage));
+        return try_open(kept, cfg, std::move(clock), std::move(listener));
+    }
+
+    /// As open(), but takes the storage only on success: on failure `storage` holds it
+    /// again, ready for another try (a cache whose storage failed at open keeps it, and
+    /// its directory lock, until a probe opens the tier). Requires a non-empty `storage`.
+    [[nodiscard]] static result<disk_tier> try_open(std::optional<storage_type>& storage, const disk_config& cfg = {},
+                                                    clock_type clock = clock_type(),
+                                                    listener_type listener = listener_type()) {
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
-        disk_tier tier(std::move(storage), cfg, std::move(clock), std::move(listener));
-        if (auto ok = tier.load_secret(); !ok) return unexpected(std::move(ok).error());
-        if (cfg.scrub_on_open) {
-            if (auto report = tier.scrub(); !report) return unexpected(std::move(report).error());
-        } else if (auto ok = tier.index_from_listing(); !ok) {
-            return unexpected(std::move(ok).error());
+        disk_tier tier(std::move(*storage), cfg, std::move(clock), std::move(listener));
+        storage.reset();
+        auto started = tier.start(cfg.scrub_on_open);
+        if (!started) {
+            storage.emplace(std::move(tier.m_storage));
+            return unexpected(std::move(started).error());
         }
         return tier;
     }
@@ -649,6 +659,14 @@ private:
                 (m_config.max_entries != 0 && m_index.live() + (adding ? 1 : 0) > m_config.max_entries))) {
             evict_lru();
         }
+    }
+
+    // Reads (or makes) the hash secret, then builds the index: open()'s work on the storage.
+    [[nodiscard]] result<void> start(bool scrub_first) {
+        if (auto ok = load_secret(); !ok) return ok;
+        if (!scrub_first) return index_from_listing();
+        if (auto report = scrub(); !report) return unexpected(std::move(report).error());
+        return {};
     }
 
     [[nodiscard]] result<void> load_secret() {

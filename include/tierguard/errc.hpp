@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -161,6 +162,32 @@ private:
     std::error_code m_os_error;
     std::string m_context;
 };
+
+/// Whether a storage's failure to open is a run-time fault, which a cache rides out (it
+/// opens degraded and attaches the storage when its breaker's probe succeeds), rather than
+/// a misconfiguration, which fails cache::open.
+///
+/// Run-time faults: io_error, disk_full, timeout, corrupted, and a permission_denied that
+/// carries the OS's own refusal (EACCES, EPERM, EROFS: an unreadable folder, a file system
+/// remounted read-only). Misconfiguration: every other failure, among them
+/// invalid_argument (a bad setting, a root that is not a directory), locked (another
+/// process holds the directory), miss (a read-only open of a directory that does not
+/// exist), and the permission_denied of tierguard's own safety checks (a root that is a
+/// symbolic link, owned by another user, or writable by group or others).
+[[nodiscard]] inline bool is_runtime_fault(const failure& f) noexcept {
+    switch (f.code()) {
+        case errc::io_error:
+        case errc::disk_full:
+        case errc::timeout:
+        case errc::corrupted: return true;
+        case errc::permission_denied: {
+            const std::error_code os = f.os_error();
+            return os.category() == std::generic_category() &&
+                   (os.value() == EACCES || os.value() == EPERM || os.value() == EROFS);
+        }
+        default: return false;
+    }
+}
 
 }  // namespace tierguard
 

@@ -229,7 +229,7 @@ struct key_model {
 struct totals {
     std::uint64_t sequences = 0, commands = 0, gets = 0, memory_hits = 0, disk_hits = 0, misses = 0, failed_gets = 0,
                   puts = 0, puts_memory_only = 0, puts_storage = 0, failed_puts = 0, reopens = 0, failed_opens = 0,
-                  scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0;
+                  degraded_opens = 0, scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0;
     std::array<std::uint64_t, fault_count> faults{};
     std::uint64_t storage_calls = 0;
     // segment_log only (booked as each cache closes): what its segment eviction did.
@@ -248,8 +248,9 @@ struct totals {
             << " puts: " << puts_storage << " reached storage, " << puts_memory_only << " memory only, " << failed_puts
             << " failed; " << gets << " gets: " << memory_hits << " memory hits, " << disk_hits << " storage hits, "
             << misses << " plain misses, " << failed_gets << " failed; " << reopens << " reopens, " << failed_opens
-            << " opens refused; " << scrubs << " scrubs, " << failed_scrubs << " failed; " << resurrected
-            << " resurrected after reopen), " << storage_calls << " storage calls, " << injected << " faults injected:";
+            << " opens refused, " << degraded_opens << " opened degraded; " << scrubs << " scrubs, " << failed_scrubs
+            << " failed; " << resurrected << " resurrected after reopen), " << storage_calls << " storage calls, "
+            << injected << " faults injected:";
         for (std::size_t k = 0; k < fault_count; ++k)
             out << ' ' << tierguard::storage::to_string(static_cast<fault>(k)) << '=' << faults[k];
         out << "; storage tier back in service after " << recoveries << " of " << sequences << " sequences";
@@ -380,7 +381,7 @@ struct harness {
     // Closes the cache; books what its storage did (backends that count it) and the faults.
     void close() {
         if constexpr (requires { Backend::closing(cache->disk().storage().inner(), sums); })
-            if (cache) Backend::closing(cache->disk().storage().inner(), sums);
+            if (cache && cache->attached()) Backend::closing(cache->disk().storage().inner(), sums);
         cache.reset();
         retire();
     }
@@ -392,8 +393,9 @@ struct harness {
     }
 
     // Opens over what the last cache left, with the faults as the commands set them. An open
-    // that the faults refuse (listing, cleaning or the meta blob failed) must fail cleanly;
-    // it is retried, and after eight refusals the faults are stopped.
+    // whose listing, cleaning or meta blob fails runs degraded, its storage tier detached until
+    // a probe attaches it (issue 14); one that fails must fail cleanly: it is retried, and after
+    // eight refusals the faults are stopped.
     void open() {
         for (int attempt = 0;; ++attempt) {
             if (attempt == 8) rates.fill(fault_rates{});
@@ -406,6 +408,7 @@ struct harness {
             auto opened = cache_type::open(cfg, std::move(storage), clock);
             if (opened) {
                 cache.emplace(std::move(*opened));
+                if (!cache->attached()) ++sums.degraded_opens;
                 return;
             }
             ++sums.failed_opens;

@@ -362,6 +362,7 @@ struct sweep_totals {
     std::uint64_t reached = 0;  // cases where the scripted fault was injected
     std::uint64_t failed_ops = 0;
     std::uint64_t failed_opens = 0;
+    std::uint64_t degraded_opens = 0;  // opens that met the fault and came up with the storage detached
 };
 
 template <class Backend>
@@ -441,6 +442,7 @@ private:
                 if (opened) {
                     c.emplace(std::move(*opened));
                     r.summary = "opened";
+                    if (!c->attached()) ++totals.degraded_opens;
                 } else {
                     r.error = opened.error();
                     ++totals.failed_opens;
@@ -475,6 +477,9 @@ private:
         }
         const bool torn_shown = kind.torn_visible && counters.injected(fault::torn_write) != 0;
 
+        // An open that came up degraded attaches the healed storage at the breaker's probe
+        // (the first get below).
+        if (c && !c->attached()) clock.advance(c->breaker().snapshot().until_half_open + 1ns);
         // The store that went through the fault serves only legitimate values.
         if (c) {
             for (const auto& key : all_keys()) {
@@ -487,6 +492,7 @@ private:
                 INFO("live get " << key);
                 CHECK(allowed.contains(got->value));
             }
+            REQUIRE(c->attached());
             CHECK(c->disk().size() <= sweep_config<C>().disk.max_entries);
             CHECK(c->disk().bytes() <= sweep_config<C>().disk.byte_budget);
         }
@@ -547,10 +553,11 @@ sweep_totals sweep_all(const std::vector<fault_kind>& kinds) {
         for (const auto& kind : kinds)
             for (const fault_mode mode : {fault_mode::once, fault_mode::from_then_on}) s.sweep(op, kind, mode, totals);
     std::printf(
-        "fault sweep over %s: %llu cases, fault reached in %llu, operation failed in %llu, open failed in %llu\n",
+        "fault sweep over %s: %llu cases, fault reached in %llu, operation failed in %llu, open failed in %llu, "
+        "open degraded in %llu\n",
         std::string(Backend::name).c_str(), static_cast<unsigned long long>(totals.cases),
         static_cast<unsigned long long>(totals.reached), static_cast<unsigned long long>(totals.failed_ops),
-        static_cast<unsigned long long>(totals.failed_opens));
+        static_cast<unsigned long long>(totals.failed_opens), static_cast<unsigned long long>(totals.degraded_opens));
     return totals;
 }
 
@@ -560,7 +567,9 @@ TEST_CASE("fault sweep: every storage call of every cache operation fails in tur
     const auto totals = sweep_all<memory_backend>(fault_kinds());
     CHECK(totals.reached > 0);
     CHECK(totals.failed_ops > 0);
-    CHECK(totals.failed_opens > 0);
+    // Every injected fault is a run-time fault: an open that meets one runs degraded (issue 14).
+    CHECK(totals.failed_opens == 0);
+    CHECK(totals.degraded_opens > 0);
 }
 
 TEST_CASE("fault sweep: every storage call of every cache operation fails in turn (posix_directory)",
