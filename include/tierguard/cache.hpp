@@ -354,7 +354,21 @@ public:
     }
 
     cache(cache&&) noexcept = default;
-    cache& operator=(cache&&) noexcept = default;
+    cache& operator=(cache&& other) noexcept {
+        if (this != &other) {
+            settle_pending();
+            m = std::move(other.m);
+        }
+        return *this;
+    }
+    cache(const cache&) = delete;
+    cache& operator=(const cache&) = delete;
+    /// Closes the tiers. Storage copies that a put or erase superseded but could not remove
+    /// (pending_erasures in metrics) are removed first, so that a restart cannot serve them:
+    /// a detached tier is opened once for that, and if a copy still cannot be removed the
+    /// storage tier is cleared; if even that fails, an io_error event says how many copies a
+    /// restart may serve (docs/RELIABILITY.md).
+    ~cache() { settle_pending(); }
 
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
     /// errc::miss and errc::expired (plain misses), errc::circuit_open (the storage tier's
@@ -934,6 +948,32 @@ private:
                 emit(event_kind::degraded_left, "storage tier back in service", nullptr);
             }
             s.last_state.store(now, std::memory_order_release);
+        }
+    }
+
+    // The destructor's part of the pending-erasure rule: nothing superseded may outlive
+    // the process in the storage tier (see ~cache).
+    void settle_pending() noexcept {
+        if constexpr (has_storage) {
+            auto nothing_pending = [this] { return m->pending.size() == 0 && !m->pending.overflowed(); };
+            if (!m || nothing_pending()) return;
+            if (!attached()) {
+                std::lock_guard lock(m->attach_mutex);
+                if (!attached() && !attach_detached()) {
+                    emit(event_kind::io_error,
+                         "at close: the storage could not be opened to remove the copies that writes superseded "
+                         "while it was detached; a restart may serve them",
+                         nullptr);
+                    return;
+                }
+            }
+            flush_pending();
+            if (nothing_pending() || m->disk->clear()) return;
+            emit(event_kind::io_error,
+                 "at close: " + std::to_string(m->pending.size()) +
+                     " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
+                     "be removed, nor the storage cleared; a restart may serve them",
+                 nullptr);
         }
     }
 

@@ -1,4 +1,5 @@
 #include "support/scripted_storage.hpp"
+#include "support/shared_memory_storage.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -27,9 +28,17 @@ namespace {
 
 struct recording_listener {
     std::shared_ptr<std::vector<tierguard::event_kind>> seen = std::make_shared<std::vector<tierguard::event_kind>>();
-    void on_event(const tierguard::event& e) noexcept { seen->push_back(e.kind); }
+    std::shared_ptr<std::vector<std::string>> details = std::make_shared<std::vector<std::string>>();
+    void on_event(const tierguard::event& e) noexcept {
+        seen->push_back(e.kind);
+        details->emplace_back(e.detail);
+    }
     [[nodiscard]] std::size_t count(tierguard::event_kind k) const {
         return static_cast<std::size_t>(std::count(seen->begin(), seen->end(), k));
+    }
+    [[nodiscard]] std::size_t count_detail(std::string_view part) const {
+        return static_cast<std::size_t>(std::count_if(
+            details->begin(), details->end(), [&](const std::string& d) { return d.find(part) != std::string::npos; }));
     }
 };
 
@@ -366,6 +375,101 @@ TEST_CASE("cache: a write the disk refused removes the superseded disk copy at o
         refuse(true);
         REQUIRE(h.cache.put("fresh", "value"));
         CHECK(h.cache.metrics().pending_erasures == 0);
+    }
+}
+
+TEST_CASE("cache: erasures the storage refused are applied at close, so a restart serves no superseded value") {
+    // Issue 14 (found by realfault.shim.cache.posix_directory.mixed.pending_at_close): an
+    // erase whose storage remove failed while the breaker stayed closed was retried only
+    // when the breaker next closed after being open, and a clean close dropped it.
+    using persistent = tierguard_test::scripted_storage<tierguard_test::shared_memory_storage>;
+    struct persistent_policies : test_policies {
+        using storage = persistent;
+    };
+    using persistent_cache = cache_of<persistent_policies>;
+    auto backing = std::make_shared<tierguard::storage::memory_storage>();
+    tierguard::clock::manual clock;
+    fault_switch faults;
+    recording_listener listener;
+    auto open = [&] {
+        return persistent_cache::open({}, persistent(tierguard_test::shared_memory_storage(backing), faults.faults),
+                                      clock, listener);
+    };
+    auto fail_removes = [&] {
+        *faults.faults = [](tierguard_test::storage_op op, std::string_view) -> std::optional<tierguard::failure> {
+            if (op == tierguard_test::storage_op::remove)
+                return tierguard::failure(errc::io_error, tier::disk, "injected");
+            return std::nullopt;
+        };
+    };
+    {
+        auto c = open();
+        REQUIRE(c);
+        REQUIRE(c->put("erased", "old"));
+        REQUIRE(c->put("kept", "value"));
+    }
+    SECTION("the storage removes again by the close") {
+        {
+            auto c = open();
+            REQUIRE(c);
+            fail_removes();
+            REQUIRE(c->erase("erased"));
+            REQUIRE(c->breaker().state() == breaker_state::closed);
+            REQUIRE(c->metrics().pending_erasures == 1);
+            faults.heal();
+        }
+        auto c = open();
+        REQUIRE(c);
+        CHECK(c->get("erased").error().is_miss());
+        CHECK(c->get("kept")->value == "value");
+    }
+    SECTION("a tier that was detached all along is opened at close to apply them") {
+        {
+            *faults.faults = [](tierguard_test::storage_op op, std::string_view) -> std::optional<tierguard::failure> {
+                if (op == tierguard_test::storage_op::list)
+                    return tierguard::failure(errc::io_error, tier::disk, "injected");
+                return std::nullopt;
+            };
+            auto c = open();
+            REQUIRE(c);
+            REQUIRE_FALSE(c->attached());
+            auto erased = c->erase("erased");
+            REQUIRE(erased);
+            CHECK_FALSE(*erased);  // only the storage held it
+            REQUIRE(c->metrics().pending_erasures == 1);
+            faults.heal();
+        }
+        auto c = open();
+        REQUIRE(c);
+        CHECK(c->get("erased").error().is_miss());
+        CHECK(c->get("kept")->value == "value");
+    }
+    SECTION("a copy that still cannot be removed at close costs the whole storage tier, never a stale read") {
+        auto c = open();
+        REQUIRE(c);
+        fail_removes();
+        REQUIRE(c->erase("erased"));
+        auto failing_removes = std::make_shared<int>(1);  // the close's own erase fails, its clear() works
+        *faults.faults = [failing_removes](tierguard_test::storage_op op,
+                                           std::string_view) -> std::optional<tierguard::failure> {
+            if (op == tierguard_test::storage_op::remove && (*failing_removes)-- > 0)
+                return tierguard::failure(errc::io_error, tier::disk, "injected");
+            return std::nullopt;
+        };
+        c = open();  // the move-assignment closes the first cache
+        REQUIRE(c);
+        CHECK(c->get("erased").error().is_miss());
+        CHECK(c->get("kept").error().is_miss());
+        CHECK(listener.count_detail("at close") == 0);
+    }
+    SECTION("a storage that can remove nothing at close is reported") {
+        {
+            auto c = open();
+            REQUIRE(c);
+            fail_removes();
+            REQUIRE(c->erase("erased"));
+        }
+        CHECK(listener.count_detail("at close: 1 storage copies") == 1);
     }
 }
 
