@@ -1,5 +1,7 @@
 #pragma once
 
+#include <tierguard/detail/build_requirements.hpp>
+
 namespace tierguard {
 
 /// The library version, kept equal to the CMake project version (a test checks it).
