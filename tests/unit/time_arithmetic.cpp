@@ -288,6 +288,25 @@ TEMPLATE_TEST_CASE("issue 14: breakers open and recover at every instant", "",
     }
 }
 
+TEST_CASE("issue 14: a rolling window of 1 ns buckets counts at both ends of the clock") {
+    using rolling = tierguard::breaker::rolling_window<manual>;
+    manual clock(time_point::min());
+    rolling b({.minimum_calls = 4, .window = 4ns, .bucket = 1ns}, clock);
+    for (const time_point at :
+         {time_point::min(), time_point::min() + 1ns, time_point::max() - 1ns, time_point::max()}) {
+        clock.set(at);
+        b.reset();
+        for (int i = 0; i < 3; ++i) {
+            REQUIRE(b.allow());
+            b.on_failure(tierguard::errc::io_error);
+        }
+        CHECK(b.snapshot().failures == 3);
+        REQUIRE(b.allow());
+        b.on_failure(tierguard::errc::io_error);  // the fourth call in the window trips it
+        CHECK(b.state() != breaker_state::closed);
+    }
+}
+
 TEST_CASE("issue 14: the stderr logger's rate window spans the whole clock range") {
     tierguard_test::temp_stream out;
     manual clock(time_point::min());

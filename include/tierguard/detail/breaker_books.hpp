@@ -113,9 +113,13 @@ public:
 private:
     [[nodiscard]] std::int64_t count() const noexcept { return static_cast<std::int64_t>(m_buckets.size()); }
 
+    // Kept a window's length inside int64's range, so that index +/- count() cannot overflow.
     [[nodiscard]] std::int64_t bucket_index(std::chrono::nanoseconds now) const noexcept {
         const std::int64_t t = now.count();
-        return t >= 0 ? t / m_width : -((-(t + 1)) / m_width) - 1;
+        const std::int64_t margin = count() + 1;
+        return std::clamp(t >= 0 ? t / m_width : -((-(t + 1)) / m_width) - 1,
+                          std::numeric_limits<std::int64_t>::min() + margin,
+                          std::numeric_limits<std::int64_t>::max() - margin);
     }
 
     [[nodiscard]] std::size_t slot(std::int64_t index) const noexcept {
@@ -125,7 +129,7 @@ private:
     // Moves the newest bucket to `index`, clearing the buckets that fall out of the window.
     void advance(std::int64_t index) noexcept {
         if (m_started && index <= m_head) return;
-        const std::int64_t from = !m_started || index - m_head >= count() ? index - count() + 1 : m_head + 1;
+        const std::int64_t from = !m_started || sub_sat(index, m_head) >= count() ? index - count() + 1 : m_head + 1;
         for (std::int64_t i = from; i <= index; ++i) {
             totals& b = m_buckets[slot(i)];
             m_totals.calls -= b.calls;
