@@ -82,6 +82,18 @@ bool hit(Tier& tier, const std::string& key) {
     return got.has_value();
 }
 
+// "ttl" (1 h) and "forever" (no_expiry), put at `at`, are both there at `at`; an hour later
+// only "forever" is. At max() an hour later saturates to max(), which the clock never passes.
+template <class Tier>
+void check_an_hour_later(Tier& tier, manual& clock, time_point at) {
+    clock.set(at);
+    CHECK(hit(tier, "ttl"));
+    CHECK(hit(tier, "forever"));
+    clock.set(add_sat(at, 1h));
+    CHECK(hit(tier, "ttl") == (at == time_point::max()));
+    CHECK(hit(tier, "forever"));
+}
+
 }  // namespace
 
 TEST_CASE("issue 14: the saturating helpers clamp at both ends instead of overflowing") {
@@ -100,6 +112,8 @@ TEST_CASE("issue 14: the saturating helpers clamp at both ends instead of overfl
     CHECK(ceil_sat<ns>(std::chrono::seconds::min()) == ns::min());
     CHECK(ceil_sat<ns>(std::chrono::seconds{3}) == 3s);
     CHECK(ceil_sat<std::chrono::seconds>(ns{1}) == 1s);
+    CHECK(ceil_sat<ns>(std::chrono::duration<std::int32_t>::max()) == std::chrono::seconds{INT32_MAX});
+    CHECK(ceil_sat<ns>(std::chrono::duration<std::int32_t, std::ratio<86400>>{300 * 366}) == ns::max());
 
     CHECK(add_sat(time_point::max(), 1h) == time_point::max());
     CHECK(sub_sat(time_point::min(), std::chrono::seconds::max()) == time_point::min());
@@ -127,13 +141,7 @@ TEST_CASE("issue 14: the memory tier expires a TTL entry an hour later and keeps
         memory_tier tier({.byte_budget = 1 << 16, .shards = 1}, clock);
         REQUIRE(tier.put("ttl", "v", 1h));
         REQUIRE(tier.put("forever", "v", no_expiry));
-        CHECK(hit(tier, "ttl"));
-        CHECK(hit(tier, "forever"));
-
-        clock.set(add_sat(when.at, 1h));
-        // At max() an hour later saturates to max() itself, which the clock never passes.
-        CHECK(hit(tier, "ttl") == (when.at == time_point::max()));
-        CHECK(hit(tier, "forever"));
+        check_an_hour_later(tier, clock, when.at);
         clock.set(time_point::max());
         CHECK(hit(tier, "forever"));
     }
@@ -153,11 +161,7 @@ TEST_CASE("issue 14: the disk tier keeps expiries before, at and after the epoch
         }
         {  // the expiry comes back from the frame
             auto tier = open_posix(tmp.path() / "cache", clock);
-            CHECK(hit(tier, "ttl"));
-            CHECK(hit(tier, "forever"));
-            clock.set(add_sat(when.at, 1h));
-            CHECK(hit(tier, "ttl") == (when.at == time_point::max()));
-            CHECK(hit(tier, "forever"));
+            check_an_hour_later(tier, clock, when.at);
         }
         clock.set(time_point::max());
         auto tier = open_posix(tmp.path() / "cache", clock);

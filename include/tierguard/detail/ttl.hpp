@@ -49,11 +49,11 @@ template <std::signed_integral Int>
 /// `d` in To's units, rounded up, clamped to To's range.
 template <class To, class Rep, class Period>
 [[nodiscard]] constexpr To ceil_sat(std::chrono::duration<Rep, Period> d) noexcept {
-    using from = std::chrono::duration<Rep, Period>;
     if constexpr (std::ratio_less_v<Period, typename To::period>) {  // to coarser units: no overflow
         return std::chrono::ceil<To>(d);
     } else {
-        constexpr from limit = std::chrono::duration_cast<from>(To::max());
+        using limit_type = std::chrono::duration<typename To::rep, Period>;
+        constexpr limit_type limit = std::chrono::duration_cast<limit_type>(To::max());
         if (d > limit) return To::max();
         if (d < -limit) return To::min();
         return std::chrono::duration_cast<To>(d);
