@@ -560,9 +560,7 @@ public:
             out.degraded = s.last_state.load(std::memory_order_acquire) != breaker_state::closed;
             out.degraded_entered = s.degraded_entered;
             out.degraded_time = s.degraded_total;
-            if (out.degraded)
-                out.degraded_time +=
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(s.clock.now() - s.degraded_since);
+            if (out.degraded) out.degraded_time += detail::elapsed_sat(s.degraded_since, s.clock.now());
             out.pending_erasures = s.pending.size();
         }
         out.promotions = s.promotions.load(std::memory_order_relaxed);
@@ -940,8 +938,7 @@ private:
                 emit(event_kind::degraded_entered,
                      std::string("storage tier unavailable: ") + std::string(to_string(degradation_mode)), nullptr);
             } else if (now == breaker_state::closed) {
-                s.degraded_total +=
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(s.clock.now() - s.degraded_since);
+                s.degraded_total += detail::elapsed_sat(s.degraded_since, s.clock.now());
                 if constexpr (degradation_mode == degraded_mode::memory_only)
                     (void)s.memory.set_byte_budget(s.normal_budget);
                 flush_pending();
@@ -1261,11 +1258,9 @@ private:
             seen.store(0, std::memory_order_relaxed);
         }
         const time_point now = s.clock.now();
-        if (entry.expiry <= now) return;
+        if (detail::expired(entry.expiry, now)) return;
         const std::chrono::nanoseconds left =
-            entry.expiry == time_point::max()
-                ? no_expiry
-                : std::chrono::duration_cast<std::chrono::nanoseconds>(entry.expiry - now);
+            entry.expiry == time_point::max() ? no_expiry : detail::elapsed_sat(now, entry.expiry);
         if (left <= std::chrono::nanoseconds::zero()) return;
         s.fence.copy_if_quiet(h, ticket, [&] {
             if (s.memory.put(key, entry.value, left)) s.promotions.fetch_add(1, std::memory_order_relaxed);

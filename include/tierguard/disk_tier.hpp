@@ -235,7 +235,7 @@ public:
             return fail(errc::miss, tier::disk);
         }
         const time_point now = m_clock.now();
-        if (m_index.at(idx).expiry <= now) {
+        if (detail::expired(m_index.at(idx).expiry, now)) {
             drop(idx, h);
             ++m_stats.expirations;
             ++m_stats.misses;
@@ -380,7 +380,7 @@ public:
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        return idx != index_type::npos && m_index.at(idx).expiry > m_clock.now();
+        return idx != index_type::npos && !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
 
     /// Removes every entry file the index knows; the first storage failure is returned.
@@ -557,13 +557,15 @@ private:
         return h;
     }
 
+    // The frame's expiry_ns, where 0 means never: an expiry at the epoch itself is stored 1 ns earlier.
     static std::int64_t to_ns(time_point t) noexcept {
         if (t == time_point::max()) return 0;
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+        const std::int64_t ns = detail::ceil_sat<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+        return ns == 0 ? -1 : ns;
     }
     static time_point from_ns(std::int64_t ns) noexcept {
         if (ns == 0) return time_point::max();
-        return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
+        return time_point(std::chrono::floor<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
     // Reads the frame stored under h into `bytes` and validates it; the view points into
     // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
@@ -602,7 +604,7 @@ private:
             remove_other_version(h, why);
             return unexpected(why);
         }
-        if (decoded->head.expiry_ns != 0 && from_ns(decoded->head.expiry_ns) <= now) {
+        if (detail::expired(from_ns(decoded->head.expiry_ns), now)) {
             (void)m_storage.remove(name);
             ++m_stats.expirations;
             return fail(errc::expired, tier::disk);

@@ -476,7 +476,7 @@ private:
         if (n.expiry == time_point::max()) return age::fresh;
         const time_point now = m_clock.now();
         if (n.expiry > now) return age::fresh;
-        return now - n.expiry < m_stale_grace ? age::stale : age::dead;
+        return detail::elapsed_sat(n.expiry, now) < m_stale_grace ? age::stale : age::dead;
     }
 
     struct found_entry {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <tierguard/detail/build_requirements.hpp>
+
 /// Latency histograms and a Prometheus text exposition builder, for a cache's metrics.
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <tierguard/detail/build_requirements.hpp>
+
 namespace tierguard {
 
 /// The library version: the one place it is written (CMake reads it from here; docs/RELEASING.md).

@@ -114,7 +114,7 @@ private:
     // presumed lost and their slots reissued.
     bool admit_probe(std::chrono::nanoseconds t) noexcept {
         if (m_probes_admitted >= m_cfg.test_requests) {
-            if (t - m_last_probe_activity < m_cfg.recovery_time) return false;
+            if (detail::sub_sat(t, m_last_probe_activity) < m_cfg.recovery_time) return false;
             m_probes_admitted = m_probe_successes;
         }
         ++m_probes_admitted;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
@@ -168,7 +169,8 @@ inline void append_digits(std::string& out, unsigned value, int width) {
     if (!y || !mo || !d || !h || !mi || !s || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
     const year_month_day date{year(static_cast<int>(*y)), month(*mo), day(*d)};
     if (!date.ok()) return std::nullopt;
-    return sys_days(date) + hours(*h) + minutes(*mi) + seconds(*s);
+    const sys_seconds at = sys_days(date) + hours(*h) + minutes(*mi) + seconds(*s);
+    return system_clock::time_point(ceil_sat<system_clock::duration>(at.time_since_epoch()));
 }
 
 /// `reason` cut down to a file-name fragment: lower-case [a-z0-9_-], every run of other

@@ -5,6 +5,7 @@
 
 #include <tierguard/breaker/concept.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
@@ -47,13 +48,6 @@ namespace detail {
     return bad_breaker_config(std::string(what) + " is " + std::to_string(value) + "; it must be a fraction in (0, 1]");
 }
 
-[[nodiscard]] inline constexpr std::chrono::nanoseconds saturating_add(std::chrono::nanoseconds a,
-                                                                       std::chrono::nanoseconds b) noexcept {
-    if (b > std::chrono::nanoseconds::zero() && a > std::chrono::nanoseconds::max() - b)
-        return std::chrono::nanoseconds::max();
-    return a + b;
-}
-
 /// The next open period after a failed probe: doubled, at most `cap`.
 [[nodiscard]] inline constexpr std::chrono::nanoseconds doubled(std::chrono::nanoseconds period,
                                                                 std::chrono::nanoseconds cap) noexcept {
@@ -63,7 +57,7 @@ namespace detail {
 
 template <class TimePoint>
 [[nodiscard]] std::chrono::nanoseconds since_epoch(TimePoint t) noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+    return ceil_sat<std::chrono::nanoseconds>(t.time_since_epoch());
 }
 
 enum class breaker_outcome : unsigned char { success, failure, ignored };
@@ -119,9 +113,13 @@ public:
 private:
     [[nodiscard]] std::int64_t count() const noexcept { return static_cast<std::int64_t>(m_buckets.size()); }
 
+    // Kept a window's length inside int64's range, so that index +/- count() cannot overflow.
     [[nodiscard]] std::int64_t bucket_index(std::chrono::nanoseconds now) const noexcept {
         const std::int64_t t = now.count();
-        return t >= 0 ? t / m_width : -((-(t + 1)) / m_width) - 1;
+        const std::int64_t margin = count() + 1;
+        return std::clamp(t >= 0 ? t / m_width : -((-(t + 1)) / m_width) - 1,
+                          std::numeric_limits<std::int64_t>::min() + margin,
+                          std::numeric_limits<std::int64_t>::max() - margin);
     }
 
     [[nodiscard]] std::size_t slot(std::int64_t index) const noexcept {
@@ -131,7 +129,7 @@ private:
     // Moves the newest bucket to `index`, clearing the buckets that fall out of the window.
     void advance(std::int64_t index) noexcept {
         if (m_started && index <= m_head) return;
-        const std::int64_t from = !m_started || index - m_head >= count() ? index - count() + 1 : m_head + 1;
+        const std::int64_t from = !m_started || sub_sat(index, m_head) >= count() ? index - count() + 1 : m_head + 1;
         for (std::int64_t i = from; i <= index; ++i) {
             totals& b = m_buckets[slot(i)];
             m_totals.calls -= b.calls;
@@ -259,10 +257,10 @@ public:
         s.failures = m_failures;
         s.ignored = m_ignored;
         s.now = now;
-        s.time_in_state = now > m_state_since ? now - m_state_since : std::chrono::nanoseconds::zero();
+        s.time_in_state = now > m_state_since ? sub_sat(now, m_state_since) : std::chrono::nanoseconds::zero();
         s.open_period = m_open_period;
         s.until_half_open = m_state == breaker_state::open && !m_forced && m_open_until > now
-                                ? m_open_until - now
+                                ? sub_sat(m_open_until, now)
                                 : std::chrono::nanoseconds::zero();
         s.recent_failures.clear();
         s.recent_failures.reserve(m_ring_size);
@@ -284,7 +282,7 @@ private:
 
     void open_for(std::chrono::nanoseconds period, std::chrono::nanoseconds now) noexcept {
         m_open_period = period;
-        m_open_until = saturating_add(now, period);
+        m_open_until = add_sat(now, period);
         enter(breaker_state::open, now);
     }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/os_error.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 
@@ -126,8 +127,9 @@ auto retry_eintr(F f) {
 #else
     const timespec& ts = st.st_mtim;
 #endif
-    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+    using duration = std::chrono::system_clock::duration;
+    return std::chrono::system_clock::time_point(add_sat(ceil_sat<duration>(std::chrono::seconds(ts.tv_sec)),
+                                                         ceil_sat<duration>(std::chrono::nanoseconds(ts.tv_nsec))));
 }
 
 /// Opens `path` below the directory `dir_fd` in one call, failing (ELOOP) at any symbolic
@@ -137,7 +139,7 @@ auto retry_eintr(F f) {
 [[nodiscard]] inline int open_beneath(int dir_fd, const char* path, int flags) noexcept {
 #if defined(TIERGUARD_HAVE_OPENAT2)
     open_how how{};
-    how.flags = static_cast<std::uint64_t>(flags);
+    how.flags = static_cast<decltype(how.flags)>(flags);
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
     return static_cast<int>(retry_eintr([&] { return ::syscall(SYS_openat2, dir_fd, path, &how, sizeof how); }));
 #else

@@ -3,6 +3,7 @@
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/steady.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/result.hpp>
@@ -160,7 +161,7 @@ private:
         bool admit(std::size_t k, std::uint64_t& reported) noexcept {
             window& w = windows[k];
             const auto t = clock.now();  // read under the lock, so windows only open forwards
-            if (!w.open || t < w.start || t - w.start >= cfg.interval) {
+            if (!w.open || t < w.start || detail::elapsed_sat(w.start, t) >= cfg.interval) {
                 w.start = t;
                 w.lines = 0;
                 w.open = true;

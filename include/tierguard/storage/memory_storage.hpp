@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/storage/concept.hpp>
 
@@ -133,7 +134,8 @@ public:
         const auto it = m_blobs.find(name);
         quarantined_blob& q = m_quarantine[detail::quarantine_name(name, reason, now)];
         q.bytes = std::move(it->second.bytes);
-        q.since = std::chrono::floor<std::chrono::seconds>(now);
+        q.since = std::chrono::system_clock::time_point(detail::ceil_sat<std::chrono::system_clock::duration>(
+            std::chrono::floor<std::chrono::seconds>(now).time_since_epoch()));
         m_blobs.erase(it);
         return {};
     }
@@ -143,7 +145,7 @@ public:
     result<clean_report> clean(const clean_options& options) {
         std::lock_guard lock(m_mutex);
         clean_report report;
-        const auto oldest = options.now - options.quarantine_max_age;
+        const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
         for (auto it = m_quarantine.begin(); it != m_quarantine.end();) {
             if (it->second.since < oldest) {
                 ++report.quarantine_purged;

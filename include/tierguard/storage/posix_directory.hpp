@@ -3,6 +3,7 @@
 #include <tierguard/detail/blob_name.hpp>
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/detail/posix_fs.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/storage/concept.hpp>
@@ -292,7 +293,7 @@ public:
         };
         if (auto ok = writable("clean", "."); !ok) return unexpected(std::move(ok).error());
         clean_report report;
-        const auto oldest = options.now - options.quarantine_max_age;
+        const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
         std::vector<folder> pending{{std::string(), kind::blobs}};
         std::vector<std::string> foreign_folders;  // each found after its parent: removed in reverse
         while (!pending.empty()) {

@@ -5,6 +5,7 @@
 #include <tierguard/detail/posix_fs.hpp>
 #include <tierguard/detail/segment_format.hpp>
 #include <tierguard/detail/segment_index.hpp>
+#include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
 #include <tierguard/hash.hpp>
 #include <tierguard/result.hpp>
@@ -641,7 +642,8 @@ private:
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count();
                 if (has_active())
-                    created = std::max(created, seg(active()).created_ns + static_cast<std::int64_t>(cfg.segment_size));
+                    created = std::max(created, detail::add_sat(seg(active()).created_ns,
+                                                                static_cast<std::int64_t>(cfg.segment_size)));
                 detail::segment::encode_segment_header({sequence, created}, header.data());
                 auto written = pwrite_all(fd.get(), header, 0, "write", file);
                 if (written && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
@@ -786,7 +788,7 @@ private:
         }
 
         [[nodiscard]] std::int64_t modified_ns(std::uint32_t slot, std::size_t offset) {
-            return seg(slot).created_ns + static_cast<std::int64_t>(offset);
+            return detail::add_sat(seg(slot).created_ns, static_cast<std::int64_t>(offset));
         }
 
         [[nodiscard]] result<std::vector<blob_info>> list() {
@@ -890,7 +892,7 @@ private:
                     return unexpected(os_error(err, "clean", where, "read folder"));
                 }
                 px::dir_stream stream(dir);
-                const auto oldest = options.now - options.quarantine_max_age;
+                const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
                 while (const char* entry = stream.next()) {
                     const std::string_view entry_name = entry;
                     struct stat st {};
