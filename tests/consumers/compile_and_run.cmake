@@ -1,6 +1,6 @@
 # Builds tests/consumers/consumer.cpp the way a project without CMake would, against the
 # installed prefix, runs it, and prints its output (ctest checks "consumer: ok").
-#   cmake -DMODE=pkg-config|include-path -DPREFIX=<install prefix> -DCXX=<compiler>
+#   cmake -DMODE=pkg-config|pkg-config-redis|include-path -DPREFIX=<install prefix> -DCXX=<compiler>
 #         -DSOURCE=<consumer.cpp> -DOUTPUT=<executable> -P compile_and_run.cmake
 cmake_policy(VERSION 3.23)
 if(MODE STREQUAL "pkg-config")
@@ -31,10 +31,24 @@ if(MODE STREQUAL "pkg-config")
   if(NOT EXISTS "${PREFIX}/${CMAKE_MATCH_1}")
     message(FATAL_ERROR "tierguard.pc's License.file names ${CMAKE_MATCH_1}, which the prefix lacks")
   endif()
+elseif(MODE STREQUAL "pkg-config-redis")
+  # tierguard-redis.pc from the prefix; hiredis.pc from the system's own search path.
+  find_program(PKG_CONFIG NAMES pkg-config pkgconf)
+  set(ENV{PKG_CONFIG_PATH} "${PREFIX}/share/pkgconfig")
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs tierguard-redis
+    OUTPUT_VARIABLE flags ERROR_VARIABLE why RESULT_VARIABLE failed OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(failed)
+    message(FATAL_ERROR "pkg-config --cflags --libs tierguard-redis failed: ${why}")
+  endif()
+  message(STATUS "pkg-config --cflags --libs tierguard-redis: ${flags}")
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  if(NOT "-lhiredis" IN_LIST flags OR NOT "-lz" IN_LIST flags)
+    message(FATAL_ERROR "tierguard-redis.pc does not bring in hiredis and zlib: ${flags}")
+  endif()
 elseif(MODE STREQUAL "include-path")
   set(flags "-I${PREFIX}/include" -lz)
 else()
-  message(FATAL_ERROR "MODE must be pkg-config or include-path, not '${MODE}'")
+  message(FATAL_ERROR "MODE must be pkg-config, pkg-config-redis or include-path, not '${MODE}'")
 endif()
 
 execute_process(COMMAND "${CXX}" -std=c++20 "${SOURCE}" ${flags} -o "${OUTPUT}"
