@@ -530,6 +530,24 @@ TEST_CASE("redis: threads share a bounded pool; every value read is one that was
     CHECK(std::stoll(server.command({"DBSIZE"})) == 32);
 }
 
+TEST_CASE("redis: list reports sizes and last access, also under an LFU policy that keeps no idle time") {
+    redis_server server;
+    auto s = redis::open({.endpoints = {server.unix_url()}}).value();
+    REQUIRE(s.write("ab/one", bytes_of("1")));
+    REQUIRE(s.write("ab/three", bytes_of("333")));
+    const auto before = std::chrono::system_clock::now() - 1h;
+    auto blobs = s.list().value();
+    REQUIRE(blobs.size() == 2);
+    for (const auto& b : blobs) {
+        CHECK(b.size == (b.name == "ab/one" ? 1u : 3u));
+        CHECK(b.modified > before);
+    }
+    REQUIRE(server.command({"CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"}) == "OK");
+    blobs = s.list().value();
+    REQUIRE(blobs.size() == 2);
+    CHECK(blobs[0].modified == sys_time{});
+}
+
 TEST_CASE("redis: list is bounded by list_limit") {
     redis_server server;
     auto s = redis::open({.endpoints = {server.unix_url()}, .list_limit = 5, .scan_count = 2}).value();

@@ -145,8 +145,8 @@ public:
         std::string key_prefix{};
         /// Longest wait for a connection to be made (TCP handshake or socket connect).
         std::chrono::milliseconds connect_timeout{250};
-        /// Longest wait for each send or read of a command (SO_SNDTIMEO / SO_RCVTIMEO),
-        /// and for a free pooled connection.
+        /// Longest wait for each send or read of a command (SO_SNDTIMEO / SO_RCVTIMEO: a
+        /// value read in several pieces may take one per piece), and for a free pooled connection.
         std::chrono::milliseconds command_timeout{250};
         /// Connections per endpoint, the most open at once.
         std::size_t pool_size = 8;
@@ -258,9 +258,10 @@ public:
 
     /// Every blob of every endpoint (SCAN over the prefix, then STRLEN and OBJECT IDLETIME
     /// per key in one pipelined round trip per step). `modified` is the last access as Redis
-    /// knows it (now minus the idle time), Redis keeping no write time. Keys under the
-    /// prefix that are no blob name, or no string, are left out. errc::too_large past
-    /// config::list_limit blobs; the first endpoint's failure fails the whole listing.
+    /// knows it (now minus the idle time; the epoch under an LFU maxmemory-policy), Redis
+    /// keeping no write time. Keys under the prefix that are no blob name, or no string, are
+    /// left out. errc::too_large past config::list_limit blobs; an endpoint's failure fails
+    /// the whole listing.
     [[nodiscard]] result<std::vector<blob_info>> list() const {
         std::vector<blob_info> out;
         const std::string pattern = redis_detail::glob_escaped(m_config.key_prefix) + "*";
@@ -297,10 +298,14 @@ public:
                     for (std::size_t i = 0; i < names.size(); ++i) {
                         const redisReply& size = *(*replies)[2 * i];
                         const redisReply& idle = *(*replies)[2 * i + 1];
-                        if (size.type != REDIS_REPLY_INTEGER || idle.type != REDIS_REPLY_INTEGER)
-                            continue;  // gone, or no string
-                        out.push_back(blob_info{std::string(names[i]), static_cast<std::uint64_t>(size.integer),
-                                                now - std::chrono::seconds(idle.integer)});
+                        // No integer size: not a string. A nil idle time: gone since the SCAN. An error
+                        // (an LFU maxmemory-policy keeps no idle time): listed, its time unknown.
+                        if (size.type != REDIS_REPLY_INTEGER || idle.type == REDIS_REPLY_NIL) continue;
+                        const auto modified = idle.type == REDIS_REPLY_INTEGER
+                                                  ? now - std::chrono::seconds(idle.integer)
+                                                  : std::chrono::system_clock::time_point{};
+                        out.push_back(
+                            blob_info{std::string(names[i]), static_cast<std::uint64_t>(size.integer), modified});
                     }
                     return {};
                 });
@@ -587,9 +592,10 @@ private:
                 ep.idle.clear();
                 if (counted) {
                     ++ep.failures;
-                    const auto shift = ep.failures - 1 < 30 ? ep.failures - 1 : 30;
-                    auto wait = m_config.backoff_min * (std::int64_t{1} << shift);
-                    if (wait > m_config.backoff_max || wait < m_config.backoff_min) wait = m_config.backoff_max;
+                    auto wait = m_config.backoff_min;
+                    for (std::uint32_t n = 1; n < ep.failures && wait.count() > 0 && wait < m_config.backoff_max; ++n)
+                        wait *= 2;
+                    if (wait > m_config.backoff_max) wait = m_config.backoff_max;
                     ep.retry_at = m_clock.now() + std::chrono::duration_cast<typename Clock::duration>(wait);
                     ep.last_failure = std::move(failure_text);
                 }
@@ -686,7 +692,7 @@ private:
                 lens[i] = cmd[i].size();
             }
             char* formatted = nullptr;
-            const int n = redisFormatCommandArgv(&formatted, static_cast<int>(cmd.size()), argv, lens);
+            const auto n = redisFormatCommandArgv(&formatted, static_cast<int>(cmd.size()), argv, lens);
             if (n < 0) {
                 c.broken = true;
                 return fail(errc::io_error, tier::remote,
