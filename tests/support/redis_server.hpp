@@ -84,6 +84,7 @@ public:
     [[nodiscard]] std::string tcp_url(int db = 0) const {
         return "redis://127.0.0.1:" + std::to_string(m_port) + "/" + std::to_string(db);
     }
+    [[nodiscard]] int port() const noexcept { return m_port; }
     [[nodiscard]] pid_t pid() const noexcept { return m_pid; }
 
     void stop() const { ::kill(m_pid, SIGSTOP); }
