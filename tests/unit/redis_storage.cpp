@@ -1,6 +1,7 @@
 #include "support/blob_text.hpp"
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
+#include "support/storage_helpers.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -31,8 +32,11 @@ using tierguard::errc;
 using tierguard::storage::redis;
 using tierguard_test::bytes_of;
 using tierguard_test::errc_of;
+using tierguard_test::names_of;
 using tierguard_test::redis_server;
+using tierguard_test::t0;
 using tierguard_test::text_of;
+using tierguard_test::why;
 using sys_time = std::chrono::system_clock::time_point;
 using manual_redis = tierguard::storage::basic_redis<tierguard::clock::manual>;
 
@@ -50,21 +54,6 @@ namespace {
     std::fprintf(stderr, "unit.redis_storage: SKIPPED: %s\n", reason.c_str());
     std::exit(77);
 }();
-
-template <class R>
-std::string why(const R& r) {
-    return r ? std::string("ok") : r.error().message();
-}
-
-std::vector<std::string> names_of(const std::vector<tierguard::blob_info>& blobs) {
-    std::vector<std::string> out;
-    for (const auto& b : blobs) out.push_back(b.name);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
-const sys_time t0 =
-    std::chrono::sys_days(std::chrono::year(2026) / std::chrono::November / 23) + 10h + 45min + 1s + 500ms;
 
 template <class S>
 struct harness;

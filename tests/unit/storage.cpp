@@ -1,5 +1,6 @@
 #include "support/blob_text.hpp"
 #include "support/child_process.hpp"
+#include "support/storage_helpers.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -63,11 +64,6 @@ void put_file(const fs::path& p, std::string_view text) {
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
-template <class R>
-std::string why(const R& r) {
-    return r ? std::string("ok") : r.error().message();
-}
-
 mode_t mode_of(const fs::path& p) {
     struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) return 0;
@@ -76,8 +72,11 @@ mode_t mode_of(const fs::path& p) {
 
 using tierguard_test::bytes_of;
 using tierguard_test::errc_of;
+using tierguard_test::names_of;
+using tierguard_test::t0;
 using tierguard_test::temp_dir;
 using tierguard_test::text_of;
+using tierguard_test::why;
 
 /// Every path under `root`, relative and sorted; links are listed, never followed.
 std::vector<std::string> tree(const fs::path& root) {
@@ -177,16 +176,6 @@ struct harness<segment_log> {
     temp_dir dir;
     segment_log storage;
 };
-
-std::vector<std::string> names_of(const std::vector<tierguard::blob_info>& blobs) {
-    std::vector<std::string> out;
-    for (const auto& b : blobs) out.push_back(b.name);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
-const sys_time t0 =
-    std::chrono::sys_days(std::chrono::year(2026) / std::chrono::November / 23) + 10h + 45min + 1s + 500ms;
 
 }  // namespace
 
