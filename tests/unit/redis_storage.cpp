@@ -308,6 +308,14 @@ TEST_CASE("redis: a stopped server times out within the command timeout, and ser
     CHECK(errc_of(s.read("k")) == errc::circuit_open);  // the second backoff is twice the first
     clock.advance(50ms);
 
+    // A write larger than the socket buffers blocks in send: it times out as well.
+    clock.advance(400ms);
+    const auto big = s.write("big", std::vector<std::byte>(std::size_t{8} << 20, std::byte{1}));
+    INFO(why(big));
+    REQUIRE_FALSE(big);
+    CHECK(big.error().code() == errc::timeout);
+    clock.advance(800ms);
+
     server.resume();
     const auto back = s.read("k");
     INFO(why(back));
@@ -517,6 +525,16 @@ TEST_CASE("redis: threads share a bounded pool; every value read is one that was
     CHECK(failed == 0);
     CHECK(s.endpoints().front().open_connections <= 2);
     CHECK(std::stoll(server.command({"DBSIZE"})) == 32);
+}
+
+TEST_CASE("redis: a stored value over max_blob_size is refused by read with too_large") {
+    redis_server server;
+    auto s = redis::open({.endpoints = {server.unix_url()}, .max_blob_size = 4096}).value();
+    REQUIRE(server.command({"SET", "tg:v1:big", std::string(4097, 'x')}) == "OK");
+    const auto r = s.read("big");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::too_large);
+    CHECK(s.endpoints().front().consecutive_failures == 0);
 }
 
 TEST_CASE("redis: list reports sizes and last access, also under an LFU policy that keeps no idle time") {
