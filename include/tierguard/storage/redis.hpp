@@ -655,6 +655,11 @@ private:
                 if (err == 0) return fail(errc::io_error, tier::remote, context + " (" + ctx.errstr + ")");
                 return fail(redis_detail::connection_errc(err), tier::remote, std::move(context),
                             std::error_code(err, std::generic_category()));
+#if defined(REDIS_ERR_TIMEOUT)
+            case REDIS_ERR_TIMEOUT:  // hiredis >= 1.0 says so itself
+                return fail(errc::timeout, tier::remote, context + ctx.errstr,
+                            std::error_code(err != 0 ? err : ETIMEDOUT, std::generic_category()));
+#endif
             case REDIS_ERR_EOF:
                 return fail(errc::io_error, tier::remote, context + "the server closed the connection",
                             std::error_code(ECONNRESET, std::generic_category()));
