@@ -67,11 +67,12 @@ struct harness<redis> {
     redis storage;
 };
 
+/// Short timeouts, yet far above a loaded CI machine's round trip: a test that expects a timeout waits them.
 manual_redis::config config_for(std::vector<std::string> endpoints) {
     manual_redis::config cfg;
     cfg.endpoints = std::move(endpoints);
-    cfg.connect_timeout = 200ms;
-    cfg.command_timeout = 100ms;
+    cfg.connect_timeout = 1000ms;
+    cfg.command_timeout = 400ms;
     return cfg;
 }
 
@@ -410,7 +411,7 @@ TEST_CASE("redis: a wrong or missing password is permission_denied; the right on
 TEST_CASE("redis: a server that answers garbage is an io_error or a timeout, never a crash or a value") {
     SECTION("not the protocol") {
         fake_server fake("hello, this is not redis\r\n", false);
-        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 100ms}).value();
+        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 1000ms}).value();
         const auto r = s.read("k");
         INFO(why(r));
         REQUIRE_FALSE(r);
@@ -419,7 +420,7 @@ TEST_CASE("redis: a server that answers garbage is an io_error or a timeout, nev
     }
     SECTION("a reply of the wrong type") {
         fake_server fake("+OK\r\n", false);
-        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 100ms, .backoff_min = 0ms}).value();
+        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 1000ms, .backoff_min = 0ms}).value();
         const auto r = s.read("k");
         INFO(why(r));
         REQUIRE_FALSE(r);
@@ -434,7 +435,7 @@ TEST_CASE("redis: a server that answers garbage is an io_error or a timeout, nev
     }
     SECTION("a connection closed at once") {
         fake_server fake("", true, true);
-        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 100ms}).value();
+        auto s = redis::open({.endpoints = {fake.url()}, .command_timeout = 1000ms}).value();
         const auto r = s.read("k");
         INFO(why(r));
         REQUIRE_FALSE(r);
@@ -449,7 +450,7 @@ TEST_CASE("redis: a write to a connection the server closed raises no SIGPIPE") 
     const int status = tierguard_test::in_child(
         [&] {
             std::signal(SIGPIPE, SIG_DFL);
-            auto s = redis::open({.endpoints = {url}, .command_timeout = 100ms, .backoff_min = 0ms}).value();
+            auto s = redis::open({.endpoints = {url}, .command_timeout = 1000ms, .backoff_min = 0ms}).value();
             const std::vector<std::byte> big(std::size_t{8} << 20, std::byte{1});
             for (int i = 0; i < 3; ++i) {
                 const auto w = s.write("k", big);
