@@ -7,4 +7,7 @@ target_compile_options(tierguard_warnings INTERFACE
 # Every public header compiles on its own (CMake builds one TU per header).
 if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.24)
   set_target_properties(tierguard PROPERTIES VERIFY_INTERFACE_HEADER_SETS ON)
+  if(TARGET tierguard_redis)
+    set_target_properties(tierguard_redis PROPERTIES VERIFY_INTERFACE_HEADER_SETS ON)
+  endif()
 endif()

@@ -4,6 +4,8 @@ Create the package from the repository root (the version is the one below, a cop
 include/tierguard/version.hpp's that a test keeps equal; LICENSE goes into licenses/):
     conan create packaging/conan
 The test_package builds a small program with find_package(tierguard) and runs it.
+Option with_redis (default False) adds hiredis and the tierguard::redis target
+(tierguard/storage/redis.hpp): conan create packaging/conan -o "tierguard/*:with_redis=True"
 """
 import os
 
@@ -21,6 +23,8 @@ class TierguardConan(ConanFile):
     topics = ("cache", "header-only", "circuit-breaker", "fault-tolerance")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
+    options = {"with_redis": [True, False]}
+    default_options = {"with_redis": False}
     no_copy_source = True
 
     def export_sources(self):
@@ -34,9 +38,14 @@ class TierguardConan(ConanFile):
     def requirements(self):
         # Public: tierguard's headers include zlib.h, so consumers need its headers too.
         self.requires("zlib/[>=1.2.11 <2]", transitive_headers=True)
+        if self.options.with_redis:
+            # storage/redis.hpp includes hiredis.h and its users link hiredis.
+            self.requires("hiredis/[>=0.14 <2]", transitive_headers=True, transitive_libs=True)
 
     def package_id(self):
-        self.info.clear()
+        # Header-only: one package per with_redis, whatever the settings.
+        self.info.settings.clear()
+        self.info.requires.clear()
 
     def validate(self):
         check_min_cppstd(self, 20)
@@ -46,6 +55,7 @@ class TierguardConan(ConanFile):
         tc.cache_variables["TIERGUARD_BUILD_TESTS"] = False
         tc.cache_variables["TIERGUARD_BUILD_BENCH"] = False
         tc.cache_variables["TIERGUARD_BUILD_EXAMPLES"] = False
+        tc.cache_variables["TIERGUARD_WITH_REDIS"] = bool(self.options.with_redis)
         tc.generate()
 
     def build(self):
@@ -60,9 +70,17 @@ class TierguardConan(ConanFile):
         cmake.install()
 
     def package_info(self):
-        self.cpp_info.bindirs = []
-        self.cpp_info.libdirs = []
-        self.cpp_info.requires = ["zlib::zlib"]
         self.cpp_info.set_property("cmake_file_name", "tierguard")
-        self.cpp_info.set_property("cmake_target_name", "tierguard::tierguard")
-        self.cpp_info.set_property("pkg_config_name", "tierguard")
+        core = self.cpp_info.components["tierguard"]
+        core.bindirs = []
+        core.libdirs = []
+        core.requires = ["zlib::zlib"]
+        core.set_property("cmake_target_name", "tierguard::tierguard")
+        core.set_property("pkg_config_name", "tierguard")
+        if self.options.with_redis:
+            redis = self.cpp_info.components["redis"]
+            redis.bindirs = []
+            redis.libdirs = []
+            redis.requires = ["tierguard", "hiredis::hiredis"]
+            redis.set_property("cmake_target_name", "tierguard::redis")
+            redis.set_property("pkg_config_name", "tierguard-redis")

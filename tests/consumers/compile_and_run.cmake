@@ -1,27 +1,38 @@
 # Builds tests/consumers/consumer.cpp the way a project without CMake would, against the
 # installed prefix, runs it, and prints its output (ctest checks "consumer: ok").
-#   cmake -DMODE=pkg-config|include-path -DPREFIX=<install prefix> -DCXX=<compiler>
+#   cmake -DMODE=pkg-config|pkg-config-redis|include-path -DPREFIX=<install prefix> -DCXX=<compiler>
 #         -DSOURCE=<consumer.cpp> -DOUTPUT=<executable> -P compile_and_run.cmake
 cmake_policy(VERSION 3.23)
-if(MODE STREQUAL "pkg-config")
+if(MODE MATCHES "^pkg-config")
+  # pkg-config's module tierguard, or tierguard-redis (which also brings hiredis).
+  set(module tierguard)
+  if(MODE STREQUAL "pkg-config-redis")
+    set(module tierguard-redis)
+  elseif(NOT MODE STREQUAL "pkg-config")
+    message(FATAL_ERROR "MODE must be pkg-config, pkg-config-redis or include-path, not '${MODE}'")
+  endif()
   find_program(PKG_CONFIG NAMES pkg-config pkgconf)
   if(NOT PKG_CONFIG)
     message(FATAL_ERROR "pkg-config not found (Debian: pkgconf)")
   endif()
-  # Only tierguard's own install on the path: the test must find tierguard.pc there.
+  # tierguard's own install first on the path: the test must find its .pc files there
+  # (hiredis.pc comes from the system's own search path).
   set(ENV{PKG_CONFIG_PATH} "${PREFIX}/share/pkgconfig")
-  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs tierguard
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs ${module}
     OUTPUT_VARIABLE flags ERROR_VARIABLE why RESULT_VARIABLE failed OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(failed)
-    message(FATAL_ERROR "pkg-config --cflags --libs tierguard failed: ${why}")
+    message(FATAL_ERROR "pkg-config --cflags --libs ${module} failed: ${why}")
   endif()
-  message(STATUS "pkg-config --cflags --libs tierguard: ${flags}")
+  message(STATUS "pkg-config --cflags --libs ${module}: ${flags}")
   separate_arguments(flags UNIX_COMMAND "${flags}")
   if(NOT "-I${PREFIX}/include" IN_LIST flags AND NOT "-I${PREFIX}/share/pkgconfig/../../include" IN_LIST flags)
-    message(FATAL_ERROR "tierguard.pc does not point into the prefix ${PREFIX}: ${flags}")
+    message(FATAL_ERROR "${module}.pc does not point into the prefix ${PREFIX}: ${flags}")
   endif()
   if(NOT "-lz" IN_LIST flags)
-    message(FATAL_ERROR "tierguard.pc does not bring in zlib (-lz): ${flags}")
+    message(FATAL_ERROR "${module}.pc does not bring in zlib (-lz): ${flags}")
+  endif()
+  if(module STREQUAL "tierguard-redis" AND NOT "-lhiredis" IN_LIST flags)
+    message(FATAL_ERROR "tierguard-redis.pc does not bring in hiredis (-lhiredis): ${flags}")
   endif()
   # pkg-config cannot print them: read the license fields from the file.
   file(READ "${PREFIX}/share/pkgconfig/tierguard.pc" pc)
@@ -34,7 +45,7 @@ if(MODE STREQUAL "pkg-config")
 elseif(MODE STREQUAL "include-path")
   set(flags "-I${PREFIX}/include" -lz)
 else()
-  message(FATAL_ERROR "MODE must be pkg-config or include-path, not '${MODE}'")
+  message(FATAL_ERROR "MODE must be pkg-config, pkg-config-redis or include-path, not '${MODE}'")
 endif()
 
 execute_process(COMMAND "${CXX}" -std=c++20 "${SOURCE}" ${flags} -o "${OUTPUT}"

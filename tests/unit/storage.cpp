@@ -1,5 +1,6 @@
 #include "support/blob_text.hpp"
 #include "support/child_process.hpp"
+#include "support/storage_helpers.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
 
@@ -63,11 +64,6 @@ void put_file(const fs::path& p, std::string_view text) {
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
-template <class R>
-std::string why(const R& r) {
-    return r ? std::string("ok") : r.error().message();
-}
-
 mode_t mode_of(const fs::path& p) {
     struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) return 0;
@@ -76,8 +72,11 @@ mode_t mode_of(const fs::path& p) {
 
 using tierguard_test::bytes_of;
 using tierguard_test::errc_of;
+using tierguard_test::names_of;
+using tierguard_test::t0;
 using tierguard_test::temp_dir;
 using tierguard_test::text_of;
+using tierguard_test::why;
 
 /// Every path under `root`, relative and sorted; links are listed, never followed.
 std::vector<std::string> tree(const fs::path& root) {
@@ -178,16 +177,6 @@ struct harness<segment_log> {
     segment_log storage;
 };
 
-std::vector<std::string> names_of(const std::vector<tierguard::blob_info>& blobs) {
-    std::vector<std::string> out;
-    for (const auto& b : blobs) out.push_back(b.name);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
-const sys_time t0 =
-    std::chrono::sys_days(std::chrono::year(2026) / std::chrono::November / 23) + 10h + 45min + 1s + 500ms;
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -230,158 +219,10 @@ TEST_CASE("quarantine names: UTC stamp, flattened name, reduced reason") {
 }
 
 // ---------------------------------------------------------------------------------------
-// Behaviour both storages share
+// Behaviour every storage shares (tests/unit/redis_storage.cpp runs it over storage::redis)
 
-TEMPLATE_TEST_CASE("storage: a written blob reads back whole; an absent one is a plain miss", "[storage]",
-                   memory_storage, posix_directory, segment_log) {
-    harness<TestType> h;
-    auto& s = h.storage;
-    REQUIRE(s.write("ab/cd/0123", bytes_of("payload one")));
-    REQUIRE(s.write("top", bytes_of("at the root")));
-    REQUIRE(s.write("ab/empty", std::vector<std::byte>{}));
-
-    const auto one = s.read("ab/cd/0123");
-    INFO(why(one));
-    REQUIRE(one);
-    CHECK(text_of(*one) == "payload one");
-    CHECK(text_of(s.read("top").value()) == "at the root");
-    CHECK(s.read("ab/empty").value().empty());
-
-    for (const char* absent : {"ab/cd/none", "zz/yy/none", "none"}) {
-        INFO(absent);
-        const auto r = s.read(absent);
-        REQUIRE_FALSE(r);
-        CHECK(r.error().code() == errc::miss);
-        CHECK(r.error().where() == tierguard::tier::disk);
-        CHECK(r.error().os_error() == std::error_code(ENOENT, std::generic_category()));
-        CHECK(errc_of(s.remove(absent)) == errc::miss);
-        CHECK(errc_of(s.quarantine(absent, "test", t0)) == errc::miss);
-    }
-}
-
-TEMPLATE_TEST_CASE("storage: a write replaces the blob; remove deletes it", "[storage]", memory_storage,
-                   posix_directory, segment_log) {
-    harness<TestType> h;
-    auto& s = h.storage;
-    REQUIRE(s.write("ab/cd/k", bytes_of("first, the longer one")));
-    REQUIRE(s.write("ab/cd/k", bytes_of("second")));
-    CHECK(text_of(s.read("ab/cd/k").value()) == "second");
-    REQUIRE(s.remove("ab/cd/k"));
-    CHECK(errc_of(s.read("ab/cd/k")) == errc::miss);
-    CHECK(errc_of(s.remove("ab/cd/k")) == errc::miss);
-    REQUIRE(s.write("ab/cd/k", bytes_of("third")));
-    CHECK(text_of(s.read("ab/cd/k").value()) == "third");
-}
-
-TEMPLATE_TEST_CASE("storage: invalid names are refused with invalid_argument by every operation", "[storage]",
-                   memory_storage, posix_directory, segment_log) {
-    harness<TestType> h;
-    auto& s = h.storage;
-    const std::vector<std::string> bad = {"../x",
-                                          "/abs",
-                                          "a//b",
-                                          ".hidden",
-                                          "a/../b",
-                                          std::string("a\0b", 3),
-                                          "quarantine/x",
-                                          "quarantine",
-                                          "",
-                                          "a/",
-                                          "a/.b",
-                                          "x/./y",
-                                          "..",
-                                          "sp ace",
-                                          "back\\slash",
-                                          "caf\xc3\xa9",
-                                          std::string(256, 'a'),
-                                          std::string(1025, 'a')};
-    for (const auto& name : bad) {
-        INFO(tierguard::detail::quoted_name(name));
-        const auto w = s.write(name, bytes_of("x"));
-        REQUIRE_FALSE(w);
-        CHECK(w.error().code() == errc::invalid_argument);
-        CHECK(w.error().context().find("refused") != std::string::npos);
-        CHECK(errc_of(s.read(name)) == errc::invalid_argument);
-        CHECK(errc_of(s.remove(name)) == errc::invalid_argument);
-        CHECK(errc_of(s.quarantine(name, "r", t0)) == errc::invalid_argument);
-    }
-    CHECK(s.list().value().empty());
-
-    for (const char* good : {"a.b", "A-Z_0.9", "a/b.c/d", "quarantine2", "x/quarantine"}) {
-        INFO(good);
-        CHECK(s.write(good, bytes_of("ok")));
-    }
-}
-
-TEMPLATE_TEST_CASE("storage: a blob over max_blob_size is refused with too_large; one at the limit is kept",
-                   "[storage]", memory_storage, posix_directory, segment_log) {
-    harness<TestType> h(4096);
-    auto& s = h.storage;
-    const auto big = s.write("big/one", std::vector<std::byte>(4097, std::byte{7}));
-    REQUIRE_FALSE(big);
-    CHECK(big.error().code() == errc::too_large);
-    CHECK(errc_of(s.read("big/one")) == errc::miss);
-    REQUIRE(s.write("big/one", std::vector<std::byte>(4096, std::byte{7})));
-    CHECK(s.read("big/one").value().size() == 4096);
-}
-
-TEMPLATE_TEST_CASE("storage: list reports every blob with its size and nothing else", "[storage]", memory_storage,
-                   posix_directory, segment_log) {
-    harness<TestType> h;
-    auto& s = h.storage;
-    REQUIRE(s.write("ab/cd/one", bytes_of("1")));
-    REQUIRE(s.write("ab/cd/two", bytes_of("22")));
-    REQUIRE(s.write("ef/three", bytes_of("333")));
-    REQUIRE(s.write("four", bytes_of("4444")));
-    REQUIRE(s.quarantine("four", "test", t0));
-
-    const auto blobs = s.list();
-    INFO(why(blobs));
-    REQUIRE(blobs);
-    CHECK(names_of(*blobs) == std::vector<std::string>{"ab/cd/one", "ab/cd/two", "ef/three"});
-    for (const auto& b : *blobs) {
-        INFO(b.name);
-        CHECK(b.size == (b.name == "ab/cd/one" ? 1u : b.name == "ab/cd/two" ? 2u : 3u));
-    }
-}
-
-TEMPLATE_TEST_CASE("storage: quarantine moves a blob aside and clean purges it once old enough", "[storage]",
-                   memory_storage, posix_directory, segment_log) {
-    harness<TestType> h;
-    auto& s = h.storage;
-    REQUIRE(s.write("ab/cd/0123", bytes_of("corrupt bytes")));
-    REQUIRE(s.write("ab/cd/4567", bytes_of("fine")));
-    REQUIRE(s.quarantine("ab/cd/0123", "bad checksum", t0));
-    CHECK(errc_of(s.read("ab/cd/0123")) == errc::miss);
-    CHECK(s.quarantined() == 1);
-    CHECK(names_of(s.list().value()) == std::vector<std::string>{"ab/cd/4567"});
-
-    // The stamp keeps whole seconds: t0 (10:45:01.5) is kept as 10:45:01.
-    const auto seven_days = clean_options{}.quarantine_max_age;
-    auto report = s.clean({.now = t0 + seven_days - 1s});
-    REQUIRE(report);
-    CHECK(report->quarantine_purged == 0);
-    CHECK(s.quarantined() == 1);
-
-    report = s.clean({.now = std::chrono::floor<std::chrono::seconds>(t0) + seven_days});
-    REQUIRE(report);
-    CHECK(report->quarantine_purged == 0);
-
-    report = s.clean({.now = t0 + seven_days + 1s});
-    REQUIRE(report);
-    CHECK(report->quarantine_purged == 1);
-    CHECK(report->bytes_freed == std::string_view("corrupt bytes").size());
-    CHECK(report->temp_files_removed == 0);
-    CHECK(report->foreign_removed == 0);
-    CHECK(s.quarantined() == 0);
-    CHECK(text_of(s.read("ab/cd/4567").value()) == "fine");
-
-    REQUIRE(s.write("x", bytes_of("y")));
-    REQUIRE(s.quarantine("x", "other", t0));
-    report = s.clean({.now = t0 + 2h, .quarantine_max_age = std::chrono::hours(1)});
-    REQUIRE(report);
-    CHECK(report->quarantine_purged == 1);
-}
+#define TIERGUARD_CONTRACT_STORAGES memory_storage, posix_directory, segment_log
+#include "support/storage_contract.inc"
 
 TEMPLATE_TEST_CASE("storage: a blob and a folder of the same name conflict as on a file system", "[storage]",
                    memory_storage, posix_directory) {

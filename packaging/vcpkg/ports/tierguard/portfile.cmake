@@ -6,9 +6,13 @@ get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../../../.." ABSOL
 
 set(VCPKG_BUILD_TYPE release)  # header-only: one configuration is all there is
 
+# Feature redis: hiredis and the tierguard::redis target.
+vcpkg_check_features(OUT_FEATURE_OPTIONS feature_options FEATURES redis TIERGUARD_WITH_REDIS)
+
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
   OPTIONS
+    ${feature_options}
     -DTIERGUARD_BUILD_TESTS=OFF
     -DTIERGUARD_BUILD_BENCH=OFF
     -DTIERGUARD_BUILD_EXAMPLES=OFF
