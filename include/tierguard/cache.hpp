@@ -110,15 +110,18 @@ struct hit {
 struct tier_metrics {
     tier which = tier::memory;
     std::uint64_t hits = 0;
-    std::uint64_t misses = 0;  ///< plain misses and expired entries
-    std::uint64_t writes = 0;  ///< puts the tier took
-    std::uint64_t evictions = 0;
+    std::uint64_t misses = 0;     ///< plain misses and expired entries
+    std::uint64_t writes = 0;     ///< puts the tier took
+    std::uint64_t evictions = 0;  ///< entries evicted, each once (the disk's emergency evictions included)
     std::uint64_t expirations = 0;
     std::uint64_t corrupted = 0;
     std::uint64_t quarantined = 0;
     std::uint64_t version_mismatches = 0;
     std::uint64_t entries = 0;
     std::uint64_t bytes = 0;
+    /// Storage tier: every full disk (ENOSPC, EDQUOT) its storage met, whether or not the
+    /// emergency eviction's retry then stored the entry (disk_stats::disk_full_events).
+    std::uint64_t disk_full = 0;
     /// Failed calls to the tier by code: errors[static_cast<size_t>(code) - 1]. circuit_open
     /// counts the calls its breaker refused.
     std::array<std::uint64_t, errc_count> errors{};
@@ -523,7 +526,8 @@ public:
             d.hits = ds.hits;
             d.misses = ds.misses + s.index_misses.load(std::memory_order_relaxed);
             d.writes = ds.writes;
-            d.evictions = ds.evictions + ds.emergency_evictions;
+            d.evictions = ds.evictions;
+            d.disk_full = ds.disk_full_events;
             d.expirations = ds.expirations;
             d.corrupted = ds.corrupted;
             d.quarantined = ds.quarantined;
@@ -979,6 +983,9 @@ private:
                           {lbl{"tier", tn}, lbl{"state", to_string(st)}}, t.breaker == st ? 1.0 : 0.0);
             out.counter("tierguard_breaker_opens_total", "Times the tier's breaker opened.", {lbl{"tier", tn}},
                         t.breaker_opens);
+            out.counter("tierguard_disk_full_total",
+                        "Full disks (ENOSPC, EDQUOT) the storage met, whether or not the retry then succeeded.",
+                        {lbl{"tier", tn}}, t.disk_full);
         }
         out.gauge("tierguard_degraded", "1 while a storage tier is unavailable.", {}, mt.degraded ? 1.0 : 0.0);
         out.counter("tierguard_degraded_entered_total", "Times the cache entered degraded mode.", {},
