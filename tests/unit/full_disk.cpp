@@ -13,6 +13,7 @@
 #include <tierguard/storage/posix_directory.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,8 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -391,4 +394,38 @@ TEST_CASE("issue 14: metrics() counts each disk eviction once, emergency ones in
     CHECK(ds.evictions == 10);
     CHECK(c.metrics().storage->evictions == 10);
     CHECK(c.to_prometheus().find("\ntierguard_evictions_total{tier=\"disk\"} 10\n") != std::string::npos);
+}
+
+TEST_CASE("issue 14: writes racing with removes and clean() that empty their folders never fail") {
+    temp_dir dir;
+    auto opened = tierguard::storage::posix_directory::open({.root = dir.path() / "cache"});
+    REQUIRE(opened);
+    auto& s = *opened;
+    constexpr int rounds = 600;
+    std::atomic<int> failures{0};
+    std::atomic<bool> writing{true};
+    // Each writer empties its folders again and again; the other writer and clean()
+    // remove them whenever they find them empty.
+    auto writer = [&](int id) {
+        for (int i = 0; i < rounds; ++i) {
+            const std::string name = "f" + std::to_string(i % 3) + "/g/w" + std::to_string(id);
+            const std::string value = std::to_string(id) + ":" + std::to_string(i);
+            const std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(value.data()),
+                                               reinterpret_cast<const std::byte*>(value.data() + value.size()));
+            const auto back = s.write(name, bytes).and_then([&] { return s.read(name); });
+            if (!back || *back != bytes || !s.remove(name)) ++failures;
+        }
+    };
+    std::thread cleaner([&] {
+        for (int i = 0; i < 100000 && writing.load(); ++i) (void)s.clean({.now = std::chrono::system_clock::now()});
+    });
+    std::thread a(writer, 1);
+    std::thread b(writer, 2);
+    a.join();
+    b.join();
+    writing = false;
+    cleaner.join();
+    CHECK(failures.load() == 0);
+    REQUIRE(s.clean({.now = std::chrono::system_clock::now()}));
+    CHECK(empty_folders(s.root()) == 0);
 }
