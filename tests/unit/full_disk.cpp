@@ -480,3 +480,11 @@ TEST_CASE("issue 14: writes racing with removes and clean() that empty their fol
     REQUIRE(s.clean({.now = std::chrono::system_clock::now()}));
     CHECK(empty_folders(s.root()) == 0);
 }
+
+TEST_CASE("issue 14: a negative emergency_eviction_backoff is refused, naming the setting") {
+    const auto bad = faulty_tier::validate({.emergency_eviction_backoff = -1s});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code() == errc::invalid_argument);
+    CHECK(bad.error().context().find("emergency_eviction_backoff") != std::string::npos);
+    CHECK(faulty_tier::validate({.emergency_eviction_backoff = 0s}));
+}
