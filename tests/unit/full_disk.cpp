@@ -174,37 +174,35 @@ void check_fill(const char* fs_name, int code, const fill_result& r) {
 }  // namespace
 
 #if defined(__linux__)
-TEST_CASE("issue 14: a disk tier on a tmpfs full by size keeps most entries and no empty folder") {
+// Runs body(mount point) in a child, on a private tmpfs mounted with `options`: the
+// child's exit code, or no_mount (after saying why) where namespaces or the mount are refused.
+template <class F>
+int on_tmpfs(const char* options, F body) {
     temp_dir mount_point;
-    auto* r = shared_block<fill_result>();
     const int code = tierguard_test::in_child(
         [&] {
-            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=8m,mode=0700")) return +no_mount;
-            return fill(mount_point.path() / "cache", 3000, 6000, *r);
+            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), options)) return +no_mount;
+            return body(mount_point.path());
         },
         120);
-    if (code == no_mount) {
-        WARN("skipped: namespaces unavailable (unshare or mount refused)");
-        return;
-    }
-    check_fill("tmpfs size=8m", code, *r);
+    if (code == no_mount) WARN("skipped: namespaces unavailable (unshare or mount refused)");
+    return code;
+}
+
+// Fills a disk tier on a private tmpfs mounted with `options` (see fill) and checks it.
+void fill_tmpfs(const char* options, std::size_t value_size, int puts) {
+    auto* r = shared_block<fill_result>();
+    const int code = on_tmpfs(
+        options, [&](const fs::path& mount_point) { return fill(mount_point / "cache", value_size, puts, *r); });
+    if (code != no_mount) check_fill(options, code, *r);
+}
+
+TEST_CASE("issue 14: a disk tier on a tmpfs full by size keeps most entries and no empty folder") {
+    fill_tmpfs("size=8m,mode=0700", 3000, 6000);
 }
 
 TEST_CASE("issue 14: a disk tier on a tmpfs out of inodes keeps most entries and no empty folder") {
-    temp_dir mount_point;
-    auto* r = shared_block<fill_result>();
-    const int code = tierguard_test::in_child(
-        [&] {
-            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "nr_inodes=2000,mode=0700"))
-                return +no_mount;
-            return fill(mount_point.path() / "cache", 100, 4000, *r);
-        },
-        120);
-    if (code == no_mount) {
-        WARN("skipped: namespaces unavailable (unshare or mount refused)");
-        return;
-    }
-    check_fill("tmpfs nr_inodes=2000", code, *r);
+    fill_tmpfs("nr_inodes=2000,mode=0700", 100, 4000);
 }
 
 TEST_CASE("issue 14: a disk tier on a 16 MiB ext4 image keeps most entries and no empty folder") {
@@ -259,50 +257,43 @@ TEST_CASE("issue 14: a cache on a full tmpfs shows every ENOSPC in tierguard_dis
         long long prometheus_disk_full = -1;
         long long prometheus_evictions = -1;
     };
-    temp_dir mount_point;
     auto* r = shared_block<cache_result>();
-    const int code = tierguard_test::in_child(
-        [&] {
-            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=2m,mode=0700")) return +no_mount;
-            posix_cache::config cfg;
-            cfg.storage.root = mount_point.path() / "cache";
-            cfg.storage.sync = tierguard::durability::none;
-            cfg.memory.byte_budget = 64 << 10;
-            cfg.memory.shards = 1;
-            cfg.disk.byte_budget = std::uint64_t{1} << 40;
-            auto c = posix_cache::open(cfg, tierguard::clock::manual());
-            if (!c) return +open_failed;
-            for (int i = 0; i < 1500; ++i) (void)c->put("key-" + std::to_string(i), value_for(i, 3000));
-            const auto ds = c->disk().stats();
-            const auto m = c->metrics();
-            r->disk_full_events = ds.disk_full_events;
-            r->evictions = ds.evictions;
-            r->metric_evictions = m.storage->evictions;
-            r->metric_entries = m.storage->entries;
-            r->metric_bytes = m.storage->bytes;
-            r->errors_disk_full = m.storage->errors_of(errc::disk_full);
-            if (auto listing = c->disk().storage().list()) {
-                for (const auto& blob : *listing) {
-                    if (blob.name == posix_tier::meta_name) continue;
-                    ++r->listed;
-                    r->listed_bytes += blob.size;
-                }
+    const int code = on_tmpfs("size=2m,mode=0700", [&](const fs::path& mount_point) {
+        posix_cache::config cfg;
+        cfg.storage.root = mount_point / "cache";
+        cfg.storage.sync = tierguard::durability::none;
+        cfg.memory.byte_budget = 64 << 10;
+        cfg.memory.shards = 1;
+        cfg.disk.byte_budget = std::uint64_t{1} << 40;
+        auto c = posix_cache::open(cfg, tierguard::clock::manual());
+        if (!c) return +open_failed;
+        for (int i = 0; i < 1500; ++i) (void)c->put("key-" + std::to_string(i), value_for(i, 3000));
+        const auto ds = c->disk().stats();
+        const auto m = c->metrics();
+        r->disk_full_events = ds.disk_full_events;
+        r->evictions = ds.evictions;
+        r->metric_evictions = m.storage->evictions;
+        r->metric_entries = m.storage->entries;
+        r->metric_bytes = m.storage->bytes;
+        r->errors_disk_full = m.storage->errors_of(errc::disk_full);
+        if (auto listing = c->disk().storage().list()) {
+            for (const auto& blob : *listing) {
+                if (blob.name == posix_tier::meta_name) continue;
+                ++r->listed;
+                r->listed_bytes += blob.size;
             }
-            const std::string text = c->to_prometheus();
-            auto sample = [&](const std::string& series) -> long long {
-                const auto at = text.find("\n" + series + " ");
-                if (at == std::string::npos) return -1;
-                return std::atoll(text.c_str() + at + series.size() + 2);
-            };
-            r->prometheus_disk_full = sample("tierguard_disk_full_total{tier=\"disk\"}");
-            r->prometheus_evictions = sample("tierguard_evictions_total{tier=\"disk\"}");
-            return ds.disk_full_events == 0 ? +never_full : +ok;
-        },
-        120);
-    if (code == no_mount) {
-        WARN("skipped: namespaces unavailable (unshare or mount refused)");
-        return;
-    }
+        }
+        const std::string text = c->to_prometheus();
+        auto sample = [&](const std::string& series) -> long long {
+            const auto at = text.find("\n" + series + " ");
+            if (at == std::string::npos) return -1;
+            return std::atoll(text.c_str() + at + series.size() + 2);
+        };
+        r->prometheus_disk_full = sample("tierguard_disk_full_total{tier=\"disk\"}");
+        r->prometheus_evictions = sample("tierguard_evictions_total{tier=\"disk\"}");
+        return ds.disk_full_events == 0 ? +never_full : +ok;
+    });
+    if (code == no_mount) return;
     INFO("child exit code " << code << " (10 open failed, 11 never full)");
     REQUIRE(code == ok);
     std::fprintf(stderr,
@@ -332,32 +323,25 @@ TEST_CASE("issue 14: the full disks segment_log handles itself count in disk_ful
         std::uint64_t tier_entries = 0;
         std::uint64_t storage_entries = 0;
     };
-    temp_dir mount_point;
     auto* r = shared_block<seglog_result>();
-    const int code = tierguard_test::in_child(
-        [&] {
-            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=1m,mode=0700")) return +no_mount;
-            // Segments far beyond the file system: only ENOSPC makes segment_log evict.
-            auto log = tierguard::storage::segment_log::open({.root = mount_point.path() / "cache",
-                                                              .sync = tierguard::durability::none,
-                                                              .segment_size = 64 << 10,
-                                                              .byte_budget = 64 << 20,
-                                                              .write_buffer = 4096});
-            if (!log) return +open_failed;
-            auto tier = seglog_tier::open(std::move(*log), {.byte_budget = std::uint64_t{1} << 40});
-            if (!tier) return +open_failed;
-            for (int i = 0; i < 1000; ++i) (void)tier->put("key-" + std::to_string(i), value_for(i, 3000));
-            r->storage_disk_full = tier->storage().stats().disk_full_evictions;
-            r->disk_full_events = tier->stats().disk_full_events;
-            r->tier_entries = tier->stats().entries;
-            r->storage_entries = tier->storage().stats().entries;
-            return r->storage_disk_full == 0 ? +never_full : +ok;
-        },
-        120);
-    if (code == no_mount) {
-        WARN("skipped: namespaces unavailable (unshare or mount refused)");
-        return;
-    }
+    const int code = on_tmpfs("size=1m,mode=0700", [&](const fs::path& mount_point) {
+        // Segments far beyond the file system: only ENOSPC makes segment_log evict.
+        auto log = tierguard::storage::segment_log::open({.root = mount_point / "cache",
+                                                          .sync = tierguard::durability::none,
+                                                          .segment_size = 64 << 10,
+                                                          .byte_budget = 64 << 20,
+                                                          .write_buffer = 4096});
+        if (!log) return +open_failed;
+        auto tier = seglog_tier::open(std::move(*log), {.byte_budget = std::uint64_t{1} << 40});
+        if (!tier) return +open_failed;
+        for (int i = 0; i < 1000; ++i) (void)tier->put("key-" + std::to_string(i), value_for(i, 3000));
+        r->storage_disk_full = tier->storage().stats().disk_full_evictions;
+        r->disk_full_events = tier->stats().disk_full_events;
+        r->tier_entries = tier->stats().entries;
+        r->storage_entries = tier->storage().stats().entries;
+        return r->storage_disk_full == 0 ? +never_full : +ok;
+    });
+    if (code == no_mount) return;
     INFO("child exit code " << code << " (10 open failed, 11 never full)");
     REQUIRE(code == ok);
     // Not checked: the tier's index keeps the entries segment_log evicted until a get or
