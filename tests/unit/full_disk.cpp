@@ -472,3 +472,35 @@ TEST_CASE("issue 14: a negative emergency_eviction_backoff is refused, naming th
     CHECK(bad.error().context().find("emergency_eviction_backoff") != std::string::npos);
     CHECK(faulty_tier::validate({.emergency_eviction_backoff = 0s}));
 }
+
+TEST_CASE("issue 14: scrub leaves no empty fan-out folder: emptied ones, and those of quarantined and orphan files") {
+    temp_dir dir;
+    auto opened = tierguard::storage::posix_directory::open({.root = dir.path() / "cache"});
+    REQUIRE(opened);
+    const fs::path root = opened->root();
+    auto tier = posix_tier::open(std::move(*opened), {}, tierguard::clock::manual());
+    REQUIRE(tier);
+    REQUIRE(tier->put("damaged", "value"));
+    REQUIRE(tier->put("kept", "value"));
+    const auto damaged = tier->name_for("damaged");
+    REQUIRE(damaged);
+    {
+        std::FILE* f = std::fopen((root / *damaged).c_str(), "r+b");
+        REQUIRE(f != nullptr);
+        std::fputs("garbage", f);
+        std::fclose(f);
+    }
+    fs::create_directories(root / "0a" / "1b");  // left empty by an older version
+    fs::create_directories(root / "0c" / "2d");
+    std::FILE* orphan = std::fopen((root / "0c" / "2d" / "0123456789abcdef").c_str(), "wb");  // not under its hash
+    REQUIRE(orphan != nullptr);
+    std::fclose(orphan);
+    REQUIRE(empty_folders(root) == 1);
+
+    const auto report = tier->scrub();
+    REQUIRE(report);
+    CHECK(report->quarantined == 1);
+    CHECK(report->orphans_removed == 1);
+    CHECK(empty_folders(root) == 0);
+    CHECK(*tier->get("kept") == "value");
+}

@@ -30,7 +30,7 @@ namespace tierguard::storage {
 /// and a folder of the same name (a blob where a folder belongs: errc::io_error with
 /// ENOTDIR on write and remove, errc::corrupted on read; a folder, once made, where a
 /// blob is written: errc::io_error with EISDIR). Folders, as on disk, stay once made
-/// until a remove() or clean() leaves them empty.
+/// until a remove(), quarantine() or clean() leaves them empty.
 /// Quarantined blobs go to a second map under the name posix_directory would give
 /// them; clean() purges those older than the maximum age. Every operation is
 /// thread-safe (one mutex) and O(log n) plus the bytes copied.
@@ -113,8 +113,7 @@ public:
         std::lock_guard lock(m_mutex);
         if (auto ok = check_removable("remove", name); !ok) return ok;
         m_blobs.erase(m_blobs.find(name));
-        for (auto folder = detail::blob_parent(name); !folder.empty() && drop_if_empty(m_folders.find(folder));
-             folder = detail::blob_parent(folder)) {}
+        drop_empty_parents(name);
         return {};
     }
 
@@ -138,6 +137,7 @@ public:
         q.bytes = std::move(it->second.bytes);
         q.since = std::chrono::floor<std::chrono::seconds>(now);
         m_blobs.erase(it);
+        drop_empty_parents(name);
         return {};
     }
 
@@ -192,6 +192,11 @@ private:
             return false;
         m_folders.erase(it);
         return true;
+    }
+
+    void drop_empty_parents(std::string_view name) {
+        for (auto folder = detail::blob_parent(name); !folder.empty() && drop_if_empty(m_folders.find(folder));
+             folder = detail::blob_parent(folder)) {}
     }
 
     // The first folder of `name` that is a blob, as the directory would find it walking down.

@@ -49,7 +49,7 @@ namespace tierguard::storage {
 ///    a time with O_NOFOLLOW; a symbolic link, FIFO, device or folder where a blob belongs
 ///    reads as errc::corrupted (a FIFO never blocks a read). For tests, the environment
 ///    variable TIERGUARD_NO_OPENAT2, set when open() runs, forces the segment walk.
-///  - Folders hold no garbage: remove() and clean() delete the blob folders they leave
+///  - Folders hold no garbage: remove(), quarantine() and clean() delete the blob folders they leave
 ///    empty (an empty folder costs an inode, and on a file system short of inodes a
 ///    full disk). Only an empty folder is ever removed (rmdir), so a write racing with
 ///    the removal either lands first and keeps the folder, or finds it gone and makes
@@ -216,7 +216,7 @@ public:
         if (::unlinkat(dir->fd, leaf.c_str(), 0) != 0) return unexpected(os_failure(errno, "remove", name, "unlink"));
         if (m_config.sync == durability::full && ::fsync(dir->fd) != 0)
             return unexpected(os_failure(errno, "remove", name, "sync folder"));
-        for (auto folder = parent_of(name); !folder.empty() && remove_if_empty(folder); folder = parent_of(folder)) {}
+        remove_empty_parents(name);
         return {};
     }
 
@@ -262,8 +262,8 @@ public:
     /// Moves the blob (a rename, no copy) to <root>/quarantine/ as
     /// detail::quarantine_name(name, reason, now), e.g.
     /// "20261123T104501Z.ab_cd_0123.bad_checksum", replacing a file of that same name.
-    /// Moves whatever non-directory sits there, links included (never followed).
-    /// errc::miss if absent.
+    /// Moves whatever non-directory sits there, links included (never followed), then
+    /// removes the folders this left empty. errc::miss if absent.
     result<void> quarantine(std::string_view name, std::string_view reason, std::chrono::system_clock::time_point now) {
         using detail::os_failure;
         namespace px = detail::posix;
@@ -286,6 +286,7 @@ public:
             return unexpected(os_failure(errno, "quarantine", name, "move to quarantine/" + target));
         if (m_config.sync == durability::full && (::fsync(folder->fd) != 0 || ::fsync(dir->fd) != 0))
             return unexpected(os_failure(errno, "quarantine", name, "sync folders"));
+        remove_empty_parents(name);
         return {};
     }
 
@@ -535,6 +536,11 @@ private:
             return f.starts_with(folders) && (f.size() == folders.size() || f[folders.size()] == '/');
         });
         return true;
+    }
+
+    // Removes the folders on blob `name`'s path that are empty, deepest first.
+    void remove_empty_parents(std::string_view name) {
+        for (auto folder = parent_of(name); !folder.empty() && remove_if_empty(folder); folder = parent_of(folder)) {}
     }
 
     static int sync_file(int fd, durability level) noexcept {
