@@ -406,8 +406,7 @@ public:
         if (const int err = m_disk->unlink(*dir, tierguard::detail::blob_leaf(name), name))
             return fail_with(err, "remove", name, "unlink");
         if (auto ok = sync_folder(*dir, "remove", name, tierguard::detail::blob_parent(name)); !ok) return ok;
-        remove_empty_parents(name);
-        return {};
+        return remove_empty_parents("remove", name);
     }
 
     [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() const {
@@ -434,8 +433,7 @@ public:
             return fail_with(err, "quarantine", name, "move to quarantine/" + target);
         if (auto ok = sync_folder(*folder, "quarantine", name, td::quarantine_folder); !ok) return ok;
         if (auto ok = sync_folder(*dir, "quarantine", name, tierguard::detail::blob_parent(name)); !ok) return ok;
-        remove_empty_parents(name);
-        return {};
+        return remove_empty_parents("quarantine", name);
     }
 
     tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
@@ -467,12 +465,16 @@ public:
         std::function<void(std::size_t, const std::string&)> collect = [&](std::size_t folder, const std::string& at) {
             for (const auto& [leaf, n] : m_disk->list(folder)) {
                 if (!n.folder || (at.empty() && leaf == td::quarantine_folder)) continue;
-                folders.push_back(join(at, leaf));
-                collect(n.id, folders.back());
+                const std::string path = join(at, leaf);
+                folders.push_back(path);
+                collect(n.id, path);
             }
         };
         collect(0, "");
-        for (auto it = folders.rbegin(); it != folders.rend(); ++it) (void)remove_if_empty(*it);
+        for (auto it = folders.rbegin(); it != folders.rend(); ++it) {
+            if (auto removed = remove_if_empty("clean", *it); !removed)
+                return tierguard::unexpected(std::move(removed).error());
+        }
         return report;
     }
 
@@ -490,17 +492,25 @@ private:
 
     // As posix_directory: rmdir, which changes nothing unless the folder is empty; its
     // link, and those of the folders in it, are no longer known synced.
-    bool remove_if_empty(std::string_view folder) {
-        auto parent = walk("remove", folder, tierguard::detail::blob_parent(folder), false, false);
-        if (!parent || m_disk->remove_folder(*parent, tierguard::detail::blob_leaf(folder), folder) != 0) return false;
+    tierguard::result<bool> remove_if_empty(std::string_view operation, std::string_view folder) {
+        auto parent = walk(operation, folder, tierguard::detail::blob_parent(folder), false, false);
+        if (!parent) return tierguard::unexpected(std::move(parent).error());
+        const int err = m_disk->remove_folder(*parent, tierguard::detail::blob_leaf(folder), folder);
+        if (err == ENOTEMPTY || err == ENOENT || err == ENOTDIR) return false;
+        if (err != 0) return fail_with(err, operation, folder, "remove the emptied folder");
         std::erase_if(m_durable_folders, [&](const std::string& f) {
             return f.starts_with(folder) && (f.size() == folder.size() || f[folder.size()] == '/');
         });
         return true;
     }
-    void remove_empty_parents(std::string_view name) {
-        for (auto folder = tierguard::detail::blob_parent(name); !folder.empty() && remove_if_empty(folder);
-             folder = tierguard::detail::blob_parent(folder)) {}
+    tierguard::result<void> remove_empty_parents(std::string_view operation, std::string_view name) {
+        for (auto folder = tierguard::detail::blob_parent(name); !folder.empty();
+             folder = tierguard::detail::blob_parent(folder)) {
+            auto removed = remove_if_empty(operation, folder);
+            if (!removed) return tierguard::unexpected(std::move(removed).error());
+            if (!*removed) break;
+        }
+        return {};
     }
 
     tierguard::result<void> sync_folder(std::size_t folder, std::string_view operation, std::string_view name,

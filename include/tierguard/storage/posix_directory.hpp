@@ -216,8 +216,7 @@ public:
         if (::unlinkat(dir->fd, leaf.c_str(), 0) != 0) return unexpected(os_failure(errno, "remove", name, "unlink"));
         if (m_config.sync == durability::full && ::fsync(dir->fd) != 0)
             return unexpected(os_failure(errno, "remove", name, "sync folder"));
-        remove_empty_parents(name);
-        return {};
+        return remove_empty_parents("remove", name);
     }
 
     /// Every regular file under the root whose path is a valid blob name; skips dot-names
@@ -286,8 +285,7 @@ public:
             return unexpected(os_failure(errno, "quarantine", name, "move to quarantine/" + target));
         if (m_config.sync == durability::full && (::fsync(folder->fd) != 0 || ::fsync(dir->fd) != 0))
             return unexpected(os_failure(errno, "quarantine", name, "sync folders"));
-        remove_empty_parents(name);
-        return {};
+        return remove_empty_parents("quarantine", name);
     }
 
     /// Removes, without following any link: temp files of interrupted writes (not those
@@ -384,7 +382,9 @@ public:
                 return unexpected(os_failure(errno, "clean", *it, "remove folder"));
             }
         }
-        for (auto it = blob_folders.rbegin(); it != blob_folders.rend(); ++it) (void)remove_if_empty(*it);
+        for (auto it = blob_folders.rbegin(); it != blob_folders.rend(); ++it) {
+            if (auto removed = remove_if_empty("clean", *it); !removed) return unexpected(std::move(removed).error());
+        }
         return report;
     }
 
@@ -522,15 +522,23 @@ private:
         return f.os_error() == std::error_code(ENOENT, std::generic_category());
     }
 
-    // Removes blob folder `folders` if it is empty; true if it did. rmdir refuses a folder
-    // that is not empty, so a file a racing write makes in it keeps it; a write that
-    // opened it before and creates its file after the removal meets ENOENT and walks again.
-    bool remove_if_empty(std::string_view folders) {
-        auto parent = walk("remove", folders, parent_of(folders), false, false);
-        if (!parent) return false;
+    // Removes blob folder `folders` if it is empty: true if it did, false if it was not
+    // empty or is gone, an error (EIO, say) otherwise. rmdir refuses a folder that is not
+    // empty, so a file a racing write makes in it keeps it; a write that opened it before
+    // and creates its file after the removal meets ENOENT and walks again.
+    result<bool> remove_if_empty(std::string_view operation, std::string_view folders) {
+        auto parent = walk(operation, folders, parent_of(folders), false, false);
+        if (!parent) {
+            if (vanished(parent.error())) return false;
+            return unexpected(std::move(parent).error());
+        }
         const std::string leaf(leaf_of(folders));
         std::lock_guard lock(m_in_flight->mutex);
-        if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) != 0) return false;
+        if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) != 0) {
+            const int err = errno;
+            if (err == ENOTEMPTY || err == EEXIST || err == ENOENT || err == ENOTDIR || err == EBUSY) return false;
+            return unexpected(detail::os_failure(err, operation, folders, "remove the emptied folder"));
+        }
         ++m_in_flight->removals;
         std::erase_if(m_in_flight->durable_folders, [&](const std::string& f) {
             return f.starts_with(folders) && (f.size() == folders.size() || f[folders.size()] == '/');
@@ -539,8 +547,13 @@ private:
     }
 
     // Removes the folders on blob `name`'s path that are empty, deepest first.
-    void remove_empty_parents(std::string_view name) {
-        for (auto folder = parent_of(name); !folder.empty() && remove_if_empty(folder); folder = parent_of(folder)) {}
+    result<void> remove_empty_parents(std::string_view operation, std::string_view name) {
+        for (auto folder = parent_of(name); !folder.empty(); folder = parent_of(folder)) {
+            auto removed = remove_if_empty(operation, folder);
+            if (!removed) return unexpected(std::move(removed).error());
+            if (!*removed) break;
+        }
+        return {};
     }
 
     static int sync_file(int fd, durability level) noexcept {
