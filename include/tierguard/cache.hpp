@@ -110,15 +110,18 @@ struct hit {
 struct tier_metrics {
     tier which = tier::memory;
     std::uint64_t hits = 0;
-    std::uint64_t misses = 0;  ///< plain misses and expired entries
-    std::uint64_t writes = 0;  ///< puts the tier took
-    std::uint64_t evictions = 0;
+    std::uint64_t misses = 0;     ///< plain misses and expired entries
+    std::uint64_t writes = 0;     ///< puts the tier took
+    std::uint64_t evictions = 0;  ///< entries evicted, each once (the disk's emergency evictions included)
     std::uint64_t expirations = 0;
     std::uint64_t corrupted = 0;
     std::uint64_t quarantined = 0;
     std::uint64_t version_mismatches = 0;
     std::uint64_t entries = 0;
     std::uint64_t bytes = 0;
+    /// Storage tier: every full disk (ENOSPC, EDQUOT) its storage met, whether or not the
+    /// emergency eviction's retry then stored the entry (disk_stats::disk_full_events).
+    std::uint64_t disk_full = 0;
     /// Failed calls to the tier by code: errors[static_cast<size_t>(code) - 1]. circuit_open
     /// counts the calls its breaker refused.
     std::array<std::uint64_t, errc_count> errors{};
@@ -545,7 +548,8 @@ public:
             d.hits = ds.hits;
             d.misses = ds.misses + s.index_misses.load(std::memory_order_relaxed);
             d.writes = ds.writes;
-            d.evictions = ds.evictions + ds.emergency_evictions;
+            d.evictions = ds.evictions;
+            d.disk_full = ds.disk_full_events + s.detached_disk_full.load(std::memory_order_relaxed);
             d.expirations = ds.expirations;
             d.corrupted = ds.corrupted;
             d.quarantined = ds.quarantined;
@@ -685,6 +689,7 @@ private:
         std::atomic<std::uint64_t> stale_served{0};
         std::atomic<std::uint64_t> memory_writes{0};
         std::atomic<std::uint64_t> index_misses{0};
+        std::atomic<std::uint64_t> detached_disk_full{0};  // full disks met while opening a detached tier
         std::atomic<std::uint64_t> loads{0};
         std::atomic<std::uint64_t> load_failures{0};
         std::atomic<std::uint64_t> loads_shared{0};
@@ -755,7 +760,7 @@ private:
         if (!is_runtime_fault(*why)) return unexpected(std::move(*why));
         c.emit(event_kind::storage_unavailable,
                "the storage could not be opened; the cache runs degraded until a probe opens it", &*why);
-        c.note_error(tier::disk, *why);
+        c.note_open_failure(*why);
         // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
         // leaves the detached tier to degraded mode alone (see tier_state).
         for (int i = 0; i < 100000 && c.m->breaker.state() == breaker_state::closed; ++i)
@@ -803,7 +808,7 @@ private:
         emit(event_kind::storage_unavailable, "probe: the storage could not be opened; the tier stays detached",
              &ok.error());
         s.breaker.on_failure(breaker_code(ok.error()));
-        note_error(tier::disk, ok.error());
+        note_open_failure(ok.error());
         refresh_mode();
         return ok;
     }
@@ -903,6 +908,13 @@ private:
             }
         }
         return report(call());
+    }
+
+    // A storage that could not be opened: counted as the disk tier's errors are, and a full
+    // disk also where the full-disk alert looks (the disk tier's own count starts at attach).
+    void note_open_failure(const failure& f) {
+        if (f.code() == errc::disk_full) m->detached_disk_full.fetch_add(1, std::memory_order_relaxed);
+        note_error(tier::disk, f);
     }
 
     void note_error(tier where, const failure& f) {
@@ -1134,6 +1146,9 @@ private:
                         t.breaker_opens);
             out.gauge("tierguard_storage_attached", "1 while the storage tier is open, 0 while it could not be opened.",
                       {lbl{"tier", tn}}, t.attached ? 1.0 : 0.0);
+            out.counter("tierguard_disk_full_total",
+                        "Full disks (ENOSPC, EDQUOT) the storage met, whether or not the retry then succeeded.",
+                        {lbl{"tier", tn}}, t.disk_full);
         }
         out.gauge("tierguard_degraded", "1 while a storage tier is unavailable.", {}, mt.degraded ? 1.0 : 0.0);
         out.counter("tierguard_degraded_entered_total", "Times the cache entered degraded mode.", {},

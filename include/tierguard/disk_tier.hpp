@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -50,6 +51,11 @@ struct disk_config {
     std::size_t max_key_size = std::size_t{1} << 20;
     /// Share of the entries evicted when a write meets a full disk, before its one retry.
     double emergency_eviction_fraction = 0.1;
+    /// After an emergency eviction whose retry still met a full disk (something else fills
+    /// it, or evicting frees nothing the write can use), puts that meet a full disk fail at
+    /// once, without evicting, for this long by the tier's clock: otherwise every put would
+    /// evict and the tier would empty itself for nothing. 0: evict on every full disk.
+    std::chrono::nanoseconds emergency_eviction_backoff = std::chrono::minutes{1};
     /// Quarantined files older than this are purged by scrub() (seed 001: 7 days).
     std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};
     /// Read and verify every entry at open (scrub). Off: the index is built from the
@@ -60,16 +66,19 @@ struct disk_config {
 /// Counters of a disk tier since it was opened.
 struct disk_stats {
     std::uint64_t hits = 0;
-    std::uint64_t misses = 0;               ///< gets that found no entry, or an expired one
-    std::uint64_t writes = 0;               ///< puts that reached the storage
-    std::uint64_t rejected = 0;             ///< puts refused before writing (too large, bad TTL)
-    std::uint64_t evictions = 0;            ///< entries removed to keep the budgets
-    std::uint64_t expirations = 0;          ///< entries removed because their TTL passed
-    std::uint64_t corrupted = 0;            ///< entries that failed validation
-    std::uint64_t quarantined = 0;          ///< files moved to quarantine
-    std::uint64_t version_mismatches = 0;   ///< entries of another format or schema version, removed
-    std::uint64_t disk_full_events = 0;     ///< writes that met a full disk
-    std::uint64_t emergency_evictions = 0;  ///< entries evicted to make room after a full disk
+    std::uint64_t misses = 0;              ///< gets that found no entry, or an expired one
+    std::uint64_t writes = 0;              ///< puts that reached the storage
+    std::uint64_t rejected = 0;            ///< puts refused before writing (too large, bad TTL)
+    std::uint64_t evictions = 0;           ///< entries removed to keep the budgets or after a full disk
+    std::uint64_t expirations = 0;         ///< entries removed because their TTL passed
+    std::uint64_t corrupted = 0;           ///< entries that failed validation
+    std::uint64_t quarantined = 0;         ///< files moved to quarantine
+    std::uint64_t version_mismatches = 0;  ///< entries of another format or schema version, removed
+    /// Every full disk (ENOSPC, EDQUOT) the storage met: each write it refused, the retry
+    /// after an emergency eviction included, whether or not the put then succeeded; and
+    /// the segments a storage that handles ENOSPC itself evicted for it (segment_log).
+    std::uint64_t disk_full_events = 0;
+    std::uint64_t emergency_evictions = 0;  ///< entries evicted to make room after a full disk (in evictions too)
     std::uint64_t io_errors = 0;            ///< storage failures other than the above
     std::size_t entries = 0;
     std::uint64_t bytes = 0;
@@ -182,6 +191,8 @@ public:
                        "; it must be in (0, 1]");
         if (cfg.quarantine_max_age < std::chrono::seconds::zero())
             return bad("disk_config.quarantine_max_age is negative");
+        if (cfg.emergency_eviction_backoff < std::chrono::nanoseconds::zero())
+            return bad("disk_config.emergency_eviction_backoff is negative");
         return {};
     }
 
@@ -270,7 +281,8 @@ public:
 
     /// Stores `value` with the default TTL. Evicts least recently used entries to keep
     /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries and
-    /// retries once. errc::too_large if the frame exceeds max_entry_size or the budget;
+    /// retries once (not within emergency_eviction_backoff of a retry that failed for a
+    /// full disk: then it fails at once). errc::too_large if the frame exceeds max_entry_size or the budget;
     /// errc::disk_full, errc::io_error, errc::permission_denied from the storage. A
     /// failed put leaves the previous value (if any) readable.
     result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
@@ -318,21 +330,31 @@ public:
         auto written = m_storage.write(name_of(h), blob);
         if (!written && written.error().code() == errc::disk_full) {
             ++m_stats.disk_full_events;
-            const auto victims = std::max<std::size_t>(
-                1,
-                static_cast<std::size_t>(static_cast<double>(m_index.live()) * m_config.emergency_eviction_fraction));
-            std::size_t evicted = 0;
-            while (evicted < victims && m_index.live() != 0) {
-                evict_lru();
-                ++evicted;
-            }
-            m_stats.emergency_evictions += evicted;
-            emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " entries after ENOSPC",
-                 &written.error());
-            written = m_storage.write(name_of(h), blob);
-            if (!written && written.error().code() == errc::disk_full)
-                emit(event_kind::disk_full, "write of " + name_of(h) + " failed again after emergency eviction",
+            if (m_clock.now() < m_emergency_paused_until) {
+                emit(event_kind::disk_full,
+                     "write of " + name_of(h) +
+                         " met a full disk; no emergency eviction since the last one freed no room",
                      &written.error());
+            } else {
+                const auto victims =
+                    std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(m_index.live()) *
+                                                                      m_config.emergency_eviction_fraction));
+                std::size_t evicted = 0;
+                while (evicted < victims && m_index.live() != 0) {
+                    evict_lru();
+                    ++evicted;
+                }
+                m_stats.emergency_evictions += evicted;
+                emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " entries after ENOSPC",
+                     &written.error());
+                written = m_storage.write(name_of(h), blob);
+                if (!written && written.error().code() == errc::disk_full) {
+                    ++m_stats.disk_full_events;
+                    m_emergency_paused_until = detail::expiry_after(m_clock.now(), m_config.emergency_eviction_backoff);
+                    emit(event_kind::disk_full, "write of " + name_of(h) + " failed again after emergency eviction",
+                         &written.error());
+                }
+            }
         }
         if (!written) {
             if (written.error().code() != errc::disk_full) note_io_error(written.error());
@@ -483,6 +505,7 @@ public:
         disk_stats out = m_stats;
         out.entries = m_index.live();
         out.bytes = m_index.bytes();
+        out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
         return out;
     }
 
@@ -510,7 +533,20 @@ private:
           m_clock(std::move(clock)),
           m_listener(std::move(listener)),
           m_mutex(std::make_unique<std::mutex>()),
-          m_zlib(std::make_unique<frame::zlib_streams>()) {}
+          m_zlib(std::make_unique<frame::zlib_streams>()),
+          m_storage_disk_full_at_open(storage_disk_full()) {}
+
+    // Full disks a storage handled itself and so never returned (segment_log evicts a
+    // segment and retries), from its own counters; 0 for a storage that returns them all.
+    [[nodiscard]] std::uint64_t storage_disk_full() const {
+        if constexpr (requires(const storage_type& s) {
+                          { s.stats().disk_full_evictions } -> std::convertible_to<std::uint64_t>;
+                      }) {
+            return m_storage.stats().disk_full_evictions;
+        } else {
+            return 0;
+        }
+    }
 
     [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
         std::vector<std::byte> out;
@@ -734,6 +770,8 @@ private:
     std::array<std::uint64_t, 2> m_secret{};
     index_type m_index;
     disk_stats m_stats;
+    time_point m_emergency_paused_until{time_point::min()};
+    std::uint64_t m_storage_disk_full_at_open = 0;
 };
 
 }  // namespace tierguard

@@ -13,10 +13,12 @@
 //   write:      [make folder if missing, (full) sync its parent unless this instance did]*,
 //               create temp (O_EXCL), write it whole,
 //               (data, full) sync the temp file, rename into place, (full) sync folder
-//   remove:     unlink, (full) sync folder
+//   remove:     unlink, (full) sync folder, [remove the folder if this emptied it]*
 //   quarantine: [make quarantine folder, (full) sync root], rename across folders,
-//               (full) sync quarantine folder, sync the blob's folder
-//   clean:      unlink temp files and expired quarantine, no sync (as posix_directory)
+//               (full) sync quarantine folder, sync the blob's folder,
+//               [remove the folder if this emptied it]*
+//   clean:      unlink temp files and expired quarantine, then remove empty blob folders
+//               deepest first, no sync (as posix_directory)
 //
 // tests/unit/power_loss.cpp keeps the two in step: on Linux it wraps those system calls
 // at link time (--wrap) and checks that posix_directory, run on a real folder, makes the
@@ -224,6 +226,16 @@ public:
         link(to_folder, to, *what);
         return 0;
     }
+    /// rmdir: ENOTEMPTY (no step: nothing changes) unless the folder is empty.
+    int remove_folder(std::size_t parent, std::string_view name, std::string_view path) {
+        const auto what = lookup(parent, name);
+        if (!what) return ENOENT;
+        if (!what->folder) return ENOTDIR;
+        if (!m_folders[what->id].live.empty()) return ENOTEMPTY;
+        if (!step(disk_step::unlink, path)) return EIO;
+        unlink_entry(parent, name, *what);
+        return 0;
+    }
     int unlink(std::size_t folder, std::string_view name, std::string_view path) {
         if (!step(disk_step::unlink, path)) return EIO;
         const auto what = lookup(folder, name);
@@ -393,7 +405,8 @@ public:
         if (!dir) return tierguard::unexpected(std::move(dir).error());
         if (const int err = m_disk->unlink(*dir, tierguard::detail::blob_leaf(name), name))
             return fail_with(err, "remove", name, "unlink");
-        return sync_folder(*dir, "remove", name, tierguard::detail::blob_parent(name));
+        if (auto ok = sync_folder(*dir, "remove", name, tierguard::detail::blob_parent(name)); !ok) return ok;
+        return remove_empty_parents("remove", name);
     }
 
     [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() const {
@@ -419,7 +432,8 @@ public:
                                            join(td::quarantine_folder, target)))
             return fail_with(err, "quarantine", name, "move to quarantine/" + target);
         if (auto ok = sync_folder(*folder, "quarantine", name, td::quarantine_folder); !ok) return ok;
-        return sync_folder(*dir, "quarantine", name, tierguard::detail::blob_parent(name));
+        if (auto ok = sync_folder(*dir, "quarantine", name, tierguard::detail::blob_parent(name)); !ok) return ok;
+        return remove_empty_parents("quarantine", name);
     }
 
     tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
@@ -447,6 +461,20 @@ public:
             ++(d.temp ? report.temp_files_removed : report.quarantine_purged);
             report.bytes_freed += d.size;
         }
+        std::vector<std::string> folders;  // each after its parent
+        std::function<void(std::size_t, const std::string&)> collect = [&](std::size_t folder, const std::string& at) {
+            for (const auto& [leaf, n] : m_disk->list(folder)) {
+                if (!n.folder || (at.empty() && leaf == td::quarantine_folder)) continue;
+                const std::string path = join(at, leaf);
+                folders.push_back(path);
+                collect(n.id, path);
+            }
+        };
+        collect(0, "");
+        for (auto it = folders.rbegin(); it != folders.rend(); ++it) {
+            if (auto removed = remove_if_empty("clean", *it); !removed)
+                return tierguard::unexpected(std::move(removed).error());
+        }
         return report;
     }
 
@@ -460,6 +488,29 @@ private:
     }
     [[nodiscard]] static std::string join(std::string_view folder, std::string_view leaf) {
         return folder.empty() ? std::string(leaf) : std::string(folder) + "/" + std::string(leaf);
+    }
+
+    // As posix_directory: rmdir, which changes nothing unless the folder is empty; its
+    // link, and those of the folders in it, are no longer known synced.
+    tierguard::result<bool> remove_if_empty(std::string_view operation, std::string_view folder) {
+        auto parent = walk(operation, folder, tierguard::detail::blob_parent(folder), false, false);
+        if (!parent) return tierguard::unexpected(std::move(parent).error());
+        const int err = m_disk->remove_folder(*parent, tierguard::detail::blob_leaf(folder), folder);
+        if (err == ENOTEMPTY || err == ENOENT || err == ENOTDIR) return false;
+        if (err != 0) return fail_with(err, operation, folder, "remove the emptied folder");
+        std::erase_if(m_durable_folders, [&](const std::string& f) {
+            return f.starts_with(folder) && (f.size() == folder.size() || f[folder.size()] == '/');
+        });
+        return true;
+    }
+    tierguard::result<void> remove_empty_parents(std::string_view operation, std::string_view name) {
+        for (auto folder = tierguard::detail::blob_parent(name); !folder.empty();
+             folder = tierguard::detail::blob_parent(folder)) {
+            auto removed = remove_if_empty(operation, folder);
+            if (!removed) return tierguard::unexpected(std::move(removed).error());
+            if (!*removed) break;
+        }
+        return {};
     }
 
     tierguard::result<void> sync_folder(std::size_t folder, std::string_view operation, std::string_view name,

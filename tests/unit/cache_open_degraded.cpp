@@ -145,6 +145,7 @@ TEST_CASE("cache::open: a storage failing at open gives a degraded cache that at
     REQUIRE(mt.storage);
     CHECK_FALSE(mt.storage->attached);
     CHECK(mt.storage->errors_of(errc::disk_full) == 1);
+    CHECK(mt.storage->disk_full == 1);  // where the full-disk alert looks (docs/METRICS.md)
     const std::string text = c.to_prometheus();
     CHECK(text.find("tierguard_storage_attached{tier=\"disk\"} 0") != std::string::npos);
     CHECK(text.find("tierguard_degraded 1") != std::string::npos);
@@ -165,6 +166,7 @@ TEST_CASE("cache::open: a storage failing at open gives a degraded cache that at
     CHECK(c.breaker().state() == breaker_state::open);
     CHECK(listener.count(event_kind::storage_unavailable) == 2);
     CHECK(c.metrics().storage->errors_of(errc::disk_full) == 2);
+    CHECK(c.metrics().storage->disk_full == 2);
 
     // the disk has room again: the probe opens the tier, and puts reach the disk
     ctl.heal();

@@ -181,7 +181,7 @@ struct operation {
 template <class C>
 std::uint64_t evictions_of(C& c) {
     const auto s = c.disk().stats();
-    return s.evictions + s.emergency_evictions;
+    return s.evictions;  // emergency evictions are among them
 }
 
 std::string describe(const std::optional<failure>& f) { return f ? "error:" + errc_name(f->code()) : "ok"; }

@@ -525,12 +525,14 @@ TEST_CASE("power_loss_storage takes posix_directory's steps for each durability"
     };
     using v = std::vector<std::string>;
     CHECK(steps_of(durability::none) == v{"make_folder ab", "make_folder ab/cd", "create_temp temp", "write_temp temp",
-                                          "rename ab/cd/x", "unlink ab/cd/x"});
+                                          "rename ab/cd/x", "unlink ab/cd/x", "unlink ab/cd", "unlink ab"});
     CHECK(steps_of(durability::data) == v{"make_folder ab", "make_folder ab/cd", "create_temp temp", "write_temp temp",
-                                          "sync_file temp", "rename ab/cd/x", "unlink ab/cd/x"});
+                                          "sync_file temp", "rename ab/cd/x", "unlink ab/cd/x", "unlink ab/cd",
+                                          "unlink ab"});
     CHECK(steps_of(durability::full) == v{"make_folder ab", "sync_folder .", "make_folder ab/cd", "sync_folder ab",
                                           "create_temp temp", "write_temp temp", "sync_file temp", "rename ab/cd/x",
-                                          "sync_folder ab/cd", "unlink ab/cd/x", "sync_folder ab/cd"});
+                                          "sync_folder ab/cd", "unlink ab/cd/x", "sync_folder ab/cd", "unlink ab/cd",
+                                          "unlink ab"});
 }
 
 #if defined(TIERGUARD_TEST_SYSCALL_TRACE)

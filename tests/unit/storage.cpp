@@ -235,12 +235,16 @@ TEMPLATE_TEST_CASE("storage: a blob and a folder of the same name conflict as on
     CHECK(errc_of(s.quarantine("a/b", "r", t0)) == errc::io_error);
 
     REQUIRE(s.write("c/d", bytes_of("x")));
-    REQUIRE(s.remove("c/d"));  // the folder c stays, as on disk
+    REQUIRE(s.write("c/e", bytes_of("x")));
+    REQUIRE(s.remove("c/d"));  // the folder c stays: it is not empty
     CHECK(errc_of(s.write("c", bytes_of("x"))) == errc::io_error);
     CHECK(errc_of(s.read("c")) == errc::corrupted);
     CHECK(errc_of(s.remove("c")) == errc::io_error);
     CHECK(errc_of(s.quarantine("c", "r", t0)) == errc::io_error);
     CHECK(text_of(s.read("a").value()) == "blob");
+    REQUIRE(s.remove("c/e"));  // the remove that empties c takes it away
+    CHECK(s.write("c", bytes_of("now a blob")));
+    CHECK(text_of(s.read("c").value()) == "now a blob");
 }
 
 TEST_CASE("storage: memory_storage answers every operation as posix_directory does (random operations)") {

@@ -30,7 +30,8 @@ namespace tierguard::storage {
 /// errc::too_large past max_blob_size, and the file system's conflicts between a blob
 /// and a folder of the same name (a blob where a folder belongs: errc::io_error with
 /// ENOTDIR on write and remove, errc::corrupted on read; a folder, once made, where a
-/// blob is written: errc::io_error with EISDIR). Folders, as on disk, stay once made.
+/// blob is written: errc::io_error with EISDIR). Folders, as on disk, stay once made
+/// until a remove(), quarantine() or clean() leaves them empty.
 /// Quarantined blobs go to a second map under the name posix_directory would give
 /// them; clean() purges those older than the maximum age. Every operation is
 /// thread-safe (one mutex) and O(log n) plus the bytes copied.
@@ -113,6 +114,7 @@ public:
         std::lock_guard lock(m_mutex);
         if (auto ok = check_removable("remove", name); !ok) return ok;
         m_blobs.erase(m_blobs.find(name));
+        drop_empty_parents(name);
         return {};
     }
 
@@ -137,6 +139,7 @@ public:
         q.since = std::chrono::system_clock::time_point(detail::ceil_sat<std::chrono::system_clock::duration>(
             std::chrono::floor<std::chrono::seconds>(now).time_since_epoch()));
         m_blobs.erase(it);
+        drop_empty_parents(name);
         return {};
     }
 
@@ -155,6 +158,10 @@ public:
                 ++it;
             }
         }
+        // Deepest first, as posix_directory removes them; its quarantine folder stays.
+        const std::vector<std::string> folders(m_folders.rbegin(), m_folders.rend());
+        for (const std::string& folder : folders)
+            if (folder != detail::quarantine_folder) (void)drop_if_empty(m_folders.find(folder));
         return report;
     }
 
@@ -175,6 +182,24 @@ private:
         std::vector<std::byte> bytes;
         std::chrono::system_clock::time_point since;
     };
+
+    // Drops the folder at `it` if no blob or folder is in it; true if it did.
+    bool drop_if_empty(std::set<std::string, std::less<>>::iterator it) {
+        if (it == m_folders.end()) return false;
+        const std::string inside = *it + "/";
+        const auto blob = m_blobs.lower_bound(inside);
+        const auto folder = m_folders.lower_bound(inside);
+        if ((blob != m_blobs.end() && blob->first.starts_with(inside)) ||
+            (folder != m_folders.end() && folder->starts_with(inside)))
+            return false;
+        m_folders.erase(it);
+        return true;
+    }
+
+    void drop_empty_parents(std::string_view name) {
+        for (auto folder = detail::blob_parent(name); !folder.empty() && drop_if_empty(m_folders.find(folder));
+             folder = detail::blob_parent(folder)) {}
+    }
 
     // The first folder of `name` that is a blob, as the directory would find it walking down.
     [[nodiscard]] std::optional<std::string> blob_on_path(std::string_view name) const {

@@ -50,6 +50,11 @@ namespace tierguard::storage {
 ///    a time with O_NOFOLLOW; a symbolic link, FIFO, device or folder where a blob belongs
 ///    reads as errc::corrupted (a FIFO never blocks a read). For tests, the environment
 ///    variable TIERGUARD_NO_OPENAT2, set when open() runs, forces the segment walk.
+///  - Folders hold no garbage: remove(), quarantine() and clean() delete the blob folders they leave
+///    empty (an empty folder costs an inode, and on a file system short of inodes a
+///    full disk). Only an empty folder is ever removed (rmdir), so a write racing with
+///    the removal either lands first and keeps the folder, or finds it gone and makes
+///    it again: it never fails or is lost because of the removal.
 ///  - Files are made 0600 and folders 0700; open() refuses a root that is a symbolic
 ///    link, is not owned by the effective uid, or is writable by group or others.
 ///  - One user at a time: open() takes an exclusive advisory lock (flock) on <root>/.lock
@@ -152,13 +157,19 @@ public:
             return fail(errc::too_large, tier::disk,
                         "write " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
                             " bytes exceeds max_blob_size (" + std::to_string(m_config.max_blob_size) + ")");
-        auto dir = walk("write", name, parent_of(name), true, false);
-        if (!dir) return unexpected(std::move(dir).error());
-
+        std::optional<folder_ref> dir;
         std::optional<temp_ticket> ticket;
         std::string temp;
         px::unique_fd fd;
         for (int attempt = 0;; ++attempt) {
+            // ENOENT: a remove() or clean() took a folder on the way away once it was
+            // empty (before our temp file was in it); walk again, making it anew.
+            auto opened = walk("write", name, parent_of(name), true, false);
+            if (!opened) {
+                if (attempt < max_write_attempts && missing(opened.error())) continue;
+                return unexpected(std::move(opened).error());
+            }
+            dir.emplace(std::move(*opened));
             ticket.emplace(*m_in_flight);
             temp = m_in_flight->prefix + std::to_string(ticket->number());
             fd.reset(px::retry_eintr([&] {
@@ -167,7 +178,7 @@ public:
             if (fd) break;
             const int err = errno;
             // EEXIST: a crashed process with our pid left this one; take the next number.
-            if (err != EEXIST || attempt == 16)
+            if ((err != EEXIST && err != ENOENT) || attempt == max_write_attempts)
                 return unexpected(os_failure(err, "write", name, "create temp file " + temp));
         }
         temp_remover remover{dir->fd, temp.c_str()};
@@ -194,7 +205,8 @@ public:
     }
 
     /// Removes the blob; errc::miss if there was none. Never follows a link (a link where
-    /// a blob belongs is itself removed).
+    /// a blob belongs is itself removed). Then removes the folders on its path that this
+    /// left empty.
     result<void> remove(std::string_view name) {
         using detail::os_failure;
         if (auto ok = detail::check_blob_name("remove", name, tier::disk); !ok) return ok;
@@ -205,7 +217,7 @@ public:
         if (::unlinkat(dir->fd, leaf.c_str(), 0) != 0) return unexpected(os_failure(errno, "remove", name, "unlink"));
         if (m_config.sync == durability::full && ::fsync(dir->fd) != 0)
             return unexpected(os_failure(errno, "remove", name, "sync folder"));
-        return {};
+        return remove_empty_parents("remove", name);
     }
 
     /// Every regular file under the root whose path is a valid blob name; skips dot-names
@@ -250,8 +262,8 @@ public:
     /// Moves the blob (a rename, no copy) to <root>/quarantine/ as
     /// detail::quarantine_name(name, reason, now), e.g.
     /// "20261123T104501Z.ab_cd_0123.bad_checksum", replacing a file of that same name.
-    /// Moves whatever non-directory sits there, links included (never followed).
-    /// errc::miss if absent.
+    /// Moves whatever non-directory sits there, links included (never followed), then
+    /// removes the folders this left empty. errc::miss if absent.
     result<void> quarantine(std::string_view name, std::string_view reason, std::chrono::system_clock::time_point now) {
         using detail::os_failure;
         namespace px = detail::posix;
@@ -274,15 +286,16 @@ public:
             return unexpected(os_failure(errno, "quarantine", name, "move to quarantine/" + target));
         if (m_config.sync == durability::full && (::fsync(folder->fd) != 0 || ::fsync(dir->fd) != 0))
             return unexpected(os_failure(errno, "quarantine", name, "sync folders"));
-        return {};
+        return remove_empty_parents("quarantine", name);
     }
 
     /// Removes, without following any link: temp files of interrupted writes (not those
     /// of this instance's writes in flight); foreign things (links, FIFOs, sockets,
     /// devices, files and folders whose names are not blob names, anything unexpected in
     /// the quarantine folder); quarantined files older than options.now -
-    /// options.quarantine_max_age, by the time in their names. Never opens anything but
-    /// folders. Empty blob folders stay: a concurrent write may be about to use one.
+    /// options.quarantine_max_age, by the time in their names; blob folders left empty
+    /// (a write racing with that makes the folder again, see the class comment). Never
+    /// opens anything but folders.
     result<clean_report> clean(const clean_options& options) {
         using detail::os_failure;
         namespace px = detail::posix;
@@ -296,6 +309,7 @@ public:
         const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
         std::vector<folder> pending{{std::string(), kind::blobs}};
         std::vector<std::string> foreign_folders;  // each found after its parent: removed in reverse
+        std::vector<std::string> blob_folders;     // the same
         while (!pending.empty()) {
             const folder current = std::move(pending.back());
             pending.pop_back();
@@ -322,6 +336,7 @@ public:
                              path.size() <= detail::max_blob_name_length)
                         what = kind::blobs;
                     if (what == kind::foreign) foreign_folders.push_back(path);
+                    if (what == kind::blobs) blob_folders.push_back(path);
                     pending.push_back({std::move(path), what});
                     continue;
                 }
@@ -368,6 +383,9 @@ public:
                 return unexpected(os_failure(errno, "clean", *it, "remove folder"));
             }
         }
+        for (auto it = blob_folders.rbegin(); it != blob_folders.rend(); ++it) {
+            if (auto removed = remove_if_empty("clean", *it); !removed) return unexpected(std::move(removed).error());
+        }
         return report;
     }
 
@@ -391,6 +409,8 @@ public:
 
 private:
     static constexpr std::string_view lock_file = detail::posix::lock_file_name;
+    // Tries of a write whose temp name is taken, or whose folder a removal took away.
+    static constexpr int max_write_attempts = 16;
 
     // This instance's temp names, ".tmp.<pid>.<n>" with the pid of the process that opened
     // it, and which numbers belong to writes in flight, so that clean() running beside them
@@ -403,14 +423,21 @@ private:
         // Folders whose link in their parent this instance has synced (durability::full):
         // one found existing may have been made by an instance that never synced it.
         std::unordered_set<std::string> durable_folders;
+        // Folders removed so far: a folder synced while one was removed may be gone (and
+        // made again unsynced), so it is not marked.
+        std::uint64_t removals = 0;
 
         [[nodiscard]] bool durable(std::string_view folder) {
             std::lock_guard lock(mutex);
             return durable_folders.contains(std::string(folder));
         }
-        void mark_durable(std::string_view folder) {
+        [[nodiscard]] std::uint64_t removed() {
             std::lock_guard lock(mutex);
-            durable_folders.emplace(folder);
+            return removals;
+        }
+        void mark_durable(std::string_view folder, std::uint64_t removed_before) {
+            std::lock_guard lock(mutex);
+            if (removals == removed_before) durable_folders.emplace(folder);
         }
 
         [[nodiscard]] bool owns(std::string_view temp_name) {
@@ -492,6 +519,44 @@ private:
                f.os_error() == std::error_code(ENOTDIR, std::generic_category());
     }
 
+    [[nodiscard]] static bool missing(const failure& f) noexcept {
+        return f.os_error() == std::error_code(ENOENT, std::generic_category());
+    }
+
+    // Removes blob folder `folders` if it is empty: true if it did, false if it was not
+    // empty or is gone, an error (EIO, say) otherwise. rmdir refuses a folder that is not
+    // empty, so a file a racing write makes in it keeps it; a write that opened it before
+    // and creates its file after the removal meets ENOENT and walks again.
+    result<bool> remove_if_empty(std::string_view operation, std::string_view folders) {
+        auto parent = walk(operation, folders, parent_of(folders), false, false);
+        if (!parent) {
+            if (vanished(parent.error())) return false;
+            return unexpected(std::move(parent).error());
+        }
+        const std::string leaf(leaf_of(folders));
+        std::lock_guard lock(m_in_flight->mutex);
+        if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) != 0) {
+            const int err = errno;
+            if (err == ENOTEMPTY || err == EEXIST || err == ENOENT || err == ENOTDIR || err == EBUSY) return false;
+            return unexpected(detail::os_failure(err, operation, folders, "remove the emptied folder"));
+        }
+        ++m_in_flight->removals;
+        std::erase_if(m_in_flight->durable_folders, [&](const std::string& f) {
+            return f.starts_with(folders) && (f.size() == folders.size() || f[folders.size()] == '/');
+        });
+        return true;
+    }
+
+    // Removes the folders on blob `name`'s path that are empty, deepest first.
+    result<void> remove_empty_parents(std::string_view operation, std::string_view name) {
+        for (auto folder = parent_of(name); !folder.empty(); folder = parent_of(folder)) {
+            auto removed = remove_if_empty(operation, folder);
+            if (!removed) return unexpected(std::move(removed).error());
+            if (!*removed) break;
+        }
+        return {};
+    }
+
     static int sync_file(int fd, durability level) noexcept {
 #if defined(__linux__)
         if (level == durability::data) return ::fdatasync(fd);
@@ -547,6 +612,7 @@ private:
         // Under durability::full a write is acknowledged only once every folder on its
         // path is linked durably, whoever made the folder.
         const bool sync_links = create && m_config.sync == durability::full;
+        const std::uint64_t removed_before = sync_links ? m_in_flight->removed() : 0;
         if (m_beneath && (!sync_links || m_in_flight->durable(folders))) {
             ref.owned.reset(
                 px::open_beneath(m_root.get(), std::string(folders).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -578,7 +644,7 @@ private:
                     return unexpected(detail::os_failure(
                         err, operation, name, "sync the parent of folder " + std::string(folders.substr(0, end))));
                 }
-                m_in_flight->mark_durable(folders.substr(0, end));
+                m_in_flight->mark_durable(folders.substr(0, end), removed_before);
             }
             if (fd < 0) {
                 const int err = errno;
