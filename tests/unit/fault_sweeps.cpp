@@ -206,13 +206,9 @@ std::vector<operation<C>> operations() {
             r.summary = "put:" + std::string(tierguard::to_string(out->where));
             r.error = out->skipped;
             const bool on_disk = out->where == stored_in::memory_and_storage || out->where == stored_in::storage;
-            if (on_disk) {
-                r.targets[key] = {value};
-            } else if (c.metrics().pending_erasures == 0) {
-                r.targets[key] = {gone};  // the cache removed the superseded copy at once
-            } else {
-                r.targets[key] = {seeded_value(key)};  // it stays, pending, until the tier is back
-            }
+            // Not on disk: the cache removed the superseded copy at once, or keeps it pending
+            // and removes it when the tier is back or, at the latest, when it closes.
+            r.targets[key] = {on_disk ? maybe_value(value) : gone};
             r.may_lose = evictions_of(c) - evicted_before;
             r.written[key] = value;
             r.wrote = true;
@@ -241,11 +237,9 @@ std::vector<operation<C>> operations() {
                        REQUIRE(erased);  // memory_only: a disk failure is deferred, not returned
                        r.summary = *erased ? "erased" : "not erased";
                        // true: the disk removed the file; false: the disk failed and kept it,
-                       // and the erasure waits as pending: the check's healed gets carry it out.
-                       if (*erased)
+                       // and the erasure waits as pending: the healed gets or the close carry it out.
+                       if (*erased || c.metrics().pending_erasures != 0)
                            r.targets["k3"] = {gone};
-                       else if (c.metrics().pending_erasures != 0)
-                           r.targets["k3"] = {gone, seeded_value("k3")};
                        else
                            r.targets["k3"] = {seeded_value("k3")};
                        return r;
@@ -283,9 +277,10 @@ std::vector<operation<C>> operations() {
                        r.summary = "hit:" + std::string(tierguard::to_string(got->from));
                        r.wrote = got->from == tier::none;
                        if (r.wrote) r.written["k4"] = loaded_k4;
-                       // Served from the disk, the entry stays; loaded, its put may have reached the disk.
+                       // Served from the disk, the entry stays; loaded, its put reached the disk, or
+                       // the disk copy it superseded is removed (at once, or pending until the close).
                        r.targets["k4"] = {seeded_value("k4")};
-                       if (r.wrote) r.targets["k4"].insert(loaded_k4);
+                       if (r.wrote) r.targets["k4"] = {loaded_k4, gone};
                        r.may_lose = evictions_of(c) - evicted_before;
                        return r;
                    }});

@@ -187,9 +187,9 @@ private:
     bool drop_if_empty(std::set<std::string, std::less<>>::iterator it) {
         if (it == m_folders.end()) return false;
         const std::string inside = *it + "/";
-        const auto blob = m_blobs.lower_bound(inside);
+        const auto first_blob = m_blobs.lower_bound(inside);
         const auto folder = m_folders.lower_bound(inside);
-        if ((blob != m_blobs.end() && blob->first.starts_with(inside)) ||
+        if ((first_blob != m_blobs.end() && first_blob->first.starts_with(inside)) ||
             (folder != m_folders.end() && folder->starts_with(inside)))
             return false;
         m_folders.erase(it);
