@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -249,7 +250,8 @@ public:
     /// Writes the buffered appends to the segment file (synced unless durability::none).
     result<void> flush() {
         std::lock_guard lock(m->mutex);
-        return m->flush(true);
+        if (auto ok = m->flush(true); !ok) return ok;
+        return m->settle_doubtful();
     }
 
     /// Re-reads and verifies every segment: damaged records leave the index (with the
@@ -314,6 +316,13 @@ private:
         std::uint64_t tail_start = 0;
         std::uint64_t flushed_to = 0;
         hash_index index;
+        // The active segment met a failed sync: what its pages hold is unknown (a later
+        // sync may report success without writing them), so it takes no more appends.
+        bool sealed = false;
+        // Names whose last record in the log may differ from the index: a write or remove
+        // that failed after its record reached the file. They read as a miss; a remove,
+        // a write, or close() appends the record that settles them.
+        std::unordered_set<std::string> doubtful;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
 
@@ -505,9 +514,14 @@ private:
 
         [[nodiscard]] result<void> flush(bool synced) {
             if (!has_active()) return {};
-            if (auto ok = write_buffer_out(); !ok) return ok;
-            if (synced && cfg.sync != durability::none && sync_fd(seg(active()).fd.get()) != 0)
+            if (auto ok = write_buffer_out(); !ok) {
+                if (cfg.sync != durability::none && ok.error().code() != errc::disk_full) sealed = true;
+                return ok;
+            }
+            if (synced && cfg.sync != durability::none && !sealed && sync_fd(seg(active()).fd.get()) != 0) {
+                sealed = true;
                 return unexpected(os_error(errno, "flush", file_name(seg(active()).sequence), "sync segment"));
+            }
             return {};
         }
 
@@ -657,6 +671,7 @@ private:
                 order.push_back(slot);
                 tail.clear();
                 tail_start = flushed_to = header.size();
+                sealed = false;
                 return {};
             }
         }
@@ -673,7 +688,7 @@ private:
         // Seals the active segment and starts a new one; past the budget, the oldest is then
         // evicted, its carried blobs copied into the new one first (leaving `reserve` bytes).
         [[nodiscard]] result<void> roll(std::size_t reserve) {
-            if (auto ok = flush(true); !ok) return ok;
+            if (auto ok = flush(!sealed); !ok) return ok;
             while (order.size() > max_segments) {  // an eviction that failed before: its copies are written now
                 if (auto ok = evict_oldest(0); !ok) return ok;
             }
@@ -682,33 +697,57 @@ private:
             return {};
         }
 
-        // Appends one record; its location, or the failure (the index untouched, the
-        // record not kept).
-        [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
-                                                   std::uint16_t flags) {
+        // Puts one record in the active segment's tail (rolling first if it is sealed or
+        // full); its location, or the failure (nothing placed).
+        [[nodiscard]] result<std::uint64_t> place(std::string_view name, std::span<const std::byte> blob,
+                                                  std::uint16_t flags) {
             const std::size_t size = detail::segment::record_size(name.size(), blob.size());
-            if (!has_active() || seg(active()).size + size > cfg.segment_size) {
+            if (!has_active() || sealed || seg(active()).size + size > cfg.segment_size) {
                 if (auto ok = roll(size); !ok) return unexpected(std::move(ok).error());
             }
             if (cfg.sync == durability::none && unwritten() > 0 && unwritten() + size > cfg.write_buffer) {
                 if (auto ok = write_buffer_out(); !ok) return unexpected(std::move(ok).error());
             }
             segment& a = seg(active());
-            const std::size_t before = tail.size();
-            const std::uint64_t at = a.size;
-            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(at), size);
+            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), size);
             detail::segment::append_record(tail, name, blob, flags);
             a.size += size;
-            if (cfg.sync != durability::none) {
-                if (auto ok = flush(true); !ok) {
-                    if (flushed_to <= at) {  // not written: forget it
-                        tail.resize(before);
-                        a.size -= size;
-                    }
-                    return unexpected(std::move(ok).error());
-                }
-            }
             return loc;
+        }
+
+        // Appends one record; its location, or the failure. A record whose write or sync
+        // failed may be in the file or not: it is forgotten if the file cannot hold it,
+        // and either way its name becomes doubtful (see `doubtful`), so that neither the
+        // index nor a restart returns the value it replaced.
+        [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
+                                                   std::uint16_t flags) {
+            auto loc = place(name, blob, flags);
+            if (!loc || cfg.sync == durability::none) return loc;
+            if (auto ok = flush(true); !ok) {
+                const std::uint64_t at = location::offset(*loc);
+                if (flushed_to <= at) {  // not (wholly) written: later appends overwrite it
+                    tail.resize(static_cast<std::size_t>(at - tail_start));
+                    seg(active()).size = at;
+                }
+                apply(name, hash_of(name), 0);
+                doubtful.emplace(name);
+                return unexpected(std::move(ok).error());
+            }
+            if (!doubtful.empty()) doubtful.erase(std::string(name));
+            return loc;
+        }
+
+        // Appends a tombstone for every doubtful name, synced (a sealed segment is left
+        // for a new one): a restart then finds what the index says.
+        [[nodiscard]] result<void> settle_doubtful() {
+            if (doubtful.empty()) return {};
+            for (const std::string& name : doubtful) {
+                if (auto loc = place(name, {}, detail::segment::flag_tombstone); !loc)
+                    return unexpected(std::move(loc).error());
+            }
+            if (auto ok = flush(true); !ok) return ok;
+            doubtful.clear();
+            return {};
         }
 
         // ---- operations ---------------------------------------------------------------
@@ -776,7 +815,7 @@ private:
 
         [[nodiscard]] result<void> remove(std::string_view name) {
             const std::uint64_t h = hash_of(name);
-            if (find(name, h) == hash_index::npos)
+            if (find(name, h) == hash_index::npos && !doubtful.contains(std::string(name)))
                 return fail(errc::miss, tier::disk, "remove " + std::string(name),
                             std::error_code(ENOENT, std::generic_category()));
             auto loc = append(name, {}, detail::segment::flag_tombstone);
@@ -1155,6 +1194,7 @@ private:
         try {
             std::lock_guard lock(m->mutex);
             (void)m->flush(true);
+            (void)m->settle_doubtful();
         } catch (...) {  // bad_alloc while building a failure: the buffer is lost, as in a crash
         }
     }
