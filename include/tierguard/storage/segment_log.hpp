@@ -19,6 +19,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -159,6 +160,11 @@ public:
                        ") must hold at least two segments of config.segment_size");
         if (cfg.byte_budget / cfg.segment_size >= detail::segment::location::max_slots)
             return bad("config.byte_budget / config.segment_size exceeds 32767 segments");
+        for (const std::string& name : cfg.pinned) {
+            if (name.empty() || name.size() > max_pinned_name || !detail::check_blob_name("open", name, tier::disk))
+                return bad("config.pinned name '" + name + "' is not a blob name of at most " +
+                           std::to_string(max_pinned_name) + " bytes");
+        }
         if (!(cfg.max_reinsert_fraction >= 0.0 && cfg.max_reinsert_fraction <= 0.9))
             return bad("config.max_reinsert_fraction is " + std::to_string(cfg.max_reinsert_fraction) +
                        "; it must be in [0, 0.9]");
@@ -280,6 +286,8 @@ public:
 private:
     static constexpr std::uint64_t max_segment_size = std::uint64_t{128} << 20;
     static constexpr std::string_view segment_suffix = ".seg";
+    static constexpr std::string_view pin_prefix = "pin-";
+    static constexpr std::size_t max_pinned_name = 100;  // its file name: 4 + 2 * 100 + 2 bytes
 
     using location = detail::segment::location;
     using hash_index = detail::segment::hash_index;
@@ -323,6 +331,8 @@ private:
         // that failed after its record reached the file. They read as a miss; a remove,
         // a write, or close() appends the record that settles them.
         std::unordered_set<std::string> doubtful;
+        // Pinned blobs, kept in two side files each (pin-<hex name>.0 and .1), not in the log.
+        std::map<std::string, std::vector<std::byte>, std::less<>> pins;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
 
@@ -355,6 +365,24 @@ private:
                 value = (value << 4) | static_cast<std::uint64_t>(digit);
             }
             return value;
+        }
+
+        [[nodiscard]] static std::string pin_file(std::string_view name, int copy) {
+            static constexpr char digits[] = "0123456789abcdef";
+            std::string out(pin_prefix);
+            for (const char c : name) {
+                out += digits[static_cast<unsigned char>(c) >> 4];
+                out += digits[static_cast<unsigned char>(c) & 0xf];
+            }
+            out += copy == 0 ? ".0" : ".1";
+            return out;
+        }
+
+        [[nodiscard]] static bool is_pin_file(std::string_view file) noexcept {
+            if (!file.starts_with(pin_prefix) || !(file.ends_with(".0") || file.ends_with(".1"))) return false;
+            const std::string_view hex = file.substr(pin_prefix.size(), file.size() - pin_prefix.size() - 2);
+            return !hex.empty() && hex.size() % 2 == 0 &&
+                   hex.find_first_not_of("0123456789abcdef") == std::string_view::npos;
         }
 
         [[nodiscard]] segment& seg(std::uint32_t slot) noexcept { return *slots[slot]; }
@@ -753,6 +781,7 @@ private:
         // ---- operations ---------------------------------------------------------------
 
         [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) {
+            if (const auto pin = pins.find(name); pin != pins.end()) return pin->second;
             const std::uint64_t h = hash_of(name);
             std::vector<std::byte> bytes;
             bool damaged = false;
@@ -807,6 +836,11 @@ private:
         }
 
         [[nodiscard]] result<void> put(std::string_view name, std::span<const std::byte> blob) {
+            if (pinned(name)) {
+                if (auto ok = write_pin(name, blob); !ok) return ok;
+                pins.insert_or_assign(std::string(name), std::vector<std::byte>(blob.begin(), blob.end()));
+                return {};
+            }
             auto loc = append(name, blob, 0);
             if (!loc) return unexpected(std::move(loc).error());
             apply(name, hash_of(name), *loc);
@@ -815,9 +849,16 @@ private:
 
         [[nodiscard]] result<void> remove(std::string_view name) {
             const std::uint64_t h = hash_of(name);
-            if (find(name, h) == hash_index::npos && !doubtful.contains(std::string(name)))
+            bool was_pinned = false;
+            if (pins.contains(name)) {
+                if (auto ok = remove_pin(name); !ok) return ok;
+                was_pinned = true;
+            }
+            if (find(name, h) == hash_index::npos && !doubtful.contains(std::string(name))) {
+                if (was_pinned) return {};
                 return fail(errc::miss, tier::disk, "remove " + std::string(name),
                             std::error_code(ENOENT, std::generic_category()));
+            }
             auto loc = append(name, {}, detail::segment::flag_tombstone);
             if (!loc) return unexpected(std::move(loc).error());
             apply(name, h, 0);
@@ -839,7 +880,7 @@ private:
                     std::uint32_t slot;
                     std::vector<blob_info>& out;
                     void record(std::size_t off, const detail::segment::record_view& r) {
-                        if (r.head.tombstone()) return;
+                        if (r.head.tombstone() || s.pins.contains(r.head.name)) return;
                         const std::uint64_t here = location::pack(slot, off, r.head.size());
                         const std::size_t pos = s.find_placed(hash_of(r.head.name), here);
                         if (pos == hash_index::npos) return;
@@ -854,6 +895,10 @@ private:
                 } v{*this, slot, out};
                 detail::segment::scan_records(*data, v);
             }
+            // Pinned blobs first: their modified time is the epoch, before every segment's.
+            std::vector<blob_info> pinned_blobs;
+            for (const auto& [name, blob] : pins) pinned_blobs.push_back(blob_info{name, blob.size(), {}});
+            out.insert(out.begin(), pinned_blobs.begin(), pinned_blobs.end());
             return out;
         }
 
@@ -868,34 +913,114 @@ private:
             return fd;
         }
 
-        // Writes `bytes` to quarantine/<target> through a temp file, 0600.
-        [[nodiscard]] result<void> put_quarantined(std::string_view operation, const std::string& target,
-                                                   std::span<const std::byte> bytes) {
+        // Writes `bytes` to <dir>/<target> through a temp file (0600) and a rename; syncs the
+        // folder when `sync_folder`.
+        [[nodiscard]] result<void> write_replacing(int dir, std::string_view operation, const std::string& target,
+                                                   std::span<const std::byte> bytes, bool sync_folder) const {
             namespace px = detail::posix;
-            auto folder = quarantine_folder(operation, true);
-            if (!folder) return unexpected(std::move(folder).error());
             const std::string temp = std::string(detail::temp_prefix) + "q." + std::to_string(::getpid());
             px::unique_fd fd(px::retry_eintr([&] {
-                return ::openat(folder->get(), temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                                0600);
+                return ::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
             }));
             if (!fd) return unexpected(os_error(errno, operation, temp, "create temp file"));
             auto ok = pwrite_all(fd.get(), bytes, 0, operation, temp);
             if (ok && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
                 ok = unexpected(os_error(errno, operation, temp, "sync temp file"));
-            if (ok && ::renameat(folder->get(), temp.c_str(), folder->get(), target.c_str()) != 0)
-                ok = unexpected(os_error(errno, operation, target, "move into quarantine"));
+            if (ok && ::renameat(dir, temp.c_str(), dir, target.c_str()) != 0)
+                ok = unexpected(os_error(errno, operation, target, "rename into place"));
             if (!ok) {
-                ::unlinkat(folder->get(), temp.c_str(), 0);
+                ::unlinkat(dir, temp.c_str(), 0);
                 return ok;
             }
-            if (cfg.sync == durability::full && ::fsync(folder->get()) != 0)
-                return unexpected(os_error(errno, operation, target, "sync quarantine folder"));
+            if (sync_folder && ::fsync(dir) != 0)
+                return unexpected(os_error(errno, operation, target, "sync its folder"));
+            return {};
+        }
+
+        // Writes `bytes` to quarantine/<target>.
+        [[nodiscard]] result<void> put_quarantined(std::string_view operation, const std::string& target,
+                                                   std::span<const std::byte> bytes) {
+            auto folder = quarantine_folder(operation, true);
+            if (!folder) return unexpected(std::move(folder).error());
+            return write_replacing(folder->get(), operation, target, bytes, cfg.sync == durability::full);
+        }
+
+        // ---- pinned names -------------------------------------------------------------
+
+        // Writes both side files of a pinned name, each replaced whole (a crash leaves each
+        // old or new); ENOSPC evicts the oldest segment and retries once.
+        [[nodiscard]] result<void> write_pin(std::string_view name, std::span<const std::byte> blob) {
+            std::vector<std::byte> record;
+            detail::segment::append_record(record, name, blob, 0);
+            for (int copy = 0; copy < 2; ++copy) {
+                const std::string file = pin_file(name, copy);
+                auto ok = write_replacing(root.get(), "write", file, record, cfg.sync != durability::none);
+                if (!ok && ok.error().code() == errc::disk_full && evict_for_space())
+                    ok = write_replacing(root.get(), "write", file, record, cfg.sync != durability::none);
+                if (!ok) {
+                    if (copy == 1) ::unlinkat(root.get(), file.c_str(), 0);  // never an older second copy
+                    return ok;
+                }
+            }
+            return {};
+        }
+
+        // The blob of a pinned name's side file if the file holds an intact record of it.
+        [[nodiscard]] std::optional<std::vector<std::byte>> read_pin(std::string_view name, int copy) const {
+            namespace px = detail::posix;
+            const std::string file = pin_file(name, copy);
+            px::unique_fd fd(px::retry_eintr(
+                [&] { return ::openat(root.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); }));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+            const auto size = static_cast<std::uint64_t>(st.st_size);
+            if (size > detail::segment::record_size(name.size(), cfg.max_blob_size)) return std::nullopt;
+            std::vector<std::byte> bytes(static_cast<std::size_t>(size));
+            for (std::size_t got = 0; got < bytes.size();) {
+                const ssize_t n = ::pread(fd.get(), bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) return std::nullopt;
+                got += static_cast<std::size_t>(n);
+            }
+            const auto r = detail::segment::parse_record(bytes);
+            if (!r || !r->intact || r->head.tombstone() || r->head.name != name) return std::nullopt;
+            return std::vector<std::byte>(r->blob.begin(), r->blob.end());
+        }
+
+        // Loads the pinned names at open: from either side file (a damaged copy is rewritten),
+        // else from the log (a directory of format 1 kept them there), copied to side files.
+        void load_pins() {
+            for (const std::string& name : cfg.pinned) {
+                auto first = read_pin(name, 0);
+                auto second = read_pin(name, 1);
+                if (first || second) {
+                    if (!first || !second) (void)write_pin(name, first ? *first : *second);
+                    pins.insert_or_assign(name, first ? std::move(*first) : std::move(*second));
+                    continue;
+                }
+                if (auto logged = read(name); logged && write_pin(name, *logged)) pins.insert_or_assign(name, *logged);
+            }
+        }
+
+        [[nodiscard]] result<void> remove_pin(std::string_view name) {
+            for (int copy = 0; copy < 2; ++copy) {
+                const std::string file = pin_file(name, copy);
+                if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
+                    return unexpected(os_error(errno, "remove", file, "delete pinned blob"));
+            }
+            if (auto ok = sync_root("remove"); !ok) return ok;
+            pins.erase(pins.find(name));
             return {};
         }
 
         [[nodiscard]] result<void> quarantine(std::string_view name, std::string_view reason,
                                               std::chrono::system_clock::time_point now) {
+            if (const auto pin = pins.find(name); pin != pins.end()) {
+                if (auto ok = put_quarantined("quarantine", detail::quarantine_name(name, reason, now), pin->second);
+                    !ok)
+                    return ok;
+                return remove(name);
+            }
             const std::uint64_t h = hash_of(name);
             const std::size_t pos = find(name, h);
             if (pos == hash_index::npos)
@@ -940,7 +1065,7 @@ private:
                     bool purge = false;
                     if (!in_quarantine) {
                         if (entry_name == detail::posix::lock_file_name) continue;
-                        if (regular && parse_file_name(entry_name)) continue;
+                        if (regular && (parse_file_name(entry_name) || is_pin_file(entry_name))) continue;
                     } else if (regular && !temp) {
                         const auto since = detail::quarantine_time(entry_name);
                         if (since && *since >= oldest) continue;
@@ -1129,9 +1254,13 @@ private:
                 const auto file_size = static_cast<std::uint64_t>(st.st_size);
                 std::array<std::byte, detail::segment::segment_header_size> head_bytes{};
                 const ssize_t got = ::pread(fd.get(), head_bytes.data(), head_bytes.size(), 0);
-                const auto head = got == static_cast<ssize_t>(head_bytes.size())
-                                      ? detail::segment::decode_segment_header(head_bytes)
-                                      : std::nullopt;
+                auto head = got == static_cast<ssize_t>(head_bytes.size())
+                                ? detail::segment::decode_segment_header(head_bytes)
+                                : std::nullopt;
+                if (!head && got == static_cast<ssize_t>(head_bytes.size())) {
+                    head = detail::segment::repair_segment_header(head_bytes, sequence);
+                    if (head) ++counters.bad_frames;
+                }
                 if (!head && sequence == found.back() && file_size <= detail::segment::segment_header_size) {
                     // A crash while the newest segment was being made: nothing in it yet.
                     fd.reset();
@@ -1172,13 +1301,16 @@ private:
             if (order.size() > max_segments) {
                 if (auto ok = evict_oldest(carry_room(0)); !ok && ok.error().code() != errc::disk_full) return ok;
             }
+            load_pins();
             return {};
         }
 
-        [[nodiscard]] segment_log_stats snapshot() const {
+        [[nodiscard]] segment_log_stats snapshot() {
             segment_log_stats out = counters;
             out.segments = order.size();
             out.entries = index.size();
+            for (const auto& pin : pins)
+                if (find(pin.first, hash_of(pin.first)) == hash_index::npos) ++out.entries;
             out.index_bytes = index.memory_bytes();
             out.buffered_bytes = unwritten();
             out.disk_bytes = 0;
