@@ -555,9 +555,12 @@ private:
 
         // A segment over the budget is left (an eviction is under way, or its copies or its
         // delete failed) while the tail is unwritten: the oldest may hold the only written
-        // copy of blobs carried into the tail, so it is not evicted for space.
-        [[nodiscard]] bool evict_for_space() {
-            if (order.size() < 2 || (order.size() > max_segments && unwritten() > 0)) return false;
+        // copy of blobs carried into the tail, so it is not evicted for space. The only
+        // segment goes only for `leaving_last` (a roll away from it that found no room).
+        [[nodiscard]] bool evict_for_space(bool leaving_last = false) {
+            if (order.empty() || (order.size() < 2 && !leaving_last) ||
+                (order.size() > max_segments && unwritten() > 0))
+                return false;
             if (!evict_oldest(0)) return false;
             ++counters.disk_full_evictions;
             return true;
@@ -674,7 +677,7 @@ private:
                 if (!fd) {
                     const int err = errno;
                     if (err == EEXIST && attempt < 16) continue;
-                    if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space()) continue;
+                    if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space(true)) continue;
                     return unexpected(os_error(err, "write", file, "create segment"));
                 }
                 // No earlier than the previous segment's creation plus its size, so that
@@ -690,7 +693,7 @@ private:
                     written = unexpected(os_error(errno, "write", file, "sync segment header"));
                 if (!written) {
                     ::unlinkat(root.get(), file.c_str(), 0);
-                    if (written.error().code() == errc::disk_full && attempt == 0 && evict_for_space()) continue;
+                    if (written.error().code() == errc::disk_full && attempt == 0 && evict_for_space(true)) continue;
                     return written;
                 }
                 if (auto ok = sync_root("write"); !ok) return ok;
@@ -747,18 +750,27 @@ private:
         // failed may be in the file or not: it is forgotten if the file cannot hold it,
         // and either way its name becomes doubtful (see `doubtful`), so that neither the
         // index nor a restart returns the value it replaced.
+        // A disk full with no older segment to evict (a file system with less room than a
+        // segment) ends the active segment where it is and retries once in a new one, which
+        // evicts the old one if even its header finds no room: writing goes on.
         [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
-                                                   std::uint16_t flags) {
+                                                   std::uint16_t flags, bool retried = false) {
             auto loc = place(name, blob, flags);
             if (!loc || cfg.sync == durability::none) return loc;
             if (auto ok = flush(true); !ok) {
                 const std::uint64_t at = location::offset(*loc);
-                if (flushed_to <= at) {  // not (wholly) written: later appends overwrite it
+                const bool unwritten_record = flushed_to <= at;
+                if (unwritten_record) {  // not (wholly) written: later appends overwrite it
                     tail.resize(static_cast<std::size_t>(at - tail_start));
                     seg(active()).size = at;
                 }
                 apply(name, hash_of(name), 0);
                 doubtful.emplace(name);
+                if (!retried && unwritten_record && ok.error().code() == errc::disk_full && order.size() == 1 &&
+                    at > detail::segment::segment_header_size) {
+                    sealed = true;
+                    return append(name, blob, flags, true);
+                }
                 return unexpected(std::move(ok).error());
             }
             if (!doubtful.empty()) doubtful.erase(std::string(name));
