@@ -10,6 +10,7 @@
 #include <tierguard/storage/segment_log.hpp>
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -40,6 +42,26 @@ bool sync_fails() {
 }
 
 }  // namespace
+
+namespace {
+int failing_creates = 0;  // the next openat calls with O_CREAT fail with EIO
+}  // namespace
+
+extern "C" int openat(int dir, const char* path, int flags, ...) {
+    mode_t mode = 0;
+    if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
+        std::va_list args;
+        va_start(args, flags);
+        mode = static_cast<mode_t>(va_arg(args, unsigned));
+        va_end(args);
+    }
+    if ((flags & O_CREAT) != 0 && failing_creates > 0) {
+        --failing_creates;
+        errno = EIO;
+        return -1;
+    }
+    return static_cast<int>(::syscall(SYS_openat, dir, path, flags, mode));
+}
 
 extern "C" int fsync(int fd) {
     if (sync_fails()) return -1;
@@ -229,5 +251,38 @@ TEST_CASE("segment_log: issue 14 - syncs failing with EIO never bring back an ol
         CHECK(syncs_failed > 0);
         CHECK(r.older == 0);
         CHECK(r.erased == 0);
+    }
+}
+
+TEST_CASE("segment_log: issue 14 - failed creates of segment files never lose the pinned secret") {
+    temp_dir dir;
+    auto cfg = two_small_segments(dir.path() / "cache");
+    cfg.sync = tierguard::durability::data;
+    cfg.byte_budget = 4 * 4096;
+    std::map<std::string, std::string> model;
+    int failed = 0;
+    {
+        auto s = segment_log::open(cfg).value();
+        REQUIRE(s.write("tierguard-meta", bytes_of("secret")));
+        for (int i = 0; i < 200; ++i) {
+            if (i % 20 == 5) failing_creates = 1;  // 10 rolls meet a failed create
+            const std::string name = "k" + std::to_string(i % 50);
+            const std::string v = value_of(i) + std::to_string(i);
+            if (s.write(name, bytes_of(v))) {
+                model[name] = v;
+            } else {
+                ++failed;
+                model.erase(name);
+            }
+        }
+        failing_creates = 0;
+        CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+    }
+    CHECK(failed > 0);
+    auto s = segment_log::open(cfg).value();
+    CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+    for (const auto& [name, v] : model) {
+        const auto got = s.read(name);
+        if (got) CHECK(text_of(*got) == v);
     }
 }

@@ -83,14 +83,20 @@ struct segment_scrub_report {
 /// Refinement of storage_policy (what differs from posix_directory):
 ///  - Blobs vanish without remove(): when a new segment would pass config::byte_budget,
 ///    the oldest segment is deleted whole (FIFO), taking its blobs along, except blobs
-///    read since they were written (config::reinsert_read) and config::pinned names,
-///    which are copied into the new segment (up to config::max_reinsert_fraction of it).
+///    read since they were written (config::reinsert_read), which are copied into the new
+///    segment (up to config::max_reinsert_fraction of it).
 ///    The disk tier reads a vanished blob as a miss ("entry file vanished") and drops it
 ///    from its index. The byte budget holds whenever no call is running: a roll makes the
 ///    new segment, writes the carried copies to it (synced as durability says) and only
 ///    then deletes the oldest, so that a crash never loses them; in between, the files
 ///    exceed the budget by the new segment's header and the copies. open() finishes a roll
-///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries once.
+///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries
+///    once; with no older segment, it ends the active one and retries in a new one
+///    (evicting the old one if even the new header finds no room), so writing goes on.
+///  - config::pinned names (the disk tier's hash secret) are not in the log: each is kept
+///    whole in two side files, <root>/pin-<hex name>.0 and .1, replaced through a temp
+///    file and a rename, read from either; no segment damage, eviction or full disk takes
+///    them. A directory that kept them in the log has them copied out at open.
 ///  - Names are flat keys: "a" and "a/b" may both exist (no folders, so none of the
 ///    file system's blob/folder conflicts). The naming rules are the same.
 ///  - Memory: the index, plus (config::keep_active_in_memory) a copy of the segment being
@@ -101,9 +107,15 @@ struct segment_scrub_report {
 ///    alike, so a removed blob may come back with its older content, as a power loss may
 ///    do to posix_directory). With data and full, each write and remove is written and
 ///    synced (fdatasync / fsync) before it returns; full also syncs the folder when a
-///    segment file is made or deleted.
+///    segment file is made or deleted. A write or remove whose sync fails may have left
+///    its record in the file: its segment takes no more appends, its name reads as a miss
+///    and a remove of it appends a tombstone (never errc::miss), flush() and close()
+///    append tombstones for such names; a restart finds the last acknowledged value or
+///    a miss, never an older or removed one.
 ///  - Damage: a record whose CRC fails costs only that blob (read: errc::corrupted;
-///    open and scrub: dropped and counted). A stretch with no trustworthy record header
+///    open and scrub: dropped and counted). A record or segment header that one changed
+///    byte makes pass its CRCs is rebuilt to learn its name and costs only that blob, so
+///    a single flipped byte costs at most one entry. A stretch no such repair explains
 ///    is skipped up to the next intact record; since it may have held a remove or an
 ///    overwrite of any name, every blob recorded before it is dropped too (never an older
 ///    value). A tail no intact record follows (a crash's torn write) ends the segment's
@@ -142,8 +154,8 @@ public:
         bool reinsert_read = true;
         /// Share of a segment that carried blobs may fill, 0 to 0.9.
         double max_reinsert_fraction = 0.5;
-        /// Names always carried over when their segment is evicted: the disk tier's hash
-        /// secret must outlive every segment, or a restart orphans every entry.
+        /// Names kept outside the log in two side files each (at most 100 bytes): the disk
+        /// tier's hash secret must outlive every segment, or a restart orphans every entry.
         std::vector<std::string> pinned{"tierguard-meta"};
     };
 
