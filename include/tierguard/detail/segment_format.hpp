@@ -3,6 +3,7 @@
 #include <tierguard/detail/crc32.hpp>
 #include <tierguard/serializer/codec.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 // The bytes of segment_log's files (docs/FORMAT.md, "Segment files"): the segment header,
