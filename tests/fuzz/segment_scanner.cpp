@@ -96,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     if (!log) return 0;
     const auto listing = log->list();
     if (!listing) return 0;
-    const bool header_ok =
-        seg::decode_segment_header(data).has_value() && seg::decode_segment_header(data)->sequence == 1;
+    const auto header = seg::decode_segment_header(data);
+    const bool header_ok = (header && header->sequence == 1) || seg::repair_segment_header(data, 1).has_value();
     for (const auto& blob : *listing) {
         const auto got = log->read(blob.name);
         if (!got) continue;  // corrupted or too large: never a value

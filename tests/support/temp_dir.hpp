@@ -15,8 +15,10 @@ namespace tierguard_test {
 /// chmod some to 000). Its `path()/"cache"` does not exist yet: a storage creates it.
 class temp_dir {
 public:
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "tierguard-test-XXXXXX").string();
+    temp_dir() : temp_dir(std::filesystem::temp_directory_path()) {}
+    /// Under `base` instead (e.g. /dev/shm, for a test that reopens a directory thousands of times).
+    explicit temp_dir(const std::filesystem::path& base) {
+        std::string pattern = (base / "tierguard-test-XXXXXX").string();
         if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
         m_path = pattern;
     }

@@ -1,7 +1,8 @@
-// segment_log when the system calls of a segment eviction fail: this binary replaces
-// unlinkat() and pwrite() with versions that fail on request (and otherwise make the real
-// system call), so that a roll can meet a failed delete of the oldest segment, and an
-// open can meet a full disk while it finishes a roll a crash interrupted.
+// segment_log when its system calls fail: this binary replaces unlinkat(), pwrite(),
+// fsync() and fdatasync() with versions that fail on request (and otherwise make the real
+// system call), so that a roll can meet a failed delete of the oldest segment, an open can
+// meet a full disk while it finishes a roll a crash interrupted, and a workload can meet
+// syncs that fail with EIO (issue 14).
 #include "support/blob_text.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
@@ -9,11 +10,18 @@
 #include <tierguard/storage/segment_log.hpp>
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <random>
+#include <set>
 #include <string>
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -22,8 +30,48 @@ namespace {
 
 bool fail_segment_unlink = false;  // unlinkat of a *.seg file: EIO
 bool disk_full = false;            // every pwrite: ENOSPC
+std::minstd_rand sync_faults{1};   // drawn by every fsync / fdatasync while sync_eio_percent > 0
+unsigned sync_eio_percent = 0;     // share of syncs that fail with EIO
+std::uint64_t syncs_failed = 0;
+
+bool sync_fails() {
+    if (sync_eio_percent == 0 || sync_faults() % 100 >= sync_eio_percent) return false;
+    ++syncs_failed;
+    errno = EIO;
+    return true;
+}
 
 }  // namespace
+
+namespace {
+int failing_creates = 0;  // the next openat calls with O_CREAT fail with EIO
+}  // namespace
+
+extern "C" int openat(int dir, const char* path, int flags, ...) {
+    mode_t mode = 0;
+    if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
+        std::va_list args;
+        va_start(args, flags);
+        mode = static_cast<mode_t>(va_arg(args, unsigned));
+        va_end(args);
+    }
+    if ((flags & O_CREAT) != 0 && failing_creates > 0) {
+        --failing_creates;
+        errno = EIO;
+        return -1;
+    }
+    return static_cast<int>(::syscall(SYS_openat, dir, path, flags, mode));
+}
+
+extern "C" int fsync(int fd) {
+    if (sync_fails()) return -1;
+    return static_cast<int>(::syscall(SYS_fsync, fd));
+}
+
+extern "C" int fdatasync(int fd) {
+    if (sync_fails()) return -1;
+    return static_cast<int>(::syscall(SYS_fdatasync, fd));
+}
 
 extern "C" int unlinkat(int dir, const char* name, int flags) noexcept {
     if (fail_segment_unlink && std::strstr(name, ".seg") != nullptr) {
@@ -90,7 +138,7 @@ TEST_CASE("segment_log: a segment whose delete fails is deleted by a later roll;
     CHECK(text_of(s.read("k" + std::to_string(i - 1)).value()) == value_of(i - 1));
 }
 
-TEST_CASE("segment_log: a full disk while open finishes an interrupted roll keeps the pinned blob on disk") {
+TEST_CASE("segment_log: a full disk while open finishes an interrupted roll keeps the pinned blob") {
     temp_dir dir;
     auto cfg = two_small_segments(dir.path() / "cache");
     cfg.byte_budget = 3 * 4096;
@@ -104,12 +152,137 @@ TEST_CASE("segment_log: a full disk while open finishes an interrupted roll keep
     disk_full = true;
     {
         auto s = segment_log::open(cfg);
-        REQUIRE(s);  // the copy waits in memory, the oldest segment stays
+        REQUIRE(s);  // the pinned blob is in its side files: nothing to copy, the oldest goes
         CHECK(text_of(s->read("pinned").value()) == "secret");
-        CHECK(s->stats().segments == 3);
-    }  // its flush at close fails: the copy is lost, the original is not
+        CHECK(s->stats().segments == 2);
+    }
     disk_full = false;
     auto s = segment_log::open(cfg).value();
     CHECK(s.stats().segments == 2);
     CHECK(text_of(s.read("pinned").value()) == "secret");
+}
+
+namespace {
+
+// A name's outcomes the calls so far allow: "" is a miss. A write or remove that failed
+// adds its outcome to the older ones (either may be on disk); one that succeeded leaves
+// only its own.
+struct sync_fault_outcome {
+    int older = 0;   // a value an earlier put wrote, no longer allowed
+    int erased = 0;  // a value back although the name was removed
+    int checked = 0;
+};
+
+sync_fault_outcome sync_eio_workload(unsigned seed, tierguard::durability sync) {
+    temp_dir dir;
+    const segment_log::config cfg{.root = dir.path() / "cache",
+                                  .sync = sync,
+                                  .segment_size = std::uint64_t{64} << 10,
+                                  .byte_budget = std::uint64_t{256} << 20};
+    constexpr int keys = 300;
+    std::map<int, std::set<std::string>> allowed;
+    std::map<int, std::set<std::string>> written;  // every value a put tried
+    std::mt19937 rng(seed);
+    sync_faults.seed(seed);
+    {
+        auto s = segment_log::open(cfg).value();
+        sync_eio_percent = 30;
+        for (int op = 0; op < 3000; ++op) {
+            const int k = static_cast<int>(rng() % keys);
+            const std::string name = "ab/" + std::to_string(k);
+            auto& now = allowed.try_emplace(k, std::set<std::string>{""}).first->second;
+            if (rng() % 10 < 7) {
+                const std::string v =
+                    "k" + std::to_string(k) + "#" + std::to_string(op) + std::string(rng() % 200, 'x');
+                written[k].insert(v);
+                if (s.write(name, bytes_of(v))) {
+                    now = {v};
+                } else {  // as the cache does: the older copy must go (supersede_stored)
+                    now.insert(v);
+                    const auto r = s.remove(name);
+                    if (r || r.error().code() == errc::miss)
+                        now = {""};
+                    else
+                        now.insert("");
+                }
+            } else {
+                const auto r = s.remove(name);
+                if (r || r.error().code() == errc::miss)
+                    now = {""};
+                else
+                    now.insert("");
+            }
+            if (rng() % 4 == 0) {  // the running log answers as the model allows
+                const auto back = s.read(name);
+                CHECK((back || back.error().code() == errc::miss));
+                INFO("key " << k << " got " << (back ? text_of(*back).substr(0, 12) : std::string("miss"))
+                            << " allowed " << now.size() << " first " << now.begin()->substr(0, 12));
+                CHECK(now.count(back ? text_of(*back) : std::string()) == 1);
+            }
+        }
+        sync_eio_percent = 0;
+    }  // a clean close
+    sync_fault_outcome out;
+    auto s = segment_log::open(cfg).value();
+    for (const auto& [k, now] : allowed) {
+        const auto back = s.read("ab/" + std::to_string(k));
+        const std::string got = back ? text_of(*back) : std::string();
+        ++out.checked;
+        if (now.count(got) != 0) continue;
+        if (now == std::set<std::string>{""})
+            ++out.erased;
+        else
+            ++out.older;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("segment_log: issue 14 - syncs failing with EIO never bring back an older or erased value after a restart") {
+    const auto sync = GENERATE(tierguard::durability::data, tierguard::durability::full);
+    for (const unsigned seed : {1u, 2u, 3u, 4u, 5u}) {
+        syncs_failed = 0;
+        const auto r = sync_eio_workload(seed, sync);
+        std::printf("issue 14 sync EIO (%s) seed %u: %llu syncs failed; after reopen %d older, %d erased back of %d\n",
+                    sync == tierguard::durability::data ? "data" : "full", seed,
+                    static_cast<unsigned long long>(syncs_failed), r.older, r.erased, r.checked);
+        INFO("seed " << seed);
+        CHECK(syncs_failed > 0);
+        CHECK(r.older == 0);
+        CHECK(r.erased == 0);
+    }
+}
+
+TEST_CASE("segment_log: issue 14 - failed creates of segment files never lose the pinned secret") {
+    temp_dir dir;
+    auto cfg = two_small_segments(dir.path() / "cache");
+    cfg.sync = tierguard::durability::data;
+    cfg.byte_budget = 4 * 4096;
+    std::map<std::string, std::string> model;
+    int failed = 0;
+    {
+        auto s = segment_log::open(cfg).value();
+        REQUIRE(s.write("tierguard-meta", bytes_of("secret")));
+        for (int i = 0; i < 200; ++i) {
+            if (i % 20 == 5) failing_creates = 1;  // 10 rolls meet a failed create
+            const std::string name = "k" + std::to_string(i % 50);
+            const std::string v = value_of(i) + std::to_string(i);
+            if (s.write(name, bytes_of(v))) {
+                model[name] = v;
+            } else {
+                ++failed;
+                model.erase(name);
+            }
+        }
+        failing_creates = 0;
+        CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+    }
+    CHECK(failed > 0);
+    auto s = segment_log::open(cfg).value();
+    CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+    for (const auto& [name, v] : model) {
+        const auto got = s.read(name);
+        if (got) CHECK(text_of(*got) == v);
+    }
 }

@@ -3,6 +3,7 @@
 #include <tierguard/detail/crc32.hpp>
 #include <tierguard/serializer/codec.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 // The bytes of segment_log's files (docs/FORMAT.md, "Segment files"): the segment header,
@@ -60,6 +62,10 @@ inline void encode_segment_header(const segment_header& h, std::byte* out) noexc
     store_le(out + 28, crc_update(0, out, 28));
 }
 
+/// Longest name a damaged record head is repaired for (repair_record): the search tries
+/// 255 values at each byte of header and name, a CRC over both for each.
+inline constexpr std::size_t max_repaired_name = 256;
+
 /// The header, or nothing if the bytes are not a valid version-1 segment header.
 [[nodiscard]] inline std::optional<segment_header> decode_segment_header(std::span<const std::byte> in) noexcept {
     if (in.size() < segment_header_size || std::memcmp(in.data(), segment_magic.data(), 4) != 0) return std::nullopt;
@@ -68,6 +74,30 @@ inline void encode_segment_header(const segment_header& h, std::byte* out) noexc
         return std::nullopt;
     return segment_header{load_le<std::uint64_t>(in.data() + 8),
                           static_cast<std::int64_t>(load_le<std::uint64_t>(in.data() + 16))};
+}
+
+/// The header that one changed byte of `in` would make valid, if exactly one such change
+/// does and it names `sequence`: a header damaged by a single flipped byte is read, never
+/// guessed (the CRC tells every single-byte change apart).
+[[nodiscard]] inline std::optional<segment_header> repair_segment_header(std::span<const std::byte> in,
+                                                                         std::uint64_t sequence) {
+    if (in.size() < segment_header_size) return std::nullopt;
+    std::array<std::byte, segment_header_size> copy{};
+    std::memcpy(copy.data(), in.data(), segment_header_size);
+    std::optional<segment_header> found;
+    for (std::size_t p = 0; p < segment_header_size; ++p) {
+        const std::byte was = copy[p];
+        for (unsigned b = 0; b < 256; ++b) {
+            copy[p] = static_cast<std::byte>(b);
+            if (copy[p] == was) continue;
+            const auto h = decode_segment_header(copy);
+            if (!h || h->sequence != sequence) continue;
+            if (found) return std::nullopt;
+            found = h;
+        }
+        copy[p] = was;
+    }
+    return found;
 }
 
 /// Appends one record (header, name, blob, zero padding) to `out`.
@@ -141,13 +171,62 @@ struct record_view {
     return r;
 }
 
+/// A record rebuilt from the damaged bytes at the start of `in`: `bytes` holds them with one
+/// byte changed so that head and whole-record CRC both pass (`view` points into it).
+struct repaired_record {
+    std::vector<std::byte> bytes;
+    record_view view;
+};
+
+/// The record one changed byte in the header or name at the start of `in` would make
+/// intact, if exactly one change does and the record then takes `expected_size` bytes (0:
+/// any size that fits in `in`). Both CRCs must pass, so a record is rebuilt only from a
+/// single damaged byte, never guessed; names over max_repaired_name are not tried.
+[[nodiscard]] inline std::optional<repaired_record> repair_record(std::span<const std::byte> in,
+                                                                  std::size_t expected_size) {
+    if (in.size() < record_header_size) return std::nullopt;
+    const std::size_t stored_name = load_le<std::uint16_t>(in.data() + 6);
+    const std::size_t head_end = std::min(in.size(), record_header_size + max_repaired_name);
+    std::vector<std::byte> head(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(head_end));
+    std::optional<std::pair<std::size_t, std::byte>> found;
+    for (std::size_t p = 0; p < head_end; ++p) {
+        // Past the stored name only a change of the length field itself (bytes 6, 7) matters.
+        if (p >= record_header_size + stored_name) break;
+        const std::byte was = head[p];
+        for (unsigned b = 0; b < 256; ++b) {
+            head[p] = static_cast<std::byte>(b);
+            if (head[p] == was) continue;
+            const auto h = parse_head(head);
+            if (!h || h->size() > in.size() || (expected_size != 0 && h->size() != expected_size)) continue;
+            if (p >= record_header_size + h->name.size()) continue;
+            std::vector<std::byte> rec(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(h->size()));
+            rec[p] = head[p];
+            const auto r = parse_record(rec);
+            if (!r || !r->intact) continue;
+            if (found) return std::nullopt;
+            found.emplace(p, head[p]);
+        }
+        head[p] = was;
+    }
+    if (!found) return std::nullopt;
+    head[found->first] = found->second;
+    const std::size_t size = parse_head(head)->size();
+    repaired_record out{std::vector<std::byte>(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(size)), {}};
+    out.bytes[found->first] = found->second;
+    out.view = *parse_record(out.bytes);
+    return out;
+}
+
 /// Walks the records of `data` (a whole segment file, header included) from
 /// segment_header_size, telling `v` what it meets, in order: v.record(offset, view) for an
 /// intact record; v.damaged_record(offset, view) for one whose head is sound but whose blob
 /// fails the CRC; v.unreadable(from, to) for bytes holding no trustworthy header, followed
 /// by an intact record at `to`; v.torn(from, end) for a tail that no intact record follows
 /// (a record cut short, or whatever a crash left). After a header that fails its CRC it looks
-/// for the next aligned offset holding an intact record; none means the tail is torn.
+/// for the next aligned offset holding an intact record; none means the tail is torn. First,
+/// though, a record that one changed byte of its header or name would make intact
+/// (repair_record) is reported as v.damaged_record with its rebuilt view: a single flipped
+/// byte costs its own record's name, not the stretch.
 /// Returns the end of the valid part (where the next record would go; past data.size()
 /// when the last record's padding is missing).
 template <class Visitor>
@@ -172,7 +251,14 @@ std::size_t scan_records(std::span<const std::byte> data, Visitor& v) {
             const auto candidate = parse_record(data.subspan(next));
             if (candidate && candidate->intact) break;
         }
-        if (next + record_header_size > data.size()) {
+        const bool tail = next + record_header_size > data.size();
+        if (const auto fixed =
+                repair_record(data.subspan(off, (tail ? data.size() : next) - off), tail ? 0 : next - off)) {
+            v.damaged_record(off, fixed->view);
+            off += fixed->view.head.size();
+            continue;
+        }
+        if (tail) {
             v.torn(off, data.size());
             return off;
         }

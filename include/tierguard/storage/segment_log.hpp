@@ -20,6 +20,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -82,14 +84,20 @@ struct segment_scrub_report {
 /// Refinement of storage_policy (what differs from posix_directory):
 ///  - Blobs vanish without remove(): when a new segment would pass config::byte_budget,
 ///    the oldest segment is deleted whole (FIFO), taking its blobs along, except blobs
-///    read since they were written (config::reinsert_read) and config::pinned names,
-///    which are copied into the new segment (up to config::max_reinsert_fraction of it).
+///    read since they were written (config::reinsert_read), which are copied into the new
+///    segment (up to config::max_reinsert_fraction of it).
 ///    The disk tier reads a vanished blob as a miss ("entry file vanished") and drops it
 ///    from its index. The byte budget holds whenever no call is running: a roll makes the
 ///    new segment, writes the carried copies to it (synced as durability says) and only
 ///    then deletes the oldest, so that a crash never loses them; in between, the files
 ///    exceed the budget by the new segment's header and the copies. open() finishes a roll
-///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries once.
+///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries
+///    once; with no older segment, it ends the active one and retries in a new one
+///    (evicting the old one if even the new header finds no room), so writing goes on.
+///  - config::pinned names (the disk tier's hash secret) are not in the log: each is kept
+///    whole in two side files, <root>/pin-<hex name>.0 and .1, replaced through a temp
+///    file and a rename, read from either; no segment damage, eviction or full disk takes
+///    them. A directory that kept them in the log has them copied out at open.
 ///  - Names are flat keys: "a" and "a/b" may both exist (no folders, so none of the
 ///    file system's blob/folder conflicts). The naming rules are the same.
 ///  - Memory: the index, plus (config::keep_active_in_memory) a copy of the segment being
@@ -100,9 +108,15 @@ struct segment_scrub_report {
 ///    alike, so a removed blob may come back with its older content, as a power loss may
 ///    do to posix_directory). With data and full, each write and remove is written and
 ///    synced (fdatasync / fsync) before it returns; full also syncs the folder when a
-///    segment file is made or deleted.
+///    segment file is made or deleted. A write or remove whose sync fails may have left
+///    its record in the file: its segment takes no more appends, its name reads as a miss
+///    and a remove of it appends a tombstone (never errc::miss), flush() and close()
+///    append tombstones for such names; a restart finds the last acknowledged value or
+///    a miss, never an older or removed one.
 ///  - Damage: a record whose CRC fails costs only that blob (read: errc::corrupted;
-///    open and scrub: dropped and counted). A stretch with no trustworthy record header
+///    open and scrub: dropped and counted). A record or segment header that one changed
+///    byte makes pass its CRCs is rebuilt to learn its name and costs only that blob, so
+///    a single flipped byte costs at most one entry. A stretch no such repair explains
 ///    is skipped up to the next intact record; since it may have held a remove or an
 ///    overwrite of any name, every blob recorded before it is dropped too (never an older
 ///    value). A tail no intact record follows (a crash's torn write) ends the segment's
@@ -141,8 +155,8 @@ public:
         bool reinsert_read = true;
         /// Share of a segment that carried blobs may fill, 0 to 0.9.
         double max_reinsert_fraction = 0.5;
-        /// Names always carried over when their segment is evicted: the disk tier's hash
-        /// secret must outlive every segment, or a restart orphans every entry.
+        /// Names kept outside the log in two side files each (at most 100 bytes): the disk
+        /// tier's hash secret must outlive every segment, or a restart orphans every entry.
         std::vector<std::string> pinned{"tierguard-meta"};
     };
 
@@ -159,6 +173,11 @@ public:
                        ") must hold at least two segments of config.segment_size");
         if (cfg.byte_budget / cfg.segment_size >= detail::segment::location::max_slots)
             return bad("config.byte_budget / config.segment_size exceeds 32767 segments");
+        for (const std::string& name : cfg.pinned) {
+            if (name.empty() || name.size() > max_pinned_name || !detail::check_blob_name("open", name, tier::disk))
+                return bad("config.pinned name '" + name + "' is not a blob name of at most " +
+                           std::to_string(max_pinned_name) + " bytes");
+        }
         if (!(cfg.max_reinsert_fraction >= 0.0 && cfg.max_reinsert_fraction <= 0.9))
             return bad("config.max_reinsert_fraction is " + std::to_string(cfg.max_reinsert_fraction) +
                        "; it must be in [0, 0.9]");
@@ -250,7 +269,8 @@ public:
     /// Writes the buffered appends to the segment file (synced unless durability::none).
     result<void> flush() {
         std::lock_guard lock(m->mutex);
-        return m->flush(true);
+        if (auto ok = m->flush(true); !ok) return ok;
+        return m->settle_doubtful();
     }
 
     /// Re-reads and verifies every segment: damaged records leave the index (with the
@@ -279,6 +299,8 @@ public:
 private:
     static constexpr std::uint64_t max_segment_size = std::uint64_t{128} << 20;
     static constexpr std::string_view segment_suffix = ".seg";
+    static constexpr std::string_view pin_prefix = "pin-";
+    static constexpr std::size_t max_pinned_name = 100;  // its file name: 4 + 2 * 100 + 2 bytes
 
     using location = detail::segment::location;
     using hash_index = detail::segment::hash_index;
@@ -315,6 +337,15 @@ private:
         std::uint64_t tail_start = 0;
         std::uint64_t flushed_to = 0;
         hash_index index;
+        // The active segment met a failed sync: what its pages hold is unknown (a later
+        // sync may report success without writing them), so it takes no more appends.
+        bool sealed = false;
+        // Names whose last record in the log may differ from the index: a write or remove
+        // that failed after its record reached the file. They read as a miss; a remove,
+        // a write, or close() appends the record that settles them.
+        std::unordered_set<std::string> doubtful;
+        // Pinned blobs, kept in two side files each (pin-<hex name>.0 and .1), not in the log.
+        std::map<std::string, std::vector<std::byte>, std::less<>> pins;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
 
@@ -347,6 +378,24 @@ private:
                 value = (value << 4) | static_cast<std::uint64_t>(digit);
             }
             return value;
+        }
+
+        [[nodiscard]] static std::string pin_file(std::string_view name, int copy) {
+            static constexpr char digits[] = "0123456789abcdef";
+            std::string out(pin_prefix);
+            for (const char c : name) {
+                out += digits[static_cast<unsigned char>(c) >> 4];
+                out += digits[static_cast<unsigned char>(c) & 0xf];
+            }
+            out += copy == 0 ? ".0" : ".1";
+            return out;
+        }
+
+        [[nodiscard]] static bool is_pin_file(std::string_view file) noexcept {
+            if (!file.starts_with(pin_prefix) || !(file.ends_with(".0") || file.ends_with(".1"))) return false;
+            const std::string_view hex = file.substr(pin_prefix.size(), file.size() - pin_prefix.size() - 2);
+            return !hex.empty() && hex.size() % 2 == 0 &&
+                   hex.find_first_not_of("0123456789abcdef") == std::string_view::npos;
         }
 
         [[nodiscard]] segment& seg(std::uint32_t slot) noexcept { return *slots[slot]; }
@@ -506,17 +555,25 @@ private:
 
         [[nodiscard]] result<void> flush(bool synced) {
             if (!has_active()) return {};
-            if (auto ok = write_buffer_out(); !ok) return ok;
-            if (synced && cfg.sync != durability::none && sync_fd(seg(active()).fd.get()) != 0)
+            if (auto ok = write_buffer_out(); !ok) {
+                if (cfg.sync != durability::none && ok.error().code() != errc::disk_full) sealed = true;
+                return ok;
+            }
+            if (synced && cfg.sync != durability::none && !sealed && sync_fd(seg(active()).fd.get()) != 0) {
+                sealed = true;
                 return unexpected(os_error(errno, "flush", file_name(seg(active()).sequence), "sync segment"));
+            }
             return {};
         }
 
         // A segment over the budget is left (an eviction is under way, or its copies or its
         // delete failed) while the tail is unwritten: the oldest may hold the only written
-        // copy of blobs carried into the tail, so it is not evicted for space.
-        [[nodiscard]] bool evict_for_space() {
-            if (order.size() < 2 || (order.size() > max_segments && unwritten() > 0)) return false;
+        // copy of blobs carried into the tail, so it is not evicted for space. The only
+        // segment goes only for `leaving_last` (a roll away from it that found no room).
+        [[nodiscard]] bool evict_for_space(bool leaving_last = false) {
+            if (order.empty() || (order.size() < 2 && !leaving_last) ||
+                (order.size() > max_segments && unwritten() > 0))
+                return false;
             if (!evict_oldest(0)) return false;
             ++counters.disk_full_evictions;
             return true;
@@ -633,7 +690,7 @@ private:
                 if (!fd) {
                     const int err = errno;
                     if (err == EEXIST && attempt < 16) continue;
-                    if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space()) continue;
+                    if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space(true)) continue;
                     return unexpected(os_error(err, "write", file, "create segment"));
                 }
                 // No earlier than the previous segment's creation plus its size, so that
@@ -650,7 +707,7 @@ private:
                     written = unexpected(os_error(errno, "write", file, "sync segment header"));
                 if (!written) {
                     ::unlinkat(root.get(), file.c_str(), 0);
-                    if (written.error().code() == errc::disk_full && attempt == 0 && evict_for_space()) continue;
+                    if (written.error().code() == errc::disk_full && attempt == 0 && evict_for_space(true)) continue;
                     return written;
                 }
                 if (auto ok = sync_root("write"); !ok) return ok;
@@ -659,6 +716,7 @@ private:
                 order.push_back(slot);
                 tail.clear();
                 tail_start = flushed_to = header.size();
+                sealed = false;
                 return {};
             }
         }
@@ -675,7 +733,7 @@ private:
         // Seals the active segment and starts a new one; past the budget, the oldest is then
         // evicted, its carried blobs copied into the new one first (leaving `reserve` bytes).
         [[nodiscard]] result<void> roll(std::size_t reserve) {
-            if (auto ok = flush(true); !ok) return ok;
+            if (auto ok = flush(!sealed); !ok) return ok;
             while (order.size() > max_segments) {  // an eviction that failed before: its copies are written now
                 if (auto ok = evict_oldest(0); !ok) return ok;
             }
@@ -684,38 +742,72 @@ private:
             return {};
         }
 
-        // Appends one record; its location, or the failure (the index untouched, the
-        // record not kept).
-        [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
-                                                   std::uint16_t flags) {
+        // Puts one record in the active segment's tail (rolling first if it is sealed or
+        // full); its location, or the failure (nothing placed).
+        [[nodiscard]] result<std::uint64_t> place(std::string_view name, std::span<const std::byte> blob,
+                                                  std::uint16_t flags) {
             const std::size_t size = detail::segment::record_size(name.size(), blob.size());
-            if (!has_active() || seg(active()).size + size > cfg.segment_size) {
+            if (!has_active() || sealed || seg(active()).size + size > cfg.segment_size) {
                 if (auto ok = roll(size); !ok) return unexpected(std::move(ok).error());
             }
             if (cfg.sync == durability::none && unwritten() > 0 && unwritten() + size > cfg.write_buffer) {
                 if (auto ok = write_buffer_out(); !ok) return unexpected(std::move(ok).error());
             }
             segment& a = seg(active());
-            const std::size_t before = tail.size();
-            const std::uint64_t at = a.size;
-            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(at), size);
+            const std::uint64_t loc = location::pack(active(), static_cast<std::size_t>(a.size), size);
             detail::segment::append_record(tail, name, blob, flags);
             a.size += size;
-            if (cfg.sync != durability::none) {
-                if (auto ok = flush(true); !ok) {
-                    if (flushed_to <= at) {  // not written: forget it
-                        tail.resize(before);
-                        a.size -= size;
-                    }
-                    return unexpected(std::move(ok).error());
-                }
-            }
             return loc;
+        }
+
+        // Appends one record; its location, or the failure. A record whose write or sync
+        // failed may be in the file or not: it is forgotten if the file cannot hold it,
+        // and either way its name becomes doubtful (see `doubtful`), so that neither the
+        // index nor a restart returns the value it replaced.
+        // A disk full with no older segment to evict (a file system with less room than a
+        // segment) ends the active segment where it is and retries once in a new one, which
+        // evicts the old one if even its header finds no room: writing goes on.
+        [[nodiscard]] result<std::uint64_t> append(std::string_view name, std::span<const std::byte> blob,
+                                                   std::uint16_t flags, bool retried = false) {
+            auto loc = place(name, blob, flags);
+            if (!loc || cfg.sync == durability::none) return loc;
+            if (auto ok = flush(true); !ok) {
+                const std::uint64_t at = location::offset(*loc);
+                const bool unwritten_record = flushed_to <= at;
+                if (unwritten_record) {  // not (wholly) written: later appends overwrite it
+                    tail.resize(static_cast<std::size_t>(at - tail_start));
+                    seg(active()).size = at;
+                }
+                apply(name, hash_of(name), 0);
+                doubtful.emplace(name);
+                if (!retried && unwritten_record && ok.error().code() == errc::disk_full && order.size() == 1 &&
+                    at > detail::segment::segment_header_size) {
+                    sealed = true;
+                    return append(name, blob, flags, true);
+                }
+                return unexpected(std::move(ok).error());
+            }
+            if (!doubtful.empty()) doubtful.erase(std::string(name));
+            return loc;
+        }
+
+        // Appends a tombstone for every doubtful name, synced (a sealed segment is left
+        // for a new one): a restart then finds what the index says.
+        [[nodiscard]] result<void> settle_doubtful() {
+            if (doubtful.empty()) return {};
+            for (const std::string& name : doubtful) {
+                if (auto loc = place(name, {}, detail::segment::flag_tombstone); !loc)
+                    return unexpected(std::move(loc).error());
+            }
+            if (auto ok = flush(true); !ok) return ok;
+            doubtful.clear();
+            return {};
         }
 
         // ---- operations ---------------------------------------------------------------
 
         [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) {
+            if (const auto pin = pins.find(name); pin != pins.end()) return pin->second;
             const std::uint64_t h = hash_of(name);
             std::vector<std::byte> bytes;
             bool damaged = false;
@@ -770,6 +862,11 @@ private:
         }
 
         [[nodiscard]] result<void> put(std::string_view name, std::span<const std::byte> blob) {
+            if (pinned(name)) {
+                if (auto ok = write_pin(name, blob); !ok) return ok;
+                pins.insert_or_assign(std::string(name), std::vector<std::byte>(blob.begin(), blob.end()));
+                return {};
+            }
             auto loc = append(name, blob, 0);
             if (!loc) return unexpected(std::move(loc).error());
             apply(name, hash_of(name), *loc);
@@ -778,9 +875,16 @@ private:
 
         [[nodiscard]] result<void> remove(std::string_view name) {
             const std::uint64_t h = hash_of(name);
-            if (find(name, h) == hash_index::npos)
+            bool was_pinned = false;
+            if (pins.contains(name)) {
+                if (auto ok = remove_pin(name); !ok) return ok;
+                was_pinned = true;
+            }
+            if (find(name, h) == hash_index::npos && !doubtful.contains(std::string(name))) {
+                if (was_pinned) return {};
                 return fail(errc::miss, tier::disk, "remove " + std::string(name),
                             std::error_code(ENOENT, std::generic_category()));
+            }
             auto loc = append(name, {}, detail::segment::flag_tombstone);
             if (!loc) return unexpected(std::move(loc).error());
             apply(name, h, 0);
@@ -802,7 +906,7 @@ private:
                     std::uint32_t slot;
                     std::vector<blob_info>& out;
                     void record(std::size_t off, const detail::segment::record_view& r) {
-                        if (r.head.tombstone()) return;
+                        if (r.head.tombstone() || s.pins.contains(r.head.name)) return;
                         const std::uint64_t here = location::pack(slot, off, r.head.size());
                         const std::size_t pos = s.find_placed(hash_of(r.head.name), here);
                         if (pos == hash_index::npos) return;
@@ -817,6 +921,10 @@ private:
                 } v{*this, slot, out};
                 detail::segment::scan_records(*data, v);
             }
+            // Pinned blobs first: their modified time is the epoch, before every segment's.
+            std::vector<blob_info> pinned_blobs;
+            for (const auto& [name, blob] : pins) pinned_blobs.push_back(blob_info{name, blob.size(), {}});
+            out.insert(out.begin(), pinned_blobs.begin(), pinned_blobs.end());
             return out;
         }
 
@@ -831,34 +939,114 @@ private:
             return fd;
         }
 
-        // Writes `bytes` to quarantine/<target> through a temp file, 0600.
-        [[nodiscard]] result<void> put_quarantined(std::string_view operation, const std::string& target,
-                                                   std::span<const std::byte> bytes) {
+        // Writes `bytes` to <dir>/<target> through a temp file (0600) and a rename; syncs the
+        // folder when `sync_folder`.
+        [[nodiscard]] result<void> write_replacing(int dir, std::string_view operation, const std::string& target,
+                                                   std::span<const std::byte> bytes, bool sync_folder) const {
             namespace px = detail::posix;
-            auto folder = quarantine_folder(operation, true);
-            if (!folder) return unexpected(std::move(folder).error());
             const std::string temp = std::string(detail::temp_prefix) + "q." + std::to_string(::getpid());
             px::unique_fd fd(px::retry_eintr([&] {
-                return ::openat(folder->get(), temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                                0600);
+                return ::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
             }));
             if (!fd) return unexpected(os_error(errno, operation, temp, "create temp file"));
             auto ok = pwrite_all(fd.get(), bytes, 0, operation, temp);
             if (ok && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
                 ok = unexpected(os_error(errno, operation, temp, "sync temp file"));
-            if (ok && ::renameat(folder->get(), temp.c_str(), folder->get(), target.c_str()) != 0)
-                ok = unexpected(os_error(errno, operation, target, "move into quarantine"));
+            if (ok && ::renameat(dir, temp.c_str(), dir, target.c_str()) != 0)
+                ok = unexpected(os_error(errno, operation, target, "rename into place"));
             if (!ok) {
-                ::unlinkat(folder->get(), temp.c_str(), 0);
+                ::unlinkat(dir, temp.c_str(), 0);
                 return ok;
             }
-            if (cfg.sync == durability::full && ::fsync(folder->get()) != 0)
-                return unexpected(os_error(errno, operation, target, "sync quarantine folder"));
+            if (sync_folder && ::fsync(dir) != 0)
+                return unexpected(os_error(errno, operation, target, "sync its folder"));
+            return {};
+        }
+
+        // Writes `bytes` to quarantine/<target>.
+        [[nodiscard]] result<void> put_quarantined(std::string_view operation, const std::string& target,
+                                                   std::span<const std::byte> bytes) {
+            auto folder = quarantine_folder(operation, true);
+            if (!folder) return unexpected(std::move(folder).error());
+            return write_replacing(folder->get(), operation, target, bytes, cfg.sync == durability::full);
+        }
+
+        // ---- pinned names -------------------------------------------------------------
+
+        // Writes both side files of a pinned name, each replaced whole (a crash leaves each
+        // old or new); ENOSPC evicts the oldest segment and retries once.
+        [[nodiscard]] result<void> write_pin(std::string_view name, std::span<const std::byte> blob) {
+            std::vector<std::byte> record;
+            detail::segment::append_record(record, name, blob, 0);
+            for (int copy = 0; copy < 2; ++copy) {
+                const std::string file = pin_file(name, copy);
+                auto ok = write_replacing(root.get(), "write", file, record, cfg.sync != durability::none);
+                if (!ok && ok.error().code() == errc::disk_full && evict_for_space())
+                    ok = write_replacing(root.get(), "write", file, record, cfg.sync != durability::none);
+                if (!ok) {
+                    if (copy == 1) ::unlinkat(root.get(), file.c_str(), 0);  // never an older second copy
+                    return ok;
+                }
+            }
+            return {};
+        }
+
+        // The blob of a pinned name's side file if the file holds an intact record of it.
+        [[nodiscard]] std::optional<std::vector<std::byte>> read_pin(std::string_view name, int copy) const {
+            namespace px = detail::posix;
+            const std::string file = pin_file(name, copy);
+            px::unique_fd fd(px::retry_eintr(
+                [&] { return ::openat(root.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); }));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+            const auto size = static_cast<std::uint64_t>(st.st_size);
+            if (size > detail::segment::record_size(name.size(), cfg.max_blob_size)) return std::nullopt;
+            std::vector<std::byte> bytes(static_cast<std::size_t>(size));
+            for (std::size_t got = 0; got < bytes.size();) {
+                const ssize_t n = ::pread(fd.get(), bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) return std::nullopt;
+                got += static_cast<std::size_t>(n);
+            }
+            const auto r = detail::segment::parse_record(bytes);
+            if (!r || !r->intact || r->head.tombstone() || r->head.name != name) return std::nullopt;
+            return std::vector<std::byte>(r->blob.begin(), r->blob.end());
+        }
+
+        // Loads the pinned names at open: from either side file (a damaged copy is rewritten),
+        // else from the log (a directory of format 1 kept them there), copied to side files.
+        void load_pins() {
+            for (const std::string& name : cfg.pinned) {
+                auto first = read_pin(name, 0);
+                auto second = read_pin(name, 1);
+                if (first || second) {
+                    if (!first || !second) (void)write_pin(name, first ? *first : *second);
+                    pins.insert_or_assign(name, first ? std::move(*first) : std::move(*second));
+                    continue;
+                }
+                if (auto logged = read(name); logged && write_pin(name, *logged)) pins.insert_or_assign(name, *logged);
+            }
+        }
+
+        [[nodiscard]] result<void> remove_pin(std::string_view name) {
+            for (int copy = 0; copy < 2; ++copy) {
+                const std::string file = pin_file(name, copy);
+                if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
+                    return unexpected(os_error(errno, "remove", file, "delete pinned blob"));
+            }
+            if (auto ok = sync_root("remove"); !ok) return ok;
+            pins.erase(pins.find(name));
             return {};
         }
 
         [[nodiscard]] result<void> quarantine(std::string_view name, std::string_view reason,
                                               std::chrono::system_clock::time_point now) {
+            if (const auto pin = pins.find(name); pin != pins.end()) {
+                if (auto ok = put_quarantined("quarantine", detail::quarantine_name(name, reason, now), pin->second);
+                    !ok)
+                    return ok;
+                return remove(name);
+            }
             const std::uint64_t h = hash_of(name);
             const std::size_t pos = find(name, h);
             if (pos == hash_index::npos)
@@ -903,7 +1091,7 @@ private:
                     bool purge = false;
                     if (!in_quarantine) {
                         if (entry_name == detail::posix::lock_file_name) continue;
-                        if (regular && parse_file_name(entry_name)) continue;
+                        if (regular && (parse_file_name(entry_name) || is_pin_file(entry_name))) continue;
                     } else if (regular && !temp) {
                         const auto since = detail::quarantine_time(entry_name);
                         if (since && *since >= oldest) continue;
@@ -1092,9 +1280,13 @@ private:
                 const auto file_size = static_cast<std::uint64_t>(st.st_size);
                 std::array<std::byte, detail::segment::segment_header_size> head_bytes{};
                 const ssize_t got = ::pread(fd.get(), head_bytes.data(), head_bytes.size(), 0);
-                const auto head = got == static_cast<ssize_t>(head_bytes.size())
-                                      ? detail::segment::decode_segment_header(head_bytes)
-                                      : std::nullopt;
+                auto head = got == static_cast<ssize_t>(head_bytes.size())
+                                ? detail::segment::decode_segment_header(head_bytes)
+                                : std::nullopt;
+                if (!head && got == static_cast<ssize_t>(head_bytes.size())) {
+                    head = detail::segment::repair_segment_header(head_bytes, sequence);
+                    if (head) ++counters.bad_frames;
+                }
                 if (!head && sequence == found.back() && file_size <= detail::segment::segment_header_size) {
                     // A crash while the newest segment was being made: nothing in it yet.
                     fd.reset();
@@ -1135,13 +1327,16 @@ private:
             if (order.size() > max_segments) {
                 if (auto ok = evict_oldest(carry_room(0)); !ok && ok.error().code() != errc::disk_full) return ok;
             }
+            load_pins();
             return {};
         }
 
-        [[nodiscard]] segment_log_stats snapshot() const {
+        [[nodiscard]] segment_log_stats snapshot() {
             segment_log_stats out = counters;
             out.segments = order.size();
             out.entries = index.size();
+            for (const auto& pin : pins)
+                if (find(pin.first, hash_of(pin.first)) == hash_index::npos) ++out.entries;
             out.index_bytes = index.memory_bytes();
             out.buffered_bytes = unwritten();
             out.disk_bytes = 0;
@@ -1157,6 +1352,7 @@ private:
         try {
             std::lock_guard lock(m->mutex);
             (void)m->flush(true);
+            (void)m->settle_doubtful();
         } catch (...) {  // bad_alloc while building a failure: the buffer is lost, as in a crash
         }
     }
