@@ -265,8 +265,9 @@ constexpr std::array<std::string_view, 8> kind_names{"entry",       "meta",    "
         return file && td::quarantine_time(leaf) ? kind::quarantined : kind::foreign;
     if (file && path == td::posix::lock_file_name) return kind::lock;
     if (file && path == meta_name) return kind::meta;
-    if (file && (l == layout::posix_directory ? is_entry_name(path) : is_segment_name(path)))
-        return l == layout::posix_directory ? kind::entry : kind::segment;
+    if (file && l == layout::posix_directory && is_entry_name(path)) return kind::entry;
+    if (file && l == layout::segment_log && tierguard::storage::segment_log::owns_file(path))
+        return is_segment_name(path) ? kind::segment : kind::meta;  // the other: a pinned blob's side file
     return kind::foreign;
 }
 
@@ -370,7 +371,7 @@ template <class Storage>
         empty = false;
         const std::string name = it->path().filename().native();
         const fs::file_type type = it->symlink_status(ec).type();
-        segments = segments || (type == fs::file_type::regular && is_segment_name(name));
+        segments = segments || (type == fs::file_type::regular && tierguard::storage::segment_log::owns_file(name));
         fanout = fanout || (type == fs::file_type::directory && is_fanout_folder(name));
         meta = meta || (type == fs::file_type::regular && name == meta_name);
     }
@@ -386,17 +387,18 @@ template <class Storage>
         if (!meta)
             return dir_error(dir, "not_a_cache",
                              empty ? "not a tierguard cache: the directory is empty" + untouched
-                                   : "not a tierguard cache: it has no tierguard-meta file and no segment files (a "
+                                   : "not a tierguard cache: it has no tierguard-meta file and no segment_log files (a "
                                      "posix_directory cache holds tierguard-meta, a segment_log cache "
-                                     "<16 hex digits>.seg files)" +
+                                     "<16 hex digits>.seg files and pin-<hex>.0/.1 side files)" +
                                          untouched);
         forced = layout::posix_directory;
     }
     if (*forced == layout::segment_log) {
         if (!segments)
-            return dir_error(
-                dir, "not_a_cache",
-                "not a tierguard segment_log cache: it has no segment files (<16 hex digits>.seg)" + untouched);
+            return dir_error(dir, "not_a_cache",
+                             "not a tierguard segment_log cache: it has no segment files (<16 hex digits>.seg) and no "
+                             "pin-<hex>.0/.1 side files" +
+                                 untouched);
         return layout::segment_log;
     }
     if (!meta)

@@ -84,7 +84,7 @@ errors)
         [[ $(snapshot "$root/$dir") == "$before" ]] || fail "a command changed $dir, which is not a cache"
     done
     run stats "$root/plain"
-    expect_err 'not a tierguard cache: it has no tierguard-meta file and no segment files'
+    expect_err 'not a tierguard cache: it has no tierguard-meta file and no segment_log files'
     run stats "$root/empty"
     expect_err 'not a tierguard cache: the directory is empty'
     for dir in "$cache" "$log"; do
@@ -152,7 +152,8 @@ stats)
     expect_json '"bad_frames" in d["log"] and "torn_tails" in d["log"]'
     for dir in fresh freshlog; do
         run stats "$root/$dir" --json
-        expect_rc 0; expect_json 'd["entries"] == 0 and d["age_seconds"]["newest"] is None and d["kinds"]["meta"] == 1'
+        # the secret: the file tierguard-meta (posix_directory); the blob and its two pin-* side files (segment_log)
+        expect_rc 0; expect_json 'd["entries"] == 0 and d["age_seconds"]["newest"] is None and d["kinds"]["meta"] == {"fresh": 1, "freshlog": 3}["'"$dir"'"]'
     done
     ;;
 verify)

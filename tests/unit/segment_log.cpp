@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -132,6 +133,17 @@ TEST_CASE("segment_log: blobs round trip, also across a reopen, and list names e
     CHECK(s.stats().frames_recovered == expected.size() - 1);  // the pinned blob is kept outside the log
     CHECK(s.stats().torn_tails == 0);
     CHECK(s.stats().bad_frames == 0);
+}
+
+TEST_CASE("segment_log: a pinned blob survives a reopen whatever max_blob_size says") {
+    // max_blob_size near SIZE_MAX wrapped the bound on a side file's size, so every open
+    // lost the pinned hash secret (found by tierguard-cli, which opens with no size limit).
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.max_blob_size = GENERATE(std::size_t{1} << 20, std::numeric_limits<std::size_t>::max());
+    const std::string secret(64, 's');  // as large as the disk tier's framed secret
+    open_log(cfg).write("tierguard-meta", bytes_of(secret)).value();
+    CHECK(text_of(open_log(cfg).read("tierguard-meta").value()) == secret);
 }
 
 TEST_CASE("segment_log: overwrites and removes win across reopens; no phantom comes back (random, against a model)") {

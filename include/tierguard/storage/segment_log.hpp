@@ -292,6 +292,13 @@ public:
         return m->quarantined();
     }
 
+    /// True for a file name segment_log keeps in its root: a segment file or a side file of
+    /// a pinned blob (docs/FORMAT.md), so that a tool listing the root can tell them from
+    /// foreign files without opening the log.
+    [[nodiscard]] static bool owns_file(std::string_view file) noexcept {
+        return state::parse_file_name(file).has_value() || state::is_pin_file(file);
+    }
+
     /// The root as opened: absolute and normalized.
     [[nodiscard]] const std::filesystem::path& root() const noexcept { return m->cfg.root; }
     [[nodiscard]] const config& settings() const noexcept { return m->cfg; }
@@ -1000,7 +1007,9 @@ private:
             struct stat st {};
             if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
             const auto size = static_cast<std::uint64_t>(st.st_size);
-            if (size > detail::segment::record_size(name.size(), cfg.max_blob_size)) return std::nullopt;
+            // A record's blob length is 32 bits: a larger max_blob_size must not wrap the bound.
+            const std::size_t longest = std::min<std::size_t>(cfg.max_blob_size, UINT32_MAX);
+            if (size > detail::segment::record_size(name.size(), longest)) return std::nullopt;
             std::vector<std::byte> bytes(static_cast<std::size_t>(size));
             for (std::size_t got = 0; got < bytes.size();) {
                 const ssize_t n = ::pread(fd.get(), bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
