@@ -249,10 +249,12 @@ public:
 
     /// Stores `value` with the default TTL. Evicts least recently used entries to keep
     /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries (none
-    /// over segment_log, which evicted segments itself) and retries once (not within emergency_eviction_backoff of a
-    /// retry that failed for a full disk: then it fails at once). errc::too_large if the frame exceeds max_entry_size
-    /// or the budget; errc::disk_full, errc::io_error, errc::permission_denied from the storage. A failed put leaves
-    /// the previous value (if any) readable.
+    /// over segment_log, which evicted segments itself) and retries once (not within
+    /// emergency_eviction_backoff of a retry that failed for a full disk: then it fails at
+    /// once). errc::too_large if the frame exceeds max_entry_size or the budget;
+    /// errc::disk_full, errc::io_error, errc::permission_denied from the storage. A
+    /// failed put leaves the previous value (if any) readable, unless the storage dropped
+    /// it (segment_log after a failed sync: then a miss).
     result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.

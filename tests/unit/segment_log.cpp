@@ -1158,3 +1158,23 @@ TEST_CASE("issue 14: over segment_log the disk tier's entries and bytes follow t
         check_tier_follows_log(*tier, tier->storage(), 120, version);
     }
 }
+
+TEST_CASE("issue 14: a full disk segment_log returns makes the disk tier retry, not tombstone its entries") {
+    // segment_log has evicted segments for room before it returns disk_full (and evicts
+    // again on the retry); tombstones free no room in a log, so evicting 10% of the tier's
+    // entries (as it did) only lost them. Injected here: one write refused with disk_full.
+    temp_dir dir;
+    using faulty_log = tierguard::storage::fault_injecting<segment_log>;
+    auto tier = tierguard::disk_tier<std::string, std::string, faulty_seglog_tier_policies>::open(
+        faulty_log(open_log(small(dir.path() / "cache"))));
+    REQUIRE(tier);
+    for (int i = 0; i < 50; ++i) REQUIRE(tier->put("key-" + std::to_string(i), value_for(i, 0)));
+    auto faults = tier->storage().control();
+    faults.script(tierguard::storage::op::write, faults.counters().calls(tierguard::storage::op::write) + 1,
+                  tierguard::storage::fault::disk_full);
+    REQUIRE(tier->put("key-50", value_for(50, 0)));
+    CHECK(tier->stats().disk_full_events == 1);
+    CHECK(tier->stats().emergency_evictions == 0);
+    CHECK(tier->size() == 51);
+    for (int i = 0; i <= 50; ++i) CHECK(tier->get("key-" + std::to_string(i)).value() == value_for(i, 0));
+}

@@ -58,11 +58,10 @@ struct segment_log_stats {
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
 };
 
-/// Names of blobs that left a segment_log without a remove() of that name; see
-/// segment_log::take_evicted().
+/// Names of blobs that left a segment_log by themselves; see segment_log::take_evicted().
 struct evicted_names {
-    std::vector<std::string> names;  ///< in the order they left; a name may since have been written again
-    bool complete = true;            ///< false: more left than these (see take_evicted)
+    std::vector<std::string> names;  ///< in the order they left; a name may have been written again since
+    bool complete = true;            ///< false: more left than these names (see take_evicted)
 };
 
 /// What segment_log::scrub() checked and did.
@@ -94,12 +93,14 @@ struct segment_scrub_report {
 ///    read since they were written (config::reinsert_read), which are copied into the new
 ///    segment (up to config::max_reinsert_fraction of it).
 ///    take_evicted() names the blobs that left so (and those damage or a failed sync
-///    dropped), so that the disk tier's index and counts follow the storage. The byte budget holds whenever no call is
-///    running: a roll makes the new segment, writes the carried copies to it (synced as durability says) and only then
-///    deletes the oldest, so that a crash never loses them; in between, the files exceed the budget by the new
-///    segment's header and the copies. open() finishes a roll a crash interrupted. A write that meets ENOSPC evicts the
-///    oldest segment and retries once; with no older segment, it ends the active one and retries in a new one (evicting
-///    the old one if even the new header finds no room), so writing goes on.
+///    dropped), so that the disk tier's index and counts follow the storage. The byte
+///    budget holds whenever no call is running: a roll makes the new segment, writes the
+///    carried copies to it (synced as durability says) and only then deletes the oldest,
+///    so that a crash never loses them; in between, the files exceed the budget by the new
+///    segment's header and the copies. open() finishes a roll a crash interrupted. A write
+///    that meets ENOSPC evicts the oldest segment and retries once; with no older segment,
+///    it ends the active one and retries in a new one (evicting the old one if even the
+///    new header finds no room), so writing goes on.
 ///  - config::pinned names (the disk tier's hash secret) are not in the log: each is kept
 ///    whole in two side files, <root>/pin-<hex name>.0 and .1, replaced through a temp
 ///    file and a rename, read from either; no segment damage, eviction or full disk takes
@@ -292,12 +293,13 @@ public:
         return m->snapshot();
     }
 
-    /// The names of the blobs that left the index without a remove() of their name since
-    /// the last call (open() starts empty): evicted with their segment, dropped for damage
-    /// (by scrub()), or dropped by a write or remove whose sync failed (see the class
-    /// comment); then forgets them. complete is false when more left than the log keeps
-    /// (max_evicted_names) or some left unnamed (an unreadable oldest segment, a damaged
-    /// stretch): list() then tells what is held. O(1) when nothing left.
+    /// The names of the blobs that left the index other than by a write or remove of their
+    /// name that succeeded, since the last call (open() starts empty): evicted with their
+    /// segment, dropped for damage (by scrub()), or dropped by a write or remove whose sync
+    /// failed (see the class comment); then forgets them. complete is false when more left
+    /// than max_evicted_names, or some left unnamed (an unreadable oldest segment, a damaged
+    /// stretch): list() then tells what is held, and the names stop being kept (a caller
+    /// that never asks holds at most max_evicted_names). O(1) when nothing left; thread-safe.
     [[nodiscard]] evicted_names take_evicted() {
         std::lock_guard lock(m->mutex);
         return std::exchange(m->evicted, evicted_names{});
@@ -535,7 +537,7 @@ private:
         void note_left(std::string_view name) {
             if (name.empty() || evicted.names.size() >= max_evicted_names) {
                 evicted.complete = false;
-                evicted.names.clear();
+                evicted.names = {};  // list() tells the rest; a caller that never asks keeps no memory
             }
             if (evicted.complete) evicted.names.emplace_back(name);
         }
