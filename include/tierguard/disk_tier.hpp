@@ -50,6 +50,8 @@ struct disk_config {
     /// Largest encoded key.
     std::size_t max_key_size = std::size_t{1} << 20;
     /// Share of the entries evicted when a write meets a full disk, before its one retry.
+    /// Not used over a storage that evicts by itself (segment_log): removing entries from a
+    /// log frees no room, so the tier only retries once (and the storage evicts again).
     double emergency_eviction_fraction = 0.1;
     /// After an emergency eviction whose retry still met a full disk (something else fills
     /// it, or evicting frees nothing the write can use), puts that meet a full disk fail at
@@ -240,51 +242,19 @@ public:
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
-        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        if (idx == index_type::npos) {
-            ++m_stats.misses;
-            return fail(errc::miss, tier::disk);
-        }
-        const time_point now = m_clock.now();
-        if (detail::expired(m_index.at(idx).expiry, now)) {
-            drop(idx, h);
-            ++m_stats.expirations;
-            ++m_stats.misses;
-            return fail(errc::expired, tier::disk);
-        }
-        std::vector<std::byte> bytes;
-        std::vector<std::byte> inflated;
-        auto entry = load(h, now, bytes, inflated);
-        if (!entry) {
-            const errc code = entry.error().code();
-            if (code == errc::miss || code == errc::expired) ++m_stats.misses;
-            if (code != errc::io_error && code != errc::permission_denied) {
-                if (const auto still = m_index.find(h, h, std::equal_to<>{}); still != index_type::npos)
-                    m_index.remove(still);
-            }
-            return unexpected(std::move(entry).error());
-        }
-        if (!std::ranges::equal(entry->key, *name_key)) {  // another key with the same 64-bit hash owns the file
-            ++m_stats.misses;
-            return fail(errc::miss, tier::disk, "hash collision with another key");
-        }
-        auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
-        if (!value) {
-            quarantine(h, "decode", value.error());
-            m_index.remove(idx);
-            return fail(errc::corrupted, tier::disk, "entry " + name_of(h) + ": " + value.error().message());
-        }
-        m_index.touch(idx);
-        ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
+        auto found = find_locked(h, *name_key);
+        forget_evicted();  // removing a damaged or expired entry appends to a segment_log
+        return found;
     }
 
     /// Stores `value` with the default TTL. Evicts least recently used entries to keep
-    /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries and
-    /// retries once (not within emergency_eviction_backoff of a retry that failed for a
-    /// full disk: then it fails at once). errc::too_large if the frame exceeds max_entry_size or the budget;
+    /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries (none
+    /// over segment_log, which evicted segments itself) and retries once (not within
+    /// emergency_eviction_backoff of a retry that failed for a full disk: then it fails at
+    /// once). errc::too_large if the frame exceeds max_entry_size or the budget;
     /// errc::disk_full, errc::io_error, errc::permission_denied from the storage. A
-    /// failed put leaves the previous value (if any) readable.
+    /// failed put leaves the previous value (if any) readable, unless the storage dropped
+    /// it (segment_log after a failed sync: then a miss).
     result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
@@ -328,6 +298,9 @@ public:
         }
         make_room(blob.size());
         auto written = m_storage.write(name_of(h), blob);
+        // Whether the storage says the previous blob left meanwhile (segment_log evicted
+        // its segment, or dropped it after a failed sync).
+        bool previous_gone = forget_evicted(h);
         if (!written && written.error().code() == errc::disk_full) {
             ++m_stats.disk_full_events;
             if (m_clock.now() < m_emergency_paused_until) {
@@ -340,14 +313,19 @@ public:
                     std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(m_index.live()) *
                                                                       m_config.emergency_eviction_fraction));
                 std::size_t evicted = 0;
-                while (evicted < victims && m_index.live() != 0) {
+                // A storage that evicts by itself (segment_log) did so before failing, and
+                // again on the retry; removing entries from a log frees no room there.
+                while (!storage_evicts_itself && evicted < victims && m_index.live() != 0) {
                     evict_lru();
                     ++evicted;
                 }
                 m_stats.emergency_evictions += evicted;
-                emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " entries after ENOSPC",
+                emit(event_kind::emergency_eviction,
+                     storage_evicts_itself ? std::string("the storage evicted for room after ENOSPC; retrying")
+                                           : "evicted " + std::to_string(evicted) + " entries after ENOSPC",
                      &written.error());
                 written = m_storage.write(name_of(h), blob);
+                previous_gone = forget_evicted(h) || previous_gone;
                 if (!written && written.error().code() == errc::disk_full) {
                     ++m_stats.disk_full_events;
                     m_emergency_paused_until = detail::expiry_after(m_clock.now(), m_config.emergency_eviction_backoff);
@@ -358,7 +336,8 @@ public:
         }
         if (!written) {
             if (written.error().code() != errc::disk_full) note_io_error(written.error());
-            if (previous) m_index.insert(h, std::uint64_t{h}, std::monostate{}, previous->first, previous->second);
+            if (previous && !previous_gone)
+                m_index.insert(h, std::uint64_t{h}, std::monostate{}, previous->first, previous->second);
             return written;
         }
         m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
@@ -367,14 +346,15 @@ public:
     }
 
     /// Removes the entry for `key`: true if a file was removed, false if there was none.
-    /// If the storage fails to remove it, the entry stays (and stays indexed) and the
-    /// failure is returned.
+    /// If the storage fails to remove it, the entry stays (and stays indexed, unless the
+    /// storage says it left: segment_log after a failed sync) and the failure is returned.
     result<bool> erase(const Key& key) {
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
         auto removed = m_storage.remove(name_of(h));
+        forget_evicted();
         if (!removed && removed.error().code() != errc::miss) {
             // The file is still there, so its entry stays indexed: a later erase (or the
             // cache's pending erasure) finds it, and budgets keep counting it.
@@ -418,6 +398,7 @@ public:
                 if (outcome) outcome = unexpected(std::move(removed).error());
             }
         }
+        forget_evicted();
         return outcome;
     }
 
@@ -483,15 +464,11 @@ public:
                 m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, expiry, weight);
             }
         }
-        std::vector<std::uint32_t> stale;
-        m_index.for_each_lru([&](std::uint32_t idx) {
-            if (!seen.contains(m_index.at(idx).hash)) stale.push_back(idx);
-        });
-        for (const std::uint32_t idx : stale) m_index.remove(idx);
-        report.index_dropped = stale.size();
+        report.index_dropped = keep_only(seen);
         const auto evictions_before = m_stats.evictions;
         make_room(0);
         report.evicted = m_stats.evictions - evictions_before;
+        forget_evicted();
         emit(event_kind::scrub_done,
              "checked " + std::to_string(report.entries_checked) + ", temp removed " +
                  std::to_string(report.temp_files_removed) + ", quarantined " + std::to_string(report.quarantined) +
@@ -603,6 +580,47 @@ private:
         if (ns == 0) return time_point::max();
         return time_point(std::chrono::floor<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
+    // find() under the lock.
+    [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key) {
+        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
+        if (idx == index_type::npos) {
+            ++m_stats.misses;
+            return fail(errc::miss, tier::disk);
+        }
+        const time_point now = m_clock.now();
+        if (detail::expired(m_index.at(idx).expiry, now)) {
+            drop(idx, h);
+            ++m_stats.expirations;
+            ++m_stats.misses;
+            return fail(errc::expired, tier::disk);
+        }
+        std::vector<std::byte> bytes;
+        std::vector<std::byte> inflated;
+        auto entry = load(h, now, bytes, inflated);
+        if (!entry) {
+            const errc code = entry.error().code();
+            if (code == errc::miss || code == errc::expired) ++m_stats.misses;
+            if (code != errc::io_error && code != errc::permission_denied) {
+                if (const auto still = m_index.find(h, h, std::equal_to<>{}); still != index_type::npos)
+                    m_index.remove(still);
+            }
+            return unexpected(std::move(entry).error());
+        }
+        if (!std::ranges::equal(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
+            ++m_stats.misses;
+            return fail(errc::miss, tier::disk, "hash collision with another key");
+        }
+        auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
+        if (!value) {
+            quarantine(h, "decode", value.error());
+            m_index.remove(idx);
+            return fail(errc::corrupted, tier::disk, "entry " + name_of(h) + ": " + value.error().message());
+        }
+        m_index.touch(idx);
+        ++m_stats.hits;
+        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
+    }
+
     // Reads the frame stored under h into `bytes` and validates it; the view points into
     // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
     // other-version and expired ones removed; each is counted and reported. Caller holds the lock.
@@ -707,6 +725,58 @@ private:
         return {};
     }
 
+    // Removes the index entries whose hashes `held` lacks; how many.
+    std::size_t keep_only(const std::unordered_set<std::uint64_t>& held) {
+        std::vector<std::uint32_t> stale;
+        m_index.for_each_lru([&](std::uint32_t idx) {
+            if (!held.contains(m_index.at(idx).hash)) stale.push_back(idx);
+        });
+        for (const std::uint32_t idx : stale) m_index.remove(idx);
+        return stale.size();
+    }
+
+    // Whether the storage evicts blobs by itself and names them (segment_log::take_evicted).
+    static constexpr bool storage_evicts_itself = requires(storage_type & s) {
+        { s.take_evicted().names } -> std::convertible_to<std::vector<std::string>>;
+        { s.take_evicted().complete } -> std::convertible_to<bool>;
+    };
+
+    // Drops the index entries of the blobs such a storage let go since the last call (it
+    // keeps a bounded account; past it, or with blobs it could not name, the index keeps
+    // what list() shows, retried on the next call if listing fails), so that entries and
+    // bytes follow what it holds. True if the entry under `watched` was among them.
+    // Caller holds the lock.
+    bool forget_evicted(std::optional<std::uint64_t> watched = std::nullopt) {
+        if constexpr (storage_evicts_itself) {
+            auto gone = m_storage.take_evicted();
+            if (gone.complete && !m_relist) {
+                bool hit = false;
+                for (const std::string& name : gone.names) {
+                    const auto h = parse_name(name);
+                    if (!h) continue;
+                    hit = hit || *h == watched;
+                    if (const auto idx = m_index.find(*h, *h, std::equal_to<>{}); idx != index_type::npos)
+                        m_index.remove(idx);
+                }
+                return hit;
+            }
+            auto listing = m_storage.list();
+            m_relist = !listing;
+            if (!listing) {
+                note_io_error(listing.error());
+                return false;
+            }
+            std::unordered_set<std::uint64_t> held;
+            for (const blob_info& blob : *listing)
+                if (const auto h = parse_name(blob.name)) held.insert(*h);
+            keep_only(held);
+            return watched && !held.contains(*watched);
+        } else {
+            (void)watched;
+            return false;
+        }
+    }
+
     [[nodiscard]] result<void> load_secret() {
         const std::span<const std::byte> meta_key(reinterpret_cast<const std::byte*>(meta_name.data()),
                                                   meta_name.size());
@@ -757,6 +827,7 @@ private:
                                static_cast<std::size_t>(blob.size));
         }
         make_room(0);
+        forget_evicted();
         return {};
     }
 
@@ -772,6 +843,7 @@ private:
     disk_stats m_stats;
     time_point m_emergency_paused_until{time_point::min()};
     std::uint64_t m_storage_disk_full_at_open = 0;
+    bool m_relist = false;  // forget_evicted could not list the storage: it lists on its next call
 };
 
 }  // namespace tierguard

@@ -312,7 +312,7 @@ TEST_CASE("issue 14: a cache on a full tmpfs shows every ENOSPC in tierguard_dis
     CHECK(r->metric_bytes == r->listed_bytes);
 }
 
-TEST_CASE("issue 14: the full disks segment_log handles itself count in disk_full_events") {
+TEST_CASE("issue 14: the full disks segment_log handles itself count in disk_full_events; entries and bytes match") {
     struct seglog_policies : manual_policies {
         using storage = tierguard::storage::segment_log;
     };
@@ -321,7 +321,11 @@ TEST_CASE("issue 14: the full disks segment_log handles itself count in disk_ful
         std::uint64_t storage_disk_full = 0;
         std::uint64_t disk_full_events = 0;
         std::uint64_t tier_entries = 0;
-        std::uint64_t storage_entries = 0;
+        std::uint64_t storage_entries = 0;  // the pinned hash secret aside
+        std::uint64_t tier_bytes = 0;
+        std::uint64_t listed = 0;
+        std::uint64_t listed_bytes = 0;
+        std::uint64_t readable = 0;  // indexed entries whose value reads back exactly
     };
     auto* r = shared_block<seglog_result>();
     const int code = on_tmpfs("size=1m,mode=0700", [&](const fs::path& mount_point) {
@@ -338,21 +342,40 @@ TEST_CASE("issue 14: the full disks segment_log handles itself count in disk_ful
         r->storage_disk_full = tier->storage().stats().disk_full_evictions;
         r->disk_full_events = tier->stats().disk_full_events;
         r->tier_entries = tier->stats().entries;
-        r->storage_entries = tier->storage().stats().entries;
+        r->tier_bytes = tier->stats().bytes;
+        r->storage_entries = tier->storage().stats().entries - 1;
+        auto listing = tier->storage().list();
+        if (!listing) return +open_failed;
+        for (const auto& blob : *listing) {
+            if (blob.name == seglog_tier::meta_name) continue;
+            ++r->listed;
+            r->listed_bytes += blob.size;
+        }
+        for (int i = 0; i < 1000; ++i) {
+            const std::string key = "key-" + std::to_string(i);
+            if (!tier->indexed(key)) continue;
+            if (auto got = tier->get(key); got && *got == value_for(i, 3000)) ++r->readable;
+        }
         return r->storage_disk_full == 0 ? +never_full : +ok;
     });
     if (code == no_mount) return;
     INFO("child exit code " << code << " (10 open failed, 11 never full)");
     REQUIRE(code == ok);
-    // Not checked: the tier's index keeps the entries segment_log evicted until a get or
-    // scrub finds them gone (segment_log has no cheap way to say which names left).
     std::fprintf(stderr,
                  "[full_disk] segment_log on tmpfs size=1m: disk_full_evictions %llu, disk_full_events %llu, tier "
-                 "entries %llu, storage entries %llu\n",
+                 "entries %llu, storage entries %llu (listed %llu), tier bytes %llu (listed %llu), readable %llu\n",
                  static_cast<unsigned long long>(r->storage_disk_full),
                  static_cast<unsigned long long>(r->disk_full_events), static_cast<unsigned long long>(r->tier_entries),
-                 static_cast<unsigned long long>(r->storage_entries));
+                 static_cast<unsigned long long>(r->storage_entries), static_cast<unsigned long long>(r->listed),
+                 static_cast<unsigned long long>(r->tier_bytes), static_cast<unsigned long long>(r->listed_bytes),
+                 static_cast<unsigned long long>(r->readable));
     CHECK(r->disk_full_events >= r->storage_disk_full);
+    // segment_log names the blobs it evicts (take_evicted), so the tier's index follows it
+    // (before: 1000 indexed for 328 held).
+    CHECK(r->tier_entries == r->storage_entries);
+    CHECK(r->tier_entries == r->listed);
+    CHECK(r->tier_bytes == r->listed_bytes);
+    CHECK(r->readable == r->listed);
 }
 #endif
 

@@ -425,6 +425,11 @@ public:
         return m_inner.clean(options);
     }
 
+    /// Inner's take_evicted(), where Inner has one (segment_log): never faulted, so that a
+    /// disk tier over the decorator follows the blobs the inner storage evicts.
+    [[nodiscard]] auto take_evicted() requires requires(Inner& i) { i.take_evicted(); }
+    { return m_inner.take_evicted(); }
+
     /// The handle that sets faults and reads counters; valid after this decorator moves.
     [[nodiscard]] fault_control control() const { return fault_control(m_state); }
 

@@ -58,6 +58,12 @@ struct segment_log_stats {
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
 };
 
+/// Names of blobs that left a segment_log by themselves; see segment_log::take_evicted().
+struct evicted_names {
+    std::vector<std::string> names;  ///< in the order they left; a name may have been written again since
+    bool complete = true;            ///< false: more left than these names (see take_evicted)
+};
+
 /// What segment_log::scrub() checked and did.
 struct segment_scrub_report {
     std::uint64_t segments_checked = 0;
@@ -86,14 +92,15 @@ struct segment_scrub_report {
 ///    the oldest segment is deleted whole (FIFO), taking its blobs along, except blobs
 ///    read since they were written (config::reinsert_read), which are copied into the new
 ///    segment (up to config::max_reinsert_fraction of it).
-///    The disk tier reads a vanished blob as a miss ("entry file vanished") and drops it
-///    from its index. The byte budget holds whenever no call is running: a roll makes the
-///    new segment, writes the carried copies to it (synced as durability says) and only
-///    then deletes the oldest, so that a crash never loses them; in between, the files
-///    exceed the budget by the new segment's header and the copies. open() finishes a roll
-///    a crash interrupted. A write that meets ENOSPC evicts the oldest segment and retries
-///    once; with no older segment, it ends the active one and retries in a new one
-///    (evicting the old one if even the new header finds no room), so writing goes on.
+///    take_evicted() names the blobs that left so (and those damage or a failed sync
+///    dropped), so that the disk tier's index and counts follow the storage. The byte
+///    budget holds whenever no call is running: a roll makes the new segment, writes the
+///    carried copies to it (synced as durability says) and only then deletes the oldest,
+///    so that a crash never loses them; in between, the files exceed the budget by the new
+///    segment's header and the copies. open() finishes a roll a crash interrupted. A write
+///    that meets ENOSPC evicts the oldest segment and retries once; with no older segment,
+///    it ends the active one and retries in a new one (evicting the old one if even the
+///    new header finds no room), so writing goes on.
 ///  - config::pinned names (the disk tier's hash secret) are not in the log: each is kept
 ///    whole in two side files, <root>/pin-<hex name>.0 and .1, replaced through a temp
 ///    file and a rename, read from either; no segment damage, eviction or full disk takes
@@ -286,6 +293,21 @@ public:
         return m->snapshot();
     }
 
+    /// The names of the blobs that left the index other than by a write or remove of their
+    /// name that succeeded, since the last call (open() starts empty): evicted with their
+    /// segment, dropped for damage (by scrub()), or dropped by a write or remove whose sync
+    /// failed (see the class comment); then forgets them. complete is false when more left
+    /// than max_evicted_names, or some left unnamed (an unreadable oldest segment, a damaged
+    /// stretch): list() then tells what is held, and the names stop being kept (a caller
+    /// that never asks holds at most max_evicted_names). O(1) when nothing left; thread-safe.
+    [[nodiscard]] evicted_names take_evicted() {
+        std::lock_guard lock(m->mutex);
+        return std::exchange(m->evicted, evicted_names{});
+    }
+
+    /// The most names take_evicted() keeps between two calls.
+    static constexpr std::size_t max_evicted_names = 65536;
+
     /// Files in the quarantine folder now (0 if it cannot be read).
     [[nodiscard]] std::size_t quarantined() const {
         std::lock_guard lock(m->mutex);
@@ -355,6 +377,7 @@ private:
         std::map<std::string, std::vector<std::byte>, std::less<>> pins;
         segment_log_stats counters;
         std::vector<std::byte> scratch;
+        evicted_names evicted;  // see take_evicted()
 
         // ---- helpers ------------------------------------------------------------------
 
@@ -516,6 +539,16 @@ private:
             index.erase(pos);
         }
 
+        // Notes a blob that left the index without a remove() of its name (see take_evicted);
+        // an empty name: one that left unnamed.
+        void note_left(std::string_view name) {
+            if (name.empty() || evicted.names.size() >= max_evicted_names) {
+                evicted.complete = false;
+                evicted.names = {};  // list() tells the rest; a caller that never asks keeps no memory
+            }
+            if (evicted.complete) evicted.names.emplace_back(name);
+        }
+
         // Makes the index follow a record for `name` just appended at `loc` (0: a
         // tombstone): the record replaces every earlier one of that name.
         void apply(std::string_view name, std::uint64_t h, std::uint64_t loc) {
@@ -614,7 +647,12 @@ private:
                 std::uint32_t slot;
                 std::size_t room;
                 std::span<const std::byte> data;
-                std::vector<std::pair<std::uint64_t, std::uint64_t>> left{};
+                struct leaving {
+                    std::uint64_t h;
+                    std::uint64_t here;
+                    std::string_view name;  // in `data`
+                };
+                std::vector<leaving> left{};
                 bool carried_any = false;
                 void record(std::size_t off, const detail::segment::record_view& r) {
                     if (r.head.tombstone()) return;
@@ -625,7 +663,7 @@ private:
                     const bool read = (s.index.at(pos).loc & location::read_bit) != 0;
                     const std::size_t size = r.head.size();
                     if (!((read && s.cfg.reinsert_read) || s.pinned(r.head.name)) || size > room) {
-                        left.emplace_back(h, here);
+                        left.push_back({h, here, r.head.name});
                         return;
                     }
                     // The whole record; padding a torn tail lost comes back as zeros.
@@ -659,16 +697,18 @@ private:
             const std::string file = file_name(victim.sequence);
             if (::unlinkat(root.get(), file.c_str(), 0) != 0 && errno != ENOENT)
                 return unexpected(os_error(errno, "evict", file, "delete the oldest segment"));
-            for (const auto& [h, here] : v.left) {
-                const std::size_t pos = find_placed(h, here);
+            for (const auto& gone : v.left) {
+                const std::size_t pos = find_placed(gone.h, gone.here);
                 if (pos == hash_index::npos) continue;
                 ++counters.entries_evicted;
                 drop_at(pos);
+                note_left(gone.name);
             }
             if (victim.live > 0) {  // records damaged since they were indexed, or an unreadable segment
                 counters.entries_evicted += victim.live;
                 index.erase_if([&](const hash_index::slot& e) { return location::slot(e.loc) == slot; });
                 victim.live = 0;
+                note_left({});
             }
             victim.fd.reset();
             slots[slot].reset();
@@ -785,7 +825,9 @@ private:
                     tail.resize(static_cast<std::size_t>(at - tail_start));
                     seg(active()).size = at;
                 }
-                apply(name, hash_of(name), 0);
+                const std::uint64_t h = hash_of(name);
+                if (find(name, h) != hash_index::npos) note_left(name);
+                apply(name, h, 0);
                 doubtful.emplace(name);
                 if (!retried && unwritten_record && ok.error().code() == errc::disk_full && order.size() == 1 &&
                     at > detail::segment::segment_header_size) {
@@ -1198,6 +1240,7 @@ private:
                 ++report->frames_skipped;
                 if (const auto pos = position(h, off, r.head.size()); pos != hash_index::npos) {
                     s.drop_at(pos);
+                    s.note_left(r.head.name);
                     ++report->entries_dropped;
                     ++s.counters.entries_dropped;
                 }
@@ -1205,6 +1248,7 @@ private:
             void unreadable(std::size_t from, std::size_t) {
                 ++s.counters.damaged_regions;
                 const std::size_t dropped = s.drop_before(slot, from);
+                if (!recovering && dropped > 0) s.note_left({});
                 if (report != nullptr) {
                     ++report->frames_skipped;
                     report->entries_dropped += dropped;
@@ -1337,6 +1381,7 @@ private:
                 if (auto ok = evict_oldest(carry_room(0)); !ok && ok.error().code() != errc::disk_full) return ok;
             }
             load_pins();
+            evicted = {};  // the index a caller builds after open() sees what is left
             return {};
         }
 
