@@ -106,6 +106,24 @@ errors)
         expect_error 3 open_failed; expect_err 'writable by group or others'; expect_json 'd["error"]["errc"] == "permission_denied"'
         chmod 0700 "$root/$dir"
     done
+    # Permission errors carry the library's errc and name what could not be read. As root
+    # permission bits do not bind: the cli runs as nobody (setpriv).
+    as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+    chmod 0755 "$work"
+    if ! command -v setpriv >/dev/null || ! as_nobody test -x "$work"; then
+        echo "SKIP permission cases: setpriv is missing or nobody cannot reach $work"
+    else
+        cp -a "$root/junk" "$work/unreadable"; chmod 0 "$work/unreadable"
+        last=(as_nobody "$cli" stats "$work/unreadable"); run_error_last() { out=$("${last[@]}" 2>"$work/stderr"); rc=$?; err=$(cat "$work/stderr"); }
+        run_error_last
+        expect_error 3 open_failed; expect_err 'cannot list: Permission denied'
+        expect_json 'd["error"]["errc"] == "permission_denied"'
+        cp -a "$root/junk" "$work/fanout"; chown -R nobody "$work/fanout"; chmod 0 "$work/fanout/00"
+        last=(as_nobody "$cli" scrub "$work/fanout"); run_error_last
+        expect_error 3 read_failed; expect_err "cannot list the folder $work/fanout/00: Permission denied"
+        expect_json 'd["error"]["errc"] == "permission_denied"'
+        chmod 0700 "$work/unreadable" "$work/fanout/00"
+    fi
     for bad in 7x 7 d -1d 1.5h "" 99999999d; do
         run_error purge-quarantine "$cache" --older-than "$bad"
         expect_error 2 usage.bad_value; expect_err "bad duration '$bad'"
