@@ -532,8 +532,8 @@ template <class Storage>
 // What happens to the entries when the meta blob (the hash secret) is damaged.
 [[nodiscard]] std::string orphans_warning(std::uint64_t entries) {
     return "tierguard-meta (the hash secret) is damaged: none of the " + std::to_string(entries) +
-           " entries can be matched to its key's name, so the next open or 'tierguard-cli scrub' drops every one "
-           "as an orphan (a cold cache, never a wrong value)";
+           " entries can be matched to its key's name, so the next scrub (the application's open scrubs by "
+           "default, or 'tierguard-cli scrub') drops every one as an orphan (a cold cache, never a wrong value)";
 }
 
 // ---- the command line ---------------------------------------------------------------
