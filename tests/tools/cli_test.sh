@@ -42,6 +42,8 @@ expect_error() {
 }
 # run_error ARGS...: run, remembering the command for expect_error.
 run_error() { last=("$cli" "$@"); run "$@"; }
+# run_last: runs the command in $last (e.g. the cli under another user), for expect_error.
+run_last() { out=$("${last[@]}" 2>"$work/stderr"); rc=$?; err=$(cat "$work/stderr"); echo "\$ ${last[*]} -> exit $rc"; }
 # A listing of every file with its size, mode and modification time, to prove nothing changed.
 # segment_log has no read-only open: an exclusive lock writes the holder's pid into .lock, so
 # that file is left out for a log (whose name ends in "log").
@@ -114,12 +116,11 @@ errors)
         echo "SKIP permission cases: setpriv is missing or nobody cannot reach $work"
     else
         cp -a "$root/junk" "$work/unreadable"; chmod 0 "$work/unreadable"
-        last=(as_nobody "$cli" stats "$work/unreadable"); run_error_last() { out=$("${last[@]}" 2>"$work/stderr"); rc=$?; err=$(cat "$work/stderr"); }
-        run_error_last
+        last=(as_nobody "$cli" stats "$work/unreadable"); run_last
         expect_error 3 open_failed; expect_err 'cannot list: Permission denied'
         expect_json 'd["error"]["errc"] == "permission_denied"'
         cp -a "$root/junk" "$work/fanout"; chown -R nobody "$work/fanout"; chmod 0 "$work/fanout/00"
-        last=(as_nobody "$cli" scrub "$work/fanout"); run_error_last
+        last=(as_nobody "$cli" scrub "$work/fanout"); run_last
         expect_error 3 read_failed; expect_err "cannot list the folder $work/fanout/00: Permission denied"
         expect_json 'd["error"]["errc"] == "permission_denied"'
         chmod 0700 "$work/unreadable" "$work/fanout/00"
