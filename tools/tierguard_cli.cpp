@@ -8,6 +8,7 @@
 // so that stats, verify and scrub name the same thing the same way. Every error has a
 // stable id, printed as "[tierguard-cli.<id>]" and, with --json, as a JSON object on stdout.
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/os_error.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/storage/posix_directory.hpp>
@@ -197,6 +198,11 @@ int report(const cli_error& e) {
     return {id, std::move(message), exit_unusable, dir, {}, {}};
 }
 
+// An OS failure on DIR: `ec`'s errno mapped to the library's errc (errc says which, e.g. permission_denied).
+[[nodiscard]] cli_error os_error(const std::string& dir, std::string_view id, std::string message, std::error_code ec) {
+    return {id, std::move(message), exit_unusable, dir, {}, tierguard::detail::os_failure(ec.value(), "", "").code()};
+}
+
 // A library failure while working on DIR: errc::locked is exit code 4, anything else 3.
 [[nodiscard]] cli_error library_error(const std::string& dir, std::string_view id, std::string_view doing,
                                       const tierguard::failure& f) {
@@ -324,7 +330,9 @@ template <class Storage>
     inventory out;
     std::error_code ec;
     const std::size_t prefix = dir.size();
+    std::string last;  // the thing listed last: the folder whose listing failed, if one does
     for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        last = it->path().native();
         const fs::file_status status = it->symlink_status(ec);
         if (ec) break;
         std::string name = it->path().native().substr(prefix);
@@ -341,7 +349,10 @@ template <class Storage>
         out.items.push_back(std::move(thing));
     }
     if (ec && ec != std::errc::no_such_file_or_directory)
-        return dir_error(dir, "read_failed", "cannot list the directory: " + ec.message());
+        return os_error(
+            dir, "read_failed",
+            "cannot list " + (last.empty() ? std::string("the directory") : "the folder " + last) + ": " + ec.message(),
+            ec);
     if constexpr (l == layout::segment_log) {
         auto blobs = storage.list();
         if (!blobs) return library_error(dir, "read_failed", "cannot list the log's blobs: ", blobs.error());
@@ -362,7 +373,9 @@ template <class Storage>
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
         if (errno == ENOENT) return dir_error(dir, "no_such_directory", "no such directory");
-        return dir_error(dir, "open_failed", std::string("cannot stat: ") + std::strerror(errno));
+        const int err = errno;
+        return os_error(dir, "open_failed", std::string("cannot stat: ") + std::strerror(err),
+                        std::error_code(err, std::generic_category()));
     }
     if (!S_ISDIR(st.st_mode)) return dir_error(dir, "not_a_directory", "not a directory");
     bool segments = false, fanout = false, meta = false, empty = true;
@@ -375,7 +388,7 @@ template <class Storage>
         fanout = fanout || (type == fs::file_type::directory && is_fanout_folder(name));
         meta = meta || (type == fs::file_type::regular && name == meta_name);
     }
-    if (ec) return dir_error(dir, "open_failed", "cannot list: " + ec.message());
+    if (ec) return os_error(dir, "open_failed", "cannot list: " + ec.message(), ec);
     const std::string untouched = "; nothing was read or changed";
     if (!forced) {
         if (segments && fanout)
@@ -513,7 +526,14 @@ template <class Storage>
 }
 
 [[nodiscard]] std::uint64_t log_damage(const tierguard::storage::segment_log_stats& s) {
-    return s.bad_frames + s.damaged_regions + s.bad_segments;
+    return s.bad_frames + s.damaged_regions + s.bad_segments + s.torn_tails;
+}
+
+// What happens to the entries when the meta blob (the hash secret) is damaged.
+[[nodiscard]] std::string orphans_warning(std::uint64_t entries) {
+    return "tierguard-meta (the hash secret) is damaged: none of the " + std::to_string(entries) +
+           " entries can be matched to its key's name, so the next scrub (the application's open scrubs by "
+           "default, or 'tierguard-cli scrub') drops every one as an orphan (a cold cache, never a wrong value)";
 }
 
 // ---- the command line ---------------------------------------------------------------
@@ -666,6 +686,7 @@ int run_stats(const std::string& dir, const Storage& storage, bool json) {
     const spread entry_ages = spread::of(std::move(ages));
     const spread quarantine_ages = spread::of(std::move(q_ages));
     const std::uint64_t entries = found.count(kind::entry), q_files = found.count(kind::quarantined);
+    const std::optional<std::string> bad_meta = meta_problem(storage);
     if (json) {
         json_object out;
         out.str("directory", storage.root().native())
@@ -679,6 +700,10 @@ int run_stats(const std::string& dir, const Storage& storage, bool json) {
                                    .raw("age_seconds", quarantine_ages.json())
                                    .done())
             .raw("kinds", found.json());
+        if (bad_meta)
+            out.str("meta_damaged", *bad_meta).str("warning", orphans_warning(entries));
+        else
+            out.raw("meta_damaged", "null");
         if constexpr (l == layout::segment_log)
             out.raw("segments",
                     json_object().num("files", found.count(kind::segment)).num("bytes", segment_bytes).done())
@@ -689,6 +714,7 @@ int run_stats(const std::string& dir, const Storage& storage, bool json) {
     std::printf("directory   %s\n", storage.root().c_str());
     std::printf("storage     %.*s\n", static_cast<int>(name_of(l).size()), name_of(l).data());
     std::printf("entries     %llu\n", static_cast<unsigned long long>(entries));
+    if (bad_meta) std::printf("WARNING     %s (%s)\n", orphans_warning(entries).c_str(), bad_meta->c_str());
     std::printf("bytes       %llu (%s)\n", static_cast<unsigned long long>(bytes), human_bytes(bytes).c_str());
     std::printf("ages        %s\n", entry_ages.human().c_str());
     std::printf("quarantine  %llu file(s), %s; ages %s\n", static_cast<unsigned long long>(q_files),
@@ -698,10 +724,10 @@ int run_stats(const std::string& dir, const Storage& storage, bool json) {
                     human_bytes(segment_bytes).c_str());
         if (const auto s = storage.stats(); log_damage(s) != 0)
             std::printf(
-                "damage      %llu damaged record(s), %llu unreadable stretch(es), %llu unreadable segment(s) "
-                "met at open; run 'tierguard-cli verify'\n",
+                "damage      %llu damaged record(s), %llu unreadable stretch(es), %llu unreadable segment(s), "
+                "%llu torn tail(s) met at open; run 'tierguard-cli verify'\n",
                 static_cast<unsigned long long>(s.bad_frames), static_cast<unsigned long long>(s.damaged_regions),
-                static_cast<unsigned long long>(s.bad_segments));
+                static_cast<unsigned long long>(s.bad_segments), static_cast<unsigned long long>(s.torn_tails));
     }
     std::printf("other       %llu temp file(s), %llu foreign (no entries: 'tierguard-cli scrub' removes them)\n",
                 static_cast<unsigned long long>(found.count(kind::temp)),
@@ -726,8 +752,10 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
     if (const auto* e = std::get_if<cli_error>(&taken)) return report(*e);
     const inventory& found = std::get<inventory>(taken);
     std::optional<tier_type<Storage>> tier;  // needs an intact meta blob, for the entries' names
-    if (auto bad = meta_problem(storage)) {
-        problems.push_back({std::string(meta_name), "corrupted", *bad + " (entries cannot be matched to names)"});
+    const std::optional<std::string> bad_meta = meta_problem(storage);
+    if (bad_meta) {
+        problems.push_back(
+            {std::string(meta_name), "corrupted", *bad_meta + "; " + orphans_warning(found.count(kind::entry))});
     } else {
         auto opened = open_tier(std::move(storage), nullptr);
         if (!opened) return report(library_error(dir, "open_failed", "", opened.error()));
@@ -739,13 +767,15 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
             {"segments", "corrupted",
              "opening the log met " + std::to_string(at_open->bad_frames) +
                  " damaged record(s) (each loses its entry), " + std::to_string(at_open->damaged_regions) +
-                 " unreadable stretch(es) and " + std::to_string(at_open->bad_segments) +
-                 " unreadable segment file(s) (moved to quarantine), and dropped " +
+                 " unreadable stretch(es), " + std::to_string(at_open->bad_segments) +
+                 " unreadable segment file(s) (moved to quarantine) and " + std::to_string(at_open->torn_tails) +
+                 " torn tail(s) (cut: the records in them are lost), and dropped " +
                  std::to_string(at_open->entries_dropped) +
                  " more entries for them; the damaged records stay in their segments (every open meets them again) "
                  "until the log evicts or reclaims those segments"});
+    const std::size_t store_problems = problems.size();  // the meta's and the log's, not an entry's
 
-    std::uint64_t checked = 0, intact = 0, expired = 0;
+    std::uint64_t checked = 0, intact = 0, orphaned = 0, expired = 0;
     std::map<std::uint32_t, std::uint64_t> schemas;
     std::vector<const item*> foreign;
     for (const item& i : found.items) {
@@ -774,6 +804,9 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
                                         ", which belongs under another name (scrub removes it)"});
                 continue;
             }
+        } else {
+            ++orphaned;
+            continue;
         }
         ++intact;
         ++schemas[entry->head.schema_version];
@@ -783,6 +816,7 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
             ++expired;
     }
     const std::uint64_t temp = found.count(kind::temp);
+    const std::uint64_t damaged = problems.size() - store_problems;  // checked == intact + damaged + orphaned
 
     if (json) {
         std::vector<std::string> items, strangers;
@@ -798,7 +832,8 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
             .boolean("ok", problems.empty())
             .num("checked", checked)
             .num("intact", intact)
-            .num("damaged", static_cast<std::uint64_t>(problems.size()))
+            .num("damaged", damaged)
+            .num("orphaned", orphaned)
             .num("expired", expired)
             .raw("schema_versions", versions.done())
             .raw("problems", json_array(items))
@@ -817,16 +852,29 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
         for (const auto& [version, count] : schemas)
             versions +=
                 (versions.empty() ? "" : ", ") + std::to_string(count) + " of version " + std::to_string(version);
-        std::printf("checked %llu entries in %s (%.*s): %llu intact, %zu damaged, %llu expired%s%s\n",
+        const std::string orphans =
+            bad_meta ? ", " + std::to_string(orphaned) + " orphaned (no name can be matched)" : "";
+        std::printf("checked %llu entries in %s (%.*s): %llu intact (%llu of them expired), %llu damaged%s%s%s\n",
                     static_cast<unsigned long long>(checked), blobs.root().c_str(), static_cast<int>(name_of(l).size()),
-                    name_of(l).data(), static_cast<unsigned long long>(intact), problems.size(),
-                    static_cast<unsigned long long>(expired),
+                    name_of(l).data(), static_cast<unsigned long long>(intact),
+                    static_cast<unsigned long long>(expired), static_cast<unsigned long long>(damaged), orphans.c_str(),
                     versions.empty() ? "" : "; schema versions: ", versions.c_str());
         if (!foreign.empty() || temp != 0)
             std::printf(
                 "also %zu foreign file(s) or blob(s) and %llu temp file(s): 'tierguard-cli scrub' removes them\n",
                 foreign.size(), static_cast<unsigned long long>(temp));
-        std::printf("%s\n", problems.empty() ? "OK" : "DAMAGED: run 'tierguard-cli scrub' to quarantine the damage");
+        if (problems.empty()) std::printf("OK\n");
+        if (bad_meta)
+            std::printf("ORPHANED: %s; 'tierguard-cli scrub' empties the cache\n", orphans_warning(checked).c_str());
+        if (damaged != 0)
+            std::printf(
+                "DAMAGED: run 'tierguard-cli scrub' to quarantine the damaged entries and remove the "
+                "misplaced ones\n");
+        if (at_open && log_damage(*at_open) != 0)
+            std::printf(
+                "LOST: the log's open lost the entries of damaged or torn records (CORRUPT segments "
+                "above); nothing to repair: scrub cannot remove a damaged record from its segment, which "
+                "keeps it, and every verify reports it, until the log evicts or reclaims that segment\n");
     }
     return problems.empty() ? exit_ok : exit_problems;
 }
@@ -835,6 +883,7 @@ template <class Storage>
 int run_scrub(const std::string& dir, Storage storage, bool json) {
     auto before = take_inventory(dir, storage);
     if (const auto* e = std::get_if<cli_error>(&before)) return report(*e);
+    const std::optional<std::string> bad_meta = meta_problem(storage);
     std::vector<std::string> events;
     auto tier = open_tier(std::move(storage), &events);
     if (!tier) return report(library_error(dir, "open_failed", "", tier.error()));
@@ -875,11 +924,17 @@ int run_scrub(const std::string& dir, Storage storage, bool json) {
             out.raw("segments", log.done());
         }
         out.raw("before", was.json()).raw("after", is.json());
+        if (bad_meta) out.str("meta_damaged", *bad_meta);
         std::vector<std::string> items;
         for (const std::string& e : events) items.push_back(json_object().str("event", e).done());
         out.raw("events", json_array(items));
         std::printf("%s\n", out.done().c_str());
     } else {
+        if (bad_meta)
+            std::printf(
+                "WARNING: tierguard-meta (the hash secret) was damaged (%s): no entry could be matched to "
+                "its name, so every one was dropped as an orphan (a cold cache, never a wrong value)\n",
+                bad_meta->c_str());
         for (const std::string& e : events) std::printf("event: %s\n", e.c_str());
         std::printf("scrubbed %s (%.*s)\n", tier->storage().root().c_str(), static_cast<int>(storage_name.size()),
                     storage_name.data());

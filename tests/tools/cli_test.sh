@@ -42,6 +42,8 @@ expect_error() {
 }
 # run_error ARGS...: run, remembering the command for expect_error.
 run_error() { last=("$cli" "$@"); run "$@"; }
+# run_last: runs the command in $last (e.g. the cli under another user), for expect_error.
+run_last() { out=$("${last[@]}" 2>"$work/stderr"); rc=$?; err=$(cat "$work/stderr"); echo "\$ ${last[*]} -> exit $rc"; }
 # A listing of every file with its size, mode and modification time, to prove nothing changed.
 # segment_log has no read-only open: an exclusive lock writes the holder's pid into .lock, so
 # that file is left out for a log (whose name ends in "log").
@@ -106,6 +108,23 @@ errors)
         expect_error 3 open_failed; expect_err 'writable by group or others'; expect_json 'd["error"]["errc"] == "permission_denied"'
         chmod 0700 "$root/$dir"
     done
+    # Permission errors carry the library's errc and name what could not be read. As root
+    # permission bits do not bind: the cli runs as nobody (setpriv).
+    as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+    chmod 0755 "$work"
+    if ! command -v setpriv >/dev/null || ! as_nobody test -x "$work"; then
+        echo "SKIP permission cases: setpriv is missing or nobody cannot reach $work"
+    else
+        cp -a "$root/junk" "$work/unreadable"; chmod 0 "$work/unreadable"
+        last=(as_nobody "$cli" stats "$work/unreadable"); run_last
+        expect_error 3 open_failed; expect_err 'cannot list: Permission denied'
+        expect_json 'd["error"]["errc"] == "permission_denied"'
+        cp -a "$root/junk" "$work/fanout"; chown -R nobody "$work/fanout"; chmod 0 "$work/fanout/00"
+        last=(as_nobody "$cli" scrub "$work/fanout"); run_last
+        expect_error 3 read_failed; expect_err "cannot list the folder $work/fanout/00: Permission denied"
+        expect_json 'd["error"]["errc"] == "permission_denied"'
+        chmod 0700 "$work/unreadable" "$work/fanout/00"
+    fi
     for bad in 7x 7 d -1d 1.5h "" 99999999d; do
         run_error purge-quarantine "$cache" --older-than "$bad"
         expect_error 2 usage.bad_value; expect_err "bad duration '$bad'"
@@ -162,11 +181,14 @@ verify)
         run verify "$dir"
         expect_rc 1
         expect_out '^CORRUPT '; expect_out '^MISPLACED +00/00/0000000000000000: holds the entry of key "beta"'
-        expect_out '5 intact, 2 damaged, 1 expired; schema versions: 4 of version 1, 1 of version 2'
-        expect_out '^DAMAGED'
+        # The log's open drops gamma's damaged record: not an entry checked, the problem "segments".
+        damaged=2; [[ $dir == "$log" ]] && damaged=1
+        expect_out "5 intact \(1 of them expired\), $damaged damaged; schema versions: 4 of version 1, 1 of version 2"
+        expect_out '^DAMAGED: run .tierguard-cli scrub. to quarantine'
         run verify "$dir" --json
         expect_rc 1
-        expect_json 'd["ok"] is False and d["intact"] == 5 and d["damaged"] == 2 and d["expired"] == 1'
+        expect_json 'd["ok"] is False and d["intact"] == 5 and d["damaged"] == '$damaged' and d["expired"] == 1'
+        expect_json 'd["checked"] == d["intact"] + d["damaged"] + d["orphaned"] and d["orphaned"] == 0'
         expect_json 'd["schema_versions"] == {"1": 4, "2": 1} and d["foreign"] == []'
         expect_json 'sorted(p["error"] for p in d["problems"]) == ["corrupted", "misplaced"]'
         [[ $(snapshot "$dir") == "$before" ]] || fail "verify changed $dir"
@@ -179,6 +201,35 @@ verify)
         run verify "$root/$dir"
         expect_rc 0; expect_out 'checked 0 entries'; expect_out '^OK$'
     done
+    # The log's damaged record: the hint says scrub cannot help (the damage stays in its segment).
+    run verify "$log"
+    expect_out '^LOST: .*nothing to repair: scrub cannot remove a damaged record'
+    # A torn tail is lost data: a problem, not "ok" (the open cuts it, so only this verify sees it).
+    cp -a "$root/junklog" "$work/torn"
+    seg=$(ls "$work/torn"/*.seg | tail -1); truncate -s -100 "$seg"
+    run verify "$work/torn" --json
+    expect_rc 1
+    expect_json 'd["ok"] is False and d["log"]["torn_tails"] == 1 and [p["name"] for p in d["problems"]] == ["segments"]'
+    expect_json 'd["checked"] == d["intact"] + d["damaged"] + d["orphaned"] and d["intact"] == 19'
+    expect_json '"1 torn tail(s)" in d["problems"][0]["message"]'
+    # Damaged tierguard-meta: no entry can be matched to its name, so none is called intact; every
+    # command says that all of them will be dropped as orphans, before scrub empties the cache.
+    cp -a "$root/junk" "$work/nometa"
+    printf 'XXXX' | dd of="$work/nometa/tierguard-meta" bs=1 seek=20 conv=notrunc status=none
+    run verify "$work/nometa"
+    expect_rc 1; expect_out '0 intact \(0 of them expired\), 0 damaged, 20 orphaned'
+    expect_out '^ORPHANED: .*drops every one as an orphan \(a cold cache, never a wrong value\); .tierguard-cli scrub. empties the cache'
+    expect_no_out '^DAMAGED'
+    run verify "$work/nometa" --json
+    expect_json 'd["intact"] == 0 and d["orphaned"] == 20 and d["checked"] == 20 and [p["name"] for p in d["problems"]] == ["tierguard-meta"]'
+    run stats "$work/nometa"
+    expect_rc 0; expect_out '^WARNING +tierguard-meta \(the hash secret\) is damaged: none of the 20 entries'
+    run stats "$work/nometa" --json
+    expect_json 'd["meta_damaged"] and "orphan" in d["warning"]'
+    run stats "$cache" --json
+    expect_json 'd["meta_damaged"] is None'
+    run scrub "$work/nometa"
+    expect_out '^WARNING: tierguard-meta .* was damaged'
     ;;
 scrub)
     run scrub "$cache" --json
@@ -247,7 +298,7 @@ junk)
         run stats "$root/$dir" --json
         expect_json "d['entries'] == 20 and d['kinds']['entry'] == 20 and d['kinds']['foreign'] == $foreign and d['kinds']['temp'] == 1"
         run verify "$root/$dir"
-        expect_rc 0; expect_no_out '^CORRUPT'; expect_out '^FOREIGN +README.txt'; expect_out '20 intact, 0 damaged'
+        expect_rc 0; expect_no_out '^CORRUPT'; expect_out '^FOREIGN +README.txt'; expect_out '20 intact \(0 of them expired\), 0 damaged'
         [[ $(grep -c '^FOREIGN' <<<"$out") -eq $foreign ]] || fail "verify lists $(grep -c '^FOREIGN' <<<"$out") FOREIGN, expected $foreign"
         run verify "$root/$dir" --json
         expect_json "d['ok'] and d['checked'] == 20 and len(d['foreign']) == $foreign and d['problems'] == []"
