@@ -400,6 +400,7 @@ public:
         }
         const std::uint64_t h = hash_of(key);
         const write_scope scope(s.fence, h);
+        const time_point deadline = detail::expiry_after(s.clock.now(), ttl);
         auto in_memory = s.memory.put(key, value, ttl);
         if (in_memory) {
             s.memory_writes.fetch_add(1, std::memory_order_relaxed);
@@ -411,7 +412,16 @@ public:
             return put_outcome{stored_in::memory, std::nullopt};
         } else {
             if (!in_memory) s.memory.erase(key);  // an older copy must not outlive this put
-            auto write = [&] { return s.disk->put(key, value, ttl); };
+            // The storage's copy expires when the memory's does, however long the call took
+            // to get there (a probe that attaches the tier first, say).
+            auto write = [&]() -> result<void> {
+                if (ttl == no_expiry) return s.disk->put(key, value, ttl);
+                const time_point now = s.clock.now();
+                if (!detail::expired(deadline, now)) return s.disk->put(key, value, detail::elapsed_sat(now, deadline));
+                auto gone = s.disk->erase(key);  // expired on the way: only an older copy is left to remove
+                if (!gone) return unexpected(std::move(gone).error());
+                return {};
+            };
             auto on_disk = granted ? allowed(write) : guarded(write);
             if (on_disk) {
                 s.pending.remove(key);
