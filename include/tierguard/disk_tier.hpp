@@ -73,7 +73,7 @@ struct disk_stats {
     std::uint64_t rejected = 0;            ///< puts refused before writing (too large, bad TTL)
     std::uint64_t evictions = 0;           ///< entries removed to keep the budgets or after a full disk
     std::uint64_t expirations = 0;         ///< entries removed because their TTL passed
-    std::uint64_t corrupted = 0;           ///< entries that failed validation
+    std::uint64_t corrupted = 0;           ///< entries that failed validation, and damage the storage found itself
     std::uint64_t quarantined = 0;         ///< files moved to quarantine
     std::uint64_t version_mismatches = 0;  ///< entries of another format or schema version, removed
     /// Every full disk (ENOSPC, EDQUOT) the storage met: each write it refused, the retry
