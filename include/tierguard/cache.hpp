@@ -151,7 +151,7 @@ struct cache_metrics {
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
     std::uint64_t stale_served = 0;            ///< expired values returned because the loader failed
-    histogram_snapshot get_latency;            ///< get() and get_or_load() lookups; memory hits sampled 1 in 64
+    histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
     histogram_snapshot put_latency;            ///< put()
 };
 
@@ -528,8 +528,13 @@ public:
             return *f->outcome;
         }
         const flight_landing landing(s, key, f);
-        auto outcome = lookup(key, &stale);  // a leader that just landed may have stored it
-        if (!outcome) outcome = load(key, loader, std::move(stale));
+        if (stored_since_lookup(key)) {  // by a leader that landed after the lookup above
+            if (auto found = lookup(key, &stale)) {
+                landing.publish(found);
+                return found;
+            }
+        }
+        auto outcome = load(key, loader, std::move(stale));
         landing.publish(outcome);
         return outcome;
     }
@@ -559,7 +564,7 @@ public:
             d.misses = ds.misses + s.index_misses.load(std::memory_order_relaxed);
             d.writes = ds.writes;
             d.evictions = ds.evictions;
-            d.disk_full = ds.disk_full_events + s.detached_disk_full.load(std::memory_order_relaxed);
+            d.disk_full = ds.disk_full_events + s.untiered_disk_full.load(std::memory_order_relaxed);
             d.expirations = ds.expirations;
             d.corrupted = ds.corrupted;
             d.quarantined = ds.quarantined;
@@ -699,7 +704,7 @@ private:
         std::atomic<std::uint64_t> stale_served{0};
         std::atomic<std::uint64_t> memory_writes{0};
         std::atomic<std::uint64_t> index_misses{0};
-        std::atomic<std::uint64_t> detached_disk_full{0};  // full disks met while opening a detached tier
+        std::atomic<std::uint64_t> untiered_disk_full{0};  // full disks the disk tier did not count: opening it, probes
         std::atomic<std::uint64_t> loads{0};
         std::atomic<std::uint64_t> load_failures{0};
         std::atomic<std::uint64_t> loads_shared{0};
@@ -923,7 +928,7 @@ private:
     // A storage that could not be opened: counted as the disk tier's errors are, and a full
     // disk also where the full-disk alert looks (the disk tier's own count starts at attach).
     void note_open_failure(const failure& f) {
-        if (f.code() == errc::disk_full) m->detached_disk_full.fetch_add(1, std::memory_order_relaxed);
+        if (f.code() == errc::disk_full) m->untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
         note_error(tier::disk, f);
     }
 
@@ -1060,6 +1065,14 @@ private:
         }
     }
 
+    // Whether a tier holds a live entry for key now, counting nothing: get_or_load's leader
+    // asks it so that its one lookup counts one miss per tier.
+    [[nodiscard]] bool stored_since_lookup(const Key& key) const {
+        if (m->memory.contains(key)) return true;
+        if constexpr (has_storage) return attached() && m->disk->contains(key);
+        return false;
+    }
+
     template <class F>
     result<hit<Value>> load(const Key& key, F& loader, std::optional<Value> stale) {
         state& s = *m;
@@ -1108,7 +1121,10 @@ private:
         const auto stamp = static_cast<std::uint64_t>(m->clock.now().time_since_epoch().count());
         for (std::size_t i = 0; i < canary.size(); ++i)
             canary[i] = static_cast<std::byte>((stamp >> ((i % 8) * 8)) ^ i);
-        if (auto ok = storage.write(name, canary); !ok) return ok;
+        if (auto ok = storage.write(name, canary); !ok) {
+            if (ok.error().code() == errc::disk_full) m->untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
+            return ok;
+        }
         auto back = storage.read(name);
         auto removed = storage.remove(name);
         if (!back) return unexpected(std::move(back).error());
@@ -1178,8 +1194,8 @@ private:
                     mt.loads_shared);
         out.counter("tierguard_stale_served_total", "Expired values served because the loader failed.", {},
                     mt.stale_served);
-        out.histogram("tierguard_get_latency_seconds", "Latency of gets; memory hits sampled 1 in 64.", {},
-                      mt.get_latency);
+        out.histogram("tierguard_get_latency_seconds",
+                      "Latency of gets; memory hits sampled 1 in 64, every other get timed.", {}, mt.get_latency);
         out.histogram("tierguard_put_latency_seconds", "Latency of puts.", {}, mt.put_latency);
         return out.str();
     }
@@ -1221,13 +1237,19 @@ private:
         result<hit<Value>> found = s.memory.get_with_stale(key, detail::memory_hit<Value>);
         if (found && !found->stale) {
             if constexpr (Timed) s.get_latency.observe(std::chrono::steady_clock::now() - started);
-        } else if (found || has_storage) {
-            if (found && stale != nullptr) *stale = std::move(found->value);
-            if constexpr (has_storage) {
-                found = from_disk(key);
-            } else {
-                found = fail(errc::expired, tier::memory);
+        } else {
+            // Every lookup a memory hit did not answer is timed: misses are what a cold
+            // cache or a failing storage tier makes slow.
+            if constexpr (!Timed) started = std::chrono::steady_clock::now();
+            if (found || has_storage) {
+                if (found && stale != nullptr) *stale = std::move(found->value);
+                if constexpr (has_storage) {
+                    found = from_disk(key);
+                } else {
+                    found = fail(errc::expired, tier::memory);
+                }
             }
+            s.get_latency.observe(std::chrono::steady_clock::now() - started);
         }
         return found;
     }
@@ -1252,7 +1274,6 @@ private:
                 return index_miss();
             }
         }
-        const latency_scope timing(s.get_latency);
         const std::uint64_t h = hash_of(key);
         if (s.pending.contains(key)) {
             auto erased = report(s.disk->erase(key));

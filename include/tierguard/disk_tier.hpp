@@ -73,7 +73,7 @@ struct disk_stats {
     std::uint64_t rejected = 0;            ///< puts refused before writing (too large, bad TTL)
     std::uint64_t evictions = 0;           ///< entries removed to keep the budgets or after a full disk
     std::uint64_t expirations = 0;         ///< entries removed because their TTL passed
-    std::uint64_t corrupted = 0;           ///< entries that failed validation
+    std::uint64_t corrupted = 0;           ///< entries that failed validation, and damage the storage found itself
     std::uint64_t quarantined = 0;         ///< files moved to quarantine
     std::uint64_t version_mismatches = 0;  ///< entries of another format or schema version, removed
     /// Every full disk (ENOSPC, EDQUOT) the storage met: each write it refused, the retry
@@ -469,6 +469,7 @@ public:
         make_room(0);
         report.evicted = m_stats.evictions - evictions_before;
         forget_evicted();
+        note_storage_damage();
         emit(event_kind::scrub_done,
              "checked " + std::to_string(report.entries_checked) + ", temp removed " +
                  std::to_string(report.temp_files_removed) + ", quarantined " + std::to_string(report.quarantined) +
@@ -523,6 +524,36 @@ private:
         } else {
             return 0;
         }
+    }
+
+    // Damage a storage found and handled itself (segment_log drops a damaged record's
+    // blob at open or scrub, which then reads as a miss), from its own counters: records
+    // failing their CRC, unreadable stretches, segments with an unreadable header.
+    [[nodiscard]] std::uint64_t storage_damage() const {
+        if constexpr (requires(const storage_type& s) {
+                          {
+                              s.stats().bad_frames + s.stats().damaged_regions + s.stats().bad_segments
+                              } -> std::convertible_to<std::uint64_t>;
+                      }) {
+            const auto st = m_storage.stats();
+            return st.bad_frames + st.damaged_regions + st.bad_segments;
+        } else {
+            return 0;
+        }
+    }
+
+    // Counts the damage the storage found since the last call in `corrupted` and reports
+    // it as one event (called at the end of open and of each scrub). Caller holds the lock.
+    void note_storage_damage() {
+        const std::uint64_t found = storage_damage();
+        if (found <= m_storage_damage_counted) return;
+        const std::uint64_t fresh = found - m_storage_damage_counted;
+        m_storage_damage_counted = found;
+        m_stats.corrupted += fresh;
+        const failure why(errc::corrupted, tier::disk,
+                          "the storage found " + std::to_string(fresh) +
+                              " damaged records, stretches or segments; their entries are gone");
+        emit(event_kind::corrupted, "storage", &why);
     }
 
     [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
@@ -635,6 +666,7 @@ private:
             }
             if (code == errc::corrupted || code == errc::too_large) {
                 quarantine(h, "unreadable", read.error());
+                m_storage_damage_counted = storage_damage();  // the storage counted this read's damage too
                 return fail(errc::corrupted, tier::disk, read.error().message());
             }
             note_io_error(read.error());
@@ -720,7 +752,11 @@ private:
     // Reads (or makes) the hash secret, then builds the index: open()'s work on the storage.
     [[nodiscard]] result<void> start(bool scrub_first) {
         if (auto ok = load_secret(); !ok) return ok;
-        if (!scrub_first) return index_from_listing();
+        if (!scrub_first) {
+            auto indexed = index_from_listing();
+            note_storage_damage();
+            return indexed;
+        }
         if (auto report = scrub(); !report) return unexpected(std::move(report).error());
         return {};
     }
@@ -843,7 +879,8 @@ private:
     disk_stats m_stats;
     time_point m_emergency_paused_until{time_point::min()};
     std::uint64_t m_storage_disk_full_at_open = 0;
-    bool m_relist = false;  // forget_evicted could not list the storage: it lists on its next call
+    std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
+    bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
 };
 
 }  // namespace tierguard

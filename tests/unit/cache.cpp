@@ -693,3 +693,49 @@ TEST_CASE("cache: metrics render as Prometheus text with HELP, TYPE, _total coun
     CHECK_THAT(text, Catch::Matchers::Contains("# TYPE tierguard_put_latency_seconds histogram"));
     CHECK_THAT(text, Catch::Matchers::Contains("tierguard_put_latency_seconds_count 1"));
 }
+
+TEST_CASE("cache: one get_or_load miss counts one miss per tier, as a get does, and the loader's store no hit") {
+    harness h;
+    (void)h.cache.get("g");
+    auto after_get = h.cache.metrics();
+    CHECK(after_get.memory.misses == 1);
+    REQUIRE(after_get.storage);
+    CHECK(after_get.storage->misses == 1);
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(h.cache.get_or_load("k" + std::to_string(i), [](const std::string&) { return std::string("v"); }));
+    auto after_loads = h.cache.metrics();
+    CHECK(after_loads.memory.misses == 4);
+    CHECK(after_loads.storage->misses == 4);
+    CHECK(after_loads.memory.hits == 0);
+    CHECK(after_loads.loads == 3);
+}
+
+TEST_CASE("cache: get latency records every lookup a memory hit did not answer") {
+    harness h;
+    for (int i = 0; i < 10; ++i) (void)h.cache.get("miss-" + std::to_string(i));
+    CHECK(h.cache.metrics().get_latency.count == 10);
+    for (int i = 0; i < 10; ++i)
+        REQUIRE(h.cache.get_or_load("load-" + std::to_string(i), [](const std::string&) { return std::string("v"); }));
+    CHECK(h.cache.metrics().get_latency.count == 20);
+    REQUIRE(h.cache.put("d", "v"));
+    h.cache.memory().clear();
+    REQUIRE(h.cache.get("d"));  // a disk hit
+    CHECK(h.cache.metrics().get_latency.count == 21);
+
+    tierguard::clock::manual clock;
+    auto alone = cache_of<memory_only_policies>::open({.memory = {.byte_budget = 1 << 20, .shards = 4}}, clock);
+    REQUIRE(alone);
+    for (int i = 0; i < 5; ++i) (void)alone->get("miss-" + std::to_string(i));
+    CHECK(alone->metrics().get_latency.count == 5);
+}
+
+TEST_CASE("cache: a probe's write that meets a full disk counts in disk_full") {
+    harness h;
+    const auto before = h.cache.metrics().storage->disk_full;
+    h.faults.fail_all(errc::disk_full);
+    auto probed = h.cache.health(true);
+    CHECK(probed.status == tierguard::health_status::degraded);
+    REQUIRE(probed.tiers[1].probe_error);
+    CHECK(probed.tiers[1].probe_error->code() == errc::disk_full);
+    CHECK(h.cache.metrics().storage->disk_full == before + 1);
+}

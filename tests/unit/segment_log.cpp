@@ -1190,3 +1190,42 @@ TEST_CASE("issue 14: a full disk segment_log returns makes the disk tier retry, 
     CHECK(tier->size() == 51);
     for (int i = 0; i <= 50; ++i) CHECK(tier->get("key-" + std::to_string(i)).value() == value_for(i, 0));
 }
+
+TEST_CASE("segment_log: damage the log finds at open counts as corrupted in the disk tier, with one event") {
+    struct counting_listener {
+        std::shared_ptr<std::vector<std::string>> corrupted = std::make_shared<std::vector<std::string>>();
+        void on_event(const tierguard::event& e) noexcept {
+            if (e.kind == tierguard::event_kind::corrupted) corrupted->emplace_back(e.cause ? e.cause->message() : "");
+        }
+    };
+    struct policies : tierguard::disk_defaults {
+        using storage = tierguard::storage::segment_log;
+        using listener = counting_listener;
+    };
+    using tier_type = tierguard::disk_tier<std::string, std::string, policies>;
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    {
+        auto t = tier_type::open(open_log(cfg));
+        REQUIRE(t);
+        for (int i = 0; i < 10; ++i) REQUIRE(t->put("k" + std::to_string(i), value_for(i, 0, 200)));
+    }
+    const fs::path file = segment_files(cfg.root).front();
+    std::string damaged = file_bytes(file);
+    const std::size_t at = damaged.find(value_for(5, 0, 200));
+    REQUIRE(at != std::string::npos);
+    damaged[at + 100] = static_cast<char>(damaged[at + 100] ^ 0x10);
+    put_file(file, damaged);
+
+    counting_listener seen;
+    auto t = tier_type::open(open_log(cfg), {}, {}, seen);
+    REQUIRE(t);
+    CHECK(t->stats().corrupted == 1);
+    REQUIRE(seen.corrupted->size() == 1);
+    CHECK(seen.corrupted->front().find("found 1 damaged") != std::string::npos);
+    CHECK(errc_of(t->get("k5")) == errc::miss);
+    REQUIRE(t->scrub());  // nothing new: neither counted nor reported again
+    CHECK(t->stats().corrupted == 1);
+    CHECK(seen.corrupted->size() == 1);
+    CHECK(t->get("k4").value() == value_for(4, 0, 200));
+}
