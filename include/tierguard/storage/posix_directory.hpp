@@ -162,15 +162,16 @@ public:
         std::string temp;
         px::unique_fd fd;
         for (int attempt = 0;; ++attempt) {
-            // ENOENT: a remove() or clean() took a folder on the way away once it was
-            // empty (before our temp file was in it); walk again, making it anew.
+            // The ticket, taken before the walk, keeps this instance's folder removals away
+            // until the write is done (remove_if_empty). ENOENT: another process took a
+            // folder on the way; walk again, making it anew.
+            ticket.emplace(*m_in_flight);
             auto opened = walk("write", name, parent_of(name), true, false);
             if (!opened) {
                 if (attempt < max_write_attempts && missing(opened.error())) continue;
                 return unexpected(std::move(opened).error());
             }
             dir.emplace(std::move(*opened));
-            ticket.emplace(*m_in_flight);
             temp = m_in_flight->prefix + std::to_string(ticket->number());
             fd.reset(px::retry_eintr([&] {
                 return ::openat(dir->fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -524,9 +525,9 @@ private:
     }
 
     // Removes blob folder `folders` if it is empty: true if it did, false if it was not
-    // empty or is gone, an error (EIO, say) otherwise. rmdir refuses a folder that is not
-    // empty, so a file a racing write makes in it keeps it; a write that opened it before
-    // and creates its file after the removal meets ENOENT and walks again.
+    // empty, is gone, or a write of this instance is under way (it may have walked into the
+    // folder and not yet made its file there: left for a later remove or clean), an error
+    // (EIO, say) otherwise. rmdir refuses a folder that is not empty.
     result<bool> remove_if_empty(std::string_view operation, std::string_view folders) {
         auto parent = walk(operation, folders, parent_of(folders), false, false);
         if (!parent) {
@@ -535,6 +536,7 @@ private:
         }
         const std::string leaf(leaf_of(folders));
         std::lock_guard lock(m_in_flight->mutex);
+        if (!m_in_flight->active.empty()) return false;
         if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) != 0) {
             const int err = errno;
             if (err == ENOTEMPTY || err == EEXIST || err == ENOENT || err == ENOTDIR || err == EBUSY) return false;
