@@ -415,7 +415,7 @@ public:
             // The storage's copy expires when the memory's does, however long the call took
             // to get there (a probe that attaches the tier first, say).
             auto write = [&]() -> result<void> {
-                if (ttl == no_expiry) return s.disk->put(key, value, ttl);
+                if (deadline == time_point::max()) return s.disk->put(key, value, no_expiry);  // never
                 const time_point now = s.clock.now();
                 if (!detail::expired(deadline, now)) return s.disk->put(key, value, detail::elapsed_sat(now, deadline));
                 auto gone = s.disk->erase(key);  // expired on the way: only an older copy is left to remove
