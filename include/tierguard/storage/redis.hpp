@@ -13,7 +13,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -21,17 +23,24 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 namespace tierguard::storage {
 
@@ -162,6 +171,9 @@ public:
         std::size_t scan_count = 1000;
         /// Redis expiry of a quarantined blob (seed 001: 7 days); clean() purges earlier.
         std::chrono::milliseconds quarantine_expiry = std::chrono::hours{24 * 7};
+        /// Keepalive of each connection of a subscription (subscribe()): a PING this often;
+        /// no answer within command_timeout counts that endpoint's subscription lost.
+        std::chrono::milliseconds invalidation_ping_interval{1000};
     };
 
     /// An endpoint's health, for metrics and logs.
@@ -188,6 +200,8 @@ public:
             return bad("config.max_blob_size must be from 1 byte to 512 MiB (Redis's largest string)");
         if (cfg.scan_count == 0 || cfg.list_limit == 0) return bad("config.scan_count and list_limit must be >= 1");
         if (cfg.quarantine_expiry.count() <= 0) return bad("config.quarantine_expiry must be at least 1 ms");
+        if (cfg.invalidation_ping_interval.count() <= 0)
+            return bad("config.invalidation_ping_interval must be at least 1 ms");
         if (cfg.key_prefix.empty()) cfg.key_prefix = "tg:v" + std::to_string(cfg.schema_version) + ":";
         for (const char c : cfg.key_prefix)
             if (c <= ' ' || c > '~')
@@ -231,30 +245,102 @@ public:
 
     /// Stores `bytes` under `name` (SET), replacing any previous blob and its expiry.
     result<void> write(std::string_view name, std::span<const std::byte> bytes) {
-        return set("write", name, bytes, {});
+        return set("write", name, bytes, {}, nullptr);
     }
 
     /// As write, and Redis removes the blob after `expiry` (SET ... PX); an expiry under
     /// 1 ms is errc::invalid_argument.
     result<void> write(std::string_view name, std::span<const std::byte> bytes, std::chrono::milliseconds expiry) {
-        if (expiry.count() <= 0)
-            return fail(errc::invalid_argument, tier::remote,
-                        "write " + std::string(name) + ": expiry of " + std::to_string(expiry.count()) +
-                            " ms; it must be at least 1 ms");
-        return set("write", name, bytes, std::to_string(expiry.count()));
+        auto px = px_of(name, expiry);
+        if (!px) return unexpected(std::move(px).error());
+        return set("write", name, bytes, *px, nullptr);
     }
 
     /// Removes the blob (DEL); errc::miss if there was none.
-    result<void> remove(std::string_view name) {
-        if (auto ok = detail::check_blob_name("remove", name, tier::remote); !ok) return ok;
-        const std::string key = key_of(name);
-        const std::array<std::string_view, 2> del{"DEL", key};
-        auto reply = one(endpoint_of(name), "remove", name, del, expect(REDIS_REPLY_INTEGER));
-        if (!reply) return unexpected(std::move(reply).error());
-        if ((*reply)->type == REDIS_REPLY_ERROR) return reply_failure(endpoint_of(name), "remove", name, **reply);
-        if ((*reply)->integer == 0) return missing("remove", name);
-        return {};
+    result<void> remove(std::string_view name) { return del(name, nullptr); }
+
+    // -----------------------------------------------------------------------------------
+    // Invalidation: a pub/sub channel of the cache's own, invalidation_channel(). The bytes
+    // of a notice are opaque here: the cache builds them (sender, operation, encoded key).
+
+    /// A notice's bytes: what the cache publishes and what subscribe()'s on_notice receives.
+    using notice_bytes = std::span<const std::byte>;
+
+    /// The channel of invalidation notices: "<key_prefix>invalidate", so a cache of another
+    /// schema version or prefix never hears them. Redis's pub/sub ignores the database
+    /// number: caches of one server with the same prefix hear each other whatever their db.
+    [[nodiscard]] std::string invalidation_channel() const { return m_config.key_prefix + "invalidate"; }
+
+    /// As write(name, bytes), and PUBLISH `notice` on invalidation_channel(): both commands
+    /// sent in one write on one connection of name's endpoint, both replies read (one round
+    /// trip). A failed SET is classified as by write(); the notice is published even then
+    /// (Redis runs the PUBLISH anyway: a needless erasure elsewhere, never a missed one). A
+    /// PUBLISH that fails after the SET succeeded fails the call with the PUBLISH's error
+    /// (the message says the value was stored): the cache must take it as a failed write.
+    /// A timeout says nothing about whether the pair ran: Redis may run both later, never
+    /// one without the other unless it crashes between them.
+    result<void> write(std::string_view name, std::span<const std::byte> bytes, notice_bytes notice) {
+        return set("write", name, bytes, {}, &notice);
     }
+
+    /// As write(name, bytes, expiry), and PUBLISH `notice` as write(name, bytes, notice) does.
+    result<void> write(std::string_view name, std::span<const std::byte> bytes, std::chrono::milliseconds expiry,
+                       notice_bytes notice) {
+        auto px = px_of(name, expiry);
+        if (!px) return unexpected(std::move(px).error());
+        return set("write", name, bytes, *px, &notice);
+    }
+
+    /// As remove(name), and PUBLISH `notice` in the same round trip. The notice is published
+    /// whether or not the blob existed (errc::miss): another process may still hold a copy.
+    result<void> remove(std::string_view name, notice_bytes notice) { return del(name, &notice); }
+
+    /// PUBLISHes `notice` (e.g. "flush everything" after a clear) on the first endpoint that
+    /// takes it, in config order. One is enough: a subscription whose link is up listens on
+    /// every endpoint, and one whose link is down must flush when it comes back anyway. Fails
+    /// only if every endpoint failed, with the last endpoint's failure.
+    result<void> publish(notice_bytes notice) {
+        const std::string channel = invalidation_channel();
+        const std::array<std::string_view, 3> args{"PUBLISH", channel, chars_of(notice)};
+        result<void> out;
+        for (const auto& ep : m_endpoints) {
+            auto reply = one(*ep, "publish", {}, args, expect(REDIS_REPLY_INTEGER));
+            if (reply && (*reply)->type != REDIS_REPLY_ERROR) return {};
+            out = reply ? reply_failure(*ep, "publish", {}, **reply) : unexpected(std::move(reply).error());
+        }
+        return out;
+    }
+
+    class subscription;
+
+    /// Called with each notice's bytes (valid during the call only).
+    using notice_handler = std::function<void(notice_bytes)>;
+    /// Called with false as soon as any endpoint's subscription is lost or stops answering,
+    /// with true once every endpoint's is confirmed (SUBSCRIBE answered) again.
+    using link_handler = std::function<void(bool up)>;
+    /// Called with the reason each time an endpoint's subscription fails or is lost (then
+    /// retried after the backoff): for a log line or an event.
+    using error_handler = std::function<void(const failure&)>;
+
+    /// Subscribes to invalidation_channel() on every endpoint (a notice goes out on its key's
+    /// endpoint, so each must be heard), on one background thread with one connection per
+    /// endpoint of its own (outside the pool). The link starts down: the first on_link call
+    /// is on_link(true), once every endpoint's SUBSCRIBE is confirmed; then on_link(false) as
+    /// soon as one is lost (closed, garbage, an error reply) or unresponsive (no answer to the
+    /// keepalive PING, sent every config::invalidation_ping_interval, within
+    /// config::command_timeout: a hung server is noticed within the sum of the two), and
+    /// on_link(true) when all are back. Notices published while the link was down are lost:
+    /// on_link(true) is the cue to flush what they might have erased. A lost endpoint is
+    /// reconnected after config::backoff_min, doubling up to backoff_max while it keeps
+    /// failing (timed by the steady clock, whatever Clock is: this thread waits on sockets).
+    /// Callbacks run on the subscription's thread, one at a time, never after the handle is
+    /// destroyed; they must not block long (a slow callback delays notices and keepalives)
+    /// and must not throw (an exception counts every endpoint's subscription lost: a notice
+    /// may have gone unhandled). Errors: errc::invalid_argument for an empty handler,
+    /// errc::io_error if the thread or its wake-up pipe cannot be made; failures of the
+    /// connections are not errors of this call: see subscription::last_error().
+    [[nodiscard]] result<subscription> subscribe(notice_handler on_notice, link_handler on_link,
+                                                 error_handler on_error = {}) const;
 
     /// Every blob of every endpoint (SCAN over the prefix, then STRLEN and OBJECT IDLETIME
     /// per key in one pipelined round trip per step). `modified` is the last access as Redis
@@ -449,6 +535,8 @@ private:
     basic_redis(config cfg, Clock clock, std::vector<std::unique_ptr<endpoint>> endpoints)
         : m_config(std::move(cfg)), m_clock(std::move(clock)), m_endpoints(std::move(endpoints)) {}
 
+    struct subscription_state;
+
     [[nodiscard]] endpoint& endpoint_of(std::string_view name) const noexcept {
         endpoint* best = m_endpoints.front().get();
         std::uint64_t best_weight = redis_detail::rendezvous_weight(best->id_hash, name);
@@ -485,21 +573,65 @@ private:
                     where(operation, name, ep) + " replied " + detail::quoted_name(text));
     }
 
+    [[nodiscard]] static std::string_view chars_of(std::span<const std::byte> bytes) noexcept {
+        return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+    }
+
+    /// The PX argument of a write with `expiry`, or why there is none.
+    [[nodiscard]] static result<std::string> px_of(std::string_view name, std::chrono::milliseconds expiry) {
+        if (expiry.count() <= 0)
+            return fail(errc::invalid_argument, tier::remote,
+                        "write " + std::string(name) + ": expiry of " + std::to_string(expiry.count()) +
+                            " ms; it must be at least 1 ms");
+        return std::to_string(expiry.count());
+    }
+
     result<void> set(std::string_view operation, std::string_view name, std::span<const std::byte> bytes,
-                     std::string_view px) {
+                     std::string_view px, const notice_bytes* notice) {
         if (auto ok = detail::check_blob_name(operation, name, tier::remote); !ok) return ok;
         if (bytes.size() > m_config.max_blob_size)
             return fail(errc::too_large, tier::remote,
                         std::string(operation) + " " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
                             " bytes exceeds max_blob_size (" + std::to_string(m_config.max_blob_size) + ")");
         const std::string key = key_of(name);
-        const std::string_view value(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-        const std::array<std::string_view, 5> args{"SET", key, value, "PX", px};
-        auto reply = one(endpoint_of(name), operation, name, std::span(args.data(), px.empty() ? 3 : 5),
-                         expect(REDIS_REPLY_STATUS));
+        const std::array<std::string_view, 5> args{"SET", key, chars_of(bytes), "PX", px};
+        auto reply =
+            change(operation, name, std::span(args.data(), px.empty() ? 3 : 5), expect(REDIS_REPLY_STATUS), notice);
         if (!reply) return unexpected(std::move(reply).error());
-        if ((*reply)->type == REDIS_REPLY_ERROR) return reply_failure(endpoint_of(name), operation, name, **reply);
         return {};
+    }
+
+    result<void> del(std::string_view name, const notice_bytes* notice) {
+        if (auto ok = detail::check_blob_name("remove", name, tier::remote); !ok) return ok;
+        const std::string key = key_of(name);
+        const std::array<std::string_view, 2> args{"DEL", key};
+        auto reply = change("remove", name, args, expect(REDIS_REPLY_INTEGER), notice);
+        if (!reply) return unexpected(std::move(reply).error());
+        if ((*reply)->integer == 0) return missing("remove", name);
+        return {};
+    }
+
+    /// Runs `cmd` on name's endpoint, and PUBLISHes `*notice` (if any) in the same round trip:
+    /// `cmd`'s reply, or the failure of either (`cmd`'s first).
+    result<redis_detail::reply_ptr> change(std::string_view operation, std::string_view name, redis_detail::command cmd,
+                                           unsigned expected, const notice_bytes* notice) {
+        endpoint& ep = endpoint_of(name);
+        const std::string channel = notice != nullptr ? invalidation_channel() : std::string();
+        const std::array<std::string_view, 3> publish{"PUBLISH", channel,
+                                                      notice != nullptr ? chars_of(*notice) : std::string_view()};
+        const std::array<redis_detail::command, 2> commands{cmd, publish};
+        const std::array<unsigned, 2> types{expected, expect(REDIS_REPLY_INTEGER)};
+        const std::size_t n = notice != nullptr ? 2 : 1;
+        auto replies = call(ep, operation, name, std::span(commands.data(), n), std::span(types.data(), n));
+        if (!replies) return unexpected(std::move(replies).error());
+        if ((*replies)[0]->type == REDIS_REPLY_ERROR) return reply_failure(ep, operation, name, *(*replies)[0]);
+        if (n == 2 && (*replies)[1]->type == REDIS_REPLY_ERROR) {
+            const std::string_view text((*replies)[1]->str, (*replies)[1]->len);
+            return fail(redis_detail::reply_errc(text), tier::remote,
+                        where(operation, name, ep) + ": " + std::string(cmd[0]) + " succeeded, but PUBLISH on " +
+                            channel + " replied " + detail::quoted_name(text) + "; other caches were not told");
+        }
+        return std::move((*replies)[0]);
     }
 
     /// The bit of reply type `type` in a mask of the types a command may answer with.
@@ -592,16 +724,21 @@ private:
                 ep.idle.clear();
                 if (counted) {
                     ++ep.failures;
-                    auto wait = m_config.backoff_min;
-                    for (std::uint32_t n = 1; n < ep.failures && wait.count() > 0 && wait < m_config.backoff_max; ++n)
-                        wait *= 2;
-                    if (wait > m_config.backoff_max) wait = m_config.backoff_max;
-                    ep.retry_at = m_clock.now() + std::chrono::duration_cast<typename Clock::duration>(wait);
+                    ep.retry_at = m_clock.now() +
+                                  std::chrono::duration_cast<typename Clock::duration>(backoff_after(ep.failures));
                     ep.last_failure = std::move(failure_text);
                 }
             }
         }
         ep.freed.notify_all();
+    }
+
+    /// The wait before the next try after `failures` (>= 1) failures in a row: backoff_min,
+    /// doubling per further failure up to backoff_max.
+    [[nodiscard]] std::chrono::milliseconds backoff_after(std::uint32_t failures) const noexcept {
+        auto wait = m_config.backoff_min;
+        for (std::uint32_t n = 1; n < failures && wait.count() > 0 && wait < m_config.backoff_max; ++n) wait *= 2;
+        return std::min(wait, m_config.backoff_max);
     }
 
     /// Connects `c` to its endpoint, then AUTH and SELECT as its URL asks, pipelined.
@@ -678,6 +815,30 @@ private:
                                                            std::string_view name,
                                                            std::span<const redis_detail::command> commands,
                                                            std::span<const unsigned> expected = {}) const {
+        if (auto sent = send_commands(c, operation, name, commands); !sent) return unexpected(std::move(sent).error());
+        std::vector<redis_detail::reply_ptr> replies;
+        replies.reserve(commands.size());
+        for (std::size_t i = 0; i < commands.size(); ++i) {
+            void* raw = nullptr;
+            errno = 0;
+            if (redisGetReply(c.context.get(), &raw) != REDIS_OK || raw == nullptr)
+                return context_failure(c, operation, name, "read reply", errno);
+            replies.emplace_back(static_cast<redisReply*>(raw));
+            const int type = replies.back()->type;
+            if (!expected.empty() && type != REDIS_REPLY_ERROR &&
+                (type < 0 || type > 30 || (expected[i] & expect(type)) == 0)) {
+                c.broken = true;
+                return fail(errc::io_error, tier::remote,
+                            where(operation, name, *c.ep) + ": answered with a reply of unexpected type " +
+                                std::to_string(type));
+            }
+        }
+        return replies;
+    }
+
+    /// Sends `commands` in one write (formatted by hiredis, sent by send_all).
+    result<void> send_commands(connection& c, std::string_view operation, std::string_view name,
+                               std::span<const redis_detail::command> commands) const {
         std::string out;
         for (const auto cmd : commands) {
             std::array<const char*, 8> argv_small{};
@@ -706,32 +867,12 @@ private:
             if (commands.size() == 1) {
                 auto sent = send_all(c, operation, name, std::string_view(formatted, static_cast<std::size_t>(n)));
                 redisFreeCommand(formatted);
-                if (!sent) return unexpected(std::move(sent).error());
-            } else {
-                out.append(formatted, static_cast<std::size_t>(n));
-                redisFreeCommand(formatted);
+                return sent;
             }
+            out.append(formatted, static_cast<std::size_t>(n));
+            redisFreeCommand(formatted);
         }
-        if (commands.size() != 1)
-            if (auto sent = send_all(c, operation, name, out); !sent) return unexpected(std::move(sent).error());
-        std::vector<redis_detail::reply_ptr> replies;
-        replies.reserve(commands.size());
-        for (std::size_t i = 0; i < commands.size(); ++i) {
-            void* raw = nullptr;
-            errno = 0;
-            if (redisGetReply(c.context.get(), &raw) != REDIS_OK || raw == nullptr)
-                return context_failure(c, operation, name, "read reply", errno);
-            replies.emplace_back(static_cast<redisReply*>(raw));
-            const int type = replies.back()->type;
-            if (!expected.empty() && type != REDIS_REPLY_ERROR &&
-                (type < 0 || type > 30 || (expected[i] & expect(type)) == 0)) {
-                c.broken = true;
-                return fail(errc::io_error, tier::remote,
-                            where(operation, name, *c.ep) + ": answered with a reply of unexpected type " +
-                                std::to_string(type));
-            }
-        }
-        return replies;
+        return send_all(c, operation, name, out);
     }
 
     /// Writes all of `bytes` to the socket; the one place this storage writes to it.
@@ -796,6 +937,279 @@ private:
     Clock m_clock;
     std::vector<std::unique_ptr<endpoint>> m_endpoints;
 };
+
+/// A running subscription of basic_redis::subscribe(): its thread, its counters, its last
+/// error. Destroying it (or stop()) stops the thread and joins it: within about
+/// connect_timeout + command_timeout per endpoint being connected at that moment, at once
+/// otherwise; no callback runs after that. Movable; a moved-from handle may only be
+/// destroyed or assigned to. Every member is thread-safe.
+template <class Clock>
+class basic_redis<Clock>::subscription {
+public:
+    subscription(subscription&&) noexcept = default;
+    subscription& operator=(subscription&& other) noexcept {
+        if (this != &other) {
+            stop();
+            m_state = std::move(other.m_state);
+            m_thread = std::move(other.m_thread);
+        }
+        return *this;
+    }
+    subscription(const subscription&) = delete;
+    subscription& operator=(const subscription&) = delete;
+    ~subscription() { stop(); }
+
+    /// The link as the last on_link call said: every endpoint subscribed and answering.
+    [[nodiscard]] bool up() const noexcept { return m_state->up.load(); }
+    /// Notices handed to on_notice.
+    [[nodiscard]] std::uint64_t notices() const noexcept { return m_state->notices.load(); }
+    /// Calls of on_link(false): times the link went down after being up.
+    [[nodiscard]] std::uint64_t link_losses() const noexcept { return m_state->link_losses.load(); }
+    /// Times an endpoint's subscription was confirmed again after it had been lost.
+    [[nodiscard]] std::uint64_t reconnects() const noexcept { return m_state->reconnects.load(); }
+    /// Why an endpoint's subscription was last lost or refused (connection, AUTH, garbage,
+    /// an unanswered PING), or nullopt if none ever was.
+    [[nodiscard]] std::optional<failure> last_error() const {
+        std::lock_guard lock(m_state->mutex);
+        return m_state->last_error;
+    }
+
+    /// Stops the thread and joins it (see the class); nothing once stopped.
+    void stop() noexcept {
+        if (!m_state) return;
+        m_state->stopping = true;
+        if (::write(m_state->wake[1], "x", 1) < 0) {}  // the pipe is full: a wake-up is pending anyway
+        if (m_thread.joinable()) m_thread.join();
+        m_state.reset();
+    }
+
+private:
+    friend class basic_redis;
+    subscription() = default;
+
+    std::unique_ptr<subscription_state> m_state;
+    std::thread m_thread;
+};
+
+/// What a subscription's thread owns: its own copy of the storage (endpoints and settings;
+/// its pools stay empty), the callbacks, one listener per endpoint.
+template <class Clock>
+struct basic_redis<Clock>::subscription_state {
+    using steady = std::chrono::steady_clock;
+
+    /// One endpoint's subscribed connection.
+    struct listener {
+        connection c;
+        bool subscribed = false;  // SUBSCRIBE confirmed
+        bool ever_subscribed = false;
+        bool ping_sent = false;
+        std::uint32_t failures = 0;     // in a row, since the last confirmed SUBSCRIBE
+        steady::time_point retry_at{};  // no connection: when to try again
+        steady::time_point deadline{};  // SUBSCRIBE's or the PING's answer is due
+        steady::time_point next_ping{};
+    };
+
+    subscription_state(basic_redis s, notice_handler n, link_handler l, error_handler e)
+        : storage(std::move(s)), on_notice(std::move(n)), on_link(std::move(l)), on_error(std::move(e)) {}
+    subscription_state(const subscription_state&) = delete;
+    subscription_state& operator=(const subscription_state&) = delete;
+    ~subscription_state() {
+        for (const int fd : wake)
+            if (fd >= 0) ::close(fd);
+    }
+
+    basic_redis storage;
+    notice_handler on_notice;
+    link_handler on_link;
+    error_handler on_error;
+    std::array<int, 2> wake{-1, -1};  // a pipe: stop() writes, the thread's poll wakes
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> up{false};
+    std::atomic<std::uint64_t> notices{0};
+    std::atomic<std::uint64_t> link_losses{0};
+    std::atomic<std::uint64_t> reconnects{0};
+    mutable std::mutex mutex;
+    std::optional<failure> last_error;
+
+    void run() noexcept {
+        std::vector<listener> listeners(storage.m_endpoints.size());
+        for (std::size_t i = 0; i < listeners.size(); ++i) listeners[i].c.ep = storage.m_endpoints[i].get();
+        std::vector<pollfd> fds;
+        while (!stopping) {
+            try {
+                for (auto& l : listeners) {
+                    if (stopping) return;
+                    tick(l);
+                }
+                update_link(listeners);
+                fds.assign(1, pollfd{wake[0], POLLIN, 0});
+                auto next = steady::now() + std::chrono::hours(1);
+                for (auto& l : listeners) {
+                    next = std::min(next, !l.c.context                   ? l.retry_at
+                                          : !l.subscribed || l.ping_sent ? l.deadline
+                                                                         : l.next_ping);
+                    if (l.c.context) fds.push_back(pollfd{l.c.context->fd, POLLIN, 0});
+                }
+                const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - steady::now());
+                const int ready =
+                    ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(wait.count(), 0)));
+                if (ready < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+                if (ready <= 0) continue;
+                char drained[64];
+                if ((fds[0].revents & POLLIN) != 0)
+                    while (::read(wake[0], drained, sizeof drained) > 0) {}
+                std::size_t at = 1;
+                for (auto& l : listeners) {
+                    if (!l.c.context) continue;
+                    if (fds[at++].revents != 0) receive(l);
+                }
+                update_link(listeners);
+            } catch (const std::exception& e) {
+                recover(listeners, std::string("subscribe: the subscription's thread caught: ") + e.what());
+            } catch (...) {
+                recover(listeners, "subscribe: the subscription's thread caught an exception");
+            }
+        }
+    }
+
+    /// After a callback threw (or memory ran out): a notice may have gone unhandled, so
+    /// every connected listener starts again, and the link goes down.
+    void recover(std::vector<listener>& listeners, std::string what) noexcept {
+        try {
+            for (auto& l : listeners)
+                if (l.c.context) lose(l, failure(errc::io_error, tier::remote, what));
+            std::lock_guard lock(mutex);
+            last_error = failure(errc::io_error, tier::remote, std::move(what));
+        } catch (...) {}
+        try {
+            update_link(listeners);
+        } catch (...) {  // on_link(false) threw: the link is down all the same
+        }
+    }
+
+    /// Connects a listener that is due, sends a PING that is due, gives up on an answer that is late.
+    void tick(listener& l) {
+        const auto now = steady::now();
+        if (!l.c.context) {
+            if (now >= l.retry_at) subscribe(l);
+        } else if ((!l.subscribed || l.ping_sent) && now >= l.deadline) {
+            lose(l, failure(errc::timeout, tier::remote,
+                            where(l) + ": no answer to " + (l.subscribed ? "PING" : "SUBSCRIBE") +
+                                " within config.command_timeout (" +
+                                std::to_string(storage.m_config.command_timeout.count()) + " ms)"));
+        } else if (l.subscribed && !l.ping_sent && now >= l.next_ping) {
+            const std::array<std::string_view, 1> ping{"PING"};
+            send(l, redis_detail::command(ping));
+            l.ping_sent = true;
+            l.deadline = now + storage.m_config.command_timeout;
+        }
+    }
+
+    void subscribe(listener& l) {
+        l.c.context.reset();
+        l.c.broken = false;
+        if (auto ok = storage.connect(l.c, "subscribe", {}); !ok) return lose(l, std::move(ok).error());
+        const std::string channel = storage.invalidation_channel();
+        const std::array<std::string_view, 2> args{"SUBSCRIBE", channel};
+        if (!send(l, redis_detail::command(args))) return;
+        l.deadline = steady::now() + storage.m_config.command_timeout;
+    }
+
+    bool send(listener& l, redis_detail::command cmd) {
+        auto sent = storage.send_commands(l.c, "subscribe", {}, std::span(&cmd, 1));
+        if (!sent) lose(l, std::move(sent).error());
+        return static_cast<bool>(sent);
+    }
+
+    /// Reads what arrived on `l` and handles every whole reply in it.
+    void receive(listener& l) {
+        errno = 0;
+        if (redisBufferRead(l.c.context.get()) != REDIS_OK)
+            return lose(l, storage.context_failure(l.c, "subscribe", {}, "read", errno).error());
+        for (;;) {
+            void* raw = nullptr;
+            if (redisGetReplyFromReader(l.c.context.get(), &raw) != REDIS_OK)
+                return lose(l, storage.context_failure(l.c, "subscribe", {}, "read", 0).error());
+            if (raw == nullptr) return;
+            const redis_detail::reply_ptr r(static_cast<redisReply*>(raw));
+            if (r->type == REDIS_REPLY_ERROR)
+                return lose(l, storage.reply_failure(*l.c.ep, "subscribe", {}, *r).error());
+            const std::string_view kind =
+                r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_STRING
+                    ? std::string_view(r->element[0]->str, r->element[0]->len)
+                    : std::string_view();
+            if (kind == "message" && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+                ++notices;
+                on_notice(notice_bytes(reinterpret_cast<const std::byte*>(r->element[2]->str), r->element[2]->len));
+            } else if (kind == "subscribe" && !l.subscribed) {
+                l.subscribed = true;
+                l.failures = 0;
+                l.next_ping = steady::now() + storage.m_config.invalidation_ping_interval;
+                if (l.ever_subscribed) ++reconnects;
+                l.ever_subscribed = true;
+            } else if (kind == "pong" && l.ping_sent) {
+                l.ping_sent = false;
+                l.next_ping = steady::now() + storage.m_config.invalidation_ping_interval;
+            } else {
+                return lose(l, failure(errc::io_error, tier::remote,
+                                       where(l) + ": answered with a reply that is no pub/sub message (type " +
+                                           std::to_string(r->type) + ")"));
+            }
+        }
+    }
+
+    /// Closes `l`'s connection and schedules its next try after the endpoint's backoff.
+    void lose(listener& l, failure why) {
+        l.c.context.reset();
+        l.subscribed = false;
+        l.ping_sent = false;
+        ++l.failures;
+        l.retry_at = steady::now() + storage.backoff_after(l.failures);
+        {
+            std::lock_guard lock(mutex);
+            last_error = why;
+        }
+        if (on_error) on_error(why);
+    }
+
+    void update_link(const std::vector<listener>& listeners) {
+        const bool all =
+            std::all_of(listeners.begin(), listeners.end(), [](const listener& l) { return l.subscribed; });
+        if (all == up) return;
+        up = all;
+        if (!all) ++link_losses;
+        on_link(all);
+    }
+
+    [[nodiscard]] std::string where(const listener& l) const { return basic_redis::where("subscribe", {}, *l.c.ep); }
+};
+
+template <class Clock>
+auto basic_redis<Clock>::subscribe(notice_handler on_notice, link_handler on_link, error_handler on_error) const
+    -> result<subscription> {
+    if (!on_notice || !on_link)
+        return fail(errc::invalid_argument, tier::remote, "subscribe: on_notice and on_link must both be callable");
+    std::vector<std::unique_ptr<endpoint>> endpoints;
+    for (const auto& ep : m_endpoints) endpoints.push_back(std::make_unique<endpoint>(ep->address));
+    subscription out;
+    out.m_state = std::make_unique<subscription_state>(basic_redis(m_config, m_clock, std::move(endpoints)),
+                                                       std::move(on_notice), std::move(on_link), std::move(on_error));
+    auto& st = *out.m_state;
+    int fds[2];
+    if (::pipe(fds) != 0)
+        return fail(errc::io_error, tier::remote, "subscribe: pipe", std::error_code(errno, std::generic_category()));
+    st.wake = {fds[0], fds[1]};
+    for (const int fd : fds)
+        if (::fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+            return fail(errc::io_error, tier::remote, "subscribe: fcntl on the wake-up pipe",
+                        std::error_code(errno, std::generic_category()));
+    try {
+        out.m_thread = std::thread([&st] { st.run(); });
+    } catch (const std::system_error& e) {
+        return fail(errc::io_error, tier::remote, "subscribe: cannot start the subscription's thread", e.code());
+    }
+    return out;
+}
 
 /// storage::basic_redis on the steady clock.
 using redis = basic_redis<>;
