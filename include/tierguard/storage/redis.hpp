@@ -130,6 +130,9 @@ using command = std::span<const std::string_view>;
 ///    command with hiredis and sends it itself with send(MSG_NOSIGNAL) (where the system has
 ///    no MSG_NOSIGNAL, the socket gets SO_NOSIGPIPE), then lets hiredis read the replies.
 ///    No signal mask or disposition is touched.
+///  - Distributed invalidation: write and remove overloads that PUBLISH a notice in the same
+///    round trip, publish(), and subscribe() to hear every endpoint's notices with a link
+///    state (docs/REMOTE.md, "Distributed invalidation").
 ///  - Nothing is connected by open(): a server that is down does not keep a cache from
 ///    starting. Host names are resolved by hiredis at connect time (getaddrinfo, blocking,
 ///    not bounded by connect_timeout): prefer addresses or unix sockets.
