@@ -367,11 +367,15 @@ TEST_CASE("redis invalidation: destroying a subscription while the server is sto
         recorder r;
         auto sub = r.subscribe(s).value();
         REQUIRE(r.wait_links(1));
+        CHECK(sub.up());
         server.stop();
         sub.stop();
-        const auto seen = r.snapshot().links.size();
+        const auto seen = r.snapshot();
         sub.stop();  // twice is nothing
-        CHECK(r.snapshot().links.size() == seen);
+        CHECK(r.snapshot().links.size() == seen.links.size());
+        CHECK_FALSE(sub.up());  // the counters stay readable; a stopped subscription is down
+        CHECK(sub.notices() == 0);
+        CHECK(sub.link_losses() == seen.links.size() - 1);
     }
     SECTION("stopped from the start, moved, then destroyed") {
         server.stop();

@@ -279,7 +279,7 @@ public:
     /// trip). A failed SET is classified as by write(); the notice is published even then
     /// (Redis runs the PUBLISH anyway: a needless erasure elsewhere, never a missed one). A
     /// PUBLISH that fails after the SET succeeded fails the call with the PUBLISH's error
-    /// (the message says the value was stored): the cache must take it as a failed write.
+    /// (its message says the SET succeeded): the cache must take it as a failed write.
     /// A timeout says nothing about whether the pair ran: Redis may run both later, never
     /// one without the other unless it crashes between them.
     result<void> write(std::string_view name, std::span<const std::byte> bytes, notice_bytes notice) {
@@ -337,11 +337,11 @@ public:
     /// reconnected after config::backoff_min, doubling up to backoff_max while it keeps
     /// failing (timed by the steady clock, whatever Clock is: this thread waits on sockets).
     /// Callbacks run on the subscription's thread, one at a time, never after the handle is
-    /// destroyed; they must not block long (a slow callback delays notices and keepalives)
-    /// and must not throw (an exception counts every endpoint's subscription lost: a notice
-    /// may have gone unhandled). Errors: errc::invalid_argument for an empty handler,
-    /// errc::io_error if the thread or its wake-up pipe cannot be made; failures of the
-    /// connections are not errors of this call: see subscription::last_error().
+    /// destroyed; they must not block long (a slow callback delays notices and keepalives),
+    /// must not stop or destroy the handle, and should not throw (an exception counts every
+    /// endpoint's subscription lost: a notice may have gone unhandled). Errors: errc::invalid_argument for an empty
+    /// handler, errc::io_error if the thread or its wake-up pipe cannot be made; failures of the connections are not
+    /// errors of this call: see subscription::last_error().
     [[nodiscard]] result<subscription> subscribe(notice_handler on_notice, link_handler on_link,
                                                  error_handler on_error = {}) const;
 
@@ -945,7 +945,9 @@ private:
 /// error. Destroying it (or stop()) stops the thread and joins it: within about
 /// connect_timeout + command_timeout per endpoint being connected at that moment, at once
 /// otherwise; no callback runs after that. Movable; a moved-from handle may only be
-/// destroyed or assigned to. Every member is thread-safe.
+/// destroyed or assigned to. up(), the counters and last_error() may be called from any
+/// thread (a callback included); stop() and the destructor must not race with other calls
+/// on the handle, nor run in a callback (the thread would join itself).
 template <class Clock>
 class basic_redis<Clock>::subscription {
 public:
@@ -962,7 +964,8 @@ public:
     subscription& operator=(const subscription&) = delete;
     ~subscription() { stop(); }
 
-    /// The link as the last on_link call said: every endpoint subscribed and answering.
+    /// The link as the last on_link call said (every endpoint subscribed and answering);
+    /// false once stopped.
     [[nodiscard]] bool up() const noexcept { return m_state->up.load(); }
     /// Notices handed to on_notice.
     [[nodiscard]] std::uint64_t notices() const noexcept { return m_state->notices.load(); }
@@ -977,13 +980,14 @@ public:
         return m_state->last_error;
     }
 
-    /// Stops the thread and joins it (see the class); nothing once stopped.
+    /// Stops the thread and joins it (see the class); nothing once stopped. The counters
+    /// and last_error() stay readable; up() is false from then on.
     void stop() noexcept {
-        if (!m_state) return;
+        if (!m_state || !m_thread.joinable()) return;
         m_state->stopping = true;
         if (::write(m_state->wake[1], "x", 1) < 0) {}  // the pipe is full: a wake-up is pending anyway
-        if (m_thread.joinable()) m_thread.join();
-        m_state.reset();
+        m_thread.join();
+        m_state->up = false;
     }
 
 private:
