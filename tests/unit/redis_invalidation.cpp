@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,11 +75,16 @@ public:
     [[nodiscard]] tierguard::result<redis::subscription> subscribe(const redis& s) {
         return s.subscribe(
             [this](redis::notice_bytes n) {
-                record([&](seen& x) { x.notices.emplace_back(reinterpret_cast<const char*>(n.data()), n.size()); });
+                const std::string text(reinterpret_cast<const char*>(n.data()), n.size());
+                record([&](seen& x) { x.notices.push_back(text); });
+                if (text == throw_on) throw std::runtime_error("on_notice threw on " + text);
             },
             [this](bool up) { record([&](seen& x) { x.links.push_back(up); }); },
             [this](const tierguard::failure& f) { record([&](seen& x) { x.errors.push_back(f); }); });
     }
+
+    /// A notice on which on_notice throws, after recording it.
+    std::string throw_on = "(none)";
 
     /// Waits until pred(seen) holds; false if it did not within 20 s.
     template <class Pred>
@@ -391,6 +397,24 @@ TEST_CASE("redis invalidation: destroying a subscription while the server is sto
         CHECK(r.snapshot().links.empty());
     }
     server.resume();
+}
+
+TEST_CASE("redis invalidation: a callback that throws takes the link down and up again; notices flow after") {
+    redis_server server;
+    auto s = redis::open(fast({server.unix_url()})).value();
+    recorder r;
+    r.throw_on = "boom";
+    auto sub = r.subscribe(s).value();
+    REQUIRE(r.wait_links(1));
+    REQUIRE(s.publish(bytes_of("boom")));
+    // The notice may have gone unhandled: every subscription starts again, the cache flushes.
+    REQUIRE(r.links_become({true, false, true}));
+    REQUIRE(r.wait_errors(1));
+    INFO(r.snapshot().errors.front().message());
+    CHECK(r.snapshot().errors.front().message().find("on_notice threw on boom") != std::string::npos);
+    REQUIRE(s.publish(bytes_of("after")));
+    REQUIRE(r.wait_notice("after"));
+    CHECK(sub.link_losses() == 1);
 }
 
 TEST_CASE("redis invalidation: the settings and handlers are checked") {
