@@ -39,26 +39,24 @@ std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
 }
 
-bool write_all(int fd, const void* data, std::size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-        const ssize_t n = ::write(fd, p, size);
+/// Calls io(bytes done so far), which moves some of the rest, until all `size` are moved.
+template <class Io>
+bool whole(std::size_t size, Io io) {
+    for (std::size_t done = 0; done < size;) {
+        const ssize_t n = io(done);
         if (n <= 0) return false;
-        p += n;
-        size -= static_cast<std::size_t>(n);
+        done += static_cast<std::size_t>(n);
     }
     return true;
 }
 
+bool write_all(int fd, const void* data, std::size_t size) {
+    return whole(size,
+                 [&](std::size_t done) { return ::write(fd, static_cast<const char*>(data) + done, size - done); });
+}
+
 bool read_all(int fd, void* data, std::size_t size) {
-    auto* p = static_cast<char*>(data);
-    while (size > 0) {
-        const ssize_t n = ::read(fd, p, size);
-        if (n <= 0) return false;
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
+    return whole(size, [&](std::size_t done) { return ::read(fd, static_cast<char*>(data) + done, size - done); });
 }
 
 /// Process B: subscribes, says 'u' on `to_a` once its link is up, records each notice's
