@@ -3,6 +3,8 @@
 #include "support/temp_dir.hpp"
 
 #include <atomic>
+#include <cstddef>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@ namespace tierguard_test {
 
 /// A fake server on a unix socket that answers every connection with `answer` once it has
 /// read something (or at once, if `answer_first`), then closes it if `close_after`.
+/// first_reads() holds what each connection's one read got.
 class fake_server {
 public:
     fake_server(std::string answer, bool close_after, bool answer_first = false)
@@ -40,6 +43,10 @@ public:
     }
     [[nodiscard]] std::string url_path() const { return (m_dir.path() / "fake.sock").string(); }
     [[nodiscard]] std::string url() const { return "unix://" + url_path(); }
+    [[nodiscard]] std::vector<std::string> first_reads() const {
+        std::lock_guard lock(m_mutex);
+        return m_first_reads;
+    }
 
 private:
     void serve() {
@@ -48,7 +55,9 @@ private:
             if (c < 0) return;
             if (!m_answer_first) {
                 char buffer[4096];
-                (void)::recv(c, buffer, sizeof buffer, 0);
+                const ssize_t n = ::recv(c, buffer, sizeof buffer, 0);
+                std::lock_guard lock(m_mutex);
+                m_first_reads.emplace_back(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
             }
             (void)::send(c, m_answer.data(), m_answer.size(), MSG_NOSIGNAL);
             if (m_close_after) {
@@ -66,6 +75,8 @@ private:
     int m_fd = -1;
     std::atomic<bool> m_stop{false};
     std::vector<int> m_open;
+    mutable std::mutex m_mutex;
+    std::vector<std::string> m_first_reads;
     std::thread m_thread;
 };
 

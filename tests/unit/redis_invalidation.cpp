@@ -196,6 +196,36 @@ TEST_CASE("redis invalidation: a notice sent with a write or a remove reaches ev
     CHECK_FALSE(sub_b.last_error());
 }
 
+TEST_CASE("redis invalidation: the command and its PUBLISH leave in one send, before any reply is read") {
+    // A fake server that reads once, then answers: had the client waited for the SET's reply
+    // before sending the PUBLISH, that one read would hold the SET alone.
+    const std::string notice = "notice-bytes";
+    SECTION("write") {
+        fake_server fake("+OK\r\n:1\r\n", false);
+        auto s = redis::open(fast({fake.url()})).value();
+        const auto w = s.write("ab/k", bytes_of("value"), 60s, bytes_of(notice));
+        INFO(why(w));
+        REQUIRE(w);
+        REQUIRE(fake.first_reads().size() == 1);
+        const std::string sent = fake.first_reads().front();
+        INFO(sent);
+        const auto set = sent.find("SET");
+        const auto publish = sent.find("PUBLISH");
+        CHECK((set != std::string::npos && publish != std::string::npos && set < publish));
+        CHECK(sent.find("tg:v1:invalidate") != std::string::npos);
+        CHECK(sent.find(notice) != std::string::npos);
+        CHECK(sent.find("PX") != std::string::npos);
+    }
+    SECTION("remove") {
+        fake_server fake(":1\r\n:1\r\n", false);
+        auto s = redis::open(fast({fake.url()})).value();
+        REQUIRE(s.remove("ab/k", bytes_of(notice)));
+        REQUIRE(fake.first_reads().size() == 1);
+        const std::string sent = fake.first_reads().front();
+        CHECK((sent.find("DEL") != std::string::npos && sent.find("PUBLISH") != std::string::npos));
+    }
+}
+
 TEST_CASE("redis invalidation: with two endpoints, notices for keys of either arrive") {
     redis_server one;
     redis_server two;
