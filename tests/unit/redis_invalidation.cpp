@@ -164,6 +164,7 @@ TEST_CASE("redis invalidation: a notice sent with a write or a remove reaches ev
 
     REQUIRE(a.write("ab/k", bytes_of("value"), bytes_of("put ab/k")));
     CHECK(server.command({"GET", "tg:v1:ab/k"}) == "value");
+    CHECK(server.command({"PTTL", "tg:v1:ab/k"}) == "-1");  // no expiry asked, none set
     REQUIRE(a.write("ab/t", bytes_of("ttl"), 60s, bytes_of("put ab/t")));
     const long long pttl = std::stoll(server.command({"PTTL", "tg:v1:ab/t"}));
     CHECK((pttl > 0 && pttl <= 60'000));
