@@ -23,10 +23,6 @@
 #include <utility>
 #include <vector>
 
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 using namespace std::chrono_literals;
 using tierguard::clean_options;
 using tierguard::errc;
