@@ -82,5 +82,7 @@ class TierguardConan(ConanFile):
             redis.bindirs = []
             redis.libdirs = []
             redis.requires = ["tierguard", "hiredis::hiredis"]
+            if self.settings.os in ("Linux", "FreeBSD"):
+                redis.system_libs = ["pthread"]  # subscribe() runs a std::thread
             redis.set_property("cmake_target_name", "tierguard::redis")
             redis.set_property("pkg_config_name", "tierguard-redis")
