@@ -17,6 +17,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <ranges>
 #include <set>
 #include <span>
 #include <string>
@@ -776,6 +777,20 @@ TEST_CASE("byte_writer: an element that encodes to no bytes is refused, so count
     REQUIRE_FALSE(status);
     CHECK(status.error().code() == errc::serialization_failed);
     CHECK(status.error().context().find("encodes to no bytes") != std::string::npos);
+}
+
+TEST_CASE("byte_writer: a sequence longer than a u32 count is refused as too_large, nothing written") {
+    std::vector<std::byte> out = bytes_of({0xAA});
+    tierguard::byte_writer w(out);
+    // A sized range of 2^32 elements that exist only as numbers: the count is refused before any is visited.
+    w.write(std::views::iota(std::uint64_t{0}, std::uint64_t{1} << 32));
+    w.u8(1);
+    const auto status = w.status();
+    REQUIRE_FALSE(status);
+    CHECK(status.error().code() == errc::too_large);
+    CHECK(status.error().context() ==
+          "byte_writer: a sequence of 4294967296 elements exceeds the 4294967295 a u32 count can describe");
+    CHECK(out == bytes_of({0xAA, 1}));
 }
 
 TEST_CASE("byte_writer: a counting writer measures without allocating") {

@@ -312,9 +312,9 @@ public:
     /// One byte, 0 or 1.
     void boolean(bool value) { u8(value ? 1 : 0); }
     /// A u32 byte count, then the bytes.
-    void string(std::string_view value) { sized(value.data(), value.size(), "string"); }
+    void string(std::string_view value) { sized(value.data(), value.size(), "string of"); }
     /// A u32 byte count, then the bytes.
-    void bytes(std::span<const std::byte> value) { sized(value.data(), value.size(), "byte sequence"); }
+    void bytes(std::span<const std::byte> value) { sized(value.data(), value.size(), "byte sequence of"); }
 
     /// Writes each value in turn, by its type:
     ///
@@ -372,10 +372,14 @@ private:
     }
 
     // The u32 count of a string, byte sequence, sequence or map; false if it does not fit.
-    bool count(std::size_t size, std::string_view what) {
+    bool count(std::size_t size, std::string_view what, std::string_view unit = "bytes") {
         if (size > std::numeric_limits<std::uint32_t>::max()) {
-            record(errc::too_large, "byte_writer: a " + std::string(what) + " of " + std::to_string(size) +
-                                        " exceeds the 4 GiB - 1 a u32 count can describe");
+            std::string message = "byte_writer: a ";
+            message += what;
+            message += ' ' + std::to_string(size) + ' ';
+            message += unit;
+            message += " exceeds the 4294967295 a u32 count can describe";
+            record(errc::too_large, std::move(message));
             return false;
         }
         put(static_cast<std::uint32_t>(size));
@@ -423,15 +427,15 @@ private:
             boolean(value.has_value());
             if (value) write_one(*value);
         } else if constexpr (detail::codec_map<T>) {
-            if (!count(std::ranges::size(value), "map")) return;
+            if (!count(std::ranges::size(value), "map of", "entries")) return;
             for (const auto& [key, mapped] : value) {
                 element(key);
                 element(mapped);
             }
         } else if constexpr (detail::byte_sequence<T>) {
-            sized(std::ranges::data(value), std::ranges::size(value), "sequence");
+            sized(std::ranges::data(value), std::ranges::size(value), "sequence of");
         } else {
-            if (!count(std::ranges::size(value), "sequence")) return;
+            if (!count(std::ranges::size(value), "sequence of", "elements")) return;
             for (const auto& item : value) element(static_cast<const detail::range_element<T>&>(item));
         }
     }
