@@ -753,6 +753,25 @@ TEST_CASE("byte_reader::read: a failure inside a nested codec names the outer fi
                                         std::to_string(bytes.size() - 1) + " holds 3, a bool must be 0 or 1");
 }
 
+TEST_CASE("byte_reader: the error messages docs/POLICIES.md quotes") {
+    const auto context_of = [](const auto& result) {
+        return result ? std::string("no error") : result.error().context();
+    };
+    CHECK(context_of(read_back<std::vector<role>>(bytes_of({2, 0, 0, 0, 1, 9}), "roles")) ==
+          "byte_reader: field 'roles' element 1: at offset 5 holds 9, outside the enum_range 0..2");
+    CHECK(context_of(read_back<address>(written(std::string("Oslo"), std::uint8_t{7}), "home")) ==
+          "byte_reader: field 'home': field 'postcode' at offset 8 holds 7, a bool must be 0 or 1");
+    CHECK(context_of(read_back<std::map<std::uint8_t, bool>>(bytes_of({0xFF, 0xFF, 0xFF, 0xFF, 1, 1}), "flags")) ==
+          "byte_reader: field 'flags' at offset 0 counts 4294967295 elements of at least 2 bytes, only 2 bytes follow");
+    CHECK(context_of(read_back<std::string>(bytes_of({0xFF, 0xFF, 0xFF, 0xFF, 'h', 'i'}), "name")) ==
+          "byte_reader: field 'name' at offset 0 has length 4294967295, only 2 bytes follow");
+    CHECK(context_of(read_back<float>(written(1e300), "ratio")) ==
+          "byte_reader: field 'ratio' at offset 0 holds 1e+300, which a float cannot hold exactly");
+    CHECK(context_of(read_back<colour>(written(std::uint16_t{3}), "favourite")) ==
+          "byte_reader: field 'favourite' at offset 0 holds 3, which enum_range::contains refuses");
+    CHECK(context_of(read_back<std::multimap<int, int>>(written(std::uint32_t{2}, 1, 2, 1, 3), "pairs")) == "no error");
+}
+
 TEST_CASE("byte_reader::read_fields: assigns in order, stops at the first error and consumes nothing") {
     const auto bytes = written(std::uint64_t{7}, std::string("ada"), std::uint8_t{9});
     tierguard::byte_reader r(bytes);

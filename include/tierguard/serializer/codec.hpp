@@ -9,6 +9,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <ranges>
@@ -603,7 +604,9 @@ private:
             if (std::isfinite(*wide) && (std::fabs(*wide) > std::numeric_limits<T>::max() ||
                                          static_cast<double>(static_cast<T>(*wide)) != *wide)) {
                 m_offset -= 8;
-                return error(field, "holds " + std::to_string(*wide) + ", which a float cannot hold exactly");
+                char shown[32];
+                std::snprintf(shown, sizeof shown, "%.9g", *wide);
+                return error(field, "holds " + std::string(shown) + ", which a float cannot hold exactly");
             }
             return static_cast<T>(*wide);
         } else if constexpr (std::is_enum_v<T>) {
