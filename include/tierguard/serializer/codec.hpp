@@ -330,7 +330,7 @@ public:
     /// - a map (a sized range with key_type and mapped_type, as std::map and
     ///   std::unordered_map): a u32 entry count, then key and value of each entry in
     ///   iteration order;
-    /// - any other sized range (std::vector, std::deque, std::set, std::span, a view...):
+    /// - any other sized range (std::vector, std::deque, std::list, std::set, std::span...):
     ///   a u32 element count, then the elements.
     ///
     /// Each element of a sequence or map must encode to at least one byte.
