@@ -284,9 +284,9 @@ template <class T>
 ///
 /// Bytes already in the vector are kept. The writer never throws except for std::bad_alloc
 /// (and what a codec<T>::encode it calls throws). A string, byte sequence, sequence or map
-/// longer than a u32 count can describe, or an element of a sequence or map that encodes to
-/// no bytes, is not written; the writer records the first such failure and status()
-/// reports it, so that encode can stay a void function.
+/// longer than a u32 count can describe is not written, and an element of a sequence or map
+/// that encodes to no bytes is refused; the writer records the first such failure and
+/// status() reports it, so that encode can stay a void function.
 ///
 /// The primitives and their encodings are listed in docs/POLICIES.md; write() encodes
 /// whole values (integers, enums, strings, durations, time points, optionals, sequences,
@@ -295,7 +295,7 @@ class byte_writer {
 public:
     explicit byte_writer(std::vector<std::byte>& out) noexcept : m_out(&out) {}
     /// A writer that stores nothing and only counts the bytes the encoding would take
-    /// (size()); it allocates nothing, so weighing a value this way cannot fail.
+    /// (size()); it allocates nothing unless it records a failure.
     byte_writer() noexcept = default;
 
     void u8(std::uint8_t value) { put(value); }
