@@ -579,6 +579,23 @@ TEST_CASE("byte_writer::write: each kind of value has the documented encoding") 
     }
 }
 
+TEST_CASE("byte_writer::write: the same bytes as the primitives a hand-written codec calls") {
+    // So a codec can move to the helpers without a schema bump while its field types stay the same.
+    std::vector<std::byte> by_hand;
+    tierguard::byte_writer w(by_hand);
+    w.u64(42);
+    w.string("ada@example.org");
+    w.u8(static_cast<std::uint8_t>(role::admin));
+    w.boolean(true);
+    w.string("+44");
+    w.i64(1'700'000'000);
+    w.boolean(false);
+    const std::optional<std::string> phone = "+44";
+    CHECK(written(std::uint64_t{42}, std::string("ada@example.org"), role::admin, phone,
+                  std::chrono::duration<std::int64_t>(1'700'000'000),
+                  std::optional<std::chrono::seconds>()) == by_hand);
+}
+
 TEST_CASE("byte_reader::read: every helper round-trips") {
     using namespace std::chrono;
     check_helper_round_trip(std::int8_t{-128});

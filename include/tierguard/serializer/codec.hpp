@@ -72,30 +72,14 @@ class byte_reader;
 /// template <>
 /// struct tierguard::codec<user_record> {
 ///     static void encode(const user_record& u, tierguard::byte_writer& w) {
-///         w.u64(u.id);
-///         w.string(u.email);
-///         w.boolean(u.phone_number.has_value());
-///         if (u.phone_number) w.string(*u.phone_number);
-///         w.boolean(u.email_verified);
+///         w.write(u.id, u.email, u.phone_number, u.email_verified);
 ///     }
 ///     static tierguard::result<user_record> decode(tierguard::byte_reader& r) {
+///         using tierguard::field;
 ///         user_record u;
-///         auto id = r.u64("id");
-///         if (!id) return tierguard::unexpected(std::move(id).error());
-///         u.id = *id;
-///         auto email = r.string("email");
-///         if (!email) return tierguard::unexpected(std::move(email).error());
-///         u.email = std::move(*email);
-///         auto has_phone = r.boolean("phone_number?");
-///         if (!has_phone) return tierguard::unexpected(std::move(has_phone).error());
-///         if (*has_phone) {
-///             auto phone = r.string("phone_number");
-///             if (!phone) return tierguard::unexpected(std::move(phone).error());
-///             u.phone_number = std::move(*phone);
-///         }
-///         auto verified = r.boolean("email_verified");
-///         if (!verified) return tierguard::unexpected(std::move(verified).error());
-///         u.email_verified = *verified;
+///         auto ok = r.read_fields(field("id", u.id), field("email", u.email),
+///                                 field("phone_number", u.phone_number), field("email_verified", u.email_verified));
+///         if (!ok) return tierguard::unexpected(std::move(ok).error());
 ///         return u;
 ///     }
 /// };
