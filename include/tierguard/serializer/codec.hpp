@@ -319,8 +319,9 @@ public:
     ///
     /// Each element of a sequence or map must encode to at least one byte.
     template <class... T>
-        requires(detail::codec_writable<T>&&...)
-    void write(const T&... values) { (write_one(values), ...); }
+    void write(const T&... values) {
+        (write_one(values), ...);
+    }
 
     /// Success, or the first field that could not be written (errc::too_large, or
     /// errc::serialization_failed for an element that encodes to nothing).
@@ -390,7 +391,14 @@ private:
 
     template <class T>
     void write_one(const T& value) {
-        if constexpr (has_codec<T>) {
+        if constexpr (!detail::codec_writable<T>) {
+            static_assert(
+                detail::codec_writable<T>,
+                "tierguard::byte_writer::write: no encoding for this type: an enum needs a "
+                "tierguard::enum_range<E>, a class a tierguard::codec<T> (visible here); integers, floats, bool, "
+                "std::byte, std::string, std::chrono durations and time points, std::optional, and sequences "
+                "and maps of these are built in (docs/POLICIES.md)");
+        } else if constexpr (has_codec<T>) {
             codec<T>::encode(value, *this);
         } else if constexpr (std::same_as<T, bool>) {
             boolean(value);
@@ -453,7 +461,6 @@ public:
     /// (std::vector, std::deque, std::list, std::string-like byte vectors) or by insert
     /// (std::set, std::unordered_set); maps by emplace(key, value).
     template <class T>
-        requires detail::codec_readable<T>
     [[nodiscard]] result<T> read(std::string_view field) {
         const std::size_t start = m_offset;
         result<T> value = read_one<T>(field);
@@ -465,7 +472,6 @@ public:
     /// field("email", u.email))`); stops at the first error, which it returns, having
     /// consumed nothing. Targets before the failed one have been assigned.
     template <class... T>
-        requires(detail::codec_readable<T>&&...)
     [[nodiscard]] result<void> read_fields(field_ref<T>... fields) {
         const std::size_t start = m_offset;
         result<void> status;
@@ -569,7 +575,14 @@ private:
 
     template <class T>
     [[nodiscard]] result<T> read_one(std::string_view field) {
-        if constexpr (has_codec<T>) {
+        if constexpr (!detail::codec_readable<T>) {
+            static_assert(
+                detail::codec_readable<T>,
+                "tierguard::byte_reader::read: cannot decode this type: an enum needs a "
+                "tierguard::enum_range<E>, a class a tierguard::codec<T> (visible here); a sequence must take "
+                "elements by emplace_back or insert and a map by emplace (std::span, std::string_view and "
+                "std::array are written only); see docs/POLICIES.md");
+        } else if constexpr (has_codec<T>) {
             result<T> value = codec<T>::decode(*this);
             if (!value) return within(field, {}, value.error());
             return value;
