@@ -787,6 +787,17 @@ TEST_CASE("byte_reader: the error messages docs/POLICIES.md quotes") {
     CHECK(context_of(read_back<std::multimap<int, int>>(written(std::uint32_t{2}, 1, 2, 1, 3), "pairs")) == "no error");
 }
 
+TEST_CASE("byte_reader::read: an error deep inside nested containers names each level") {
+    // A vector of one map, {"ops": [admin, 9]}.
+    const auto nested =
+        written(std::uint32_t{1}, std::uint32_t{1}, std::string("ops"), std::uint32_t{2}, role::admin, std::uint8_t{9});
+    const auto deep = read_back<std::vector<std::map<std::string, std::vector<role>>>>(nested, "teams");
+    REQUIRE_FALSE(deep);
+    CHECK(deep.error().context() ==
+          "byte_reader: field 'teams' element 0: entry 0 value: element 1: at offset 20 holds 9, outside the "
+          "enum_range 0..2");
+}
+
 TEST_CASE("byte_reader::read_fields: assigns in order, stops at the first error and consumes nothing") {
     const auto bytes = written(std::uint64_t{7}, std::string("ada"), std::uint8_t{9});
     tierguard::byte_reader r(bytes);

@@ -454,11 +454,11 @@ public:
     /// Reads a T as byte_writer::write wrote it, validating as it goes: a bool byte is 0 or
     /// 1; an enum passes its enum_range; a float is a value a float can hold; a sequence or
     /// map count is refused when its elements could not fit in the bytes that remain (so
-    /// nothing of that size is allocated); a map or set holds no key twice; a nested
+    /// nothing of that size is allocated); a std::map or std::set holds no key twice; a nested
     /// codec's decode succeeds. An error in a part of the value (an element, an entry, a
     /// nested record's field) names the field and the part: `field 'roles' element 2: ...`.
     /// Sequences are read back into containers that take elements by emplace_back
-    /// (std::vector, std::deque, std::list, std::string-like byte vectors) or by insert
+    /// (std::vector, std::deque, std::list) or by insert
     /// (std::set, std::unordered_set); maps by emplace(key, value).
     template <class T>
     [[nodiscard]] result<T> read(std::string_view field) {
@@ -548,13 +548,13 @@ private:
         std::string_view rest = inner.context();
         if (rest.starts_with(prefix)) rest.remove_prefix(prefix.size());
         std::string context(prefix);
-        context += "field '";
-        context += field;
-        context += '\'';
-        if (!part.empty()) {
-            context += ' ';
-            context += part;
+        if (!field.empty()) {
+            context += "field '";
+            context += field;
+            context += '\'';
+            if (!part.empty()) context += ' ';
         }
+        context += part;
         context += ": ";
         context += rest;
         return fail(inner.code(), inner.where(), std::move(context), inner.os_error());
