@@ -37,3 +37,4 @@
 #include <tierguard/version.hpp>
 #include <tierguard/weigher/concept.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>
+#include <tierguard/weigher/encoded_size.hpp>
