@@ -60,7 +60,8 @@ void run_against_model(std::uint64_t seed, hashing how, int key_space, std::size
 
     const auto check_order = [&] {
         std::vector<int> got;
-        shard.for_each_lru([&](std::uint32_t pos) { got.push_back(std::stoi(text_of(shard.at(pos).data().key))); });
+        shard.for_each_in_order(
+            [&](std::uint32_t pos) { got.push_back(std::stoi(text_of(shard.at(pos).data().key))); });
         REQUIRE(got == std::vector<int>(order.begin(), order.end()));
     };
     const auto forget = [&](int k) {
@@ -81,13 +82,13 @@ void run_against_model(std::uint64_t seed, hashing how, int key_space, std::size
         const auto roll = rng() % 100;
         if (roll < 40) {  // use
             if (pos != shard_type::npos) {
-                shard.touch(pos);
+                shard.hit(pos);
                 order.splice(order.end(), order, where.at(k));
             }
         } else if (roll < 75) {  // insert, evicting the LRU entry when full
             if (pos == shard_type::npos) {
                 if (shard.live() == max_live) {
-                    const std::uint32_t victim = shard.lru();
+                    const std::uint32_t victim = shard.victim();
                     REQUIRE(victim != shard_type::npos);
                     REQUIRE(text_of(shard.at(victim).data().key) == std::to_string(order.front()));
                     shard.remove(victim);
@@ -104,7 +105,7 @@ void run_against_model(std::uint64_t seed, hashing how, int key_space, std::size
                 forget(k);
             }
         } else if (roll < 98) {  // evict the LRU entry
-            const std::uint32_t victim = shard.lru();
+            const std::uint32_t victim = shard.victim();
             REQUIRE((victim == shard_type::npos) == order.empty());
             if (victim != shard_type::npos) {
                 REQUIRE(text_of(shard.at(victim).data().key) == std::to_string(order.front()));
