@@ -268,13 +268,17 @@ public:
                             std::to_string(s.byte_budget) + " (byte_budget / shards)");
         }
         const readers_out out_of_shard(*this, s, si);
-        if (const std::uint32_t old = s.lru.find(h, key, m_equal); old != lru_type::npos) s.lru.remove(old);
+        const std::uint32_t old = s.lru.find(h, key, m_equal);
+        if (old != lru_type::npos) s.lru.remove(old);
         while (s.lru.live() != 0 &&
                (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries))) {
             s.lru.remove(s.lru.victim());
             ++s.evictions;
         }
-        s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
+        const std::uint32_t pos =
+            s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
+        // Replacing a value is a use of its key: the policy keeps it as it would a read one.
+        if (old != lru_type::npos) s.lru.hit(pos);
         return {};
     }
 

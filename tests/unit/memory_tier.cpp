@@ -145,6 +145,17 @@ TEST_CASE("memory tier (s3fifo): a scan of keys put once does not evict the entr
     CHECK(tier.stats().evictions == 950);
 }
 
+TEST_CASE("memory tier (s3fifo): a put that replaces a value counts as a use of the key") {
+    // As the scan test above, with the hot keys' values replaced instead of read.
+    counted_tier tier({.byte_budget = 100, .shards = 1});
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.put(numbered("hot", i), "v1"));
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.put(numbered("hot", i), "v2"));
+    for (int i = 0; i < 1000; ++i) REQUIRE(tier.put(numbered("scan", i), "v"));
+    int kept = 0;
+    for (int i = 0; i < 50; ++i) kept += tier.get(numbered("hot", i)) == std::string("v2") ? 1 : 0;
+    CHECK(kept == 50);
+}
+
 TEST_CASE("memory tier (s3fifo): a key put again soon after its eviction is kept like a read one") {
     // Room for 10. "k" is evicted unread by ten newer keys, then put again: the ghost
     // queue remembers it, so it enters the main FIFO, and a scan that follows keeps it.

@@ -121,8 +121,9 @@ public:
     /// Tells the eviction policy that the live slot at pos was read.
     void hit(std::uint32_t pos) noexcept(noexcept(std::declval<Eviction&>().hit(pos))) { m_policy.hit(pos); }
 
-    /// Adds a new entry; the caller has made room and checked the key is absent.
-    void insert(std::uint64_t hash, Key&& key, Value&& value, TimePoint expiry, std::size_t weight) {
+    /// Adds a new entry and returns its position; the caller has made room and checked
+    /// the key is absent.
+    std::uint32_t insert(std::uint64_t hash, Key&& key, Value&& value, TimePoint expiry, std::size_t weight) {
         if ((m_live + 1) * max_load_den > m_cap * max_load_num) grow();
         std::size_t pos = hash & m_mask;
         while (m_tags[pos] != 0) pos = (pos + 1) & m_mask;
@@ -144,6 +145,7 @@ public:
         s.weight = weight;
         ++m_live;
         m_bytes += weight;
+        return static_cast<std::uint32_t>(pos);
     }
 
     /// Removes a live slot.

@@ -33,8 +33,9 @@ public:
     void relocate(std::size_t positions, const std::uint32_t* moved) {
         std::unique_ptr<std::uint32_t[]> qpos(new std::uint32_t[positions]);
         std::unique_ptr<std::atomic<std::uint8_t>[]> count(new std::atomic<std::uint8_t>[positions]());
-        const std::size_t ghosts = std::bit_ceil(std::max<std::size_t>(positions, 64));
-        std::unique_ptr<std::uint64_t[]> ghost = ghosts == m_ghosts ? nullptr : grown_ghost(ghosts);
+        const std::size_t buckets = std::bit_ceil(std::max<std::size_t>(positions, 64));
+        const bool regrow = buckets != m_ghost.size();
+        recent_hashes ghost = regrow ? m_ghost.grown(buckets) : recent_hashes();
         // Nothing below throws.
         auto carry = [&](std::uint32_t p) { count[moved[p]].store(count_of(p), std::memory_order_relaxed); };
         m_small.for_each(carry);
@@ -43,10 +44,7 @@ public:
         m_main.remap(moved, qpos.get());
         m_qpos = std::move(qpos);
         m_count = std::move(count);
-        if (ghost) {
-            m_ghost = std::move(ghost);
-            m_ghosts = ghosts;
-        }
+        if (regrow) m_ghost = std::move(ghost);
     }
 
     void insert(std::uint32_t pos, std::uint64_t hash, std::size_t weight) {
@@ -54,7 +52,7 @@ public:
         m_small.reserve(entries, m_qpos.get());
         m_main.reserve(entries, m_qpos.get());
         m_count[pos].store(0, std::memory_order_relaxed);
-        if (is_ghost(hash)) {
+        if (recalls(m_ghost, hash)) {
             m_main.push(pos, m_qpos.get());
         } else {
             m_small.push(pos, m_qpos.get());
@@ -94,7 +92,7 @@ public:
             if (m_small.live() != 0 && (m_main.live() == 0 || m_small_bytes * 10 >= m_bytes)) {
                 const std::uint32_t pos = m_small.front();
                 if (count_of(pos) == 0) {
-                    remember(view.hash_at(pos));
+                    m_ghost.note(view.hash_at(pos), ++m_serial);
                     return pos;
                 }
                 m_small.kill(m_qpos[pos]);
@@ -133,40 +131,50 @@ private:
         return m_count[pos].load(std::memory_order_relaxed);
     }
 
-    // The ghost queue is a direct-mapped table of (32-bit fingerprint, serial number of
-    // the eviction that put it there): a hash is a ghost if its fingerprint is still in
-    // its bucket and fewer evictions than the shard has entries happened since. A later
-    // ghost may overwrite an earlier one in the same bucket: that one is forgotten early.
-    static std::uint32_t fingerprint(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 16); }
-    [[nodiscard]] std::size_t bucket(std::uint64_t hash) const noexcept { return hash & (m_ghosts - 1); }
+    // The ghost queue: a direct-mapped table of (32-bit fingerprint, serial number of the
+    // eviction that noted it). A hash is recalled if its fingerprint is still in its
+    // bucket and fewer evictions than the shard has entries happened since. A later hash
+    // may overwrite an earlier one in the same bucket: that one is forgotten early.
+    class recent_hashes {
+    public:
+        [[nodiscard]] bool recalls(std::uint64_t hash, std::uint32_t now, std::size_t horizon) const noexcept {
+            if (m_size == 0) return false;
+            const std::uint64_t g = m_table[bucket(hash)];
+            const auto age = static_cast<std::uint32_t>(now - static_cast<std::uint32_t>(g));
+            return g != 0 && static_cast<std::uint32_t>(g >> 32) == fingerprint(hash) && age < horizon;
+        }
+        void note(std::uint64_t hash, std::uint32_t now) noexcept {
+            m_table[bucket(hash)] = (std::uint64_t{fingerprint(hash)} << 32) | now;
+        }
+        // A table of n buckets (a power of two, larger than now) that keeps every hash:
+        // bucket b's may belong to b or b + m_size..., so it is copied to each.
+        [[nodiscard]] recent_hashes grown(std::size_t n) const {
+            recent_hashes out;
+            out.m_table.reset(new std::uint64_t[n]());
+            out.m_size = n;
+            for (std::size_t b = 0; m_size != 0 && b < n; ++b) out.m_table[b] = m_table[b & (m_size - 1)];
+            return out;
+        }
+        [[nodiscard]] std::size_t size() const noexcept { return m_size; }
 
-    void remember(std::uint64_t hash) noexcept {
-        m_ghost[bucket(hash)] = (std::uint64_t{fingerprint(hash)} << 32) | ++m_serial;
-    }
+    private:
+        static std::uint32_t fingerprint(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 16); }
+        [[nodiscard]] std::size_t bucket(std::uint64_t hash) const noexcept { return hash & (m_size - 1); }
 
-    [[nodiscard]] bool is_ghost(std::uint64_t hash) const noexcept {
-        if (m_ghosts == 0) return false;
-        const std::uint64_t g = m_ghost[bucket(hash)];
-        const auto age = static_cast<std::uint32_t>(m_serial - static_cast<std::uint32_t>(g));
-        return g != 0 && static_cast<std::uint32_t>(g >> 32) == fingerprint(hash) &&
-               age < m_small.live() + m_main.live();
-    }
+        std::unique_ptr<std::uint64_t[]> m_table;
+        std::size_t m_size = 0;
+    };
 
-    // A ghost table of n buckets (a power of two, larger than now) that keeps every
-    // ghost: bucket b's ghost may belong to b or b + m_ghosts..., so it is copied to each.
-    [[nodiscard]] std::unique_ptr<std::uint64_t[]> grown_ghost(std::size_t n) const {
-        std::unique_ptr<std::uint64_t[]> out(new std::uint64_t[n]());
-        for (std::size_t b = 0; m_ghosts != 0 && b < n; ++b) out[b] = m_ghost[b & (m_ghosts - 1)];
-        return out;
+    [[nodiscard]] bool recalls(const recent_hashes& r, std::uint64_t hash) const noexcept {
+        return r.recalls(hash, m_serial, m_small.live() + m_main.live());
     }
 
     detail::slot_queue m_small;
     detail::slot_queue m_main{main_flag};
     std::unique_ptr<std::uint32_t[]> m_qpos;               // position -> its queue item (main_flag: in main)
     std::unique_ptr<std::atomic<std::uint8_t>[]> m_count;  // position -> hit count, 0..max_count
-    std::unique_ptr<std::uint64_t[]> m_ghost;
-    std::size_t m_ghosts = 0;
-    std::uint32_t m_serial = 0;
+    recent_hashes m_ghost;                                 // evicted from the small FIFO unread: the ghost queue
+    std::uint32_t m_serial = 0;                            // evictions from the small FIFO
     std::size_t m_small_bytes = 0;
     std::size_t m_bytes = 0;
 };
