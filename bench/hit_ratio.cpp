@@ -18,21 +18,35 @@
 // asked most often among them (C = the capacity): what a cache that knew the future
 // counts and never changed its contents would hit. The tier has 16 shards (as in
 // bench_memory_tier) and counts entries (weigher::unit, byte_budget = C).
+//
+//   <zipf workload at 1%>/segment_log
+//       storage::segment_log alone (the disk tier's log-structured storage: whole
+//       segments leave oldest first, and blobs read since they were written are carried
+//       into the newest segment: FIFO with reinsertion), durability::none, in a mkdtemp()
+//       folder under $TIERGUARD_BENCH_DIR or /tmp; an 8-byte blob per key, its byte
+//       budget sized to hold C blobs (measured), 64 segments. Slower (system calls).
 #include <benchmark/benchmark.h>
 
 #include "workload.hpp"
 
 #include <tierguard/memory_tier.hpp>
+#include <tierguard/storage/segment_log.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>
+
+#include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -140,6 +154,92 @@ void bm_hit_ratio(benchmark::State& state, const workload& w) {
     state.counters["of_oracle"] = static_cast<double>(hits) / static_cast<double>(asked) / t.oracle;
 }
 
+// A fresh folder for one segment_log run, removed afterwards.
+class scratch_dir {
+public:
+    scratch_dir() {
+        const char* base = std::getenv("TIERGUARD_BENCH_DIR");
+        std::string templ = std::string(base != nullptr ? base : "/tmp") + "/tierguard-hit-ratio-XXXXXX";
+        if (::mkdtemp(templ.data()) == nullptr) {
+            std::perror(("bench_hit_ratio: mkdtemp " + templ).c_str());
+            std::exit(1);
+        }
+        m_path = templ;
+    }
+    scratch_dir(const scratch_dir&) = delete;
+    scratch_dir& operator=(const scratch_dir&) = delete;
+    ~scratch_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(m_path, ec);
+    }
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+using tierguard::storage::segment_log;
+
+// "k" and 7 digits: every blob name has the same length, so every blob takes the same room.
+struct blob_name {
+    char text[16];
+    explicit blob_name(std::uint64_t key) {
+        std::snprintf(text, sizeof text, "k%07llu", static_cast<unsigned long long>(key));
+    }
+    [[nodiscard]] std::string_view view() const { return text; }
+};
+
+// Bytes of segment file one 8-byte blob named as below takes.
+double segment_bytes_per_blob() {
+    const scratch_dir dir;
+    auto log = segment_log::open({.root = dir.path() / "probe", .sync = tierguard::durability::none});
+    if (!log) return 0;
+    constexpr int n = 10'000;
+    const std::uint64_t value = 0;
+    for (int i = 0; i < n; ++i) {
+        (void)log->write(blob_name(static_cast<std::uint64_t>(i)).view(),
+                         std::as_bytes(std::span<const std::uint64_t>(&value, 1)));
+    }
+    return static_cast<double>(log->stats().disk_bytes) / n;
+}
+
+void bm_segment_log(benchmark::State& state, const workload& w) {
+    static const double per_blob = segment_bytes_per_blob();
+    const trace& t = trace_for(w);
+    const auto budget = static_cast<std::uint64_t>(per_blob * static_cast<double>(w.capacity));
+    std::uint64_t asked = 0;
+    std::uint64_t hits = 0;
+    std::size_t held = 0;
+    for (auto _ : state) {
+        const scratch_dir dir;
+        auto log = segment_log::open({.root = dir.path() / "log",
+                                      .sync = tierguard::durability::none,
+                                      .segment_size = std::max<std::uint64_t>(budget / 64, 4096),
+                                      .byte_budget = budget});
+        if (!log) {
+            state.SkipWithError(log.error().message().c_str());
+            return;
+        }
+        asked = hits = 0;
+        for (std::size_t i = 0; i < t.ops.size(); ++i) {
+            const std::uint64_t key = t.ops[i] & ~put_bit;
+            const blob_name name(key);
+            const bool hit = log->read(name.view()).has_value();
+            if (!hit) (void)log->write(name.view(), std::as_bytes(std::span<const std::uint64_t>(&key, 1)));
+            if (i >= t.counted && key < key_space) {
+                ++asked;
+                hits += hit ? 1 : 0;
+            }
+        }
+        held = log->stats().entries;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(t.ops.size()) * state.iterations());
+    state.counters["hit_ratio"] = static_cast<double>(hits) / static_cast<double>(asked);
+    state.counters["oracle"] = t.oracle;
+    state.counters["of_oracle"] = static_cast<double>(hits) / static_cast<double>(asked) / t.oracle;
+    state.counters["held"] = static_cast<double>(held);  // blobs at the end: about C
+}
+
 std::vector<workload> workloads() {
     std::vector<workload> out;
     for (const double s : {0.8, 1.0}) {
@@ -168,6 +268,11 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark((w.name + "/s3fifo").c_str(), bm_hit_ratio<tierguard::eviction::s3fifo>, w)
             ->Iterations(1)
             ->Unit(benchmark::kMillisecond);
+        if (!w.mix && w.capacity == key_space / 100) {
+            benchmark::RegisterBenchmark((w.name + "/segment_log").c_str(), bm_segment_log, w)
+                ->Iterations(1)
+                ->Unit(benchmark::kMillisecond);
+        }
     }
     benchmark::AddCustomContext("workload",
                                 "5M Zipf requests over 1M keys (+ 20k-key scans every 50k), 20% warm-up; "
