@@ -543,7 +543,7 @@ private:
         const std::uint64_t h = hash_of(key);
         const std::size_t si = shard_index(h);
         shard& s = m_shards[si];
-        s.lru.prefetch(h);  // the slot's cache miss, before anything that may wait
+        // Unlike put, no prefetch first: claiming the read slot is too short to hide a miss.
         if (auto* r = m_readers.claim_to_read(si, s.writing)) {
             const typename readers::hold held(*r);
             const std::uint32_t idx = s.lru.find(h, key, m_equal);
