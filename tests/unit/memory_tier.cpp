@@ -156,6 +156,36 @@ TEST_CASE("memory tier (s3fifo): a put that replaces a value counts as a use of 
     CHECK(kept == 50);
 }
 
+TEST_CASE("memory tier (s3fifo): in the main FIFO, entries read more often stay longer") {
+    // Room for 20. Ten keys read while new move to the main FIFO (their counts cleared)
+    // when the tier first evicts; then five of them are read three times, five once
+    // (last, so LRU would keep those). New keys, each read once, then push through:
+    // the main FIFO's oldest entry goes round again while it has reads left.
+    counted_tier tier({.byte_budget = 20, .shards = 1});
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(tier.put(numbered("a", i), "v"));
+        REQUIRE(tier.get(numbered("a", i)));
+    }
+    for (int i = 0; i < 10; ++i) REQUIRE(tier.put(numbered("b", i), "v"));
+    REQUIRE(tier.put("c", "v"));
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 5; ++i) REQUIRE(tier.get(numbered("a", i)));
+    }
+    for (int i = 5; i < 10; ++i) REQUIRE(tier.get(numbered("a", i)));
+    const auto once_left = [&] {
+        int n = 0;
+        for (int i = 5; i < 10; ++i) n += tier.contains(numbered("a", i)) ? 1 : 0;
+        return n;
+    };
+    int pushed = 0;
+    for (; pushed < 1000 && once_left() != 0; ++pushed) {
+        REQUIRE(tier.put(numbered("new", pushed), "v"));
+        REQUIRE(tier.get(numbered("new", pushed)));
+    }
+    CHECK(once_left() == 0);
+    for (int i = 0; i < 5; ++i) CHECK(tier.contains(numbered("a", i)));
+}
+
 TEST_CASE("memory tier (s3fifo): a key put again soon after its eviction is kept like a read one") {
     // Room for 10. "k" is evicted unread by ten newer keys, then put again: the ghost
     // queue remembers it, so it enters the main FIFO, and a scan that follows keeps it.
