@@ -14,7 +14,6 @@
 #include <tierguard/weigher/concept.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <concepts>
