@@ -1,10 +1,13 @@
 // The memory tier against two references, in one binary so every figure is a ratio
 // taken from one run on one machine:
-//   tierguard     tierguard::memory_tier<std::string, std::string> (16 shards)
+//   tierguard     tierguard::memory_tier<std::string, std::string> (16 shards), default
+//                 eviction policy (s3fifo)
+//   tierguard_lru the same with eviction::lru
 //   textbook_lru  std::unordered_map<Key, std::list<...>::iterator> + std::list + one std::mutex
 //   bare_map      std::unordered_map<Key, Value>::find + copy out: no lock, no LRU (the floor)
 // Scenarios (bench/README.md explains them and records a run):
 //   get_hit/<impl>            100k keys, all present; uniform random order; one thread
+//   get_hit_1k/<impl>         the same with 1000 keys: the cache-resident case
 //   get_hit_chained/<impl>    the same, each key's position depending on the previous
 //                             get's value: latency of a get rather than throughput
 //   mix/<impl>/threads:{1,2}  90% get / 10% put, Zipf(0.99) over 1M keys, room for 100k,
@@ -19,6 +22,8 @@
 // out or building one for a put never calls malloc and the figures measure the index,
 // the LRU bookkeeping and the locks rather than the allocator.
 #include <benchmark/benchmark.h>
+
+#include "workload.hpp"
 
 #include <tierguard/memory_tier.hpp>
 
@@ -35,6 +40,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -44,9 +50,9 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Workload parameters.
 
-constexpr std::uint32_t hit_keys = 100'000;     // get_hit: keys held and looked up
-constexpr std::uint32_t key_space = 1'000'000;  // mix: distinct keys the stream draws from
-constexpr std::size_t capacity = 100'000;       // mix: entries each cache may hold
+constexpr std::uint32_t max_hit_keys = 100'000;  // get_hit: keys held and looked up (get_hit_1k: 1000)
+constexpr std::uint32_t key_space = 1'000'000;   // mix: distinct keys the stream draws from
+constexpr std::size_t capacity = 100'000;        // mix: entries each cache may hold
 constexpr double zipf_exponent = 0.99;
 constexpr double put_share = 0.10;
 constexpr std::size_t stream_length = std::size_t{1} << 21;  // mix ops before the stream repeats
@@ -87,80 +93,12 @@ std::string make_value(std::uint32_t id) {
     return value;
 }
 
-// A uniform double in [0, 1) from the top 53 bits: std::uniform_real_distribution is
-// implementation-defined, this is the same on every standard library.
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); }
-
-// Fisher-Yates with a fixed reduction, for the same reason (std::shuffle is
-// implementation-defined).
-template <class T>
-void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
-    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
-}
-
-// Zipf(s) over ranks 1..n by rejection-inversion (Hoermann & Derflinger, "Rejection-
-// inversion to generate variates from monotone discrete distributions", 1996; the
-// formulation of Apache Commons RNG's RejectionInversionZipfSampler): O(1) per draw
-// and exact, P(k) = k^-s / H(n, s).
-class zipf_distribution {
-public:
-    zipf_distribution(std::uint64_t n, double s)
-        : m_n(static_cast<double>(n)),
-          m_s(s),
-          m_h_integral_x1(h_integral(1.5) - 1.0),
-          m_h_integral_n(h_integral(m_n + 0.5)),
-          m_squeeze(2.0 - h_integral_inverse(h_integral(2.5) - h(2.0))) {}
-
-    std::uint64_t operator()(std::mt19937_64& rng) const {
-        for (;;) {
-            const double u = m_h_integral_n + uniform01(rng) * (m_h_integral_x1 - m_h_integral_n);
-            const double x = h_integral_inverse(u);
-            double k = std::floor(x + 0.5);
-            k = std::clamp(k, 1.0, m_n);
-            if (k - x <= m_squeeze || u >= h_integral(k + 0.5) - h(k)) return static_cast<std::uint64_t>(k);
-        }
-    }
-
-    // The exact probability of rank k, for the self-check printed in the run's context.
-    [[nodiscard]] double probability(std::uint64_t k) const {
-        double norm = 0;
-        for (double i = m_n; i >= 1.0; i -= 1.0) norm += h(i);  // smallest terms first
-        return h(static_cast<double>(k)) / norm;
-    }
-
-private:
-    [[nodiscard]] double h(double x) const { return std::exp(-m_s * std::log(x)); }
-    [[nodiscard]] double h_integral(double x) const {
-        const double lx = std::log(x);
-        return expm1_over_x((1.0 - m_s) * lx) * lx;
-    }
-    [[nodiscard]] double h_integral_inverse(double x) const {
-        const double t = std::max(-1.0, x * (1.0 - m_s));
-        return std::exp(log1p_over_x(t) * x);
-    }
-    static double log1p_over_x(double x) {
-        return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
-    }
-    static double expm1_over_x(double x) {
-        return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
-    }
-
-    double m_n;
-    double m_s;
-    double m_h_integral_x1;
-    double m_h_integral_n;
-    double m_squeeze;
-};
+using tierguard_bench::uniform01;
+using tierguard_bench::zipf_distribution;
 
 // A random bijection rank -> key id, so the hottest keys are not "key:000000".."key:000099".
 const std::vector<std::uint32_t>& rank_to_id() {
-    static const std::vector<std::uint32_t> perm = [] {
-        std::vector<std::uint32_t> p(key_space);
-        for (std::uint32_t i = 0; i < key_space; ++i) p[i] = i;
-        std::mt19937_64 rng(seed_perm);
-        shuffle(p, rng);
-        return p;
-    }();
+    static const std::vector<std::uint32_t> perm = tierguard_bench::permutation(key_space, seed_perm);
     return perm;
 }
 
@@ -193,10 +131,15 @@ const std::vector<std::uint32_t>& mix_stream() {
 
 int seen(const std::string& value) noexcept { return 1 + static_cast<unsigned char>(value[0]); }
 
+template <class Eviction>
 struct tierguard_cache {
-    static constexpr const char* name = "tierguard";
+    static constexpr const char* name =
+        std::is_same_v<Eviction, tierguard::memory_defaults::eviction> ? "tierguard" : "tierguard_lru";
     static constexpr bool can_evict = true;
-    using tier_type = tierguard::memory_tier<std::string, std::string>;
+    struct policies : tierguard::memory_defaults {
+        using eviction = Eviction;
+    };
+    using tier_type = tierguard::memory_tier<std::string, std::string, policies>;
 
     // max_entries 0 = no count limit (get_hit must hold all 100k keys, and 16 shards
     // never fill evenly); the 64 MB default byte budget is 25x the ~2.3 MB of payload.
@@ -231,7 +174,7 @@ struct textbook_lru {
     static constexpr bool can_evict = true;
 
     explicit textbook_lru(std::size_t cap) : m_capacity(cap == 0 ? std::size_t(-1) : cap) {
-        m_index.reserve(cap == 0 ? hit_keys : cap + 1);
+        m_index.reserve(cap == 0 ? max_hit_keys : cap + 1);
     }
 
     int get(const std::string& key) {
@@ -284,7 +227,7 @@ struct bare_map {
     static constexpr const char* name = "bare_map";
     static constexpr bool can_evict = false;
 
-    explicit bare_map(std::size_t cap) { m_map.reserve(cap == 0 ? hit_keys : cap); }
+    explicit bare_map(std::size_t cap) { m_map.reserve(cap == 0 ? max_hit_keys : cap); }
 
     int get(const std::string& key) {
         std::optional<std::string> r;
@@ -304,8 +247,10 @@ private:
 // get_hit: 100k keys, all present; looked up in a shuffled order of the same 100k
 // precomputed std::strings (3.2 MB, read sequentially), so every key is asked once per
 // 100k gets and the lookups land uniformly at random in the cache's memory.
+// get_hit_1k: the same with 1000 keys, so the whole cache stays in L1/L2 and a get
+// costs its instructions, not its cache misses.
 
-template <class Impl>
+template <class Impl, std::uint32_t Keys>
 struct hit_fixture {
     Impl impl{0};
     std::vector<std::string> order;
@@ -315,11 +260,11 @@ struct hit_fixture {
         std::mt19937_64 rng(seed_hit_keys);
         std::vector<std::uint32_t> ids(key_space);
         for (std::uint32_t i = 0; i < key_space; ++i) ids[i] = i;
-        shuffle(ids, rng);
-        ids.resize(hit_keys);
+        tierguard_bench::shuffle(ids, rng);
+        ids.resize(Keys);
         for (const std::uint32_t id : ids) impl.put(make_key(id), make_value(id));
-        shuffle(ids, rng);
-        order.reserve(hit_keys);
+        tierguard_bench::shuffle(ids, rng);
+        order.reserve(Keys);
         for (const std::uint32_t id : ids) order.push_back(make_key(id));
     }
 
@@ -329,11 +274,11 @@ struct hit_fixture {
     }
 };
 
-template <class Impl>
+template <class Impl, std::uint32_t Keys>
 void bm_get_hit(benchmark::State& state) {
-    auto& fx = hit_fixture<Impl>::instance();
-    if (fx.impl.size() != hit_keys) {
-        state.SkipWithError("the cache does not hold all 100k keys");
+    auto& fx = hit_fixture<Impl, Keys>::instance();
+    if (fx.impl.size() != Keys) {
+        state.SkipWithError("the cache does not hold all its keys");
         return;
     }
     const std::string* const keys = fx.order.data();
@@ -358,11 +303,11 @@ void bm_get_hit(benchmark::State& state) {
 // get_hit measures throughput and rewards overlapping independent lookups. An extra
 // scenario, added to explain get_hit's tierguard / bare_map ratio (bench/README.md).
 
-template <class Impl>
+template <class Impl, std::uint32_t Keys>
 void bm_get_hit_chained(benchmark::State& state) {
-    auto& fx = hit_fixture<Impl>::instance();
-    if (fx.impl.size() != hit_keys) {
-        state.SkipWithError("the cache does not hold all 100k keys");
+    auto& fx = hit_fixture<Impl, Keys>::instance();
+    if (fx.impl.size() != Keys) {
+        state.SkipWithError("the cache does not hold all its keys");
         return;
     }
     const std::string* const keys = fx.order.data();
@@ -469,6 +414,9 @@ void bm_mix(benchmark::State& state) {
     // Per thread, averaged over the threads of the run.
     state.counters["hit_ratio"] = benchmark::Counter(
         gets == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(gets), benchmark::Counter::kAvgThreads);
+    // Entries held at the end: below the 100k capacity, the mix never evicts (its
+    // 2M-op stream puts fewer distinct keys), so its hit ratio is every policy's.
+    if (t == 0) state.counters["held"] = static_cast<double>(fx.impl.size());
     state.counters["get_share"] = benchmark::Counter(
         state.iterations() == 0 ? 0.0 : static_cast<double>(gets) / static_cast<double>(state.iterations()),
         benchmark::Counter::kAvgThreads);
@@ -496,8 +444,10 @@ void bm_line_transfer(benchmark::State& state) {
 
 template <class Impl>
 void register_impl() {
-    benchmark::RegisterBenchmark((std::string("get_hit/") + Impl::name).c_str(), bm_get_hit<Impl>);
-    benchmark::RegisterBenchmark((std::string("get_hit_chained/") + Impl::name).c_str(), bm_get_hit_chained<Impl>);
+    benchmark::RegisterBenchmark((std::string("get_hit/") + Impl::name).c_str(), bm_get_hit<Impl, max_hit_keys>);
+    benchmark::RegisterBenchmark((std::string("get_hit_1k/") + Impl::name).c_str(), bm_get_hit<Impl, 1000>);
+    benchmark::RegisterBenchmark((std::string("get_hit_chained/") + Impl::name).c_str(),
+                                 bm_get_hit_chained<Impl, max_hit_keys>);
 }
 
 template <class Impl, bool Shared = true>
@@ -531,7 +481,9 @@ void add_context() {
                                 "get_hit: 100k keys all present, uniform order; mix: 90% get / 10% put, "
                                 "Zipf(0.99) over 1M keys, capacity 100k, 2M-op stream");
     benchmark::AddCustomContext("kv", "key \"key:NNNNNN\" (10 B), value \"val:NNNNNN:ok\" (13 B): std::string, SSO");
-    benchmark::AddCustomContext("tierguard_config", "16 shards; get_hit max_entries=0, mix max_entries=100000");
+    benchmark::AddCustomContext("tierguard_config",
+                                "16 shards; get_hit max_entries=0, mix max_entries=100000; tierguard = the default "
+                                "eviction policy (s3fifo), tierguard_lru = eviction::lru");
 }
 
 }  // namespace
@@ -540,11 +492,15 @@ int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
-    register_impl<tierguard_cache>();
+    using tierguard_default = tierguard_cache<tierguard::memory_defaults::eviction>;
+    using tierguard_lru = tierguard_cache<tierguard::eviction::lru>;
+    register_impl<tierguard_default>();
+    register_impl<tierguard_lru>();
     register_impl<textbook_lru>();
     register_impl<bare_map>();
-    register_mix<tierguard_cache>();
-    register_mix<tierguard_cache, false>();
+    register_mix<tierguard_default>();
+    register_mix<tierguard_lru>();
+    register_mix<tierguard_default, false>();
     register_mix<textbook_lru>();
     register_mix<bare_map>();
     benchmark::RegisterBenchmark("line_transfer", bm_line_transfer)->Threads(2)->UseRealTime();

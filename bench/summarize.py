@@ -55,6 +55,21 @@ def main(path):
         (a1, am, a3), (b1, bm, b3) = stats[a], stats[b]
         print(f"{label:58} {am/bm:5.2f}x  [{a1/b3:.2f} .. {a3/b1:.2f}]")
 
+    def time_ratio(a, b, label):
+        if a not in stats or b not in stats:
+            return
+        (a1, am, a3), (b1, bm, b3) = stats[a], stats[b]
+        print(f"{label:58} {bm/am:5.2f}x  [{b1/a3:.2f} .. {b3/a1:.2f}]")
+
+    print()
+    print("ratios of median time per get (a / b; issue 18's targets):")
+    time_ratio("get_hit_1k/tierguard", "get_hit_1k/textbook_lru", "get_hit_1k: tierguard / textbook_lru (target <= 0.80)")
+    time_ratio("get_hit_1k/tierguard", "get_hit_1k/bare_map", "get_hit_1k: tierguard / bare_map     (target <= 1.10)")
+    time_ratio("get_hit/tierguard", "get_hit/bare_map", "get_hit: tierguard / bare_map        (target <= 0.60)")
+    time_ratio("get_hit/tierguard", "get_hit/textbook_lru", "get_hit: tierguard / textbook_lru")
+    time_ratio("get_hit_1k/tierguard_lru", "get_hit_1k/textbook_lru", "get_hit_1k: tierguard_lru / textbook_lru")
+    time_ratio("get_hit_1k/tierguard_lru", "get_hit_1k/bare_map", "get_hit_1k: tierguard_lru / bare_map")
+
     print()
     print("ratios of median throughput (a / b):")
     ratio("get_hit/tierguard", "get_hit/textbook_lru", "get_hit: tierguard / textbook_lru   (target >= 1.30)")
@@ -62,7 +77,7 @@ def main(path):
     ratio("get_hit/textbook_lru", "get_hit/bare_map", "get_hit: textbook_lru / bare_map")
     ratio("get_hit_chained/tierguard", "get_hit_chained/textbook_lru", "get_hit_chained: tierguard / textbook_lru")
     ratio("get_hit_chained/tierguard", "get_hit_chained/bare_map", "get_hit_chained: tierguard / bare_map")
-    for impl in ("tierguard", "textbook_lru", "bare_map"):
+    for impl in ("tierguard", "tierguard_lru", "textbook_lru", "bare_map"):
         one = f"mix/{impl}/real_time/threads:1"
         two = f"mix/{impl}/real_time/threads:2"
         target = "   (target >= 1.60)" if impl == "tierguard" else ""

@@ -6,12 +6,14 @@
 #include <tierguard/detail/read_slots.hpp>
 #include <tierguard/detail/spin_mutex.hpp>
 #include <tierguard/detail/ttl.hpp>
+#include <tierguard/eviction/concept.hpp>
+#include <tierguard/eviction/lru.hpp>
+#include <tierguard/eviction/s3fifo.hpp>
 #include <tierguard/hash.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/weigher/concept.hpp>
 #include <tierguard/weigher/dynamic_size.hpp>
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -22,6 +24,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -35,8 +38,8 @@ struct memory_config {
     std::size_t byte_budget = std::size_t{64} << 20;
     /// Entries the tier may hold, split evenly over the shards; 0 = no count limit.
     std::size_t max_entries = 0;
-    /// Independent LRU lists, each with its own lock. More shards: less contention,
-    /// a less exact global LRU order, and a smaller largest entry.
+    /// Independent shards, each with its own lock and eviction order. More shards: less
+    /// contention, a less exact global eviction order, and a smaller largest entry.
     std::size_t shards = 64;
     /// TTL of entries put without one.
     std::chrono::nanoseconds default_ttl = no_expiry;
@@ -67,7 +70,21 @@ struct memory_defaults {
     using weigher = tierguard::weigher::dynamic_size;  ///< models weigher_policy
     using hash = default_hash;                         ///< hash of Key (transparent for lookups by other types)
     using key_equal = std::equal_to<>;                 ///< equality of keys (transparent likewise)
+    using eviction = tierguard::eviction::s3fifo;      ///< models eviction_policy
 };
+
+namespace detail {
+// Policies::eviction, or the default for policy packs written before the slot existed.
+template <class P>
+struct eviction_of {
+    using type = memory_defaults::eviction;
+};
+template <class P>
+    requires requires { typename P::eviction; }
+struct eviction_of<P> {
+    using type = typename P::eviction;
+};
+}  // namespace detail
 
 /// Thrown by the memory tier's constructor for a configuration it refuses; what() is
 /// the failure's message. Use memory_tier::create() to get a result instead.
@@ -76,22 +93,22 @@ public:
     explicit bad_config(const failure& f) : std::invalid_argument(f.message()) {}
 };
 
-/// A thread-safe, sharded, byte-budgeted LRU cache with TTLs: tierguard's memory tier.
+/// A thread-safe, sharded, byte-budgeted cache with TTLs: tierguard's memory tier.
 ///
 /// Guarantees: the byte and entry budgets hold after every call; a get never returns an
-/// entry whose TTL has passed; within a shard, eviction takes the least recently used
-/// entry (get and put count as use; contains does not). All operations are O(1)
-/// amortized and thread-safe. Nothing throws because of the cache's state: failures come
-/// back as results. Exceptions thrown by Key, Value or the allocator propagate with the
-/// tier left valid.
+/// entry whose TTL has passed; within a shard, the eviction policy (Policies::eviction,
+/// default eviction::s3fifo; eviction::lru for least recently used first) picks which
+/// entry leaves to make room (get and put count as use; contains does not). All
+/// operations are O(1) amortized and thread-safe. Nothing throws because of the cache's
+/// state: failures come back as results. Exceptions thrown by Key, Value or the
+/// allocator propagate with the tier left valid.
 ///
-/// Threads: a get takes no lock and writes nothing that another core reads, so threads
-/// sharing a tier do not slow each other's gets; it waits only while a put, erase or
-/// take changes the same shard (they lock it). A get notes its use in its thread's log,
-/// which is applied to the shard's LRU order when it holds 7 uses of that shard and
-/// before the thread's next change of that shard (a tier of more than 4096 shards keeps
-/// no logs and applies each use at once). So one thread alone sees exact LRU
-/// order; under concurrency, eviction may not yet count another thread's last few gets.
+/// Threads: a get takes no lock, and writes nothing that another core reads beyond what
+/// the eviction policy's hit() writes (s3fifo: one byte, and nothing once the entry is
+/// hot), so threads sharing a tier do not slow each other's gets; it waits only while a
+/// put, erase or take changes the same shard (they lock it). A policy whose hits need
+/// the lock (eviction::lru) takes it only if it is free: one thread alone sees exact LRU
+/// order; under concurrency, eviction may not count a get that met a busy shard.
 ///
 /// Storage: an entry whose Key and Value have non-throwing move constructors (std::string,
 /// integers, most types) is stored inside its shard's hash table, so a get touches one
@@ -107,6 +124,7 @@ public:
     using weigher_type = typename Policies::weigher;
     using hasher = typename Policies::hash;
     using key_equal = typename Policies::key_equal;
+    using eviction_type = typename detail::eviction_of<Policies>::type;
 
     static_assert(clock_policy<clock_type>,
                   "tierguard::memory_tier: Policies::clock does not model tierguard::clock_policy "
@@ -119,6 +137,10 @@ public:
                   "tierguard::memory_tier: Policies::hash must be a noexcept hash of Key");
     static_assert(std::is_invocable_r_v<bool, const key_equal&, const Key&, const Key&>,
                   "tierguard::memory_tier: Policies::key_equal must compare two Keys");
+    static_assert(eviction_policy<eviction_type>,
+                  "tierguard::memory_tier: Policies::eviction does not model tierguard::eviction_policy "
+                  "(it needs relocate, insert, hit, noexcept erase, move, victim and clear, and for_each); "
+                  "see docs/POLICIES.md");
     static_assert(std::is_move_constructible_v<Key> && std::is_move_constructible_v<Value>,
                   "tierguard::memory_tier: Key and Value must be move-constructible");
 
@@ -222,7 +244,7 @@ public:
     }
 
     /// Stores `value` under `key` with the default TTL, replacing any previous value and
-    /// evicting least recently used entries of the shard until the budgets hold.
+    /// evicting entries of the shard (the eviction policy picks them) until the budgets hold.
     /// errc::too_large if the entry alone outweighs a shard's budget (nothing changes:
     /// a previous value for the key stays).
     result<void> put(Key key, Value value) { return put(std::move(key), std::move(value), m_default_ttl); }
@@ -246,13 +268,17 @@ public:
                             std::to_string(s.byte_budget) + " (byte_budget / shards)");
         }
         const readers_out out_of_shard(*this, s, si);
-        if (const std::uint32_t old = s.lru.find(h, key, m_equal); old != lru_type::npos) s.lru.remove(old);
+        const std::uint32_t old = s.lru.find(h, key, m_equal);
+        if (old != lru_type::npos) s.lru.remove(old);
         while (s.lru.live() != 0 &&
                (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries))) {
-            s.lru.remove(s.lru.lru());
+            s.lru.remove(s.lru.victim());
             ++s.evictions;
         }
-        s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
+        const std::uint32_t pos =
+            s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
+        // Replacing a value is a use of its key: the policy keeps it as it would a read one.
+        if (old != lru_type::npos) s.lru.hit(pos);
         return {};
     }
 
@@ -271,7 +297,7 @@ public:
         return true;
     }
 
-    /// True if a live, unexpired entry exists. Counts nothing and does not refresh LRU.
+    /// True if a live, unexpired entry exists. Counts nothing and is not a use.
     template <class K>
         requires lookup_key<K>
     [[nodiscard]] bool contains(const K& key) const {
@@ -308,7 +334,7 @@ public:
     }
 
     /// Changes the byte budget at run time (the degradation policy grows it while a
-    /// storage tier is down); shrinking evicts LRU entries until the new budget holds.
+    /// storage tier is down); shrinking evicts entries until the new budget holds.
     /// errc::invalid_argument if the new budget is smaller than the shard count.
     result<void> set_byte_budget(std::size_t byte_budget) {
         if (byte_budget < m_shard_count)
@@ -321,7 +347,7 @@ public:
             const readers_out out_of_shard(*this, s, i);
             s.byte_budget = byte_budget / m_shard_count;
             while (s.lru.bytes() > s.byte_budget) {
-                s.lru.remove(s.lru.lru());
+                s.lru.remove(s.lru.victim());
                 ++s.evictions;
             }
         }
@@ -360,19 +386,14 @@ public:
         return out;
     }
 
-    /// The keys of one shard, least recently used first, every thread's noted uses
-    /// applied first (for tests and diagnostics).
-    [[nodiscard]] std::vector<Key> lru_order(std::size_t shard_index) const requires std::copy_constructible<Key> {
-        shard& s = m_shards[shard_index];
-        for (std::size_t i = 0; i < m_readers.size(); ++i) {
-            auto& r = m_readers.claim_waiting(i);
-            const typename readers::hold held(r);
-            std::lock_guard lock(s.mutex);
-            if (r.local.logs) apply(s, r.local.logs[shard_index]);
-        }
+    /// The keys of one shard in the order the eviction policy would consider evicting
+    /// them (least recently used first for eviction::lru; for s3fifo, its small FIFO
+    /// then its main FIFO, oldest first). For tests and diagnostics.
+    [[nodiscard]] std::vector<Key> eviction_order(std::size_t shard_index) const requires std::copy_constructible<Key> {
+        const shard& s = m_shards[shard_index];
         std::lock_guard lock(s.mutex);
         std::vector<Key> keys;
-        s.lru.for_each_lru([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data().key); });
+        s.lru.for_each_in_order([&](std::uint32_t idx) { keys.push_back(s.lru.at(idx).data().key); });
         return keys;
     }
 
@@ -385,14 +406,13 @@ public:
 
 private:
     static constexpr std::size_t max_shards = 1U << 16;
-    static constexpr std::size_t logged_shards = 4096;  // see note_use
 
-    using lru_type = detail::flat_lru_shard<Key, Value, time_point>;
+    using lru_type = detail::flat_lru_shard<Key, Value, time_point, eviction_type>;
 
     struct alignas(64) shard {
         // Read by every get; set, with the lock held, while the table changes.
         std::atomic<bool> writing{false};
-        lru_type lru;  // what lookups read comes first; what touch() writes has lines of its own
+        lru_type lru;  // what lookups read comes first; what hit() writes has lines of its own
         // The rest is used under the lock.
         alignas(64) mutable detail::spin_mutex mutex;
         std::size_t byte_budget = 0;
@@ -404,29 +424,17 @@ private:
         std::uint64_t rejected = 0;
     };
 
-    // Up to 7 uses of one shard's entries, noted by a get and applied to the LRU order
-    // later, under the lock: 64 bytes.
-    struct alignas(64) use_log {
-        std::uint32_t size = 0;
-        std::array<std::uint32_t, 7> pos{};
-        std::array<std::uint32_t, 7> check{};  // low 32 bits of the entry's hash
-    };
-
     // A read slot's own data; only the slot's holder writes it.
     struct reader {
         std::atomic<std::uint64_t> hits{0};
         std::atomic<std::uint64_t> misses{0};
-        std::unique_ptr<use_log[]> logs;  // one per shard, made at the slot's first hit
     };
     using readers = detail::read_slots<reader>;
 
     // Keeps gets out of shard si while its table changes; the shard's lock is held.
-    // Applies the caller's own noted uses of the shard first, so that a thread's gets
-    // count, at the positions they noted, before its own change.
     class readers_out {
     public:
         readers_out(const memory_tier& t, shard& s, std::size_t si) : m_shard(s) {
-            t.apply_own_uses(s, si);
             s.writing.store(true, std::memory_order_seq_cst);
             t.m_readers.wait_for_readers(si);
         }
@@ -458,9 +466,25 @@ private:
         }
     }
 
+    // libstdc++ and libc++ hash strings with murmur2 or CityHash, each output bit
+    // depending on every input bit: the default hash of a string needs no mixing, which
+    // saves a get three dependent multiplications. Other hashes (identity hashes of
+    // integers, FNV-1a's weak low bits) are mixed.
+    static constexpr bool strings_hash_well =
+#if defined(__GLIBCXX__) || defined(_LIBCPP_VERSION)
+        sizeof(std::size_t) == sizeof(std::uint64_t);
+#else
+        false;
+#endif
+
     template <class K>
     [[nodiscard]] std::uint64_t hash_of(const K& key) const noexcept {
-        return detail::mix(static_cast<std::uint64_t>(m_hash(key)));
+        if constexpr (strings_hash_well && std::is_same_v<hasher, default_hash> &&
+                      std::is_convertible_v<const K&, std::string_view>) {
+            return m_hash(key);
+        } else {
+            return detail::mix(static_cast<std::uint64_t>(m_hash(key)));
+        }
     }
 
     [[nodiscard]] std::size_t shard_index(std::uint64_t h) const noexcept {
@@ -518,7 +542,7 @@ private:
         const std::uint64_t h = hash_of(key);
         const std::size_t si = shard_index(h);
         shard& s = m_shards[si];
-        s.lru.prefetch(h);  // the slot's cache miss, before anything that may wait
+        // Unlike put, no prefetch first: claiming the read slot is too short to hide a miss.
         if (auto* r = m_readers.claim_to_read(si, s.writing)) {
             const typename readers::hold held(*r);
             const std::uint32_t idx = s.lru.find(h, key, m_equal);
@@ -529,7 +553,7 @@ private:
             const age a = age_of(s.lru.at(idx));
             if (a == age::fresh || (a == age::stale && accept_stale)) {
                 bump(r->local.hits);
-                note_use(r->local, s, si, idx, h);
+                note_use(s, idx);
                 return on_hit(std::as_const(s.lru.at(idx).data().value), a == age::stale);
             }
             if (a == age::stale) {
@@ -540,7 +564,7 @@ private:
         std::lock_guard lock(s.mutex);
         auto found = find_live(s, si, h, key, accept_stale);
         if (!found) return unexpected(std::move(found).error());
-        s.lru.touch(found->pos);
+        s.lru.hit(found->pos);
         return on_hit(std::as_const(s.lru.at(found->pos).data().value), found->stale);
     }
 
@@ -549,42 +573,17 @@ private:
         counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
-    // Notes a hit's use of pos in the reader's log for shard si. A full log is applied
-    // first if the lock is free: its holder then cannot be a writer waiting for this
-    // read. If it is not free, another thread is busy in the shard, and this one use
-    // goes uncounted (a single thread never loses one). A tier with more shards than
-    // logged_shards keeps no logs (they would take 64 bytes per shard and thread) and
-    // applies each use at once, on the same terms.
-    void note_use(reader& r, shard& s, std::size_t si, std::uint32_t pos, std::uint64_t h) {
-        if (!r.logs && m_shard_count <= logged_shards) r.logs = std::make_unique<use_log[]>(m_shard_count);
-        use_log* log = r.logs ? &r.logs[si] : nullptr;
-        if (log == nullptr || log->size == log->pos.size()) {
+    // A hit's use of pos, from a get that holds a read slot and not the lock. A policy
+    // whose hits need the lock takes it only if it is free: its holder then cannot be a
+    // writer waiting for this read. If it is not free, another thread is busy in the
+    // shard, and this one use goes uncounted (a single thread never loses one).
+    static void note_use(shard& s, std::uint32_t pos) noexcept {
+        if constexpr (eviction_type::concurrent_hits) {
+            s.lru.hit(pos);
+        } else {
             if (!s.mutex.try_lock()) return;
             std::lock_guard lock(s.mutex, std::adopt_lock);
-            if (log == nullptr) {
-                s.lru.touch(pos);
-                return;
-            }
-            apply(s, *log);
-        }
-        log->pos[log->size] = pos;
-        log->check[log->size] = static_cast<std::uint32_t>(h);
-        ++log->size;
-    }
-
-    // Applies noted uses to shard s's LRU order, skipping entries gone since; the lock is held.
-    static void apply(shard& s, use_log& log) {
-        for (std::uint32_t i = 0; i < log.size; ++i) {
-            if (s.lru.holds(log.pos[i], log.check[i])) s.lru.touch(log.pos[i]);
-        }
-        log.size = 0;
-    }
-
-    // Applies the caller's own noted uses of shard si; the shard's lock is held.
-    void apply_own_uses(shard& s, std::size_t si) const {
-        if (auto* r = m_readers.claim()) {
-            const typename readers::hold held(*r);
-            if (r->local.logs) apply(s, r->local.logs[si]);
+            s.lru.hit(pos);
         }
     }
 
@@ -599,7 +598,7 @@ private:
     }
 
     std::unique_ptr<shard[]> m_shards;
-    mutable readers m_readers;  // claimed by const reads too: they are how threads take turns
+    readers m_readers;
     std::size_t m_shard_count;
     std::size_t m_byte_budget;
     std::chrono::nanoseconds m_default_ttl;

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -24,10 +25,24 @@ struct manual_policies : tierguard::memory_defaults {
     using clock = tierguard::clock::manual;
 };
 using string_tier = tierguard::memory_tier<std::string, std::string, manual_policies>;
+static_assert(std::is_same_v<string_tier::eviction_type, tierguard::eviction::s3fifo>, "the default policy");
 
 string_tier make_tier(tierguard::memory_config cfg, tierguard::clock::manual clock = tierguard::clock::manual{}) {
     return string_tier(cfg, clock);
 }
+
+// For the tests of least-recently-used order.
+struct lru_policies : manual_policies {
+    using eviction = tierguard::eviction::lru;
+};
+using lru_tier = tierguard::memory_tier<std::string, std::string, lru_policies>;
+
+struct unit_policies : tierguard::memory_defaults {
+    using weigher = tierguard::weigher::unit;
+};
+using counted_tier = tierguard::memory_tier<std::string, std::string, unit_policies>;
+
+std::string numbered(const char* prefix, int i) { return prefix + std::to_string(i); }
 
 }  // namespace
 
@@ -83,9 +98,9 @@ TEST_CASE("memory tier: lookups by string_view and literal do not allocate") {
     CHECK(after == before);
 }
 
-TEST_CASE("memory tier: evicts the least recently used entry of a shard") {
+TEST_CASE("memory tier (lru): evicts the least recently used entry of a shard") {
     // Each entry weighs 3 bytes (key "kN" 2 + value 1): room for three.
-    auto tier = make_tier({.byte_budget = 9, .shards = 1});
+    lru_tier tier({.byte_budget = 9, .shards = 1});
     REQUIRE(tier.put("k1", "a"));
     REQUIRE(tier.put("k2", "b"));
     REQUIRE(tier.put("k3", "c"));
@@ -97,49 +112,95 @@ TEST_CASE("memory tier: evicts the least recently used entry of a shard") {
     CHECK(tier.contains("k1"));
     CHECK(tier.contains("k3"));
     CHECK(tier.contains("k4"));
-    CHECK(tier.lru_order(0) == std::vector<std::string>{"k3", "k1", "k4"});
+    CHECK(tier.eviction_order(0) == std::vector<std::string>{"k3", "k1", "k4"});
     CHECK(tier.stats().evictions == 1);
     CHECK(tier.bytes() <= 9);
 }
 
-TEST_CASE("memory tier: another thread's gets reach the LRU order") {
+TEST_CASE("memory tier (lru): another thread's get reaches the LRU order at once") {
     // Room for four 3-byte entries; k1 is the least recently used.
-    auto tier = make_tier({.byte_budget = 12, .shards = 1});
+    lru_tier tier({.byte_budget = 12, .shards = 1});
     for (const char* k : {"k1", "k2", "k3", "k4"}) REQUIRE(tier.put(k, "v"));
-
-    SECTION("once that thread has made a few gets of the shard") {
-        bool found = true;
-        std::thread([&] {
-            found = tier.get("k1").has_value();
-            for (int i = 0; i < 100; ++i) found = found && tier.get("k2").has_value();
-        }).join();
-        REQUIRE(found);
-        REQUIRE(tier.put("k5", "v"));  // evicts k3, not k1
-        CHECK(tier.contains("k1"));
-        CHECK_FALSE(tier.contains("k3"));
-    }
-    SECTION("and lru_order shows a single get of it at once") {
-        std::thread([&] { (void)tier.get("k1"); }).join();
-        CHECK(tier.lru_order(0) == std::vector<std::string>{"k2", "k3", "k4", "k1"});
-        CHECK(tier.stats().hits == 1);
-    }
+    bool found = false;
+    std::thread([&] { found = tier.get("k1").has_value(); }).join();
+    REQUIRE(found);
+    CHECK(tier.eviction_order(0) == std::vector<std::string>{"k2", "k3", "k4", "k1"});
+    CHECK(tier.stats().hits == 1);
+    REQUIRE(tier.put("k5", "v"));  // evicts k2, not k1
+    CHECK(tier.contains("k1"));
+    CHECK_FALSE(tier.contains("k2"));
 }
 
-TEST_CASE("memory tier: with more shards than it keeps use logs for, a get's use counts at once") {
-    // 8192 shards (logs are kept up to 4096), four entries per shard; five keys of one shard.
-    auto tier = make_tier({.byte_budget = 1 << 20, .max_entries = 4 * 8192, .shards = 8192});
-    std::vector<std::string> keys;
-    for (int i = 0; keys.size() < 5; ++i) {
-        std::string k = "k" + std::to_string(i);
-        if (tier.shard_of(k) == tier.shard_of(std::string_view("k0"))) keys.push_back(std::move(k));
+TEST_CASE("memory tier (s3fifo): a scan of keys put once does not evict the entries that were read") {
+    // Room for 100 entries; 50 hot keys, each read once, then 1000 keys that are only put.
+    // LRU would keep the last 100 keys of the scan and lose every hot key.
+    counted_tier tier({.byte_budget = 100, .shards = 1});
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.put(numbered("hot", i), "v"));
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.get(numbered("hot", i)));
+    for (int i = 0; i < 1000; ++i) REQUIRE(tier.put(numbered("scan", i), "v"));
+    int kept = 0;
+    for (int i = 0; i < 50; ++i) kept += tier.contains(numbered("hot", i)) ? 1 : 0;
+    CHECK(kept == 50);
+    CHECK(tier.size() == 100);
+    CHECK(tier.stats().evictions == 950);
+}
+
+TEST_CASE("memory tier (s3fifo): a put that replaces a value counts as a use of the key") {
+    // As the scan test above, with the hot keys' values replaced instead of read.
+    counted_tier tier({.byte_budget = 100, .shards = 1});
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.put(numbered("hot", i), "v1"));
+    for (int i = 0; i < 50; ++i) REQUIRE(tier.put(numbered("hot", i), "v2"));
+    for (int i = 0; i < 1000; ++i) REQUIRE(tier.put(numbered("scan", i), "v"));
+    int kept = 0;
+    for (int i = 0; i < 50; ++i) kept += tier.get(numbered("hot", i)) == std::string("v2") ? 1 : 0;
+    CHECK(kept == 50);
+}
+
+TEST_CASE("memory tier (s3fifo): in the main FIFO, entries read more often stay longer") {
+    // Room for 20. Ten keys read while new move to the main FIFO (their counts cleared)
+    // when the tier first evicts; then five of them are read three times, five once
+    // (last, so LRU would keep those). New keys, each read once, then push through:
+    // the main FIFO's oldest entry goes round again while it has reads left.
+    counted_tier tier({.byte_budget = 20, .shards = 1});
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(tier.put(numbered("a", i), "v"));
+        REQUIRE(tier.get(numbered("a", i)));
     }
-    for (std::size_t i = 0; i < 4; ++i) REQUIRE(tier.put(keys[i], "v"));
-    bool found = false;
-    std::thread([&] { found = tier.get(keys[0]).has_value(); }).join();
-    REQUIRE(found);
-    REQUIRE(tier.put(keys[4], "v"));  // evicts keys[1], not keys[0]
-    CHECK(tier.contains(keys[0]));
-    CHECK_FALSE(tier.contains(keys[1]));
+    for (int i = 0; i < 10; ++i) REQUIRE(tier.put(numbered("b", i), "v"));
+    REQUIRE(tier.put("c", "v"));
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 5; ++i) REQUIRE(tier.get(numbered("a", i)));
+    }
+    for (int i = 5; i < 10; ++i) REQUIRE(tier.get(numbered("a", i)));
+    const auto once_left = [&] {
+        int n = 0;
+        for (int i = 5; i < 10; ++i) n += tier.contains(numbered("a", i)) ? 1 : 0;
+        return n;
+    };
+    int pushed = 0;
+    for (; pushed < 1000 && once_left() != 0; ++pushed) {
+        REQUIRE(tier.put(numbered("new", pushed), "v"));
+        REQUIRE(tier.get(numbered("new", pushed)));
+    }
+    CHECK(once_left() == 0);
+    for (int i = 0; i < 5; ++i) CHECK(tier.contains(numbered("a", i)));
+}
+
+TEST_CASE("memory tier (s3fifo): a key put again soon after its eviction is kept like a read one") {
+    // Room for 10. "k" is evicted unread by ten newer keys, then put again: the ghost
+    // queue remembers it, so it enters the main FIFO, and a scan that follows keeps it.
+    counted_tier tier({.byte_budget = 10, .shards = 1});
+    REQUIRE(tier.put("k", "v"));
+    for (int i = 0; i < 10; ++i) REQUIRE(tier.put(numbered("new", i), "v"));
+    REQUIRE_FALSE(tier.contains("k"));
+    REQUIRE(tier.put("k", "again"));
+    for (int i = 0; i < 100; ++i) REQUIRE(tier.put(numbered("scan", i), "v"));
+    CHECK(tier.contains("k"));
+    // A key evicted long ago (more evictions than the tier holds entries) is forgotten.
+    REQUIRE_FALSE(tier.contains("new0"));
+    REQUIRE(tier.put("new0", "v"));
+    for (int i = 100; i < 200; ++i) REQUIRE(tier.put(numbered("scan", i), "v"));
+    CHECK_FALSE(tier.contains("new0"));
 }
 
 TEST_CASE("memory tier: a thread that exits gives its read slot's number back") {
@@ -166,7 +227,7 @@ TEST_CASE("memory tier: the entry-count limit holds") {
     auto tier = make_tier({.byte_budget = 1 << 20, .max_entries = 3, .shards = 1});
     for (int i = 0; i < 10; ++i) REQUIRE(tier.put("k" + std::to_string(i), "v"));
     CHECK(tier.size() == 3);
-    CHECK(tier.lru_order(0) == std::vector<std::string>{"k7", "k8", "k9"});
+    CHECK(tier.eviction_order(0) == std::vector<std::string>{"k7", "k8", "k9"});
     CHECK(tier.stats().evictions == 7);
 }
 
@@ -334,11 +395,11 @@ struct throwing_move {
 };
 }  // namespace
 
-TEST_CASE("memory tier: values whose moves may throw are stored, found, evicted and taken out") {
-    struct unit_policies : tierguard::memory_defaults {
-        using weigher = tierguard::weigher::unit;
+TEST_CASE("memory tier (lru): values whose moves may throw are stored, found, evicted and taken out") {
+    struct lru_unit_policies : unit_policies {
+        using eviction = tierguard::eviction::lru;
     };
-    tierguard::memory_tier<int, throwing_move, unit_policies> tier({.byte_budget = 300, .shards = 1});
+    tierguard::memory_tier<int, throwing_move, lru_unit_policies> tier({.byte_budget = 300, .shards = 1});
     for (int i = 0; i < 1000; ++i) REQUIRE(tier.put(i, throwing_move(i)));  // grows, then evicts
     CHECK(tier.size() == 300);
     CHECK(tier.stats().evictions == 700);
@@ -348,17 +409,14 @@ TEST_CASE("memory tier: values whose moves may throw are stored, found, evicted 
     REQUIRE(taken);
     CHECK(taken->value == 800);
     CHECK(tier.erase(900));
-    const auto order = tier.lru_order(0);
+    const auto order = tier.eviction_order(0);
     REQUIRE(order.size() == 298);
     CHECK(order.front() == 701);  // never read since it was put
     CHECK(order.back() == 998);   // the last one read
 }
 
 TEST_CASE("memory tier: the unit weigher turns the byte budget into an entry budget") {
-    struct unit_policies : tierguard::memory_defaults {
-        using weigher = tierguard::weigher::unit;
-    };
-    tierguard::memory_tier<std::string, std::string, unit_policies> tier({.byte_budget = 2, .shards = 1});
+    counted_tier tier({.byte_budget = 2, .shards = 1});
     REQUIRE(tier.put("a", std::string(1000, 'x')));
     REQUIRE(tier.put("b", std::string(1000, 'y')));
     REQUIRE(tier.put("c", "z"));
@@ -386,7 +444,7 @@ TEST_CASE("memory tier: shrinking the byte budget evicts until it holds; growing
     REQUIRE(tier.set_byte_budget(50));
     CHECK(tier.bytes() <= 50);
     CHECK(tier.size() == 5);
-    CHECK(tier.lru_order(0).front() == "k5");  // the oldest were evicted
+    CHECK(tier.eviction_order(0).front() == "k5");  // the oldest were evicted
     REQUIRE(tier.set_byte_budget(200));
     for (int i = 10; i < 20; ++i) REQUIRE(tier.put("k" + std::to_string(i), "vvvvvvvv"));  // 11 bytes each
     CHECK(tier.size() == 15);

@@ -15,14 +15,14 @@ namespace {
 // A value names its key, so a reader can tell it never got another key's value.
 std::string value_for(int key, int version) { return "key" + std::to_string(key) + "/v" + std::to_string(version); }
 bool belongs_to(const std::string& value, int key) { return value.rfind("key" + std::to_string(key) + "/v", 0) == 0; }
-}  // namespace
 
-TEST_CASE("memory tier: concurrent put/get/erase keep values, budgets and counters consistent") {
+template <class Policies>
+void concurrent_put_get_erase() {
     constexpr int threads = 4;
     constexpr int ops_per_thread = 20000;
     constexpr int keys = 512;
     constexpr std::size_t budget = 4096;  // far smaller than the key space: constant eviction
-    tierguard::memory_tier<std::string, std::string> tier({.byte_budget = budget, .shards = 8});
+    tierguard::memory_tier<std::string, std::string, Policies> tier({.byte_budget = budget, .shards = 8});
 
     std::atomic<std::uint64_t> gets{0}, foreign{0}, over_budget{0};
     std::vector<std::thread> workers;
@@ -55,6 +55,18 @@ TEST_CASE("memory tier: concurrent put/get/erase keep values, budgets and counte
     CHECK(stats.hits + stats.misses == gets.load());
     CHECK(stats.evictions > 0);
     CHECK(stats.hits > 0);
+}
+
+struct lru_policies : tierguard::memory_defaults {
+    using eviction = tierguard::eviction::lru;
+};
+}  // namespace
+
+TEST_CASE("memory tier: concurrent put/get/erase keep values, budgets and counters consistent") {
+    SECTION("s3fifo, whose gets write their hits without the lock") {
+        concurrent_put_get_erase<tierguard::memory_defaults>();
+    }
+    SECTION("lru, whose gets take the lock when it is free") { concurrent_put_get_erase<lru_policies>(); }
 }
 
 TEST_CASE("memory tier: more threads than read slots share them safely") {

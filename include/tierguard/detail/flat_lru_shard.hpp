@@ -1,6 +1,8 @@
 #pragma once
 
 #include <tierguard/detail/build_requirements.hpp>
+#include <tierguard/eviction/concept.hpp>
+#include <tierguard/eviction/lru.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -10,12 +12,11 @@
 #include <new>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace tierguard::detail {
 
-/// One shard of the memory tier, entries stored in its hash table: not thread-safe by
-/// itself (the tier holds its lock).
+/// One shard of the memory tier, entries stored in its hash table, eviction order kept
+/// by an eviction policy: not thread-safe by itself (the tier holds its lock).
 ///
 /// Layout, chosen so that a get-hit costs one random memory access (its slot):
 ///  - m_tags: open addressing with linear probing; one byte per slot, 0 = empty, else
@@ -24,24 +25,18 @@ namespace tierguard::detail {
 ///    slot the array stays in L1/L2. Deletion shifts back, no tombstones.
 ///  - m_slots: parallel to m_tags; a slot holds the entry itself (key and value, or a
 ///    pointer to them: see `in_place`), its expiry, full hash and weight.
-///  - m_qpos: parallel to m_tags; the index of each slot's live item in the LRU queue.
-///    Kept apart from the slots, so that marking an entry used writes no line a lookup
-///    reads.
-///  - m_queue: the LRU order as an append-only log of slot positions, with m_alive, a
-///    bitmap over the log's indices. A use clears its old item's bit and appends a new
-///    one: an item is live iff its bit is set, so the oldest live item is the least
-///    recently used entry: exact LRU. Skipping dead items reads only the dense bitmap.
-///    Slots move (backward-shift deletion, growth), and moving one patches its queue
-///    item. Compaction, when the log reaches 8 times the live entries (+64), rewrites
-///    the live slots' qpos: 1/7 of a qpos write per use, amortized.
-/// Positions returned by find(), lru() and for_each_lru() are valid until the next
-/// insert or remove. Every operation gives the strong guarantee; find, at, remove, lru
-/// and clear do not throw.
+///  - m_policy (an eviction_policy): names entries by slot position and keeps its own
+///    per-position data and queues, apart from the slots, so that a hit's bookkeeping
+///    writes no line a lookup reads. Moving a slot (backward-shift deletion, growth)
+///    tells the policy.
+/// Positions returned by find(), victim() and for_each_in_order() are valid until the
+/// next insert or remove. Every operation gives the strong guarantee; find, at, hit
+/// (for policies with concurrent_hits), remove, victim and clear do not throw.
 ///
 /// Concurrency (the tier's protocol): find() and at() read only m_tags, m_slots and the
-/// fields that locate them, which only insert, remove, clear and grow change; touch()
-/// writes none of those. So lookups may run beside touch() but not beside a change.
-template <class Key, class Value, class TimePoint>
+/// fields that locate them, which only insert, remove, clear and grow change; hit()
+/// writes none of those. So lookups may run beside hit() but not beside a change.
+template <class Key, class Value, class TimePoint, class Eviction = eviction::lru>
 class flat_lru_shard {
 public:
     struct entry {
@@ -123,26 +118,13 @@ public:
     [[nodiscard]] slot& at(std::uint32_t pos) noexcept { return m_slots.get()[pos]; }
     [[nodiscard]] const slot& at(std::uint32_t pos) const noexcept { return m_slots.get()[pos]; }
 
-    /// Marks a live slot as just used. Writes nothing if it already is the most recently
-    /// used one (a hot key asked twice in a row), so such a get leaves the queue's lines
-    /// shared between cores.
-    void touch(std::uint32_t pos) {
-        if (m_qpos[pos] + std::size_t{1} == m_queue.size()) return;
-        make_queue_room();
-        kill(m_qpos[pos]);
-        m_qpos[pos] = append(pos);
-    }
+    /// Tells the eviction policy that the live slot at pos was read.
+    void hit(std::uint32_t pos) noexcept(noexcept(std::declval<Eviction&>().hit(pos))) { m_policy.hit(pos); }
 
-    /// True if pos holds a live entry whose hash's low 32 bits are `check`: whether a
-    /// position noted earlier (before other inserts and removes) still names that entry.
-    [[nodiscard]] bool holds(std::uint32_t pos, std::uint32_t check) const noexcept {
-        return pos < m_cap && m_tags[pos] != 0 && static_cast<std::uint32_t>(at(pos).hash) == check;
-    }
-
-    /// Adds a new entry; the caller has made room and checked the key is absent.
-    void insert(std::uint64_t hash, Key&& key, Value&& value, TimePoint expiry, std::size_t weight) {
+    /// Adds a new entry and returns its position; the caller has made room and checked
+    /// the key is absent.
+    std::uint32_t insert(std::uint64_t hash, Key&& key, Value&& value, TimePoint expiry, std::size_t weight) {
         if ((m_live + 1) * max_load_den > m_cap * max_load_num) grow();
-        make_queue_room();
         std::size_t pos = hash & m_mask;
         while (m_tags[pos] != 0) pos = (pos + 1) & m_mask;
         slot& s = at(static_cast<std::uint32_t>(pos));
@@ -151,65 +133,69 @@ public:
         } else {
             ::new (static_cast<void*>(&s.held)) stored(new entry{std::move(key), std::move(value)});
         }
+        try {
+            m_policy.insert(static_cast<std::uint32_t>(pos), hash, weight);
+        } catch (...) {
+            s.held.~stored();
+            throw;
+        }
         m_tags[pos] = tag(hash);
         s.hash = hash;
         s.expiry = expiry;
         s.weight = weight;
-        m_qpos[pos] = append(static_cast<std::uint32_t>(pos));
         ++m_live;
         m_bytes += weight;
+        return static_cast<std::uint32_t>(pos);
     }
 
     /// Removes a live slot.
     void remove(std::uint32_t pos) noexcept {
         slot& s = at(pos);
-        kill(m_qpos[pos]);
+        m_policy.erase(pos, s.weight);
         s.held.~stored();
         --m_live;
         m_bytes -= s.weight;
         unplace(pos);
     }
 
-    /// The least recently used live slot, or npos when empty. Drops dead queue items.
-    [[nodiscard]] std::uint32_t lru() noexcept {
-        for (; m_head < m_queue.size(); ++m_head) {
-            if (alive(m_head)) return m_queue[m_head];
-        }
-        return npos;
-    }
+    /// The live slot the eviction policy gives up next, or npos when empty.
+    [[nodiscard]] std::uint32_t victim() noexcept { return m_live == 0 ? npos : m_policy.victim(*this); }
 
     void clear() noexcept {
         destroy_all();
         std::fill_n(m_tags.get(), m_cap, std::uint8_t{0});
-        m_queue.clear();
-        m_alive.clear();
-        m_head = 0;
-        m_queue_limit = min_queue;
+        m_policy.clear();
         m_live = 0;
         m_bytes = 0;
     }
 
-    /// Calls f(position) for each live slot, least recently used first.
+    /// Calls f(position) for each live slot, in the order the policy would consider
+    /// evicting them (least recently used first for eviction::lru).
     template <class F>
-    void for_each_lru(F&& f) const {
-        for (std::size_t i = m_head; i < m_queue.size(); ++i) {
-            if (alive(i)) f(m_queue[i]);
-        }
+    void for_each_in_order(F&& f) const {
+        m_policy.for_each(f);
     }
 
     /// Removes every live slot for which pred(const slot&) holds; returns how many.
     template <class Pred>
     std::size_t remove_if(Pred&& pred) {
         std::size_t n = 0;
-        // A removal moves slots and patches their queue items, never the queue's order.
-        for (std::size_t i = m_head; i < m_queue.size(); ++i) {
-            if (alive(i) && pred(std::as_const(at(m_queue[i])))) {
-                remove(m_queue[i]);
+        // A removal pulls later slots back, into positions at or after pos (or, past the
+        // table's end, into ones already seen): pos is checked again, nothing is skipped.
+        for (std::size_t pos = 0; pos < m_cap;) {
+            if (m_tags[pos] != 0 && pred(std::as_const(at(static_cast<std::uint32_t>(pos))))) {
+                remove(static_cast<std::uint32_t>(pos));
                 ++n;
+            } else {
+                ++pos;
             }
         }
         return n;
     }
+
+    /// For the eviction policy.
+    [[nodiscard]] std::uint64_t hash_at(std::uint32_t pos) const noexcept { return at(pos).hash; }
+    [[nodiscard]] std::size_t weight_at(std::uint32_t pos) const noexcept { return at(pos).weight; }
 
     [[nodiscard]] std::size_t live() const noexcept { return m_live; }
     [[nodiscard]] std::size_t bytes() const noexcept { return m_bytes; }
@@ -218,54 +204,10 @@ private:
     // Grow past this load. Growth doubles the table, so the load stays in (7/16, 7/8].
     static constexpr std::size_t max_load_num = 7;
     static constexpr std::size_t max_load_den = 8;
-    static constexpr std::size_t min_queue = 64;
 
     // Bits 40..46: the shard index takes the top bits, the home position the low ones.
     static constexpr std::uint8_t tag(std::uint64_t hash) noexcept {
         return static_cast<std::uint8_t>(0x80U | ((hash >> 40) & 0x7fU));
-    }
-
-    [[nodiscard]] bool alive(std::size_t i) const noexcept { return ((m_alive[i / 64] >> (i % 64)) & 1U) != 0; }
-    void kill(std::size_t i) noexcept { m_alive[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
-
-    // Compacts the log if it is full, then reserves room for one append (which may
-    // throw; nothing visible changes if it does).
-    void make_queue_room() {
-        if (m_queue.size() >= m_queue_limit) compact();
-        if (m_queue.size() == m_queue.capacity()) m_queue.reserve(2 * m_queue.size() + min_queue);
-        if (m_queue.size() == 64 * m_alive.size() && m_alive.size() == m_alive.capacity())
-            m_alive.reserve(2 * m_alive.size() + 1);
-    }
-
-    // Appends a live item for pos; make_queue_room() has reserved the space.
-    std::uint32_t append(std::uint32_t pos) noexcept {
-        const std::size_t i = m_queue.size();
-        m_queue.push_back(pos);
-        if (i % 64 == 0) m_alive.push_back(0);
-        m_alive[i / 64] |= std::uint64_t{1} << (i % 64);
-        return static_cast<std::uint32_t>(i);
-    }
-
-    void compact() noexcept {
-        std::size_t out = 0;
-        for (std::size_t i = m_head; i < m_queue.size(); ++i) {
-            if (alive(i)) {
-                const std::uint32_t pos = m_queue[i];
-                m_queue[out] = pos;
-                m_qpos[pos] = static_cast<std::uint32_t>(out);
-                ++out;
-            }
-        }
-        reset_queue(out);
-    }
-
-    // After compaction: the log holds `n` items, all live.
-    void reset_queue(std::size_t n) noexcept {
-        m_queue.resize(n);
-        m_alive.assign((n + 63) / 64, ~std::uint64_t{0});  // no larger than before: no allocation
-        if (n % 64 != 0) m_alive.back() = (std::uint64_t{1} << (n % 64)) - 1;
-        m_head = 0;
-        m_queue_limit = 8 * m_live + min_queue;
     }
 
     void unplace(std::size_t pos) noexcept {
@@ -277,8 +219,7 @@ private:
             if (!stays) {
                 move_slot(at(static_cast<std::uint32_t>(next)), m_slots.get()[pos]);
                 m_tags[pos] = m_tags[next];
-                m_qpos[pos] = m_qpos[next];
-                m_queue[m_qpos[pos]] = static_cast<std::uint32_t>(pos);
+                m_policy.move(static_cast<std::uint32_t>(next), static_cast<std::uint32_t>(pos));
                 pos = next;
             }
         }
@@ -300,27 +241,25 @@ private:
         slot_ptr slots(static_cast<slot*>(::operator new (cap * sizeof(slot), std::align_val_t{64})));
         std::uninitialized_default_construct_n(slots.get(), cap);
         std::unique_ptr<std::uint8_t[]> tags(new std::uint8_t[cap]());
-        std::unique_ptr<std::uint32_t[]> qpos(new std::uint32_t[cap]);
-        // Nothing below throws. Reinserting in LRU order compacts the queue as well.
-        std::size_t out = 0;
-        for (std::size_t i = m_head; i < m_queue.size(); ++i) {
-            if (!alive(i)) continue;
-            slot& src = at(m_queue[i]);
-            std::size_t pos = src.hash & mask;
+        std::unique_ptr<std::uint32_t[]> moved(new std::uint32_t[m_cap]);
+        for (std::size_t i = 0; i < m_cap; ++i) {
+            if (m_tags[i] == 0) continue;
+            std::size_t pos = at(static_cast<std::uint32_t>(i)).hash & mask;
             while (tags[pos] != 0) pos = (pos + 1) & mask;
-            move_slot(src, slots.get()[pos]);
-            tags[pos] = tag(src.hash);
-            qpos[pos] = static_cast<std::uint32_t>(out);
-            m_queue[out++] = static_cast<std::uint32_t>(pos);
+            tags[pos] = m_tags[i];
+            moved[i] = static_cast<std::uint32_t>(pos);
+        }
+        m_policy.relocate(cap, moved.get());
+        // Nothing below throws.
+        for (std::size_t i = 0; i < m_cap; ++i) {
+            if (m_tags[i] != 0) move_slot(at(static_cast<std::uint32_t>(i)), slots.get()[moved[i]]);
         }
         m_slots = std::move(slots);
         m_tags = std::move(tags);
-        m_qpos = std::move(qpos);
         m_cap = cap;
         m_mask = mask;
         m_hint_base.store(reinterpret_cast<std::uintptr_t>(m_slots.get()), std::memory_order_relaxed);
         m_hint_mask.store(mask, std::memory_order_relaxed);
-        reset_queue(out);
     }
 
     void destroy_all() noexcept {
@@ -342,12 +281,8 @@ private:
     std::size_t m_mask = 0;
     std::atomic<std::uintptr_t> m_hint_base{0};  // m_slots and m_mask, for prefetch()
     std::atomic<std::size_t> m_hint_mask{0};
-    // What touch() writes, on cache lines of its own.
-    alignas(64) std::unique_ptr<std::uint32_t[]> m_qpos;
-    std::vector<std::uint32_t> m_queue;  // slot positions, least recently used first
-    std::vector<std::uint64_t> m_alive;  // bit i: m_queue[i] is live
-    std::size_t m_head = 0;              // items before it are dead
-    std::size_t m_queue_limit = min_queue;
+    // What hit() writes, on cache lines of its own.
+    alignas(64) Eviction m_policy;
     std::size_t m_live = 0;
     std::size_t m_bytes = 0;
 };

@@ -67,7 +67,7 @@ inline std::size_t thread_number() noexcept {
 /// (Dekker's argument). Claiming and releasing write only the thread's own slot.
 ///
 /// A slot also carries Local: data that only the slot's holder touches (a reader's
-/// counters and its log of uses). A claim never waits, except claim_waiting().
+/// counters). A claim never waits.
 template <class Local>
 class read_slots {
 public:
@@ -105,20 +105,6 @@ public:
         return &s;
     }
 
-    /// The caller's slot, claimed without reading; nullptr if another thread holds it.
-    [[nodiscard]] slot* claim() noexcept {
-        slot& s = mine();
-        return try_claim(s, held) ? &s : nullptr;
-    }
-
-    /// Slot i, claimed once its holder lets go. The caller must hold no lock that a
-    /// holder may wait for.
-    [[nodiscard]] slot& claim_waiting(std::size_t i) noexcept {
-        slot& s = m_slots[i];
-        while (!try_claim(s, held)) std::this_thread::yield();
-        return s;
-    }
-
     /// For a writer that has set `writing` for `shard`: returns once no slot reads it.
     void wait_for_readers(std::size_t shard) const noexcept {
         const std::uint32_t mark = reading(shard);
@@ -139,7 +125,6 @@ public:
 
 private:
     static constexpr std::uint32_t free = 0;
-    static constexpr std::uint32_t held = 0xffffffffU;
     static constexpr std::uint32_t reading(std::size_t shard) noexcept { return static_cast<std::uint32_t>(shard) + 1; }
 
     // Marks a free slot; sequentially consistent, as claim_to_read's check needs.
