@@ -542,7 +542,7 @@ public:
         const latency_scope timing(s.put_latency);
         std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            auto admitted = admit_write(s.bypassed_puts);
+            auto admitted = admit_write(key, s.bypassed_puts);
             if (!admitted) {
                 if constexpr (degradation_mode == degraded_mode::fail_fast)
                     return unexpected(std::move(admitted).error());
@@ -577,7 +577,7 @@ public:
                     if (!gone) return unexpected(std::move(gone).error());
                     return {};
                 };
-                auto stored = admitted_call(t, granted, decltype(index)::value, write);
+                auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
                 if (stored) {
                     t.pending.remove(key);
                     out.stored_tiers |= 1U << decltype(index)::value;
@@ -609,7 +609,7 @@ public:
         state& s = *m;
         std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            auto admitted = admit_write(s.bypassed_erases);
+            auto admitted = admit_write(key, s.bypassed_erases);
             if (!admitted) {
                 if constexpr (degradation_mode == degraded_mode::fail_fast)
                     return unexpected(std::move(admitted).error());
@@ -621,7 +621,8 @@ public:
         const write_scope scope(s.fence, h);
         bool erased = s.memory.erase(key);
         for_each_tier([&](auto& t, auto index) {
-            auto removed = admitted_call(t, granted, decltype(index)::value, [&] { return t.disk->erase(key); });
+            auto removed =
+                admitted_call(t, gate(t, key), granted, decltype(index)::value, [&] { return t.disk->erase(key); });
             if (removed) {
                 t.pending.remove(key);
                 erased = erased || *removed;
@@ -639,7 +640,7 @@ public:
         s.memory.clear();
         result<void> outcome;
         for_each_tier([&](auto& t, auto) {
-            auto cleared = guarded(t, [&] { return t.disk->clear(); });
+            auto cleared = guarded(t, *t.breakers.front(), [&] { return t.disk->clear(); });
             if (cleared) {
                 t.pending.clear_overflow();
             } else {
@@ -664,7 +665,7 @@ public:
     template <std::size_t I = 0>
     result<scrub_report> scrub() requires(I < tier_count) {
         auto& t = tier_at<I>();
-        return guarded(t, [&] { return t.disk->scrub(); });
+        return guarded(t, *t.breakers.front(), [&] { return t.disk->scrub(); });
     }
 
     /// get(), or on a miss: calls loader(key) once, stores and returns its value (from ==
@@ -728,7 +729,8 @@ public:
         for_each_tier([&](auto& t, auto) {
             const bool on = tier_attached(t);
             const disk_stats ds = on ? t.disk->stats() : disk_stats{};
-            const breaker_snapshot bs = t.breaker.snapshot();
+            std::uint64_t opens = 0;
+            for (const auto& b : t.breakers) opens += b->snapshot().opens;
             tier_metrics& d = out.storage.emplace_back();
             d.which = t.kind;
             d.name = t.name;
@@ -744,8 +746,8 @@ public:
             d.entries = ds.entries;
             d.bytes = ds.bytes;
             for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = t.errors[i].load(std::memory_order_relaxed);
-            d.breaker = bs.state;
-            d.breaker_opens = bs.opens;
+            d.breaker = breaker_state_of(t);
+            d.breaker_opens = opens;
             d.attached = on;
             d.promotions = t.promotions.load(std::memory_order_relaxed);
             d.promotions_skipped = t.promotions_skipped.load(std::memory_order_relaxed);
@@ -790,7 +792,7 @@ public:
         };
         for_each_tier([&](auto& t, auto) {
             const bool on = tier_attached(t);
-            tier_health th{t.kind, t.name, t.breaker.state(), std::nullopt, probe && on, std::nullopt, on};
+            tier_health th{t.kind, t.name, breaker_state_of(t), std::nullopt, probe && on, std::nullopt, on};
             {
                 std::lock_guard lock(t.last_error_mutex);
                 th.last_error = t.last_error;
@@ -830,10 +832,17 @@ public:
         return tier_attached(tier_at<I>());
     }
     /// Storage tier I's breaker (0, the fastest, by default): force_open(), force_closed(),
-    /// reset(), snapshot().
+    /// reset(), snapshot(). A storage with several endpoints (storage::redis) has one
+    /// breaker per endpoint, in the order of its endpoints(): `endpoint` picks one
+    /// (precondition: below breaker_count<I>()).
     template <std::size_t I = 0>
-    [[nodiscard]] breaker_type& breaker() noexcept requires(I < tier_count) {
-        return tier_at<I>().breaker;
+    [[nodiscard]] breaker_type& breaker(std::size_t endpoint = 0) noexcept requires(I < tier_count) {
+        return *tier_at<I>().breakers[endpoint];
+    }
+    /// How many breakers storage tier I has: 1, or one per endpoint of its storage.
+    template <std::size_t I = 0>
+    [[nodiscard]] std::size_t breaker_count() const noexcept requires(I < tier_count) {
+        return tier_at<I>().breakers.size();
     }
     /// Storage tier I's name, its metrics label.
     template <std::size_t I>
@@ -865,7 +874,9 @@ private:
         static constexpr bool shared = detail::shared_storage<S>;
 
         tier_state(const tier_config<S>& tc, std::size_t max_pending, const clock_type& clock)
-            : name(name_of<S>(tc)), breaker(tc.breaker, clock), pending(max_pending) {}
+            : name(name_of<S>(tc)), breaker_cfg(tc.breaker), pending(max_pending) {
+            breakers.push_back(std::make_unique<breaker_type>(breaker_cfg, clock));
+        }
 
         std::string name;
         tier kind = shared ? tier::remote : tier::disk;
@@ -879,7 +890,11 @@ private:
         std::mutex attach_mutex;
         std::optional<detached_tier> detached;
         std::atomic<bool> attached{false};
-        breaker_type breaker;
+        // One breaker, or one per endpoint of a storage with several (endpoints(),
+        // endpoint_for()): set up by open(), fixed afterwards.
+        typename breaker_type::config breaker_cfg;
+        std::vector<std::unique_ptr<breaker_type>> breakers;
+        std::vector<std::string> endpoint_ids;  // the storage's endpoints, matching `breakers` when split
         detail::pending_erasures<Key, hasher, key_equal> pending;
         std::atomic<breaker_state> last_state{breaker_state::closed};  // changed under state::mode_mutex
         std::atomic<std::uint64_t> index_misses{0};
@@ -1066,6 +1081,7 @@ private:
                 std::lock_guard lock(t.attach_mutex);
                 opened = c.attach_detached(t);
             }
+            c.split_breakers(t);
             if (opened) return;
             failure why = std::move(opened).error();
             if (!is_runtime_fault(why)) {
@@ -1077,12 +1093,72 @@ private:
             c.note_open_failure(t, why);
             // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
             // leaves the detached tier to degraded mode alone (see tier_mode).
-            for (int n = 0; n < 100000 && t.breaker.state() == breaker_state::closed; ++n)
-                if (t.breaker.allow()) t.breaker.on_failure(breaker_code(why));
+            for (auto& b : t.breakers)
+                for (int n = 0; n < 100000 && b->state() == breaker_state::closed; ++n)
+                    if (b->allow()) b->on_failure(breaker_code(why));
             c.refresh_mode(t);
         });
         if (misconfigured) return unexpected(std::move(*misconfigured));
         return c;
+    }
+
+    // A storage with several endpoints gets one breaker per endpoint, so that one server
+    // down opens only its breaker. Called by open() only (the breakers are fixed after).
+    template <class T>
+    void split_breakers(T& t) {
+        using S = typename T::storage_t;
+        if constexpr (requires(const S& st) {
+                          st.endpoints().front().id;
+                          st.endpoint_for(std::string_view());
+                      }) {
+            const S* storage = nullptr;
+            if (tier_attached(t)) {
+                storage = &t.disk->storage();
+            } else if (t.detached && t.detached->storage) {
+                storage = &*t.detached->storage;
+            }
+            if (storage == nullptr) return;
+            const auto endpoints = storage->endpoints();
+            if (endpoints.size() < 2) return;
+            t.breakers.clear();
+            for (const auto& ep : endpoints) {
+                t.endpoint_ids.push_back(ep.id);
+                t.breakers.push_back(std::make_unique<breaker_type>(t.breaker_cfg, m->clock));
+            }
+        }
+    }
+
+    // The breaker guarding `key` in tier t: the tier's, or its endpoint's. A detached tier
+    // (its names unknown) and calls without a key use the first.
+    template <class T>
+    [[nodiscard]] breaker_type& gate(T& t, const Key& key) {
+        if (t.breakers.size() == 1) return *t.breakers.front();
+        if constexpr (requires { t.disk->storage().endpoint_for(std::string_view()); }) {
+            if (tier_attached(t)) {
+                if (auto name = t.disk->name_for(key)) {
+                    const std::string& id = t.disk->storage().endpoint_for(*name);
+                    for (std::size_t i = 0; i < t.endpoint_ids.size(); ++i)
+                        if (t.endpoint_ids[i] == id) return *t.breakers[i];
+                }
+            }
+        }
+        return *t.breakers.front();
+    }
+
+    // Tier t's breaker state: with endpoint breakers, open while all are open, closed
+    // while all are closed, else half_open.
+    template <class T>
+    [[nodiscard]] static breaker_state breaker_state_of(const T& t) noexcept {
+        if (t.breakers.size() == 1) return t.breakers.front()->state();
+        std::size_t open = 0;
+        std::size_t closed = 0;
+        for (const auto& b : t.breakers) {
+            const breaker_state st = b->state();
+            open += st == breaker_state::open ? 1 : 0;
+            closed += st == breaker_state::closed ? 1 : 0;
+        }
+        if (open == t.breakers.size()) return breaker_state::open;
+        return closed == t.breakers.size() ? breaker_state::closed : breaker_state::half_open;
     }
 
     // Opens the storage (if open() could not) and the disk tier over it; on success the tier
@@ -1112,7 +1188,7 @@ private:
     // is reported to the breaker as the failure of the call (always a counted one: the tier
     // cannot serve) and returned.
     template <class T>
-    [[nodiscard]] result<void> attach(T& t) {
+    [[nodiscard]] result<void> attach(T& t, breaker_type& b) {
         std::unique_lock lock(t.attach_mutex);
         if (tier_attached(t)) return {};
         auto ok = attach_detached(t);
@@ -1123,7 +1199,7 @@ private:
         }
         emit(t, event_kind::storage_unavailable, "probe: the storage could not be opened; the tier stays detached",
              &ok.error());
-        t.breaker.on_failure(breaker_code(ok.error()));
+        b.on_failure(breaker_code(ok.error()));
         note_open_failure(t, ok.error());
         refresh_mode(t);
         return ok;
@@ -1137,7 +1213,7 @@ private:
     // detached and the breaker closed (breaker::none, or one forced closed).
     template <class T>
     [[nodiscard]] static breaker_state tier_mode(const T& t) noexcept {
-        const breaker_state b = t.breaker.state();
+        const breaker_state b = breaker_state_of(t);
         return b == breaker_state::closed && !tier_attached(t) ? breaker_state::open : b;
     }
 
@@ -1166,14 +1242,16 @@ private:
         return failure(errc::circuit_open, t.kind);
     }
 
-    // Reports a storage result to the tier's breaker (the call was allowed), counts a
-    // failure, and returns the result.
+    // Reports a storage result to the breaker `b` of tier t (the call was allowed), counts
+    // a failure, and returns the result. The storage's own circuit_open (an endpoint backing
+    // off) was not tried: it is counted as a refusal, not reported to the breaker (an
+    // admitted probe left unanswered is presumed lost after recovery_time).
     template <class T, class R>
-    R report(T& t, R outcome) {
+    R report(T& t, breaker_type& b, R outcome) {
         if (outcome) {
-            t.breaker.on_success();
+            b.on_success();
         } else {
-            t.breaker.on_failure(outcome.error().code());
+            if (outcome.error().code() != errc::circuit_open) b.on_failure(outcome.error().code());
             note_error(t, outcome.error());
         }
         refresh_mode(t);
@@ -1192,17 +1270,17 @@ private:
     // Under bypass and fail_fast a write asks every storage tier's breaker before touching
     // any tier: it is refused (and counted, in `bypassed` under bypass) while a tier's
     // breaker is open, or when no tier admits it. The tiers that admitted it, as bits.
-    [[nodiscard]] result<std::uint32_t> admit_write(std::atomic<std::uint64_t>& bypassed) {
+    [[nodiscard]] result<std::uint32_t> admit_write(const Key& key, std::atomic<std::uint64_t>& bypassed) {
         std::optional<failure> refusal;
         any_tier([&](auto& t, auto) {
-            if (t.breaker.state() != breaker_state::open) return false;
+            if (gate(t, key).state() != breaker_state::open) return false;
             refusal.emplace(refused(t));
             return true;
         });
         std::uint32_t granted = 0;
         if (!refusal) {
             for_each_tier([&](auto& t, auto index) {
-                if (t.breaker.allow()) {
+                if (gate(t, key).allow()) {
                     granted |= 1U << decltype(index)::value;
                 } else if (!refusal) {
                     refusal.emplace(refused(t));
@@ -1217,12 +1295,13 @@ private:
     // A write's call to tier `index`: through the breaker under memory_only; else admitted
     // by admit_write (bit set) or refused by it.
     template <class T, class F>
-    auto admitted_call(T& t, std::uint32_t granted, std::size_t index, F&& call) -> std::invoke_result_t<F&> {
+    auto admitted_call(T& t, breaker_type& b, std::uint32_t granted, std::size_t index, F&& call)
+        -> std::invoke_result_t<F&> {
         if constexpr (degradation_mode == degraded_mode::memory_only) {
-            return guarded(t, call);
+            return guarded(t, b, call);
         } else {
             if ((granted >> index & 1U) == 0) return unexpected(open_circuit(t));
-            return allowed(t, call);
+            return allowed(t, b, call);
         }
     }
 
@@ -1244,18 +1323,18 @@ private:
 
     // Calls the storage through the tier's breaker: errc::circuit_open if it says no.
     template <class T, class F>
-    auto guarded(T& t, F&& call) -> std::invoke_result_t<F&> {
-        if (!t.breaker.allow()) return unexpected(refused(t));
-        return allowed(t, call);
+    auto guarded(T& t, breaker_type& b, F&& call) -> std::invoke_result_t<F&> {
+        if (!b.allow()) return unexpected(refused(t));
+        return allowed(t, b, call);
     }
 
     // A storage call the breaker allowed: attaches a detached tier first.
     template <class T, class F>
-    auto allowed(T& t, F&& call) -> std::invoke_result_t<F&> {
+    auto allowed(T& t, breaker_type& b, F&& call) -> std::invoke_result_t<F&> {
         if (!tier_attached(t)) {
-            if (auto ok = attach(t); !ok) return unexpected(std::move(ok).error());
+            if (auto ok = attach(t, b); !ok) return unexpected(std::move(ok).error());
         }
-        return report(t, call());
+        return report(t, b, call());
     }
 
     // A storage that could not be opened: counted as the tier's errors are, and a full
@@ -1570,7 +1649,7 @@ private:
         if constexpr (has_storage && degradation_mode == degraded_mode::bypass) {
             std::optional<failure> down;
             any_tier([&](auto& t, auto) {
-                if (t.breaker.state() != breaker_state::open) return false;
+                if (gate(t, key).state() != breaker_state::open) return false;
                 down.emplace(refused(t));
                 return true;
             });
@@ -1655,28 +1734,29 @@ private:
     // work, so a refused call stays cheap.
     template <class T>
     result<disk_entry<Value>> from_tier(T& t, const Key& key) {
-        if (t.breaker.state() == breaker_state::open) return unexpected(refused(t));
+        breaker_type& b = gate(t, key);
+        if (b.state() == breaker_state::open) return unexpected(refused(t));
         auto index_miss = [&] {
             t.index_misses.fetch_add(1, std::memory_order_relaxed);
             return fail(errc::miss, t.kind);
         };
         const bool was_attached = tier_attached(t);
         if (was_attached && !t.disk->indexed(key)) return index_miss();
-        if (!t.breaker.allow()) return unexpected(refused(t));
+        if (!b.allow()) return unexpected(refused(t));
         if (!was_attached) {
-            if (auto ok = attach(t); !ok) return unexpected(std::move(ok).error());
+            if (auto ok = attach(t, b); !ok) return unexpected(std::move(ok).error());
             if (!t.disk->indexed(key)) {
-                (void)report(t, result<void>{});  // the attach was the call
+                (void)report(t, b, result<void>{});  // the attach was the call
                 return index_miss();
             }
         }
         if (t.pending.contains(key)) {
-            auto erased = report(t, t.disk->erase(key));
+            auto erased = report(t, b, t.disk->erase(key));
             if (!erased) return unexpected(std::move(erased).error());
             t.pending.remove(key);
             return fail(errc::miss, t.kind, "the disk copy was superseded by a write the disk tier missed");
         }
-        return report(t, t.disk->find(key));
+        return report(t, b, t.disk->find(key));
     }
 
     // Copies a hit of tier From into the faster storage tiers and into memory, with the
@@ -1723,11 +1803,12 @@ private:
     void promote_into(T& t, const Key& key, std::uint64_t h, std::uint64_t ticket, const Value& value,
                       std::chrono::nanoseconds ttl) {
         if (t.pending.contains(key)) return;
-        if (t.breaker.state() == breaker_state::open || !t.breaker.allow()) {
+        breaker_type& b = gate(t, key);
+        if (b.state() == breaker_state::open || !b.allow()) {
             t.promotions_skipped.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        if (!allowed(t, [&] { return t.disk->put(key, value, ttl); })) return;
+        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl); })) return;
         if (m->fence.quiet_since(h, ticket)) {
             t.promotions.fetch_add(1, std::memory_order_relaxed);
             return;

@@ -10,10 +10,14 @@
 #include <tierguard/storage/memory_storage.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using tierguard::breaker_state;
@@ -296,4 +300,67 @@ TEST_CASE("cache tiers: a shared remote tier serves what another process put, wi
     const auto mt = b.cache.metrics();
     CHECK(mt.storage[1].entries == 0);  // unknown for a shared store: documented as 0
     CHECK(mt.storage[1].which == tier::remote);
+}
+
+namespace {
+
+// A shared store whose read runs a hook after it has read the bytes and before it returns
+// them: the hook's put lands while the get's old value is on its way to the faster tiers.
+class racing_remote {
+public:
+    static constexpr bool shared = true;
+    std::shared_ptr<tierguard::storage::memory_storage> inner = std::make_shared<tierguard::storage::memory_storage>();
+    std::shared_ptr<std::function<void()>> after_read = std::make_shared<std::function<void()>>();
+
+    tierguard::result<std::vector<std::byte>> read(std::string_view name) {
+        auto bytes = inner->read(name);
+        if (auto hook = std::exchange(*after_read, nullptr)) hook();
+        return bytes;
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return inner->write(name, bytes);
+    }
+    tierguard::result<void> remove(std::string_view name) { return inner->remove(name); }
+    tierguard::result<std::vector<tierguard::blob_info>> list() { return inner->list(); }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return inner->quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        return inner->clean(options);
+    }
+};
+
+struct racing_policies : tier_policies {
+    using storage = tierguard::tiers<tierguard::storage::memory_storage, racing_remote>;
+};
+
+}  // namespace
+
+TEST_CASE("cache tiers: a promotion into a faster storage tier never outlives a put that raced with it",
+          "[cache_tiers]") {
+    using racing_cache = cache_of<racing_policies>;
+    tierguard::clock::manual clock;
+    racing_remote remote;
+    auto opened = racing_cache::open({}, {tierguard::storage::memory_storage(), remote}, clock);
+    REQUIRE(opened);
+    racing_cache& c = *opened;
+    REQUIRE(c.put("k", "old"));
+    c.memory().erase("k");
+    REQUIRE(c.disk<0>().erase("k"));
+
+    *remote.after_read = [&] { REQUIRE(c.put("k", "new")); };
+    auto got = c.get("k");  // read "old" from the remote, then the put of "new" completed
+    REQUIRE(got);
+    CHECK(got->value == "old");  // the get is ordered before the put
+
+    auto in_memory = c.memory().get("k");
+    REQUIRE(in_memory);
+    CHECK(*in_memory == "new");
+    auto on_disk = c.disk<0>().find("k");  // the promoted "old" was removed again, or never written
+    CHECK((!on_disk || on_disk->value == "new"));
+    c.memory().erase("k");
+    auto later = c.get("k");
+    REQUIRE(later);
+    CHECK(later->value == "new");
 }
