@@ -9,6 +9,7 @@
 #include <tierguard/degradation/bypass.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -39,9 +40,16 @@ using scripted = tierguard_test::scripted_storage<tierguard::storage::memory_sto
 using scripted_remote = tierguard_test::scripted_storage<remote_view>;
 using script = scripted::script;
 
+// Keeps every event's detail.
+struct recording_listener {
+    std::shared_ptr<std::vector<std::string>> details = std::make_shared<std::vector<std::string>>();
+    void on_event(const tierguard::event& e) noexcept { details->emplace_back(e.detail); }
+};
+
 struct tier_policies : tierguard::cache_defaults {
     using clock = tierguard::clock::manual;
     using storage = tierguard::tiers<scripted, scripted_remote>;
+    using listener = recording_listener;
 };
 
 struct two_disk_policies : tier_policies {
@@ -72,6 +80,7 @@ struct harness {
     std::shared_ptr<script> disk_faults = std::make_shared<script>();
     std::shared_ptr<script> remote_faults = std::make_shared<script>();
     std::shared_ptr<tierguard::storage::memory_storage> remote = std::make_shared<tierguard::storage::memory_storage>();
+    recording_listener listener;
     cache_of<Policies> cache;
 
     harness() : cache(open({})) {}
@@ -82,7 +91,7 @@ struct harness {
         auto c = cache_of<Policies>::open(cfg,
                                           {scripted(tierguard::storage::memory_storage(), disk_faults),
                                            scripted_remote(remote_view(remote), remote_faults)},
-                                          clock);
+                                          clock, listener);
         REQUIRE(c);
         return std::move(*c);
     }
@@ -181,6 +190,8 @@ TEST_CASE("cache tiers: copies superseded while the remote breaker was open are 
     CHECK(h.cache.degraded());
     CHECK(h.remote_holds("k"));
     CHECK(h.cache.metrics().storage[1].pending_erasures == 1);
+    const auto& details = *h.listener.details;
+    CHECK(std::find(details.begin(), details.end(), "remote: closed -> open") != details.end());
 
     h.cache.breaker<1>().force_closed();
     (void)h.cache.health();  // follows the breaker out of degraded mode, which flushes
