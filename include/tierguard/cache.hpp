@@ -961,6 +961,13 @@ private:
 
     static constexpr std::size_t access_slots = 4096;
 
+    // A get's ticket from the write fence, taken before its first storage read.
+    struct fence_ticket {
+        bool taken = false;
+        std::uint64_t hash = 0;
+        std::optional<std::uint64_t> ticket;
+    };
+
     // Brackets a write in the fence, also when the write throws.
     class write_scope {
     public:
@@ -1705,35 +1712,32 @@ private:
     }
 
     // The storage half of a get: each tier in order until one hits. A hit is promoted into
-    // the faster tiers. The fence's ticket is taken before the first read, so a write that
-    // begins during the walk cancels every promotion.
+    // the faster tiers. The fence's ticket is taken before the first storage read (not
+    // for refused calls and index misses, which stay cheap), so a write that begins during
+    // the walk cancels every promotion.
     result<hit<Value>> from_storage(const Key& key) {
-        const std::uint64_t h = hash_of(key);
-        const auto ticket = m->fence.quiet(h);
-        std::optional<failure> telling;
-        std::optional<failure> missed;
-        std::optional<hit<Value>> found;
+        fence_ticket fence;
+        std::optional<result<hit<Value>>> answer;  // a hit, or the most telling failure so far
         any_tier([&](auto& t, auto index) {
-            auto got = from_tier(t, key);
-            if (!got) {
-                const errc code = got.error().code();
-                auto& slot = code == errc::miss || code == errc::expired ? missed : telling;
-                if (!slot) slot.emplace(std::move(got).error());
-                return false;
+            auto got = from_tier(t, key, fence);
+            if (got) {
+                if (fence.ticket) promote<decltype(index)::value>(key, fence.hash, *fence.ticket, *got);
+                answer.emplace(hit<Value>{std::move(got->value), t.kind, false});
+                return true;
             }
-            if (ticket) promote<decltype(index)::value>(key, h, *ticket, *got);
-            found.emplace(hit<Value>{std::move(got->value), t.kind, false});
-            return true;
+            auto plain = [](errc code) { return code == errc::miss || code == errc::expired; };
+            if (!answer || (!plain(got.error().code()) && plain(answer->error().code())))
+                answer.emplace(unexpected(std::move(got).error()));
+            return false;
         });
-        if (found) return std::move(*found);
-        return unexpected(telling ? std::move(*telling) : std::move(*missed));
+        return std::move(*answer);
     }
 
     // One tier's part of a get. Keys its index lacks are misses that never reach the
     // breaker: they say nothing about the storage. The breaker is asked before any other
     // work, so a refused call stays cheap.
     template <class T>
-    result<disk_entry<Value>> from_tier(T& t, const Key& key) {
+    result<disk_entry<Value>> from_tier(T& t, const Key& key, fence_ticket& fence) {
         breaker_type& b = gate(t, key);
         if (b.state() == breaker_state::open) return unexpected(refused(t));
         auto index_miss = [&] {
@@ -1755,6 +1759,11 @@ private:
             if (!erased) return unexpected(std::move(erased).error());
             t.pending.remove(key);
             return fail(errc::miss, t.kind, "the disk copy was superseded by a write the disk tier missed");
+        }
+        if (!fence.taken) {
+            fence.hash = hash_of(key);
+            fence.ticket = m->fence.quiet(fence.hash);
+            fence.taken = true;
         }
         return report(t, b, t.disk->find(key));
     }
