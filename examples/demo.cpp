@@ -238,8 +238,8 @@ int run(const fs::path& root, std::chrono::milliseconds tick) {
                     std::chrono::duration<double>((t + 1) * tick).count(), static_cast<int>(now.size()), now.data(),
                     static_cast<unsigned long long>(s.requests()), 100.0 * static_cast<double>(s.from_memory) / n,
                     100.0 * static_cast<double>(s.from_disk) / n, 100.0 * static_cast<double>(s.loaded) / n,
-                    s.quantile_us(0.50), s.quantile_us(0.99), std::string(to_string(m.storage->breaker)).c_str(),
-                    m.degraded ? "yes" : "no", static_cast<unsigned long long>(m.storage->quarantined),
+                    s.quantile_us(0.50), s.quantile_us(0.99), std::string(to_string(m.storage.front().breaker)).c_str(),
+                    m.degraded ? "yes" : "no", static_cast<unsigned long long>(m.storage.front().quarantined),
                     static_cast<unsigned long long>(s.failed + s.wrong));
         std::fflush(stdout);
     }

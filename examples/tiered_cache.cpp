@@ -54,7 +54,7 @@ int run(const std::filesystem::path& root) {
                 static_cast<unsigned long long>(metrics.pending_erasures));
     std::printf("loads=%llu memory hits=%llu disk entries=%llu\n", static_cast<unsigned long long>(metrics.loads),
                 static_cast<unsigned long long>(metrics.memory.hits),
-                static_cast<unsigned long long>(metrics.storage->entries));
+                static_cast<unsigned long long>(metrics.storage.front().entries));
     return health.status == tierguard::health_status::healthy && metrics.loads == 2 ? 0 : 1;
 }
 

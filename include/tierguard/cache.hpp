@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -47,6 +48,14 @@ namespace tierguard {
 struct no_storage {
     struct config {};
 };
+
+/// Policies::storage for a cache over several storage tiers, fastest first, after the
+/// memory tier: `tiers<posix_directory, redis>` is memory -> disk -> remote. Each tier has
+/// its own breaker, degraded-mode state, pending erasures and metrics label; its settings
+/// are cache::config::tiers. A single storage type S means tiers<S>, configured by the
+/// config's storage, disk and breaker fields; no_storage means no tier.
+template <class... Storages>
+struct tiers {};
 
 /// The compile-time configuration of a cache. Inherit it and override what differs:
 /// @code
@@ -61,6 +70,7 @@ struct no_storage {
 struct cache_defaults {
     using clock = tierguard::clock::system;               ///< clock_policy; wall time, as the disk stores expiries
     using weigher = tierguard::weigher::dynamic_size;     ///< weigher_policy of the memory tier
+    using eviction = tierguard::eviction::s3fifo;         ///< eviction_policy of the memory tier
     using hash = default_hash;                            ///< hash of Key
     using key_equal = std::equal_to<>;                    ///< equality of keys
     using storage = tierguard::storage::posix_directory;  ///< storage_policy, or no_storage
@@ -90,11 +100,30 @@ enum class stored_in : unsigned char {
     return "unknown";
 }
 
+/// A storage tier that did not take a put (or an erase), and why.
+struct tier_failure {
+    std::size_t index = 0;  ///< the storage tier, 0 for the fastest
+    failure why;            ///< its failure, or errc::circuit_open when its breaker refused
+};
+
 /// What a successful put did.
 struct put_outcome {
+    /// memory and/or "storage": at least one storage tier took the value.
     stored_in where = stored_in::nowhere;
-    /// Why a tier did not take the value (its failure, or errc::circuit_open), if one did not.
+    /// Why a tier did not take the value (its failure, or errc::circuit_open), if one did
+    /// not: the memory tier's failure when the value is in storage only, else the first
+    /// storage tier's.
     std::optional<failure> skipped;
+    /// Bit i set: storage tier i (0 the fastest) took the value.
+    std::uint32_t stored_tiers = 0;
+    /// Each storage tier that did not take the value, in tier order; empty (and not
+    /// allocated) when every one did.
+    std::vector<tier_failure> tier_failures{};
+
+    /// Whether storage tier `index` took the value.
+    [[nodiscard]] bool stored_in_tier(std::size_t index) const noexcept {
+        return index < 32 && (stored_tiers >> index & 1U) != 0;
+    }
 };
 
 /// A value found by the cache, and where.
@@ -109,6 +138,8 @@ struct hit {
 /// One tier's counters in a cache_metrics snapshot.
 struct tier_metrics {
     tier which = tier::memory;
+    /// Its metrics label: "memory", or a storage tier's name (see tier_config::name).
+    std::string name;
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;     ///< plain misses and expired entries
     std::uint64_t writes = 0;     ///< puts the tier took
@@ -129,6 +160,12 @@ struct tier_metrics {
     std::uint64_t breaker_opens = 0;
     /// A storage tier: false while detached (it could not be opened; see cache::open).
     bool attached = true;
+    /// Hits of a slower tier copied into this one (memory: as promote_after says).
+    std::uint64_t promotions = 0;
+    /// A storage tier: promotions into it skipped because its breaker refused them.
+    std::uint64_t promotions_skipped = 0;
+    /// A storage tier: its copies that a put or erase superseded, awaiting removal.
+    std::uint64_t pending_erasures = 0;
 
     [[nodiscard]] std::uint64_t errors_of(errc code) const noexcept {
         return errors[static_cast<std::size_t>(code) - 1];
@@ -138,15 +175,15 @@ struct tier_metrics {
 /// A cache's counters at one instant: cache::metrics(), and to_prometheus() renders it.
 struct cache_metrics {
     tier_metrics memory;
-    std::optional<tier_metrics> storage;       ///< absent without a storage tier
-    bool degraded = false;                     ///< the storage tier's breaker is not closed
+    std::vector<tier_metrics> storage;         ///< one per storage tier, fastest first; empty without one
+    bool degraded = false;                     ///< a storage tier's breaker is not closed (or it is detached)
     std::uint64_t degraded_entered = 0;        ///< times the cache entered degraded mode
     std::chrono::nanoseconds degraded_time{};  ///< spent degraded, the current stretch included
-    std::uint64_t promotions = 0;              ///< storage hits copied into memory
+    std::uint64_t promotions = 0;              ///< storage hits copied into memory (memory.promotions)
     std::uint64_t bypassed_gets = 0;           ///< degradation::bypass: gets answered as misses
     std::uint64_t bypassed_puts = 0;           ///< degradation::bypass: puts stored nowhere
     std::uint64_t bypassed_erases = 0;         ///< degradation::bypass: erases that removed nothing
-    std::uint64_t pending_erasures = 0;        ///< storage copies waiting to be removed
+    std::uint64_t pending_erasures = 0;        ///< storage copies waiting to be removed, all tiers
     std::uint64_t loads = 0;                   ///< get_or_load() calls of the loader
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
@@ -158,8 +195,8 @@ struct cache_metrics {
 /// How a cache is doing, for a health endpoint.
 enum class health_status : unsigned char {
     healthy,    ///< every tier serves
-    degraded,   ///< serving from memory: the storage tier is down, or its probe failed
-    unhealthy,  ///< not serving values: the storage tier is down under bypass or fail_fast
+    degraded,   ///< serving without a storage tier: one is down, or its probe failed
+    unhealthy,  ///< not serving values: a storage tier is down under bypass or fail_fast
 };
 
 [[nodiscard]] constexpr std::string_view to_string(health_status h) noexcept {
@@ -174,6 +211,7 @@ enum class health_status : unsigned char {
 /// One tier in a health_report.
 struct tier_health {
     tier which = tier::memory;
+    std::string name = "memory";  ///< the tier's metrics label
     breaker_state breaker = breaker_state::closed;
     std::optional<failure> last_error;   ///< the last failure other than a miss or a refused call
     bool probed = false;                 ///< an integrity probe ran
@@ -217,25 +255,64 @@ struct storage_config_of<S> {
     using type = typename S::config;
 };
 
+/// Policies::storage as the list of storage tiers: S is tiers<S>, no_storage none.
+template <class S>
+struct storage_list {
+    using type = std::tuple<S>;
+    static constexpr bool listed = false;
+};
+template <>
+struct storage_list<no_storage> {
+    using type = std::tuple<>;
+    static constexpr bool listed = false;
+};
+template <class... S>
+struct storage_list<tiers<S...>> {
+    using type = std::tuple<S...>;
+    static constexpr bool listed = true;
+};
+
+/// A config field that does not apply to this cache's Policies::storage (the single-storage
+/// fields under tiers<...>, and `tiers` otherwise).
+struct not_applicable {};
+
 }  // namespace detail
 
-/// A tiered cache: a memory tier in front of an optional storage tier guarded by a
-/// breaker, under a degradation policy.
+/// One storage tier's run-time settings, an element of cache::config::tiers when
+/// Policies::storage is tiers<...>.
+template <class Storage, class BreakerConfig>
+struct tier_config {
+    /// Its metrics label (tier="...") and the name its events carry; empty means "disk",
+    /// or "remote" for a shared storage. Two tiers of a cache may not share a name.
+    std::string name;
+    /// How to open the storage; empty for a storage without a config type (pass one built).
+    typename detail::storage_config_of<Storage>::type storage{};
+    disk_config disk{};       ///< its default_ttl is replaced by the cache's default_ttl
+    BreakerConfig breaker{};  ///< this tier's breaker
+};
+
+/// A tiered cache: a memory tier in front of storage tiers (none, one, or tiers<...>),
+/// each guarded by its own breaker, under a degradation policy.
 ///
-/// get: memory, then (if the breaker allows) the storage tier; a storage hit is copied
-/// into memory after `promote_after` storage hits. put: memory, then write-through to
-/// the storage tier. Guarantees: no operation throws because a tier failed; a get
-/// returns a miss or the value of the last successful put for the key (never a damaged,
-/// expired, other key's or superseded value: a write that reaches memory but not the
-/// storage tier keeps the storage copy from being served until it is removed); a
-/// storage tier that recovers is used again without a restart. Thread-safe.
+/// get: memory, then each storage tier in order; a tier that fails or whose breaker is
+/// open is passed over for the next. A hit in a storage tier is copied into every faster
+/// storage tier whose breaker allows it (its remaining TTL kept), and into memory after
+/// `promote_after` storage hits. put: memory, then write-through to every storage tier.
+/// Guarantees: no operation throws because a tier failed; a get returns a miss or the
+/// value of the last successful put for the key (never a damaged, expired, other key's or
+/// superseded value: a write that reaches memory but not a storage tier keeps that tier's
+/// copy from being served until it is removed, and a promotion never overwrites a newer
+/// write); a storage tier that recovers is used again without a restart. Thread-safe.
 template <class Key, class Value, class Policies = cache_defaults>
 class cache {
 public:
     using key_type = Key;
     using mapped_type = Value;
     using clock_type = typename Policies::clock;
+    /// Policies::storage as given: a storage, tiers<...>, or no_storage.
     using storage_type = typename Policies::storage;
+    /// The storage tiers' storage types, fastest first: std::tuple<S...>.
+    using storage_types = typename detail::storage_list<storage_type>::type;
     using breaker_type = detail::breaker_of<Policies, clock_type>;
     using degradation_type = typename Policies::degradation;
     using listener_type = typename Policies::listener;
@@ -243,8 +320,13 @@ public:
     using key_equal = typename Policies::key_equal;
     using time_point = typename clock_type::time_point;
 
-    static constexpr bool has_storage = !std::is_same_v<storage_type, no_storage>;
+    /// How many storage tiers follow the memory tier.
+    static constexpr std::size_t tier_count = std::tuple_size_v<storage_types>;
+    static constexpr bool has_storage = tier_count > 0;
+    /// Policies::storage is tiers<...>: config::tiers holds the tiers' settings.
+    static constexpr bool listed_tiers = detail::storage_list<storage_type>::listed;
 
+    static_assert(tier_count <= 32, "tierguard::cache: at most 32 storage tiers");
     static_assert(clock_policy<clock_type>,
                   "tierguard::cache: Policies::clock does not model tierguard::clock_policy; see docs/POLICIES.md");
     static_assert(weigher_policy<typename Policies::weigher, Key, Value>,
@@ -270,21 +352,63 @@ private:
         using weigher = typename Policies::weigher;
         using hash = hasher;
         using key_equal = typename Policies::key_equal;
+        using eviction = typename detail::eviction_of<Policies>::type;
     };
+    template <class S>
     struct disk_policies {
-        using storage = storage_type;
+        using storage = S;
         using serializer = typename Policies::serializer;
         using clock = clock_type;
         using listener = listener_type;
         static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
     };
+    template <class T>
+    struct first_disk {
+        using type = void;
+    };
+    template <class S, class... Rest>
+    struct first_disk<std::tuple<S, Rest...>> {
+        using type = disk_tier<Key, Value, disk_policies<S>>;
+    };
+    template <class T>
+    struct per_tier;
+    template <class... S>
+    struct per_tier<std::tuple<S...>> {
+        using configs = std::tuple<tierguard::tier_config<S, typename breaker_type::config>...>;
+        using optionals = std::tuple<std::optional<S>...>;
+    };
+    // A storage the cache can open from its settings alone.
+    template <class S>
+    static constexpr bool openable = requires(const typename detail::storage_config_of<S>::type& c) {
+        S::open(c);
+    }
+    || std::constructible_from<S, const typename detail::storage_config_of<S>::type&>;
+    template <class T>
+    struct all_openable;
+    template <class... S>
+    struct all_openable<std::tuple<S...>> {
+        static constexpr bool value = (openable<S> && ...);
+    };
+    // A single-storage config field; not_applicable under tiers<...>.
+    template <class T>
+    using single_field = std::conditional_t<listed_tiers, detail::not_applicable, T>;
 
 public:
     /// Its entries' TTLs are theirs; it keeps them stale_grace longer, for stale-if-error.
     using memory_type = memory_tier<Key, Value, memory_policies>;
-    using disk_type = std::conditional_t<has_storage, disk_tier<Key, Value, disk_policies>, void>;
+    /// The disk_tier over storage tier I.
+    template <std::size_t I>
+    using disk_type_at = disk_tier<Key, Value, disk_policies<std::tuple_element_t<I, storage_types>>>;
+    /// The first storage tier's disk_tier (void without one).
+    using disk_type = typename first_disk<storage_types>::type;
     static constexpr degraded_mode degradation_mode = degradation_type::mode;
-    using storage_config = typename detail::storage_config_of<storage_type>::type;
+    /// The single storage's settings (config::storage); not_applicable under tiers<...>.
+    using storage_config = single_field<typename detail::storage_config_of<storage_type>::type>;
+    /// One storage tier's settings in config::tiers.
+    template <class S>
+    using tier_config = tierguard::tier_config<S, typename breaker_type::config>;
+    /// config::tiers under tiers<S...>: std::tuple<tier_config<S>...>.
+    using tier_configs = typename per_tier<storage_types>::configs;
 
     /// Run-time settings; open() validates every field and names the first bad one.
     struct config {
@@ -292,24 +416,28 @@ public:
         /// How to open the storage (posix_directory: root, sync, max_blob_size). Empty for a
         /// storage without a config type: pass one built to open(cfg, storage).
         storage_config storage{};
-        disk_config disk{};                       ///< its default_ttl is replaced by default_ttl below
-        typename breaker_type::config breaker{};  ///< the storage tier's breaker
+        single_field<disk_config> disk{};                       ///< its default_ttl is replaced by default_ttl
+        single_field<typename breaker_type::config> breaker{};  ///< the storage tier's breaker
+        /// Policies::storage = tiers<S...>: each storage tier's name, storage, disk and
+        /// breaker settings, fastest first (the fields above then do not apply).
+        std::conditional_t<listed_tiers, tier_configs, detail::not_applicable> tiers{};
         typename degradation_type::config degradation{};
         /// TTL of entries put without one, in every tier.
         std::chrono::nanoseconds default_ttl = no_expiry;
         /// Storage hits of a key before it is copied into memory, 1 to 255 (seed 000 used 3). Counted
         /// in a fixed table of 4096 counters by key hash, so keys that share a counter may
-        /// be promoted early; never late.
+        /// be promoted early; never late. Copies into faster storage tiers are not delayed.
         std::uint32_t promote_after = 1;
         /// get_or_load(): how long past its TTL an entry may still be returned, marked
         /// stale, when the loader fails (stale-if-error). 0 = never.
         std::chrono::nanoseconds stale_grace{0};
-        /// Keys whose storage copy awaits removal (see the class comment) kept at most;
-        /// past it the whole storage tier is cleared when it is back.
+        /// Keys whose storage copy awaits removal (see the class comment) kept at most per
+        /// storage tier; past it the whole tier is cleared when it is back.
         std::size_t max_pending_erasures = 100000;
     };
 
-    /// Checks a configuration without opening anything.
+    /// Checks a configuration without opening anything. Errors name the first bad field;
+    /// under tiers<...> also two tiers with one name.
     [[nodiscard]] static result<void> validate(const config& cfg) {
         auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::none, std::move(what)); };
         if (auto ok = detail::check_ttl(cfg.default_ttl, tier::none, "cache config.default_ttl"); !ok) return ok;
@@ -322,38 +450,61 @@ public:
         if constexpr (has_storage) {
             if (cfg.max_pending_erasures == 0)
                 return bad("cache config.max_pending_erasures is 0; it must be at least 1");
-            if (auto ok = disk_type::validate(with_ttl(cfg.disk, cfg.default_ttl)); !ok) return ok;
-            if (auto ok = breaker_type::validate(cfg.breaker); !ok) return ok;
+            const tier_configs settings = settings_of(cfg);
+            std::array<std::string, tier_count> names;
+            result<void> verdict;
+            for_each_index([&](auto index) {
+                constexpr std::size_t i = decltype(index)::value;
+                const auto& tc = std::get<i>(settings);
+                using S = std::tuple_element_t<i, storage_types>;
+                names[i] = name_of<S>(tc);
+                if (!verdict) return;
+                auto checked = disk_type_at<i>::validate(with_ttl(tc.disk, cfg.default_ttl));
+                if (checked) checked = breaker_type::validate(tc.breaker);
+                if (!checked && listed_tiers) {
+                    const failure& f = checked.error();
+                    checked =
+                        fail(f.code(), f.where(),
+                             "cache config.tiers[" + std::to_string(i) + "] (\"" + names[i] + "\"): " + f.message());
+                }
+                for (std::size_t j = 0; checked && j < i; ++j)
+                    if (names[j] == names[i])
+                        checked = bad("cache config.tiers[" + std::to_string(j) + "] and tiers[" + std::to_string(i) +
+                                      "] are both named \"" + names[i] +
+                                      "\"; give each tier its own name (tier_config::name)");
+                verdict = std::move(checked);
+            });
+            return verdict;
         }
         return {};
     }
 
-    /// Opens a cache: validates `cfg`, opens the storage from cfg.storage and the disk
+    /// Opens a cache: validates `cfg`, opens every storage from its settings and the disk
     /// tier over it. Fails with the first bad setting or a misconfigured storage (see
     /// is_runtime_fault: errc::locked when another process holds the directory, a root
-    /// that is a link, not ours or writable by others). A run-time fault of the storage
-    /// (a full disk, an I/O error, an unreadable folder) does not fail it: the cache opens
-    /// degraded, with the storage tier's breaker open and the tier detached (attached()
-    /// is false), and attaches the tier when a call the breaker lets through (the
-    /// half-open probe) opens it; events storage_unavailable and storage_attached.
-    [[nodiscard]] static result<cache> open(const config& cfg, clock_type clock = clock_type(),
-                                            listener_type listener = listener_type()) {
-        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
-        if constexpr (has_storage) {
-            auto storage = open_storage(cfg.storage);
-            if (!storage) return start(cfg, std::nullopt, std::move(storage).error(), clock, listener);
-            return start(cfg, std::move(*storage), std::nullopt, clock, listener);
-        } else {
-            return cache(std::make_unique<state>(cfg, std::move(clock), std::move(listener)));
-        }
+    /// that is a link, not ours or writable by others). A run-time fault of a storage (a
+    /// full disk, an I/O error, an unreadable folder) does not fail it: the cache opens
+    /// degraded, with that tier's breaker open and the tier detached (attached() is
+    /// false), and attaches the tier when a call the breaker lets through (the half-open
+    /// probe) opens it; events storage_unavailable and storage_attached.
+    [[nodiscard]] static result<cache> open(
+        const config& cfg, clock_type clock = clock_type(),
+        listener_type listener = listener_type()) requires(all_openable<storage_types>::value) {
+        return start(cfg, typename per_tier<storage_types>::optionals{}, clock, listener);
     }
 
     /// As open(cfg, ...), over a storage the caller built (a fault-injecting wrapper, say).
     /// A cache opened degraded keeps `storage` and opens the tier over it again at its probe.
     [[nodiscard]] static result<cache> open(const config& cfg, storage_type storage, clock_type clock = clock_type(),
-                                            listener_type listener = listener_type()) requires has_storage {
-        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
-        return start(cfg, std::move(storage), std::nullopt, clock, listener);
+                                            listener_type listener = listener_type()) requires(has_storage &&
+                                                                                               !listed_tiers) {
+        return start(cfg, typename per_tier<storage_types>::optionals{std::move(storage)}, clock, listener);
+    }
+
+    /// As open(cfg, ...) under tiers<S...>, over storages the caller built, fastest first.
+    [[nodiscard]] static result<cache> open(const config& cfg, storage_types storages, clock_type clock = clock_type(),
+                                            listener_type listener = listener_type()) requires listed_tiers {
+        return start(cfg, typename per_tier<storage_types>::optionals(std::move(storages)), clock, listener);
     }
 
     cache(cache&&) noexcept = default;
@@ -370,33 +521,36 @@ public:
     /// (pending_erasures in metrics) are removed first, so that a restart cannot serve them:
     /// a detached tier is opened once for that, and if a copy still cannot be removed the
     /// storage tier is cleared; if even that fails, an io_error event says how many copies a
-    /// restart may serve (docs/RELIABILITY.md).
+    /// restart may serve (docs/RELIABILITY.md). Each storage tier separately.
     ~cache() { settle_pending(); }
 
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
-    /// errc::miss and errc::expired (plain misses), errc::circuit_open (the storage tier's
+    /// errc::miss and errc::expired (plain misses), errc::circuit_open (a storage tier's
     /// breaker is open), or the storage failure that made it a miss (errc::corrupted,
-    /// errc::io_error, errc::version_mismatch, ...), with the tier in failure::where().
+    /// errc::io_error, errc::version_mismatch, ...), with the tier in failure::where(). With
+    /// several storage tiers, the first failure other than a plain miss wins.
     [[nodiscard]] result<hit<Value>> get(const Key& key) { return lookup(key, nullptr); }
 
-    /// Stores `value` with the default TTL: memory, then the storage tier. See put_outcome.
+    /// Stores `value` with the default TTL: memory, then every storage tier. See put_outcome.
     result<put_outcome> put(const Key& key, const Value& value) { return put(key, value, m->default_ttl); }
 
     /// As put(key, value), with this entry's own TTL (errc::invalid_argument if ttl <= 0).
     /// Errors: errc::too_large when no tier can hold it, errc::circuit_open under
-    /// fail_fast while the storage tier is down, errc::serialization_failed, or the
+    /// fail_fast while a storage tier is down, errc::serialization_failed, or the
     /// storage failure when memory did not take it either.
     result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
         if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
         state& s = *m;
         const latency_scope timing(s.put_latency);
-        bool granted = false;
+        std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            granted = write_allowed(s.bypassed_puts);
-            if (!granted) {
-                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(open_circuit());
-                return put_outcome{stored_in::nowhere, open_circuit()};
+            auto admitted = admit_write(key, s.bypassed_puts);
+            if (!admitted) {
+                if constexpr (degradation_mode == degraded_mode::fail_fast)
+                    return unexpected(std::move(admitted).error());
+                return put_outcome{stored_in::nowhere, std::move(admitted).error()};
             }
+            granted = *admitted;
         }
         const std::uint64_t h = hash_of(key);
         const write_scope scope(s.fence, h);
@@ -405,98 +559,115 @@ public:
         if (in_memory) {
             s.memory_writes.fetch_add(1, std::memory_order_relaxed);
         } else {
-            note_error(tier::memory, in_memory.error());
+            note_memory_error(in_memory.error());
         }
         if constexpr (!has_storage) {
             if (!in_memory) return unexpected(std::move(in_memory).error());
             return put_outcome{stored_in::memory, std::nullopt};
         } else {
             if (!in_memory) s.memory.erase(key);  // an older copy must not outlive this put
-            // The storage's copy expires when the memory's does, however long the call took
-            // to get there (a probe that attaches the tier first, say).
-            auto write = [&]() -> result<void> {
-                if (deadline == time_point::max()) return s.disk->put(key, value, no_expiry);  // never
-                const time_point now = s.clock.now();
-                if (!detail::expired(deadline, now)) return s.disk->put(key, value, detail::elapsed_sat(now, deadline));
-                auto gone = s.disk->erase(key);  // expired on the way: only an older copy is left to remove
-                if (!gone) return unexpected(std::move(gone).error());
-                return {};
-            };
-            auto on_disk = granted ? allowed(write) : guarded(write);
-            if (on_disk) {
-                s.pending.remove(key);
-                if (!in_memory) return put_outcome{stored_in::storage, std::move(in_memory).error()};
-                return put_outcome{stored_in::memory_and_storage, std::nullopt};
+            put_outcome out;
+            for_each_tier([&](auto& t, auto index) {
+                // The storage's copy expires when the memory's does, however long the call took
+                // to get there (a probe that attaches the tier first, say).
+                auto write = [&]() -> result<void> {
+                    if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry);  // never
+                    const time_point now = s.clock.now();
+                    if (!detail::expired(deadline, now))
+                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline));
+                    auto gone = t.disk->erase(key);  // expired on the way: only an older copy is left to remove
+                    if (!gone) return unexpected(std::move(gone).error());
+                    return {};
+                };
+                auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
+                if (stored) {
+                    t.pending.remove(key);
+                    out.stored_tiers |= 1U << decltype(index)::value;
+                } else {
+                    supersede_stored(t, key, stored.error());
+                    out.tier_failures.push_back(tier_failure{decltype(index)::value, std::move(stored).error()});
+                }
+            });
+            if (out.stored_tiers != 0) {
+                out.where = in_memory ? stored_in::memory_and_storage : stored_in::storage;
+                if (!in_memory) {
+                    out.skipped = std::move(in_memory).error();
+                } else if (!out.tier_failures.empty()) {
+                    out.skipped = out.tier_failures.front().why;
+                }
+                return out;
             }
-            supersede_stored(key, on_disk.error());
             if (!in_memory) return unexpected(std::move(in_memory).error());
-            return put_outcome{stored_in::memory, std::move(on_disk).error()};
+            out.where = stored_in::memory;
+            out.skipped = out.tier_failures.front().why;
+            return out;
         }
     }
 
-    /// Removes `key` from every tier; true if a tier held it. While the storage tier is
-    /// down: memory_only removes the memory copy now and the storage copy when the tier
-    /// is back; bypass removes nothing and returns false; fail_fast returns
-    /// errc::circuit_open.
+    /// Removes `key` from every tier; true if a tier held it. While a storage tier is
+    /// down: memory_only removes the other copies now and that tier's copy when it is
+    /// back; bypass removes nothing and returns false; fail_fast returns errc::circuit_open.
     result<bool> erase(const Key& key) {
         state& s = *m;
-        bool granted = false;
+        std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            granted = write_allowed(s.bypassed_erases);
-            if (!granted) {
-                if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(open_circuit());
+            auto admitted = admit_write(key, s.bypassed_erases);
+            if (!admitted) {
+                if constexpr (degradation_mode == degraded_mode::fail_fast)
+                    return unexpected(std::move(admitted).error());
                 return false;
             }
+            granted = *admitted;
         }
         const std::uint64_t h = hash_of(key);
         const write_scope scope(s.fence, h);
-        const bool in_memory = s.memory.erase(key);
-        if constexpr (!has_storage) {
-            return in_memory;
-        } else {
-            auto remove = [&] { return s.disk->erase(key); };
-            auto on_disk = granted ? allowed(remove) : guarded(remove);
-            if (on_disk) {
-                s.pending.remove(key);
-                return in_memory || *on_disk;
+        bool erased = s.memory.erase(key);
+        for_each_tier([&](auto& t, auto index) {
+            auto removed =
+                admitted_call(t, gate(t, key), granted, decltype(index)::value, [&] { return t.disk->erase(key); });
+            if (removed) {
+                t.pending.remove(key);
+                erased = erased || *removed;
+            } else {
+                t.pending.add(key);
             }
-            s.pending.add(key);
-            return in_memory;
-        }
+        });
+        return erased;
     }
 
-    /// Removes every entry from every tier. If the storage tier cannot be cleared now,
-    /// it is never read again until it has been (the first such failure is returned).
+    /// Removes every entry from every tier. A storage tier that cannot be cleared now is
+    /// never read again until it has been (the first such failure is returned).
     result<void> clear() {
         state& s = *m;
         s.memory.clear();
-        if constexpr (has_storage) {
-            auto cleared = guarded([&] { return s.disk->clear(); });
-            s.memory.clear();
-            if (!cleared) {
-                s.pending.distrust_all();
-                return cleared;
+        result<void> outcome;
+        for_each_tier([&](auto& t, auto) {
+            auto cleared = guarded(t, *t.breakers.front(), [&] { return t.disk->clear(); });
+            if (cleared) {
+                t.pending.clear_overflow();
+            } else {
+                t.pending.distrust_all();
+                if (outcome) outcome = std::move(cleared);
             }
-            s.pending.clear_overflow();
-        }
-        return {};
+        });
+        s.memory.clear();
+        return outcome;
     }
 
     /// True if a tier holds an unexpired entry for `key`. Reads no file (the storage
-    /// tier's index answers) and counts nothing; a get may still miss.
+    /// tiers' indexes answer) and counts nothing; a get may still miss.
     [[nodiscard]] bool contains(const Key& key) const {
         if (m->memory.contains(key)) return true;
-        if constexpr (has_storage) {
-            return !m->pending.contains(key) && attached() && m->disk->contains(key);
-        } else {
-            return false;
-        }
+        return any_tier(
+            [&](auto& t, auto) { return !t.pending.contains(key) && tier_attached(t) && t.disk->contains(key); });
     }
 
-    /// The storage tier's maintenance (see disk_tier::scrub); errc::circuit_open while
-    /// its breaker is open.
-    result<scrub_report> scrub() requires has_storage {
-        return guarded([&] { return m->disk->scrub(); });
+    /// Storage tier I's maintenance (see disk_tier::scrub); errc::circuit_open while its
+    /// breaker is open.
+    template <std::size_t I = 0>
+    result<scrub_report> scrub() requires(I < tier_count) {
+        auto& t = tier_at<I>();
+        return guarded(t, *t.breakers.front(), [&] { return t.disk->scrub(); });
     }
 
     /// get(), or on a miss: calls loader(key) once, stores and returns its value (from ==
@@ -539,12 +710,13 @@ public:
         return outcome;
     }
 
-    /// The counters of every tier, the breaker, degraded mode and latencies.
+    /// The counters of every tier, the breakers, degraded mode and latencies.
     [[nodiscard]] cache_metrics metrics() const {
         const state& s = *m;
         cache_metrics out;
         const memory_stats ms = s.memory.stats();
         out.memory.which = tier::memory;
+        out.memory.name = "memory";
         out.memory.hits = ms.hits;
         out.memory.misses = ms.misses;
         out.memory.evictions = ms.evictions;
@@ -552,37 +724,46 @@ public:
         out.memory.entries = ms.entries;
         out.memory.bytes = ms.bytes;
         out.memory.writes = s.memory_writes.load(std::memory_order_relaxed);
+        out.memory.promotions = s.promotions.load(std::memory_order_relaxed);
         for (std::size_t i = 0; i < errc_count; ++i)
             out.memory.errors[i] = s.memory_errors[i].load(std::memory_order_relaxed);
-        if constexpr (has_storage) {
-            const bool on = s.attached.load(std::memory_order_acquire);
-            const disk_stats ds = on ? s.disk->stats() : disk_stats{};
-            const breaker_snapshot bs = s.breaker.snapshot();
-            tier_metrics& d = out.storage.emplace();
-            d.which = tier::disk;
+        out.storage.reserve(tier_count);
+        for_each_tier([&](auto& t, auto) {
+            const bool on = tier_attached(t);
+            const disk_stats ds = on ? t.disk->stats() : disk_stats{};
+            std::uint64_t opens = 0;
+            for (const auto& b : t.breakers) opens += b->snapshot().opens;
+            tier_metrics& d = out.storage.emplace_back();
+            d.which = t.kind;
+            d.name = t.name;
             d.hits = ds.hits;
-            d.misses = ds.misses + s.index_misses.load(std::memory_order_relaxed);
+            d.misses = ds.misses + t.index_misses.load(std::memory_order_relaxed);
             d.writes = ds.writes;
             d.evictions = ds.evictions;
-            d.disk_full = ds.disk_full_events + s.untiered_disk_full.load(std::memory_order_relaxed);
+            d.disk_full = ds.disk_full_events + t.untiered_disk_full.load(std::memory_order_relaxed);
             d.expirations = ds.expirations;
             d.corrupted = ds.corrupted;
             d.quarantined = ds.quarantined;
             d.version_mismatches = ds.version_mismatches;
             d.entries = ds.entries;
             d.bytes = ds.bytes;
-            for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = s.disk_errors[i].load(std::memory_order_relaxed);
-            d.breaker = bs.state;
-            d.breaker_opens = bs.opens;
+            for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = t.errors[i].load(std::memory_order_relaxed);
+            d.breaker = breaker_state_of(t);
+            d.breaker_opens = opens;
             d.attached = on;
+            d.promotions = t.promotions.load(std::memory_order_relaxed);
+            d.promotions_skipped = t.promotions_skipped.load(std::memory_order_relaxed);
+            d.pending_erasures = t.pending.size();
+            out.pending_erasures += d.pending_erasures;
+        });
+        if constexpr (has_storage) {
             std::lock_guard lock(s.mode_mutex);
-            out.degraded = s.last_state.load(std::memory_order_acquire) != breaker_state::closed;
+            out.degraded = s.degraded_tiers.load(std::memory_order_acquire) != 0;
             out.degraded_entered = s.degraded_entered;
             out.degraded_time = s.degraded_total;
             if (out.degraded) out.degraded_time += detail::elapsed_sat(s.degraded_since, s.clock.now());
-            out.pending_erasures = s.pending.size();
         }
-        out.promotions = s.promotions.load(std::memory_order_relaxed);
+        out.promotions = out.memory.promotions;
         out.bypassed_gets = s.bypassed_gets.load(std::memory_order_relaxed);
         out.bypassed_puts = s.bypassed_puts.load(std::memory_order_relaxed);
         out.bypassed_erases = s.bypassed_erases.load(std::memory_order_relaxed);
@@ -596,55 +777,83 @@ public:
     }
 
     /// metrics() in the Prometheus text exposition format (version 0.0.4), every name
-    /// prefixed tierguard_; docs/METRICS.md lists them.
+    /// prefixed tierguard_, per-tier series labelled tier="<name>"; docs/METRICS.md lists them.
     [[nodiscard]] std::string to_prometheus() const { return render_prometheus(metrics()); }
 
     /// The cache's status and each tier's breaker and last error. With `probe`, also
-    /// writes a canary blob to the storage, reads it back, compares and removes it
-    /// (seed 003's integrity check): a failure makes the cache degraded and is reported
-    /// to the listener. The probe bypasses the breaker and does not feed it.
+    /// writes a canary blob to every attached storage, reads it back, compares and removes
+    /// it (seed 003's integrity check): a failure makes the cache degraded and is reported
+    /// to the listener. The probe bypasses the breaker and does not feed it. The status is
+    /// the worst of the tiers'.
     [[nodiscard]] health_report health(bool probe = false) {
         health_report report;
-        report.tiers.push_back(tier_health{tier::memory, breaker_state::closed, std::nullopt, false, std::nullopt});
-        if constexpr (has_storage) {
-            state& s = *m;
-            refresh_mode();
-            const bool on = attached();
-            tier_health disk{tier::disk, s.breaker.state(), std::nullopt, probe && on, std::nullopt, on};
+        report.tiers.push_back(tier_health{});
+        refresh_modes();
+        auto worsen = [&](health_status st) {
+            if (static_cast<int>(st) > static_cast<int>(report.status)) report.status = st;
+        };
+        for_each_tier([&](auto& t, auto) {
+            const bool on = tier_attached(t);
+            tier_health th{t.kind, t.name, breaker_state_of(t), std::nullopt, probe && on, std::nullopt, on};
             {
-                std::lock_guard lock(s.last_error_mutex);
-                disk.last_error = s.last_error;
+                std::lock_guard lock(t.last_error_mutex);
+                th.last_error = t.last_error;
             }
-            if (disk.probed) {
-                if (auto ok = probe_storage(); !ok) {
-                    emit(event_kind::probe_failed, ok.error().context(), &ok.error());
-                    disk.probe_error = std::move(ok).error();
+            if (th.probed) {
+                if (auto ok = probe_storage(t); !ok) {
+                    emit(t, event_kind::probe_failed, ok.error().context(), &ok.error());
+                    th.probe_error = std::move(ok).error();
                 }
             }
-            if (disk.breaker != breaker_state::closed || !on) {
-                report.status =
-                    degradation_mode == degraded_mode::memory_only ? health_status::degraded : health_status::unhealthy;
-            } else if (disk.probe_error) {
-                report.status = health_status::degraded;
+            if (th.breaker != breaker_state::closed || !on) {
+                worsen(degradation_mode == degraded_mode::memory_only ? health_status::degraded
+                                                                      : health_status::unhealthy);
+            } else if (th.probe_error) {
+                worsen(health_status::degraded);
             }
-            report.tiers.push_back(std::move(disk));
-        }
+            report.tiers.push_back(std::move(th));
+        });
         return report;
     }
 
     /// The memory tier, for its statistics and for tests.
     [[nodiscard]] memory_type& memory() noexcept { return m->memory; }
-    /// The storage tier; only while attached().
-    [[nodiscard]] auto& disk() noexcept requires has_storage { return *m->disk; }
-    /// False while the storage tier is detached: open() met a run-time fault of the
-    /// storage, and no probe has opened it since. Always true without a storage tier.
-    [[nodiscard]] bool attached() const noexcept { return m->attached.load(std::memory_order_acquire); }
-    /// The storage tier's breaker: force_open(), force_closed(), reset(), snapshot().
-    [[nodiscard]] breaker_type& breaker() noexcept { return m->breaker; }
-    /// True while the storage tier's breaker is not closed (the cache runs degraded).
-    [[nodiscard]] bool degraded() const noexcept {
-        return m->last_state.load(std::memory_order_acquire) != breaker_state::closed;
+    /// Storage tier I's disk_tier (0, the fastest, by default); only while it is attached.
+    template <std::size_t I = 0>
+    [[nodiscard]] disk_type_at<I>& disk() noexcept requires(I < tier_count) {
+        return *tier_at<I>().disk;
     }
+    /// False while a storage tier is detached: open() met a run-time fault of its
+    /// storage, and no probe has opened it since. Always true without a storage tier.
+    [[nodiscard]] bool attached() const noexcept {
+        return !any_tier([&](auto& t, auto) { return !tier_attached(t); });
+    }
+    /// Whether storage tier I is attached (see attached()).
+    template <std::size_t I>
+    [[nodiscard]] bool attached() const noexcept requires(I < tier_count) {
+        return tier_attached(tier_at<I>());
+    }
+    /// Storage tier I's breaker (0, the fastest, by default): force_open(), force_closed(),
+    /// reset(), snapshot(). A storage with several endpoints (storage::redis) has one
+    /// breaker per endpoint, in the order of its endpoints(): `endpoint` picks one
+    /// (precondition: below breaker_count<I>()).
+    template <std::size_t I = 0>
+    [[nodiscard]] breaker_type& breaker(std::size_t endpoint = 0) noexcept requires(I < tier_count) {
+        return *tier_at<I>().breakers[endpoint];
+    }
+    /// How many breakers storage tier I has: 1, or one per endpoint of its storage.
+    template <std::size_t I = 0>
+    [[nodiscard]] std::size_t breaker_count() const noexcept requires(I < tier_count) {
+        return tier_at<I>().breakers.size();
+    }
+    /// Storage tier I's name, its metrics label.
+    template <std::size_t I>
+    [[nodiscard]] const std::string& tier_name() const noexcept requires(I < tier_count) {
+        return tier_at<I>().name;
+    }
+    /// True while a storage tier's breaker is not closed or the tier is detached (the
+    /// cache runs degraded).
+    [[nodiscard]] bool degraded() const noexcept { return m->degraded_tiers.load(std::memory_order_acquire) != 0; }
     [[nodiscard]] const clock_type& clock() const noexcept { return m->clock; }
 
 private:
@@ -655,14 +864,64 @@ private:
         std::optional<result<hit<Value>>> outcome;
     };
 
+    // A storage tier: its disk_tier (or what is needed to open it), breaker, pending
+    // erasures, degraded-mode state and counters. A shared tier (a remote storage) is the
+    // place where distributed invalidation will hook in: the tiers before it are the ones
+    // another process's write must reach.
+    template <class S>
+    struct tier_state {
+        using storage_t = S;
+        using disk_t = disk_tier<Key, Value, disk_policies<S>>;
+        using storage_cfg_t = typename detail::storage_config_of<S>::type;
+        static constexpr bool shared = detail::shared_storage<S>;
+
+        tier_state(const tier_config<S>& tc, std::size_t max_pending, const clock_type& clock)
+            : name(name_of<S>(tc)), breaker_cfg(tc.breaker), pending(max_pending) {
+            breakers.push_back(std::make_unique<breaker_type>(breaker_cfg, clock));
+        }
+
+        std::string name;
+        tier kind = shared ? tier::remote : tier::disk;
+        std::optional<disk_t> disk;  // set before `attached`
+        // Until the tier is attached: what open() could not finish (under attach_mutex).
+        struct detached_tier {
+            std::optional<S> storage;   // kept, with its lock, if it opened but the tier did not
+            storage_cfg_t storage_cfg;  // opens it again when `storage` is empty
+            disk_config disk_cfg;
+        };
+        std::mutex attach_mutex;
+        std::optional<detached_tier> detached;
+        std::atomic<bool> attached{false};
+        // One breaker, or one per endpoint of a storage with several (endpoints(),
+        // endpoint_for()): set up by open(), fixed afterwards.
+        typename breaker_type::config breaker_cfg;
+        std::vector<std::unique_ptr<breaker_type>> breakers;
+        std::vector<std::string> endpoint_ids;  // the storage's endpoints, matching `breakers` when split
+        detail::pending_erasures<Key, hasher, key_equal> pending;
+        std::atomic<breaker_state> last_state{breaker_state::closed};  // changed under state::mode_mutex
+        std::atomic<std::uint64_t> index_misses{0};
+        std::atomic<std::uint64_t> untiered_disk_full{0};  // full disks the disk tier did not count: opening it, probes
+        std::atomic<std::uint64_t> promotions{0};
+        std::atomic<std::uint64_t> promotions_skipped{0};
+        std::array<std::atomic<std::uint64_t>, errc_count> errors{};
+        mutable std::mutex last_error_mutex;
+        std::optional<failure> last_error;
+    };
+
+    template <class T>
+    struct tier_states;
+    template <class... S>
+    struct tier_states<std::tuple<S...>> {
+        using type = std::tuple<std::unique_ptr<tier_state<S>>...>;
+    };
+
     struct state {
         state(const config& cfg, clock_type c, listener_type l)
             : clock(std::move(c)),
               memory(memory_config_of(cfg), clock),
-              breaker(cfg.breaker, clock),
+              tiers(make_tiers(settings_of(cfg), cfg.max_pending_erasures, clock)),
               degradation(cfg.degradation),
               listener(std::move(l)),
-              pending(cfg.max_pending_erasures),
               default_ttl(cfg.default_ttl),
               promote_after(cfg.promote_after),
               normal_budget(cfg.memory.byte_budget),
@@ -670,29 +929,18 @@ private:
 
         clock_type clock;
         memory_type memory;
-        std::optional<std::conditional_t<has_storage, disk_type, int>> disk;  // set before `attached`
-        // Until the storage tier is attached: what open() could not finish (under attach_mutex).
-        struct detached_tier {
-            std::optional<storage_type> storage;  // kept, with its lock, if it opened but the tier did not
-            storage_config storage_cfg;           // opens it again when `storage` is empty
-            disk_config disk_cfg;
-        };
-        std::mutex attach_mutex;
-        std::optional<detached_tier> detached;
-        std::atomic<bool> attached{!has_storage};
-        breaker_type breaker;
+        typename tier_states<storage_types>::type tiers;
         degradation_type degradation;
         listener_type listener;
-        detail::pending_erasures<Key, hasher, key_equal> pending;
         detail::write_fence fence;
         std::chrono::nanoseconds default_ttl;
         std::uint32_t promote_after;
         std::size_t normal_budget;
         std::unique_ptr<std::atomic<std::uint8_t>[]> access;
 
-        // Degraded mode: changed under mode_mutex, read without it.
+        // Degraded mode (any tier's): changed under mode_mutex, read without it.
         mutable std::mutex mode_mutex;
-        std::atomic<breaker_state> last_state{breaker_state::closed};
+        std::atomic<std::size_t> degraded_tiers{0};
         time_point degraded_since{};
         std::chrono::nanoseconds degraded_total{0};
         std::uint64_t degraded_entered = 0;
@@ -703,22 +951,24 @@ private:
         std::atomic<std::uint64_t> bypassed_erases{0};
         std::atomic<std::uint64_t> stale_served{0};
         std::atomic<std::uint64_t> memory_writes{0};
-        std::atomic<std::uint64_t> index_misses{0};
-        std::atomic<std::uint64_t> untiered_disk_full{0};  // full disks the disk tier did not count: opening it, probes
         std::atomic<std::uint64_t> loads{0};
         std::atomic<std::uint64_t> load_failures{0};
         std::atomic<std::uint64_t> loads_shared{0};
         std::array<std::atomic<std::uint64_t>, errc_count> memory_errors{};
-        std::array<std::atomic<std::uint64_t>, errc_count> disk_errors{};
         latency_histogram get_latency;
         latency_histogram put_latency;
         std::mutex flights_mutex;
         std::unordered_map<Key, std::shared_ptr<flight>, hasher, key_equal> flights;
-        mutable std::mutex last_error_mutex;
-        std::optional<failure> last_error;
     };
 
     static constexpr std::size_t access_slots = 4096;
+
+    // A get's ticket from the write fence, taken before its first storage read.
+    struct fence_ticket {
+        bool taken = false;
+        std::uint64_t hash = 0;
+        std::optional<std::uint64_t> ticket;
+    };
 
     // Brackets a write in the fence, also when the write throws.
     class write_scope {
@@ -751,80 +1001,216 @@ private:
 
     explicit cache(std::unique_ptr<state> s) : m(std::move(s)) {}
 
+    // Calls f(std::integral_constant<std::size_t, I>{}) for every storage tier I, in order.
+    template <class F>
+    static void for_each_index(F&& f) {
+        [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
+        (std::make_index_sequence<tier_count>{});
+    }
+
+    // Calls f(tier, index) for every storage tier, fastest first.
+    template <class F>
+    void for_each_tier(F&& f) const {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (f(*std::get<I>(m->tiers), std::integral_constant<std::size_t, I>{}), ...);
+        }
+        (std::make_index_sequence<tier_count>{});
+    }
+
+    // As for_each_tier, stopping at the first tier for which f returns true; true if one did.
+    template <class F>
+    bool any_tier(F&& f) const {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return (false || ... || f(*std::get<I>(m->tiers), std::integral_constant<std::size_t, I>{}));
+        }
+        (std::make_index_sequence<tier_count>{});
+    }
+
+    template <std::size_t I>
+    [[nodiscard]] auto& tier_at() const noexcept {
+        return *std::get<I>(m->tiers);
+    }
+
+    template <class T>
+    [[nodiscard]] static bool tier_attached(const T& t) noexcept {
+        return t.attached.load(std::memory_order_acquire);
+    }
+
+    template <class S>
+    [[nodiscard]] static std::string name_of(const tier_config<S>& tc) {
+        if (!tc.name.empty()) return tc.name;
+        return detail::shared_storage<S> ? "remote" : "disk";
+    }
+
+    // Every storage tier's settings: config::tiers, or the single storage's fields.
+    [[nodiscard]] static tier_configs settings_of(const config& cfg) {
+        if constexpr (listed_tiers) {
+            return cfg.tiers;
+        } else if constexpr (has_storage) {
+            using S = std::tuple_element_t<0, storage_types>;
+            return tier_configs{tier_config<S>{std::string(), cfg.storage, cfg.disk, cfg.breaker}};
+        } else {
+            return {};
+        }
+    }
+
+    [[nodiscard]] static typename tier_states<storage_types>::type make_tiers(const tier_configs& settings,
+                                                                              std::size_t max_pending,
+                                                                              const clock_type& clock) {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return typename tier_states<storage_types>::type(
+                std::make_unique<tier_state<std::tuple_element_t<I, storage_types>>>(std::get<I>(settings), max_pending,
+                                                                                     clock)...);
+        }
+        (std::make_index_sequence<tier_count>{});
+    }
+
     template <class C>
     [[nodiscard]] static C with_ttl(C cfg, std::chrono::nanoseconds ttl) {
         cfg.default_ttl = ttl;
         return cfg;
     }
 
-    // open()'s work past validation: opens the tier over `storage` (or takes `why` the storage
-    // failed to open); a run-time fault leaves the cache degraded with the tier detached.
-    [[nodiscard]] static result<cache> start(const config& cfg, std::optional<storage_type> storage,
-                                             std::optional<failure> why, const clock_type& clock,
-                                             const listener_type& listener) requires has_storage {
-        if (why && !is_runtime_fault(*why)) return unexpected(std::move(*why));
-        auto s = std::make_unique<state>(cfg, clock, listener);
-        s->detached.emplace(
-            typename state::detached_tier{std::move(storage), cfg.storage, with_ttl(cfg.disk, cfg.default_ttl)});
-        cache c(std::move(s));
-        if (!why) {
-            std::lock_guard lock(c.m->attach_mutex);
-            if (auto ok = c.attach_detached(); !ok) why.emplace(std::move(ok).error());
-        }
-        if (!why) return c;
-        if (!is_runtime_fault(*why)) return unexpected(std::move(*why));
-        c.emit(event_kind::storage_unavailable,
-               "the storage could not be opened; the cache runs degraded until a probe opens it", &*why);
-        c.note_open_failure(*why);
-        // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
-        // leaves the detached tier to degraded mode alone (see tier_state).
-        for (int i = 0; i < 100000 && c.m->breaker.state() == breaker_state::closed; ++i)
-            if (c.m->breaker.allow()) c.m->breaker.on_failure(breaker_code(*why));
-        c.refresh_mode();
+    // open()'s work past validation: opens each tier over its given storage (or one opened
+    // from its settings); a run-time fault leaves that tier detached and the cache degraded.
+    [[nodiscard]] static result<cache> start(const config& cfg, typename per_tier<storage_types>::optionals storages,
+                                             const clock_type& clock, const listener_type& listener) {
+        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+        const tier_configs settings = settings_of(cfg);
+        cache c(std::make_unique<state>(cfg, clock, listener));
+        std::optional<failure> misconfigured;
+        c.for_each_tier([&](auto& t, auto index) {
+            constexpr std::size_t i = decltype(index)::value;
+            if (misconfigured) return;
+            const auto& tc = std::get<i>(settings);
+            t.detached.emplace(typename std::remove_reference_t<decltype(t)>::detached_tier{
+                std::move(std::get<i>(storages)), tc.storage, with_ttl(tc.disk, cfg.default_ttl)});
+            result<void> opened;
+            {
+                std::lock_guard lock(t.attach_mutex);
+                opened = c.attach_detached(t);
+            }
+            c.split_breakers(t);
+            if (opened) return;
+            failure why = std::move(opened).error();
+            if (!is_runtime_fault(why)) {
+                misconfigured.emplace(std::move(why));
+                return;
+            }
+            c.emit(t, event_kind::storage_unavailable,
+                   "the storage could not be opened; the cache runs degraded until a probe opens it", &why);
+            c.note_open_failure(t, why);
+            // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
+            // leaves the detached tier to degraded mode alone (see tier_mode).
+            for (auto& b : t.breakers)
+                for (int n = 0; n < 100000 && b->state() == breaker_state::closed; ++n)
+                    if (b->allow()) b->on_failure(breaker_code(why));
+            c.refresh_mode(t);
+        });
+        if (misconfigured) return unexpected(std::move(*misconfigured));
         return c;
     }
 
+    // A storage with several endpoints gets one breaker per endpoint, so that one server
+    // down opens only its breaker. Called by open() only (the breakers are fixed after).
+    template <class T>
+    void split_breakers(T& t) {
+        using S = typename T::storage_t;
+        if constexpr (requires(const S& st) {
+                          st.endpoints().front().id;
+                          st.endpoint_for(std::string_view());
+                      }) {
+            const S* storage = nullptr;
+            if (tier_attached(t)) {
+                storage = &t.disk->storage();
+            } else if (t.detached && t.detached->storage) {
+                storage = &*t.detached->storage;
+            }
+            if (storage == nullptr) return;
+            const auto endpoints = storage->endpoints();
+            if (endpoints.size() < 2) return;
+            t.breakers.clear();
+            for (const auto& ep : endpoints) {
+                t.endpoint_ids.push_back(ep.id);
+                t.breakers.push_back(std::make_unique<breaker_type>(t.breaker_cfg, m->clock));
+            }
+        }
+    }
+
+    // The breaker guarding `key` in tier t: the tier's, or its endpoint's. A detached tier
+    // (its names unknown) and calls without a key use the first.
+    template <class T>
+    [[nodiscard]] breaker_type& gate(T& t, const Key& key) {
+        if (t.breakers.size() == 1) return *t.breakers.front();
+        if constexpr (requires { t.disk->storage().endpoint_for(std::string_view()); }) {
+            if (tier_attached(t)) {
+                if (auto name = t.disk->name_for(key)) {
+                    const std::string& id = t.disk->storage().endpoint_for(*name);
+                    for (std::size_t i = 0; i < t.endpoint_ids.size(); ++i)
+                        if (t.endpoint_ids[i] == id) return *t.breakers[i];
+                }
+            }
+        }
+        return *t.breakers.front();
+    }
+
+    // Tier t's breaker state: with endpoint breakers, open while all are open, closed
+    // while all are closed, else half_open.
+    template <class T>
+    [[nodiscard]] static breaker_state breaker_state_of(const T& t) noexcept {
+        if (t.breakers.size() == 1) return t.breakers.front()->state();
+        std::size_t open = 0;
+        std::size_t closed = 0;
+        for (const auto& b : t.breakers) {
+            const breaker_state st = b->state();
+            open += st == breaker_state::open ? 1 : 0;
+            closed += st == breaker_state::closed ? 1 : 0;
+        }
+        if (open == t.breakers.size()) return breaker_state::open;
+        return closed == t.breakers.size() ? breaker_state::closed : breaker_state::half_open;
+    }
+
     // Opens the storage (if open() could not) and the disk tier over it; on success the tier
-    // is attached. Caller holds attach_mutex.
-    [[nodiscard]] result<void> attach_detached() requires has_storage {
-        state& s = *m;
-        auto& d = *s.detached;
+    // is attached. Caller holds t.attach_mutex.
+    template <class T>
+    [[nodiscard]] result<void> attach_detached(T& t) {
+        using S = typename T::storage_t;
+        auto& d = *t.detached;
         if (!d.storage) {
-            if constexpr (requires(const storage_config& c) { storage_type::open(c); } ||
-                          std::constructible_from<storage_type, const storage_config&>) {
-                auto opened = open_storage(d.storage_cfg);
+            if constexpr (openable<S>) {
+                auto opened = open_storage<S>(d.storage_cfg);
                 if (!opened) return unexpected(std::move(opened).error());
                 d.storage.emplace(std::move(*opened));
             } else {
-                return fail(errc::io_error, tier::disk, "the storage is gone and cannot be opened again");
+                return fail(errc::io_error, t.kind, "the storage is gone and cannot be opened again");
             }
         }
-        auto disk = disk_type::try_open(d.storage, d.disk_cfg, s.clock, s.listener);
+        auto disk = T::disk_t::try_open(d.storage, d.disk_cfg, m->clock, m->listener);
         if (!disk) return unexpected(std::move(disk).error());
-        s.disk.emplace(std::move(*disk));
-        s.detached.reset();
-        s.attached.store(true, std::memory_order_release);
+        t.disk.emplace(std::move(*disk));
+        t.detached.reset();
+        t.attached.store(true, std::memory_order_release);
         return {};
     }
 
     // A call the breaker let through while the tier is detached opens it first. A failure
     // is reported to the breaker as the failure of the call (always a counted one: the tier
     // cannot serve) and returned.
-    [[nodiscard]] result<void> attach() requires has_storage {
-        state& s = *m;
-        std::unique_lock lock(s.attach_mutex);
-        if (s.attached.load(std::memory_order_acquire)) return {};
-        auto ok = attach_detached();
+    template <class T>
+    [[nodiscard]] result<void> attach(T& t, breaker_type& b) {
+        std::unique_lock lock(t.attach_mutex);
+        if (tier_attached(t)) return {};
+        auto ok = attach_detached(t);
         lock.unlock();
         if (ok) {
-            emit(event_kind::storage_attached, "the storage opened; the tier is in use again", nullptr);
+            emit(t, event_kind::storage_attached, "the storage opened; the tier is in use again", nullptr);
             return ok;
         }
-        emit(event_kind::storage_unavailable, "probe: the storage could not be opened; the tier stays detached",
+        emit(t, event_kind::storage_unavailable, "probe: the storage could not be opened; the tier stays detached",
              &ok.error());
-        s.breaker.on_failure(breaker_code(ok.error()));
-        note_open_failure(ok.error());
-        refresh_mode();
+        b.on_failure(breaker_code(ok.error()));
+        note_open_failure(t, ok.error());
+        refresh_mode(t);
         return ok;
     }
 
@@ -832,18 +1218,20 @@ private:
         return counts_as_failure(f.code()) ? f.code() : errc::io_error;
     }
 
-    // The storage tier's state for degraded mode: its breaker's, but open while the tier is
+    // A storage tier's state for degraded mode: its breaker's, but open while the tier is
     // detached and the breaker closed (breaker::none, or one forced closed).
-    [[nodiscard]] breaker_state tier_state() const noexcept {
-        const breaker_state b = m->breaker.state();
-        return b == breaker_state::closed && !attached() ? breaker_state::open : b;
+    template <class T>
+    [[nodiscard]] static breaker_state tier_mode(const T& t) noexcept {
+        const breaker_state b = breaker_state_of(t);
+        return b == breaker_state::closed && !tier_attached(t) ? breaker_state::open : b;
     }
 
-    [[nodiscard]] static result<storage_type> open_storage(const storage_config& cfg) {
-        if constexpr (requires { storage_type::open(cfg); }) {
-            return storage_type::open(cfg);
+    template <class S>
+    [[nodiscard]] static result<S> open_storage(const typename detail::storage_config_of<S>::type& cfg) {
+        if constexpr (requires { S::open(cfg); }) {
+            return S::open(cfg);
         } else {
-            return storage_type(cfg);
+            return S(cfg);
         }
     }
 
@@ -858,162 +1246,221 @@ private:
     }
 
     // No context string: a refused call must not allocate; the code says it all.
-    [[nodiscard]] static failure open_circuit() noexcept { return failure(errc::circuit_open, tier::disk); }
+    template <class T>
+    [[nodiscard]] static failure open_circuit(const T& t) noexcept {
+        return failure(errc::circuit_open, t.kind);
+    }
 
-    // Reports a storage result to the breaker (the call was allowed), counts a failure,
-    // and returns the result.
-    template <class R>
-    R report(R outcome) {
+    // Reports a storage result to the breaker `b` of tier t (the call was allowed), counts
+    // a failure, and returns the result. The storage's own circuit_open (an endpoint backing
+    // off) was not tried: it is counted as a refusal, not reported to the breaker (an
+    // admitted probe left unanswered is presumed lost after recovery_time).
+    template <class T, class R>
+    R report(T& t, breaker_type& b, R outcome) {
         if (outcome) {
-            m->breaker.on_success();
+            b.on_success();
         } else {
-            m->breaker.on_failure(outcome.error().code());
-            note_error(tier::disk, outcome.error());
+            if (outcome.error().code() != errc::circuit_open) b.on_failure(outcome.error().code());
+            note_error(t, outcome.error());
         }
-        refresh_mode();
+        refresh_mode(t);
         return outcome;
     }
 
-    // A call the breaker refused: follows the breaker into degraded mode, counts the
+    // A call the tier's breaker refused: follows the breaker into degraded mode, counts the
     // refusal, and returns the failure to answer with.
-    [[nodiscard]] failure refused() {
-        if (!degraded()) refresh_mode();
-        note_error(tier::disk, open_circuit());
-        return open_circuit();
+    template <class T>
+    [[nodiscard]] failure refused(T& t) {
+        if (t.last_state.load(std::memory_order_acquire) == breaker_state::closed) refresh_mode(t);
+        note_error(t, open_circuit(t));
+        return open_circuit(t);
     }
 
-    // Under bypass and fail_fast a write asks the breaker before touching any tier; a
-    // refusal is counted (in `bypassed` under bypass).
-    [[nodiscard]] bool write_allowed(std::atomic<std::uint64_t>& bypassed) {
-        if (m->breaker.allow()) return true;
-        (void)refused();
+    // Under bypass and fail_fast a write asks every storage tier's breaker before touching
+    // any tier: it is refused (and counted, in `bypassed` under bypass) while a tier's
+    // breaker is open, or when no tier admits it. The tiers that admitted it, as bits.
+    [[nodiscard]] result<std::uint32_t> admit_write(const Key& key, std::atomic<std::uint64_t>& bypassed) {
+        std::optional<failure> refusal;
+        any_tier([&](auto& t, auto) {
+            if (gate(t, key).state() != breaker_state::open) return false;
+            refusal.emplace(refused(t));
+            return true;
+        });
+        std::uint32_t granted = 0;
+        if (!refusal) {
+            for_each_tier([&](auto& t, auto index) {
+                if (gate(t, key).allow()) {
+                    granted |= 1U << decltype(index)::value;
+                } else if (!refusal) {
+                    refusal.emplace(refused(t));
+                }
+            });
+        }
+        if (granted != 0) return granted;
         if constexpr (degradation_mode == degraded_mode::bypass) bypassed.fetch_add(1, std::memory_order_relaxed);
-        return false;
+        return unexpected(std::move(*refusal));
     }
 
-    // A put reached memory (or nothing) but not the storage tier, so the storage's older
-    // copy, if it has one, must never be served again. If the storage tried the write and
-    // failed (a full disk, say), the copy is removed now, outside the breaker's books, so
-    // that it cannot come back after a restart either; if that fails too, or the breaker
-    // refused the write, the key waits as a pending erasure until the tier is back.
-    void supersede_stored(const Key& key, const failure& why) requires has_storage {
+    // A write's call to tier `index`: through the breaker under memory_only; else admitted
+    // by admit_write (bit set) or refused by it.
+    template <class T, class F>
+    auto admitted_call(T& t, breaker_type& b, std::uint32_t granted, std::size_t index, F&& call)
+        -> std::invoke_result_t<F&> {
+        if constexpr (degradation_mode == degraded_mode::memory_only) {
+            return guarded(t, b, call);
+        } else {
+            if ((granted >> index & 1U) == 0) return unexpected(open_circuit(t));
+            return allowed(t, b, call);
+        }
+    }
+
+    // A put reached memory (or nothing) but not storage tier t, so t's older copy, if it
+    // has one, must never be served again. If the storage tried the write and failed (a
+    // full disk, say), the copy is removed now, outside the breaker's books, so that it
+    // cannot come back after a restart either; if that fails too, or the breaker refused
+    // the write, the key waits as a pending erasure until the tier is back.
+    template <class T>
+    void supersede_stored(T& t, const Key& key, const failure& why) {
         // Not skipped for a key the index lacks: a failed read can drop an index entry whose
         // file stays, to be indexed again by the next scan.
-        state& s = *m;
-        if (why.code() != errc::circuit_open && attached() && s.disk->erase(key)) {
-            s.pending.remove(key);
+        if (why.code() != errc::circuit_open && tier_attached(t) && t.disk->erase(key)) {
+            t.pending.remove(key);
             return;
         }
-        s.pending.add(key);
+        t.pending.add(key);
     }
 
-    // Calls the storage through the breaker: errc::circuit_open if it says no.
-    template <class F>
-    auto guarded(F&& call) -> std::invoke_result_t<F&> {
-        if (!m->breaker.allow()) return unexpected(refused());
-        return allowed(call);
+    // Calls the storage through the tier's breaker: errc::circuit_open if it says no.
+    template <class T, class F>
+    auto guarded(T& t, breaker_type& b, F&& call) -> std::invoke_result_t<F&> {
+        if (!b.allow()) return unexpected(refused(t));
+        return allowed(t, b, call);
     }
 
     // A storage call the breaker allowed: attaches a detached tier first.
-    template <class F>
-    auto allowed(F&& call) -> std::invoke_result_t<F&> {
-        if constexpr (has_storage) {
-            if (!attached()) {
-                if (auto ok = attach(); !ok) return unexpected(std::move(ok).error());
+    template <class T, class F>
+    auto allowed(T& t, breaker_type& b, F&& call) -> std::invoke_result_t<F&> {
+        if (!tier_attached(t)) {
+            if (auto ok = attach(t, b); !ok) return unexpected(std::move(ok).error());
+        }
+        return report(t, b, call());
+    }
+
+    // A storage that could not be opened: counted as the tier's errors are, and a full
+    // disk also where the full-disk alert looks (the disk tier's own count starts at attach).
+    template <class T>
+    void note_open_failure(T& t, const failure& f) {
+        if (f.code() == errc::disk_full) t.untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
+        note_error(t, f);
+    }
+
+    void note_memory_error(const failure& f) {
+        m->memory_errors[static_cast<std::size_t>(f.code()) - 1].fetch_add(1, std::memory_order_relaxed);
+    }
+
+    template <class T>
+    void note_error(T& t, const failure& f) {
+        t.errors[static_cast<std::size_t>(f.code()) - 1].fetch_add(1, std::memory_order_relaxed);
+        if (f.code() == errc::miss || f.code() == errc::expired || f.code() == errc::circuit_open) return;
+        std::lock_guard lock(t.last_error_mutex);
+        t.last_error = f;
+    }
+
+    // An event of tier t; with several storage tiers its detail starts with the tier's name.
+    template <class T>
+    void emit(const T& t, event_kind kind, std::string_view detail, const failure* cause) noexcept {
+        if constexpr (tier_count > 1) {
+            try {
+                const std::string named = t.name + ": " + std::string(detail);
+                m->listener.on_event(event{kind, t.kind, named, cause});
+                return;
+            } catch (...) {  // out of memory: the event goes out without the name
             }
         }
-        return report(call());
+        m->listener.on_event(event{kind, t.kind, detail, cause});
     }
 
-    // A storage that could not be opened: counted as the disk tier's errors are, and a full
-    // disk also where the full-disk alert looks (the disk tier's own count starts at attach).
-    void note_open_failure(const failure& f) {
-        if (f.code() == errc::disk_full) m->untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
-        note_error(tier::disk, f);
-    }
-
-    void note_error(tier where, const failure& f) {
-        auto& counts = where == tier::disk ? m->disk_errors : m->memory_errors;
-        counts[static_cast<std::size_t>(f.code()) - 1].fetch_add(1, std::memory_order_relaxed);
-        if (where != tier::disk) return;
-        if (f.code() == errc::miss || f.code() == errc::expired || f.code() == errc::circuit_open) return;
-        std::lock_guard lock(m->last_error_mutex);
-        m->last_error = f;
-    }
-
-    void emit(event_kind kind, std::string_view detail, const failure* cause) noexcept {
-        m->listener.on_event(event{kind, tier::disk, detail, cause});
-    }
-
-    // Follows the breaker into and out of degraded mode. Cheap when nothing changed.
-    void refresh_mode() {
-        if constexpr (has_storage) {
-            state& s = *m;
-            breaker_state now = tier_state();
-            if (now == s.last_state.load(std::memory_order_acquire)) return;
-            std::lock_guard lock(s.mode_mutex);
-            now = tier_state();
-            const breaker_state before = s.last_state.load(std::memory_order_acquire);
-            if (now == before) return;
-            const std::string change = std::string(to_string(before)) + " -> " + std::string(to_string(now));
-            emit(event_kind::breaker_state_changed, change, nullptr);
-            if (before == breaker_state::closed) {
+    // Follows tier t's breaker into and out of degraded mode; the cache is degraded while
+    // any tier is. Cheap when nothing changed.
+    template <class T>
+    void refresh_mode(T& t) {
+        state& s = *m;
+        breaker_state now = tier_mode(t);
+        if (now == t.last_state.load(std::memory_order_acquire)) return;
+        std::lock_guard lock(s.mode_mutex);
+        now = tier_mode(t);
+        const breaker_state before = t.last_state.load(std::memory_order_acquire);
+        if (now == before) return;
+        const std::string change = std::string(to_string(before)) + " -> " + std::string(to_string(now));
+        emit(t, event_kind::breaker_state_changed, change, nullptr);
+        if (before == breaker_state::closed) {
+            if (s.degraded_tiers.load(std::memory_order_relaxed) == 0) {
                 s.degraded_since = s.clock.now();
                 ++s.degraded_entered;
                 if constexpr (degradation_mode == degraded_mode::memory_only)
                     (void)s.memory.set_byte_budget(s.degradation.degraded_budget(s.normal_budget));
-                emit(event_kind::degraded_entered,
-                     std::string("storage tier unavailable: ") + std::string(to_string(degradation_mode)), nullptr);
-            } else if (now == breaker_state::closed) {
+            }
+            s.degraded_tiers.fetch_add(1, std::memory_order_release);
+            emit(t, event_kind::degraded_entered,
+                 std::string("storage tier unavailable: ") + std::string(to_string(degradation_mode)), nullptr);
+        } else if (now == breaker_state::closed) {
+            if (s.degraded_tiers.load(std::memory_order_relaxed) == 1) {
                 s.degraded_total += detail::elapsed_sat(s.degraded_since, s.clock.now());
                 if constexpr (degradation_mode == degraded_mode::memory_only)
                     (void)s.memory.set_byte_budget(s.normal_budget);
-                flush_pending();
-                emit(event_kind::degraded_left, "storage tier back in service", nullptr);
             }
-            s.last_state.store(now, std::memory_order_release);
+            flush_pending(t);
+            s.degraded_tiers.fetch_sub(1, std::memory_order_release);
+            emit(t, event_kind::degraded_left, "storage tier back in service", nullptr);
         }
+        t.last_state.store(now, std::memory_order_release);
+    }
+
+    void refresh_modes() {
+        for_each_tier([&](auto& t, auto) { refresh_mode(t); });
     }
 
     // The destructor's part of the pending-erasure rule: nothing superseded may outlive
-    // the process in the storage tier (see ~cache).
+    // the process in a storage tier (see ~cache).
     void settle_pending() noexcept {
-        if constexpr (has_storage) {
-            auto nothing_pending = [this] { return m->pending.size() == 0 && !m->pending.overflowed(); };
-            if (!m || nothing_pending()) return;
-            if (!attached()) {
-                std::lock_guard lock(m->attach_mutex);
-                if (!attached() && !attach_detached()) {
-                    emit(event_kind::io_error,
-                         "at close: the storage could not be opened to remove the copies that writes superseded "
-                         "while it was detached; a restart may serve them",
-                         nullptr);
-                    return;
-                }
-            }
-            flush_pending();
-            if (nothing_pending() || m->disk->clear()) return;
-            emit(event_kind::io_error,
-                 "at close: " + std::to_string(m->pending.size()) +
-                     " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
-                     "be removed, nor the storage cleared; a restart may serve them",
-                 nullptr);
-        }
+        if (!m) return;
+        for_each_tier([&](auto& t, auto) { settle_pending(t); });
     }
 
-    // Removes the storage copies that writes during the outage superseded.
-    void flush_pending() {
-        if constexpr (has_storage) {
-            state& s = *m;
-            if (!attached()) return;
-            auto [keys, overflowed] = s.pending.snapshot();
-            if (overflowed) {
-                if (s.disk->clear()) s.pending.clear_overflow();
+    template <class T>
+    void settle_pending(T& t) noexcept {
+        auto nothing_pending = [&] { return t.pending.size() == 0 && !t.pending.overflowed(); };
+        if (nothing_pending()) return;
+        if (!tier_attached(t)) {
+            std::lock_guard lock(t.attach_mutex);
+            if (!tier_attached(t) && !attach_detached(t)) {
+                emit(t, event_kind::io_error,
+                     "at close: the storage could not be opened to remove the copies that writes superseded "
+                     "while it was detached; a restart may serve them",
+                     nullptr);
                 return;
             }
-            for (const Key& key : keys) {
-                if (s.disk->erase(key)) s.pending.remove(key);
-            }
+        }
+        flush_pending(t);
+        if (nothing_pending() || t.disk->clear()) return;
+        emit(t, event_kind::io_error,
+             "at close: " + std::to_string(t.pending.size()) +
+                 " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
+                 "be removed, nor the storage cleared; a restart may serve them",
+             nullptr);
+    }
+
+    // Removes the copies in tier t that writes during its outage superseded.
+    template <class T>
+    void flush_pending(T& t) {
+        if (!tier_attached(t)) return;
+        auto [keys, overflowed] = t.pending.snapshot();
+        if (overflowed) {
+            if (t.disk->clear()) t.pending.clear_overflow();
+            return;
+        }
+        for (const Key& key : keys) {
+            if (t.disk->erase(key)) t.pending.remove(key);
         }
     }
 
@@ -1069,8 +1516,7 @@ private:
     // asks it so that its one lookup counts one miss per tier.
     [[nodiscard]] bool stored_since_lookup(const Key& key) const {
         if (m->memory.contains(key)) return true;
-        if constexpr (has_storage) return attached() && m->disk->contains(key);
-        return false;
+        return any_tier([&](auto& t, auto) { return tier_attached(t) && t.disk->contains(key); });
     }
 
     template <class F>
@@ -1113,23 +1559,24 @@ private:
         return hit<Value>{std::move(*value), tier::none, false};
     }
 
-    // Writes, reads back and removes a canary blob, straight to the storage.
-    [[nodiscard]] result<void> probe_storage() requires has_storage {
+    // Writes, reads back and removes a canary blob, straight to tier t's storage.
+    template <class T>
+    [[nodiscard]] result<void> probe_storage(T& t) {
         static constexpr std::string_view name = "tierguard-probe";
-        auto& storage = m->disk->storage();
+        auto& storage = t.disk->storage();
         std::vector<std::byte> canary(64);
         const auto stamp = static_cast<std::uint64_t>(m->clock.now().time_since_epoch().count());
         for (std::size_t i = 0; i < canary.size(); ++i)
             canary[i] = static_cast<std::byte>((stamp >> ((i % 8) * 8)) ^ i);
         if (auto ok = storage.write(name, canary); !ok) {
-            if (ok.error().code() == errc::disk_full) m->untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
+            if (ok.error().code() == errc::disk_full) t.untiered_disk_full.fetch_add(1, std::memory_order_relaxed);
             return ok;
         }
         auto back = storage.read(name);
         auto removed = storage.remove(name);
         if (!back) return unexpected(std::move(back).error());
         if (*back != canary)
-            return fail(errc::corrupted, tier::disk, "probe: the canary read back differs from what was written");
+            return fail(errc::corrupted, t.kind, "probe: the canary read back differs from what was written");
         if (!removed) return removed;
         return {};
     }
@@ -1137,8 +1584,11 @@ private:
     [[nodiscard]] static std::string render_prometheus(const cache_metrics& mt) {
         using lbl = prometheus_text::label;
         prometheus_text out;
+        auto label_of = [](const tier_metrics& t) {
+            return t.name.empty() ? to_string(t.which) : std::string_view(t.name);
+        };
         auto per_tier = [&](const tier_metrics& t) {
-            const std::string_view tn = to_string(t.which);
+            const std::string_view tn = label_of(t);
             out.counter("tierguard_hits_total", "Gets answered by the tier.", {lbl{"tier", tn}}, t.hits);
             out.counter("tierguard_misses_total", "Gets the tier had no live entry for.", {lbl{"tier", tn}}, t.misses);
             out.counter("tierguard_writes_total", "Puts the tier took.", {lbl{"tier", tn}}, t.writes);
@@ -1159,12 +1609,13 @@ private:
             out.gauge("tierguard_entries", "Entries held.", {lbl{"tier", tn}}, static_cast<double>(t.entries));
             out.gauge("tierguard_bytes", "Bytes held, as the tier counts them.", {lbl{"tier", tn}},
                       static_cast<double>(t.bytes));
+            out.counter("tierguard_promotions_total", "Hits of a slower tier copied into the tier.", {lbl{"tier", tn}},
+                        t.promotions);
         };
         per_tier(mt.memory);
-        if (mt.storage) {
-            const tier_metrics& t = *mt.storage;
+        for (const tier_metrics& t : mt.storage) {
             per_tier(t);
-            const std::string_view tn = to_string(t.which);
+            const std::string_view tn = label_of(t);
             for (const breaker_state st : {breaker_state::closed, breaker_state::open, breaker_state::half_open})
                 out.gauge("tierguard_breaker_state", "1 for the state the tier's breaker is in, else 0.",
                           {lbl{"tier", tn}, lbl{"state", to_string(st)}}, t.breaker == st ? 1.0 : 0.0);
@@ -1175,19 +1626,21 @@ private:
             out.counter("tierguard_disk_full_total",
                         "Full disks (ENOSPC, EDQUOT) the storage met, whether or not the retry then succeeded.",
                         {lbl{"tier", tn}}, t.disk_full);
+            out.counter("tierguard_promotions_skipped_total",
+                        "Promotions into the storage tier skipped because its breaker refused them.", {lbl{"tier", tn}},
+                        t.promotions_skipped);
+            out.gauge("tierguard_pending_erasures", "Storage copies superseded during an outage, awaiting removal.",
+                      {lbl{"tier", tn}}, static_cast<double>(t.pending_erasures));
         }
         out.gauge("tierguard_degraded", "1 while a storage tier is unavailable.", {}, mt.degraded ? 1.0 : 0.0);
         out.counter("tierguard_degraded_entered_total", "Times the cache entered degraded mode.", {},
                     mt.degraded_entered);
         out.gauge("tierguard_degraded_seconds", "Time spent degraded since the cache opened.", {},
                   std::chrono::duration<double>(mt.degraded_time).count());
-        out.counter("tierguard_promotions_total", "Storage hits copied into memory.", {}, mt.promotions);
         out.counter("tierguard_bypassed_total", "Operations the bypass degradation answered without a tier.",
                     {lbl{"op", "get"}}, mt.bypassed_gets);
         out.counter("tierguard_bypassed_total", "", {lbl{"op", "put"}}, mt.bypassed_puts);
         out.counter("tierguard_bypassed_total", "", {lbl{"op", "erase"}}, mt.bypassed_erases);
-        out.gauge("tierguard_pending_erasures", "Storage copies superseded during an outage, awaiting removal.", {},
-                  static_cast<double>(mt.pending_erasures));
         out.counter("tierguard_loads_total", "Loader calls by get_or_load.", {}, mt.loads);
         out.counter("tierguard_load_failures_total", "Loader calls that failed.", {}, mt.load_failures);
         out.counter("tierguard_loads_shared_total", "get_or_load calls that shared another call's load.", {},
@@ -1203,9 +1656,15 @@ private:
     result<hit<Value>> lookup(const Key& key, std::optional<Value>* stale) {
         state& s = *m;
         if constexpr (has_storage && degradation_mode == degraded_mode::bypass) {
-            if (s.breaker.state() == breaker_state::open) {
+            std::optional<failure> down;
+            any_tier([&](auto& t, auto) {
+                if (gate(t, key).state() != breaker_state::open) return false;
+                down.emplace(refused(t));
+                return true;
+            });
+            if (down) {
                 s.bypassed_gets.fetch_add(1, std::memory_order_relaxed);
-                return unexpected(refused());
+                return unexpected(std::move(*down));
             }
         }
         if (sample_hit()) [[unlikely]]
@@ -1226,7 +1685,7 @@ private:
         return (++calls & 63U) == 0;
     }
 
-    // A get past the bypass check: memory, then the storage tier.
+    // A get past the bypass check: memory, then the storage tiers.
     template <bool Timed>
     result<hit<Value>> lookup_from(const Key& key, std::optional<Value>* stale) {
         state& s = *m;
@@ -1244,7 +1703,7 @@ private:
             if (found || has_storage) {
                 if (found && stale != nullptr) *stale = std::move(found->value);
                 if constexpr (has_storage) {
-                    found = from_disk(key);
+                    found = from_storage(key);
                 } else {
                     found = fail(errc::expired, tier::memory);
                 }
@@ -1254,46 +1713,83 @@ private:
         return found;
     }
 
-    // The storage half of a get. Keys the storage tier's index lacks are misses that
-    // never reach the breaker: they say nothing about the disk. The breaker is asked
-    // before any other work, so a refused call stays cheap.
-    result<hit<Value>> from_disk(const Key& key) requires has_storage {
-        state& s = *m;
-        if (s.breaker.state() == breaker_state::open) return unexpected(refused());
+    // The storage half of a get: each tier in order until one hits. A hit is promoted into
+    // the faster tiers. The fence's ticket is taken before the first storage read (not
+    // for refused calls and index misses, which stay cheap), so a write that begins during
+    // the walk cancels every promotion.
+    result<hit<Value>> from_storage(const Key& key) {
+        fence_ticket fence;
+        std::optional<result<hit<Value>>> answer;  // a hit, or the most telling failure so far
+        any_tier([&](auto& t, auto index) {
+            auto got = from_tier(t, key, fence);
+            if (got) {
+                if (fence.ticket) promote<decltype(index)::value>(key, fence.hash, *fence.ticket, *got);
+                answer.emplace(hit<Value>{std::move(got->value), t.kind, false});
+                return true;
+            }
+            auto plain = [](errc code) { return code == errc::miss || code == errc::expired; };
+            if (!answer || (!plain(got.error().code()) && plain(answer->error().code())))
+                answer.emplace(unexpected(std::move(got).error()));
+            return false;
+        });
+        return std::move(*answer);
+    }
+
+    // One tier's part of a get. Keys its index lacks are misses that never reach the
+    // breaker: they say nothing about the storage. The breaker is asked before any other
+    // work, so a refused call stays cheap.
+    template <class T>
+    result<disk_entry<Value>> from_tier(T& t, const Key& key, fence_ticket& fence) {
+        breaker_type& b = gate(t, key);
+        if (b.state() == breaker_state::open) return unexpected(refused(t));
         auto index_miss = [&] {
-            s.index_misses.fetch_add(1, std::memory_order_relaxed);
-            return fail(errc::miss, tier::disk);
+            t.index_misses.fetch_add(1, std::memory_order_relaxed);
+            return fail(errc::miss, t.kind);
         };
-        const bool was_attached = attached();
-        if (was_attached && !s.disk->indexed(key)) return index_miss();
-        if (!s.breaker.allow()) return unexpected(refused());
+        const bool was_attached = tier_attached(t);
+        if (was_attached && !t.disk->indexed(key)) return index_miss();
+        if (!b.allow()) return unexpected(refused(t));
         if (!was_attached) {
-            if (auto ok = attach(); !ok) return unexpected(std::move(ok).error());
-            if (!s.disk->indexed(key)) {
-                (void)report(result<void>{});  // the attach was the call
+            if (auto ok = attach(t, b); !ok) return unexpected(std::move(ok).error());
+            if (!t.disk->indexed(key)) {
+                (void)report(t, b, result<void>{});  // the attach was the call
                 return index_miss();
             }
         }
-        const std::uint64_t h = hash_of(key);
-        if (s.pending.contains(key)) {
-            auto erased = report(s.disk->erase(key));
-            if (!erased) {
-                return unexpected(std::move(erased).error());
-            }
-            s.pending.remove(key);
-            return fail(errc::miss, tier::disk, "the disk copy was superseded by a write the disk tier missed");
+        if (t.pending.contains(key)) {
+            auto erased = report(t, b, t.disk->erase(key));
+            if (!erased) return unexpected(std::move(erased).error());
+            t.pending.remove(key);
+            return fail(errc::miss, t.kind, "the disk copy was superseded by a write the disk tier missed");
         }
-        const auto ticket = s.fence.quiet(h);
-        auto found = report(s.disk->find(key));
-        if (!found) {
-            return unexpected(std::move(found).error());
+        if (!fence.taken) {
+            fence.hash = hash_of(key);
+            fence.ticket = m->fence.quiet(fence.hash);
+            fence.taken = true;
         }
-        if (ticket) promote(key, h, *ticket, *found);
-        return hit<Value>{std::move(found->value), tier::disk, false};
+        return report(t, b, t.disk->find(key));
     }
 
+    // Copies a hit of tier From into the faster storage tiers and into memory, with the
+    // entry's remaining TTL.
+    template <std::size_t From>
     void promote(const Key& key, std::uint64_t h, std::uint64_t ticket, const disk_entry<Value>& entry) {
         state& s = *m;
+        auto left = [&]() -> std::optional<std::chrono::nanoseconds> {
+            const time_point now = s.clock.now();
+            if (detail::expired(entry.expiry, now)) return std::nullopt;
+            const std::chrono::nanoseconds rest =
+                entry.expiry == time_point::max() ? no_expiry : detail::elapsed_sat(now, entry.expiry);
+            if (rest <= std::chrono::nanoseconds::zero()) return std::nullopt;
+            return rest;
+        };
+        if constexpr (From > 0) {
+            for_each_tier([&](auto& t, auto index) {
+                if constexpr (decltype(index)::value < From) {
+                    if (auto ttl = left()) promote_into(t, key, h, ticket, entry.value, *ttl);
+                }
+            });
+        }
         if (s.promote_after > 1) {
             std::atomic<std::uint8_t>& seen = s.access[h % access_slots];
             const unsigned count = seen.load(std::memory_order_relaxed) + 1U;
@@ -1303,14 +1799,32 @@ private:
             }
             seen.store(0, std::memory_order_relaxed);
         }
-        const time_point now = s.clock.now();
-        if (detail::expired(entry.expiry, now)) return;
-        const std::chrono::nanoseconds left =
-            entry.expiry == time_point::max() ? no_expiry : detail::elapsed_sat(now, entry.expiry);
-        if (left <= std::chrono::nanoseconds::zero()) return;
+        const auto ttl = left();
+        if (!ttl) return;
         s.fence.copy_if_quiet(h, ticket, [&] {
-            if (s.memory.put(key, entry.value, left)) s.promotions.fetch_add(1, std::memory_order_relaxed);
+            if (s.memory.put(key, entry.value, *ttl)) s.promotions.fetch_add(1, std::memory_order_relaxed);
         });
+    }
+
+    // A copy into a faster storage tier. It is written outside the fence's lock (a storage
+    // call may be slow) and then checked: if a put or erase of the key began since the
+    // ticket, the copy may have overwritten its newer write, so it is removed again (or
+    // made a pending erasure). A tier whose copy awaits removal is left to the flush.
+    template <class T>
+    void promote_into(T& t, const Key& key, std::uint64_t h, std::uint64_t ticket, const Value& value,
+                      std::chrono::nanoseconds ttl) {
+        if (t.pending.contains(key)) return;
+        breaker_type& b = gate(t, key);
+        if (b.state() == breaker_state::open || !b.allow()) {
+            t.promotions_skipped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl); })) return;
+        if (m->fence.quiet_since(h, ticket)) {
+            t.promotions.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (!t.disk->erase(key)) t.pending.add(key);
     }
 
     std::unique_ptr<state> m;

@@ -163,6 +163,25 @@ public:
 
     using time_point = std::chrono::system_clock::time_point;
 
+    /// The storage is shared by many processes (it declares `static constexpr bool shared =
+    /// true;`: a remote server such as storage::redis). The tier then keeps no index: find()
+    /// reads the storage every time, indexed() is always true and contains() always false;
+    /// open() builds no index and scrubs nothing, scrub() only cleans old quarantine, and
+    /// clear() removes every entry the storage lists. It keeps no byte budget and evicts
+    /// nothing (the server's own limit does: Redis's maxmemory); stats() counts entries and
+    /// bytes as 0. Keys are named with the fixed SipHash key shared_hash_key, so every
+    /// process maps a key to the same blob (a collision of names is still caught: the frame
+    /// holds the key). Entries are written with the storage's write(name, bytes, expiry)
+    /// when it has one, so the server drops them when their TTL passes. Storage calls are
+    /// made without the tier's lock, so threads reach the server in parallel. Failures
+    /// and events name tier::remote.
+    static constexpr bool shared = detail::shared_storage<storage_type>;
+    /// The tier its failures and events name: tier::remote over a shared storage.
+    static constexpr tier tier_kind = shared ? tier::remote : tier::disk;
+    /// The SipHash-2-4 key naming entries in a shared storage ("tierguar" and "d-shared" as
+    /// little-endian words): the same in every process and release.
+    static constexpr std::array<std::uint64_t, 2> shared_hash_key{0x7261756772656974ULL, 0x6465726168732d64ULL};
+
     /// The schema version written into every frame and required of every frame read.
     static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
     /// Whether entries of another schema version are kept (Policies::any_schema_version).
@@ -178,9 +197,9 @@ public:
     static constexpr std::string_view meta_name = "tierguard-meta";
 
     [[nodiscard]] static result<void> validate(const disk_config& cfg) {
-        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::disk, std::move(what)); };
+        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier_kind, std::move(what)); };
         if (cfg.byte_budget == 0) return bad("disk_config.byte_budget is 0; it must be positive");
-        if (auto ok = detail::check_ttl(cfg.default_ttl, tier::disk, "disk_config.default_ttl"); !ok) return ok;
+        if (auto ok = detail::check_ttl(cfg.default_ttl, tier_kind, "disk_config.default_ttl"); !ok) return ok;
         if (cfg.compression_level < 0 || cfg.compression_level > 9)
             return bad("disk_config.compression_level is " + std::to_string(cfg.compression_level) +
                        "; it must be 0 (none) to 9");
@@ -241,6 +260,7 @@ public:
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
+        if constexpr (shared) return find_shared(h, *name_key);
         std::lock_guard lock(*m_mutex);
         auto found = find_locked(h, *name_key);
         forget_evicted();  // removing a damaged or expired entry appends to a segment_log
@@ -259,7 +279,7 @@ public:
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
     result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
-        if (auto ok = detail::check_ttl(ttl, tier::disk, "TTL"); !ok) {
+        if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
             return ok;
@@ -268,26 +288,42 @@ public:
         if (!name_key) return unexpected(std::move(name_key).error());
         std::vector<std::byte> payload;
         if (auto ok = m_serializer.encode(value, payload); !ok)
-            return fail(errc::serialization_failed, tier::disk, ok.error().message());
+            return fail(errc::serialization_failed, tier_kind, ok.error().message());
         const time_point expiry = detail::expiry_after(m_clock.now(), ttl);
         const std::uint64_t h = hash_of(*name_key);
         std::vector<std::byte> blob;
         // Under the lock: the frame deflates through the tier's one set of zlib streams.
-        std::lock_guard lock(*m_mutex);
+        std::unique_lock lock(*m_mutex);
         if (auto ok = frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob,
                                     *m_zlib);
             !ok) {
             ++m_stats.rejected;
             return unexpected(std::move(ok).error());
         }
-        if (blob.size() > m_config.max_entry_size || blob.size() > m_config.byte_budget) {
+        if (blob.size() > m_config.max_entry_size || (!shared && blob.size() > m_config.byte_budget)) {
             ++m_stats.rejected;
-            return fail(errc::too_large, tier::disk,
+            return fail(errc::too_large, tier_kind,
                         "entry frame of " + std::to_string(blob.size()) + " bytes exceeds " +
                             (blob.size() > m_config.max_entry_size ? "disk_config.max_entry_size ("
                                                                    : "disk_config.byte_budget (") +
                             std::to_string(std::min<std::uint64_t>(m_config.max_entry_size, m_config.byte_budget)) +
                             ")");
+        }
+        if constexpr (shared) {
+            lock.unlock();
+            auto written = write_blob(name_of(h), blob, expiry);
+            lock.lock();
+            if (!written) {
+                if (written.error().code() == errc::disk_full) {
+                    ++m_stats.disk_full_events;
+                    emit(event_kind::disk_full, "write of " + name_of(h) + " met a full store", &written.error());
+                } else {
+                    note_io_error(written.error());
+                }
+                return written;
+            }
+            ++m_stats.writes;
+            return {};
         }
         // The old entry leaves the index (its file stays until the rename replaces it)
         // so that eviction never picks it; a failed write puts it back.
@@ -352,6 +388,15 @@ public:
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
+        if constexpr (shared) {
+            auto removed = m_storage.remove(name_of(h));
+            if (!removed && removed.error().code() != errc::miss) {
+                std::lock_guard lock(*m_mutex);
+                note_io_error(removed.error());
+                return unexpected(std::move(removed).error());
+            }
+            return removed.has_value();
+        }
         std::lock_guard lock(*m_mutex);
         auto removed = m_storage.remove(name_of(h));
         forget_evicted();
@@ -370,6 +415,7 @@ public:
     [[nodiscard]] bool indexed(const Key& key) const {
         auto name_key = key_bytes(key);
         if (!name_key) return false;
+        if constexpr (shared) return true;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
         return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
@@ -377,6 +423,7 @@ public:
 
     /// True if the index holds an unexpired entry for `key` (the file is not read).
     [[nodiscard]] bool contains(const Key& key) const {
+        if constexpr (shared) return false;
         auto name_key = key_bytes(key);
         if (!name_key) return false;
         const std::uint64_t h = hash_of(*name_key);
@@ -390,6 +437,15 @@ public:
         std::lock_guard lock(*m_mutex);
         result<void> outcome;
         std::vector<std::uint64_t> hashes;
+        if constexpr (shared) {
+            auto listing = m_storage.list();
+            if (!listing) {
+                note_io_error(listing.error());
+                return unexpected(std::move(listing).error());
+            }
+            for (const blob_info& blob : *listing)
+                if (const auto h = parse_name(blob.name)) hashes.push_back(*h);
+        }
         m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
         m_index.clear();
         for (const std::uint64_t h : hashes) {
@@ -419,6 +475,7 @@ public:
         report.temp_files_removed = cleaned->temp_files_removed;
         report.foreign_removed = cleaned->foreign_removed;
         report.quarantine_purged = cleaned->quarantine_purged;
+        if constexpr (shared) return report;  // entries are the server's to keep; reading them all would cost it
         auto listing = m_storage.list();
         if (!listing) {
             note_io_error(listing.error());
@@ -550,7 +607,7 @@ private:
         const std::uint64_t fresh = found - m_storage_damage_counted;
         m_storage_damage_counted = found;
         m_stats.corrupted += fresh;
-        const failure why(errc::corrupted, tier::disk,
+        const failure why(errc::corrupted, tier_kind,
                           "the storage found " + std::to_string(fresh) +
                               " damaged records, stretches or segments; their entries are gone");
         emit(event_kind::corrupted, "storage", &why);
@@ -559,9 +616,9 @@ private:
     [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
         std::vector<std::byte> out;
         if (auto ok = m_serializer.encode(key, out); !ok)
-            return fail(errc::serialization_failed, tier::disk, "key: " + ok.error().message());
+            return fail(errc::serialization_failed, tier_kind, "key: " + ok.error().message());
         if (out.size() > m_config.max_key_size)
-            return fail(errc::invalid_argument, tier::disk,
+            return fail(errc::invalid_argument, tier_kind,
                         "key of " + std::to_string(out.size()) + " bytes exceeds disk_config.max_key_size (" +
                             std::to_string(m_config.max_key_size) + ")");
         return out;
@@ -616,14 +673,14 @@ private:
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
         if (idx == index_type::npos) {
             ++m_stats.misses;
-            return fail(errc::miss, tier::disk);
+            return fail(errc::miss, tier_kind);
         }
         const time_point now = m_clock.now();
         if (detail::expired(m_index.at(idx).expiry, now)) {
             drop(idx, h);
             ++m_stats.expirations;
             ++m_stats.misses;
-            return fail(errc::expired, tier::disk);
+            return fail(errc::expired, tier_kind);
         }
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
@@ -639,17 +696,55 @@ private:
         }
         if (!std::ranges::equal(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
             ++m_stats.misses;
-            return fail(errc::miss, tier::disk, "hash collision with another key");
+            return fail(errc::miss, tier_kind, "hash collision with another key");
         }
         auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
             m_index.remove(idx);
-            return fail(errc::corrupted, tier::disk, "entry " + name_of(h) + ": " + value.error().message());
+            return fail(errc::corrupted, tier_kind, "entry " + name_of(h) + ": " + value.error().message());
         }
         m_index.touch(idx);
         ++m_stats.hits;
         return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
+    }
+
+    // find() over a shared storage: the read runs without the lock, the rest under it.
+    [[nodiscard]] result<disk_entry<Value>> find_shared(std::uint64_t h, std::span<const std::byte> name_key) {
+        const std::string name = name_of(h);
+        auto read = m_storage.read(name);
+        std::vector<std::byte> bytes;
+        std::vector<std::byte> inflated;
+        std::lock_guard lock(*m_mutex);
+        auto entry = examine(h, name, m_clock.now(), std::move(read), bytes, inflated);
+        if (!entry) {
+            const errc code = entry.error().code();
+            if (code == errc::miss || code == errc::expired) ++m_stats.misses;
+            return unexpected(std::move(entry).error());
+        }
+        if (!std::ranges::equal(entry->key, name_key)) {
+            ++m_stats.misses;
+            return fail(errc::miss, tier_kind, "hash collision with another key");
+        }
+        auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
+        if (!value) {
+            quarantine(h, "decode", value.error());
+            return fail(errc::corrupted, tier_kind, "entry " + name + ": " + value.error().message());
+        }
+        ++m_stats.hits;
+        return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns)};
+    }
+
+    // Writes a frame; with the storage's expiring write when it has one.
+    result<void> write_blob(const std::string& name, std::span<const std::byte> blob, time_point expiry) {
+        if constexpr (requires { m_storage.write(name, blob, std::chrono::milliseconds{1}); }) {
+            if (expiry != time_point::max()) {
+                const auto left =
+                    std::chrono::ceil<std::chrono::milliseconds>(detail::elapsed_sat(m_clock.now(), expiry));
+                return m_storage.write(name, blob, std::max(left, std::chrono::milliseconds{1}));
+            }
+        }
+        return m_storage.write(name, blob);
     }
 
     // Reads the frame stored under h into `bytes` and validates it; the view points into
@@ -658,16 +753,22 @@ private:
     [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
                                            std::vector<std::byte>& inflated) {
         const std::string name = name_of(h);
-        auto read = m_storage.read(name);
+        return examine(h, name, now, m_storage.read(name), bytes, inflated);
+    }
+
+    // load()'s work past the read of blob `name`. Caller holds the lock.
+    [[nodiscard]] result<frame::view> examine(std::uint64_t h, const std::string& name, time_point now,
+                                              result<std::vector<std::byte>> read, std::vector<std::byte>& bytes,
+                                              std::vector<std::byte>& inflated) {
         if (!read) {
             const errc code = read.error().code();
             if (code == errc::miss) {
-                return fail(errc::miss, tier::disk, "entry file " + name + " vanished");
+                return fail(errc::miss, tier_kind, "entry file " + name + " vanished");
             }
             if (code == errc::corrupted || code == errc::too_large) {
                 quarantine(h, "unreadable", read.error());
                 m_storage_damage_counted = storage_damage();  // the storage counted this read's damage too
-                return fail(errc::corrupted, tier::disk, read.error().message());
+                return fail(errc::corrupted, tier_kind, read.error().message());
             }
             note_io_error(read.error());
             return unexpected(std::move(read).error());
@@ -681,19 +782,20 @@ private:
                 return unexpected(std::move(decoded).error());
             }
             quarantine(h, "frame", decoded.error());
-            return fail(errc::corrupted, tier::disk, "entry " + name + ": " + decoded.error().context());
+            return fail(errc::corrupted, tier_kind, "entry " + name + ": " + decoded.error().context());
         }
         if (!any_schema_version && decoded->head.schema_version != schema_version) {
-            const failure why(errc::version_mismatch, tier::disk,
+            const failure why(errc::version_mismatch, tier_kind,
                               "entry " + name + " has schema version " + std::to_string(decoded->head.schema_version) +
                                   ", this tier reads " + std::to_string(schema_version));
             remove_other_version(h, why);
             return unexpected(why);
         }
         if (detail::expired(from_ns(decoded->head.expiry_ns), now)) {
-            (void)m_storage.remove(name);
+            // A shared store expires entries itself, and another process may be replacing it.
+            if constexpr (!shared) (void)m_storage.remove(name);
             ++m_stats.expirations;
-            return fail(errc::expired, tier::disk);
+            return fail(errc::expired, tier_kind);
         }
         return decoded;
     }
@@ -723,7 +825,7 @@ private:
     }
 
     void emit(event_kind kind, std::string_view detail, const failure* cause) noexcept {
-        m_listener.on_event(event{kind, tier::disk, detail, cause});
+        m_listener.on_event(event{kind, tier_kind, detail, cause});
     }
 
     // Drops an index entry and its file.
@@ -751,6 +853,10 @@ private:
 
     // Reads (or makes) the hash secret, then builds the index: open()'s work on the storage.
     [[nodiscard]] result<void> start(bool scrub_first) {
+        if constexpr (shared) {
+            m_secret = shared_hash_key;
+            return {};
+        }
         if (auto ok = load_secret(); !ok) return ok;
         if (!scrub_first) {
             auto indexed = index_from_listing();
@@ -833,7 +939,7 @@ private:
             // A damaged secret, or a link, FIFO or oversized file in its place (set aside as
             // a damaged entry would be, or the directory would never open again): entries
             // written under the old secret become orphans for scrub.
-            const failure why(errc::corrupted, tier::disk, "the directory's meta file is damaged; starting afresh");
+            const failure why(errc::corrupted, tier_kind, "the directory's meta file is damaged; starting afresh");
             emit(event_kind::corrupted, meta_name, &why);
             (void)m_storage.quarantine(meta_name, "meta", m_clock.now());
         }

@@ -421,7 +421,7 @@ struct harness {
     [[nodiscard]] std::uint64_t disk_errors() const {
         const auto mt = cache->metrics();
         std::uint64_t sum = 0;
-        for (const auto n : mt.storage->errors) sum += n;
+        for (const auto n : mt.storage.front().errors) sum += n;
         return sum;
     }
 
@@ -437,8 +437,8 @@ struct harness {
         // memory_only: the budget is grown exactly while degraded.
         RC_ASSERT(budget ==
                   (cache->degraded() ? static_cast<std::size_t>(memory_budget * budget_factor) : memory_budget));
-        RC_ASSERT(mt.storage.has_value());
-        RC_ASSERT(mt.storage->bytes <= disk_budget);
+        RC_ASSERT(mt.storage.size() == 1);
+        RC_ASSERT(mt.storage.front().bytes <= disk_budget);
         // The cache's pending erasures are keys whose last write missed the storage tier.
         std::uint64_t pending = 0;
         for (const key_model& km : model) pending += km.pending ? 1 : 0;
@@ -450,9 +450,10 @@ struct harness {
             if (const auto stray = backend.stray_file()) RC_FAIL("a temp or stray file was left: " + *stray);
             scanned_writes = injected.calls(op::write);
         }
-        RC_ASSERT(mt.storage->corrupted <= injected.injected(fault::bit_flip) + injected.injected(fault::truncation));
-        RC_ASSERT(mt.storage->errors_of(errc::io_error) + mt.storage->errors_of(errc::permission_denied) +
-                      mt.storage->errors_of(errc::disk_full) <=
+        RC_ASSERT(mt.storage.front().corrupted <=
+                  injected.injected(fault::bit_flip) + injected.injected(fault::truncation));
+        RC_ASSERT(mt.storage.front().errors_of(errc::io_error) + mt.storage.front().errors_of(errc::permission_denied) +
+                      mt.storage.front().errors_of(errc::disk_full) <=
                   injected.injected(fault::io_error) + injected.injected(fault::permission_denied) +
                       injected.injected(fault::disk_full) + injected.injected(fault::torn_write));
     }
@@ -594,8 +595,8 @@ struct harness {
         const auto mt = cache->metrics();
         const listed files = backend.on_disk(cache->disk().storage().inner());
         RC_ASSERT(files.bytes <= disk_budget);
-        RC_ASSERT(files.entries == mt.storage->entries);
-        RC_ASSERT(files.bytes == mt.storage->bytes);
+        RC_ASSERT(files.entries == mt.storage.front().entries);
+        RC_ASSERT(files.bytes == mt.storage.front().bytes);
         check_invariants();
         for (std::size_t k = 0; k < keys.size(); ++k) check_get(k);
         ++sums.recoveries;

@@ -275,10 +275,10 @@ public:
     [[nodiscard]] std::size_t held() { return m_cache.disk().size(); }
     [[nodiscard]] std::string stats() const {
         const auto m = m_cache.metrics();
-        return "disk entries " + std::to_string(m.storage->entries) + ", pending erasures " +
+        return "disk entries " + std::to_string(m.storage.front().entries) + ", pending erasures " +
                std::to_string(m.pending_erasures) + ", disk_full errors " +
-               std::to_string(m.storage->errors_of(tierguard::errc::disk_full)) + ", io errors " +
-               std::to_string(m.storage->errors_of(tierguard::errc::io_error));
+               std::to_string(m.storage.front().errors_of(tierguard::errc::disk_full)) + ", io errors " +
+               std::to_string(m.storage.front().errors_of(tierguard::errc::io_error));
     }
 
 private:

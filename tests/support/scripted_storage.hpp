@@ -26,6 +26,9 @@ public:
     /// Returns the failure to inject for (op, name), or nullopt to let the call through.
     using script = std::function<std::optional<tierguard::failure>(storage_op, std::string_view)>;
 
+    /// As shared as the storage it wraps.
+    static constexpr bool shared = tierguard::detail::shared_storage<Inner>;
+
     explicit scripted_storage(Inner inner, std::shared_ptr<script> faults = std::make_shared<script>())
         : m_inner(std::move(inner)), m_faults(std::move(faults)) {}
 

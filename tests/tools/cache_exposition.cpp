@@ -1,5 +1,7 @@
 // Prints a composed cache's Prometheus exposition after some traffic, an outage and a
-// recovery, for `promtool check metrics` (ctest: promtool.cache_exposition).
+// recovery, for `promtool check metrics` (ctest: promtool.cache_exposition). Two storage
+// tiers (a local one and a shared one playing the remote), so that every per-tier series
+// appears once per tier; examples/prometheus_export.cpp covers the single-tier cache.
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>
 #include <tierguard/storage/memory_storage.hpp>
@@ -12,7 +14,7 @@ namespace {
 
 struct policies : tierguard::cache_defaults {
     using clock = tierguard::clock::manual;
-    using storage = tierguard::storage::memory_storage;
+    using storage = tierguard::tiers<tierguard::storage::memory_storage, tierguard::storage::remote_memory_storage>;
 };
 
 }  // namespace
@@ -27,12 +29,13 @@ int main() {
     }
     for (int i = 0; i < 200; ++i) (void)cache->put("key" + std::to_string(i), std::string(100, 'v'));
     cache->memory().clear();
+    (void)cache->disk<0>().clear();  // the next gets come from the remote tier, promoted into the local one
     for (int i = 0; i < 300; ++i) (void)cache->get("key" + std::to_string(i % 250));
-    cache->breaker().force_open();
+    cache->breaker<1>().force_open();
     (void)cache->get("key999");
     (void)cache->put("during", "outage");
     clock.advance(90s);
-    cache->breaker().force_closed();
+    cache->breaker<1>().force_closed();
     (void)cache->get("key1");
     std::fputs(cache->to_prometheus().c_str(), stdout);
     return 0;

@@ -212,7 +212,7 @@ TEST_CASE("cache: the memory tier works alone") {
     auto expired = c->get("k");
     REQUIRE_FALSE(expired);
     CHECK(expired.error().code() == errc::expired);
-    CHECK_FALSE(c->metrics().storage);
+    CHECK(c->metrics().storage.empty());
     CHECK(c->health().status == tierguard::health_status::healthy);
 }
 
@@ -287,10 +287,10 @@ TEST_CASE("cache: I/O errors open the breaker; memory keeps serving; recovery cl
     CHECK(back->from == tier::disk);
 
     const auto mt = h.cache.metrics();
-    REQUIRE(mt.storage);
-    CHECK(mt.storage->breaker_opens >= 1);
-    CHECK(mt.storage->errors_of(errc::io_error) >= 5);
-    CHECK(mt.storage->errors_of(errc::circuit_open) >= 1);
+    REQUIRE(mt.storage.size() == 1);
+    CHECK(mt.storage.front().breaker_opens >= 1);
+    CHECK(mt.storage.front().errors_of(errc::io_error) >= 5);
+    CHECK(mt.storage.front().errors_of(errc::circuit_open) >= 1);
     CHECK(mt.degraded_entered == 1);
     CHECK(mt.degraded_time > 0s);
 }
@@ -488,7 +488,7 @@ TEST_CASE("cache: one corrupted entry is quarantined without tripping the breake
     REQUIRE_FALSE(bad);
     CHECK(bad.error().code() == errc::corrupted);
     CHECK(h.cache.breaker().state() == breaker_state::closed);
-    CHECK(h.cache.metrics().storage->quarantined == 1);
+    CHECK(h.cache.metrics().storage.front().quarantined == 1);
     REQUIRE(h.cache.put("c1", "fresh"));
     h.cache.memory().clear();
     CHECK(h.cache.get("c1")->value == "fresh");
@@ -699,13 +699,13 @@ TEST_CASE("cache: one get_or_load miss counts one miss per tier, as a get does, 
     (void)h.cache.get("g");
     auto after_get = h.cache.metrics();
     CHECK(after_get.memory.misses == 1);
-    REQUIRE(after_get.storage);
-    CHECK(after_get.storage->misses == 1);
+    REQUIRE(after_get.storage.size() == 1);
+    CHECK(after_get.storage.front().misses == 1);
     for (int i = 0; i < 3; ++i)
         REQUIRE(h.cache.get_or_load("k" + std::to_string(i), [](const std::string&) { return std::string("v"); }));
     auto after_loads = h.cache.metrics();
     CHECK(after_loads.memory.misses == 4);
-    CHECK(after_loads.storage->misses == 4);
+    CHECK(after_loads.storage.front().misses == 4);
     CHECK(after_loads.memory.hits == 0);
     CHECK(after_loads.loads == 3);
 }
@@ -731,11 +731,11 @@ TEST_CASE("cache: get latency records every lookup a memory hit did not answer")
 
 TEST_CASE("cache: a probe's write that meets a full disk counts in disk_full") {
     harness h;
-    const auto before = h.cache.metrics().storage->disk_full;
+    const auto before = h.cache.metrics().storage.front().disk_full;
     h.faults.fail_all(errc::disk_full);
     auto probed = h.cache.health(true);
     CHECK(probed.status == tierguard::health_status::degraded);
     REQUIRE(probed.tiers[1].probe_error);
     CHECK(probed.tiers[1].probe_error->code() == errc::disk_full);
-    CHECK(h.cache.metrics().storage->disk_full == before + 1);
+    CHECK(h.cache.metrics().storage.front().disk_full == before + 1);
 }

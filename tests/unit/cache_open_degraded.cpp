@@ -142,10 +142,10 @@ TEST_CASE("cache::open: a storage failing at open gives a degraded cache that at
     CHECK(health.tiers[1].last_error->context().find("tierguard-meta") != std::string::npos);
     const auto mt = c.metrics();
     CHECK(mt.degraded);
-    REQUIRE(mt.storage);
-    CHECK_FALSE(mt.storage->attached);
-    CHECK(mt.storage->errors_of(errc::disk_full) == 1);
-    CHECK(mt.storage->disk_full == 1);  // where the full-disk alert looks (docs/METRICS.md)
+    REQUIRE(mt.storage.size() == 1);
+    CHECK_FALSE(mt.storage.front().attached);
+    CHECK(mt.storage.front().errors_of(errc::disk_full) == 1);
+    CHECK(mt.storage.front().disk_full == 1);  // where the full-disk alert looks (docs/METRICS.md)
     const std::string text = c.to_prometheus();
     CHECK(text.find("tierguard_storage_attached{tier=\"disk\"} 0") != std::string::npos);
     CHECK(text.find("tierguard_degraded 1") != std::string::npos);
@@ -165,8 +165,8 @@ TEST_CASE("cache::open: a storage failing at open gives a degraded cache that at
     CHECK_FALSE(c.attached());
     CHECK(c.breaker().state() == breaker_state::open);
     CHECK(listener.count(event_kind::storage_unavailable) == 2);
-    CHECK(c.metrics().storage->errors_of(errc::disk_full) == 2);
-    CHECK(c.metrics().storage->disk_full == 2);
+    CHECK(c.metrics().storage.front().errors_of(errc::disk_full) == 2);
+    CHECK(c.metrics().storage.front().disk_full == 2);
 
     // the disk has room again: the probe opens the tier, and puts reach the disk
     ctl.heal();
@@ -182,7 +182,7 @@ TEST_CASE("cache::open: a storage failing at open gives a degraded cache that at
     CHECK_FALSE(c.degraded());
     CHECK(listener.count(event_kind::degraded_left) == 1);
     CHECK(c.health().status == tierguard::health_status::healthy);
-    CHECK(c.metrics().storage->attached);
+    CHECK(c.metrics().storage.front().attached);
     CHECK(c.to_prometheus().find("tierguard_storage_attached{tier=\"disk\"} 1") != std::string::npos);
     CHECK(c.disk().get("k").value() == "v3");
     CHECK(c.put("later", "disk").value().where == stored_in::memory_and_storage);

@@ -290,9 +290,9 @@ void seed000_breaker_procedure(const fs::path& root, const child_check& check) {
     CHILD_CHECK(cache.health().status == tierguard::health_status::degraded);
     {
         const auto mt = cache.metrics();
-        CHILD_CHECK(mt.storage && mt.storage->breaker == breaker_state::open);
-        CHILD_CHECK(mt.storage->breaker_opens == 1);
-        CHILD_CHECK(mt.storage->errors_of(errc::permission_denied) == cfg.breaker.failure_threshold);
+        CHILD_CHECK(mt.storage.size() == 1 && mt.storage.front().breaker == breaker_state::open);
+        CHILD_CHECK(mt.storage.front().breaker_opens == 1);
+        CHILD_CHECK(mt.storage.front().errors_of(errc::permission_denied) == cfg.breaker.failure_threshold);
         CHILD_CHECK(mt.degraded && mt.degraded_entered == 1);
     }
 
@@ -334,7 +334,7 @@ void seed000_breaker_procedure(const fs::path& root, const child_check& check) {
     auto stored = cache.put("after", "a");
     CHILD_CHECK(stored && stored->where == stored_in::memory_and_storage);
     const auto mt = cache.metrics();
-    CHILD_CHECK(mt.storage->breaker == breaker_state::closed);
+    CHILD_CHECK(mt.storage.front().breaker == breaker_state::closed);
     CHILD_CHECK(mt.pending_erasures == 0);
     CHILD_CHECK(mt.degraded_entered == 1);
     CHILD_CHECK(mt.degraded_time >= cfg.breaker.recovery_time);
@@ -488,7 +488,7 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
             CHECK(got.error().code() == errc::version_mismatch);
             CHECK(got.error().where() == tier::disk);
             CHECK_FALSE(fs::exists(file));  // removed as it was met
-            CHECK(v2.metrics().storage->version_mismatches == static_cast<std::uint64_t>(i + 1));
+            CHECK(v2.metrics().storage.front().version_mismatches == static_cast<std::uint64_t>(i + 1));
             CHECK(v2.disk().stats().version_mismatches == static_cast<std::uint64_t>(i + 1));
 
             auto again = v2.get(key);
@@ -499,11 +499,11 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         CHECK(v2.breaker().state() == breaker_state::closed);
         CHECK_FALSE(v2.degraded());
         const auto mt = v2.metrics();
-        CHECK(mt.storage->version_mismatches == static_cast<std::uint64_t>(old_entries));
-        CHECK(mt.storage->quarantined == 0);
-        CHECK(mt.storage->corrupted == 0);
-        CHECK(mt.storage->hits == 0);
-        CHECK(mt.storage->errors_of(errc::version_mismatch) == static_cast<std::uint64_t>(old_entries));
+        CHECK(mt.storage.front().version_mismatches == static_cast<std::uint64_t>(old_entries));
+        CHECK(mt.storage.front().quarantined == 0);
+        CHECK(mt.storage.front().corrupted == 0);
+        CHECK(mt.storage.front().hits == 0);
+        CHECK(mt.storage.front().errors_of(errc::version_mismatch) == static_cast<std::uint64_t>(old_entries));
         CHECK(v2.disk().size() == 0);
         CHECK(v2.disk().storage().quarantined() == 0);
     }
@@ -516,7 +516,7 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         CHECK(ds.version_mismatches == static_cast<std::uint64_t>(old_entries));
         CHECK(ds.entries == 0);
         CHECK(ds.quarantined == 0);
-        CHECK(v2.metrics().storage->version_mismatches == static_cast<std::uint64_t>(old_entries));
+        CHECK(v2.metrics().storage.front().version_mismatches == static_cast<std::uint64_t>(old_entries));
         for (int i = 0; i < old_entries; ++i) {
             const std::string key = "user:" + std::to_string(i);
             INFO(key);
@@ -526,7 +526,7 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
             REQUIRE_FALSE(got);
             CHECK(got.error().is_miss());
         }
-        CHECK(v2.metrics().storage->version_mismatches == static_cast<std::uint64_t>(old_entries));
+        CHECK(v2.metrics().storage.front().version_mismatches == static_cast<std::uint64_t>(old_entries));
         CHECK(v2.breaker().state() == breaker_state::closed);
     }
 
@@ -540,7 +540,7 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         auto cfg = v2_cache::config();
         cfg.storage = {.root = root, .sync = tierguard::durability::none};
         auto v2 = open_cache<v2_cache>(cfg, clock);
-        CHECK(v2.metrics().storage->version_mismatches == 0);
+        CHECK(v2.metrics().storage.front().version_mismatches == 0);
         auto got = v2.get("user:0");
         REQUIRE(got);
         CHECK(got->value == "v2 format");
@@ -721,14 +721,14 @@ TEST_CASE("cache seeds: seed 003, a user record whose value_traits schema_versio
             REQUIRE_FALSE(again);
             CHECK(again.error().is_miss());
         }
-        CHECK(cache.metrics().storage->version_mismatches == 2);
+        CHECK(cache.metrics().storage.front().version_mismatches == 2);
         CHECK(cache.disk().stats().version_mismatches == 2);
-        CHECK(cache.metrics().storage->corrupted == 0);
+        CHECK(cache.metrics().storage.front().corrupted == 0);
     }
     SECTION("scrub_on_open = true (the default): open removes and counts them") {
         auto cache = open_cache<cache_v2>(cfg_v2, clock);
         CHECK(cache.disk().stats().version_mismatches == 2);
-        CHECK(cache.metrics().storage->version_mismatches == 2);
+        CHECK(cache.metrics().storage.front().version_mismatches == 2);
         CHECK(cache.disk().size() == 0);
         for (const char* key : {"user:42", "user:7"}) {
             INFO(key);
@@ -783,9 +783,9 @@ TEST_CASE("cache seeds: seed 000's corrupted-file procedure through the composed
     CHECK(quarantined[0].find(flat(*name)) != std::string::npos);
     CHECK(cache.disk().storage().quarantined() == 1);
     const auto mt = cache.metrics();
-    CHECK(mt.storage->quarantined == 1);
-    CHECK(mt.storage->corrupted == 1);
-    CHECK(mt.storage->breaker == breaker_state::closed);
+    CHECK(mt.storage.front().quarantined == 1);
+    CHECK(mt.storage.front().corrupted == 1);
+    CHECK(mt.storage.front().breaker == breaker_state::closed);
     CHECK(cache.breaker().state() == breaker_state::closed);
     CHECK_FALSE(cache.degraded());
 
@@ -801,7 +801,7 @@ TEST_CASE("cache seeds: seed 000's corrupted-file procedure through the composed
     REQUIRE(fresh);
     CHECK(fresh->value == "fresh response");
     CHECK(fresh->from == tier::disk);
-    CHECK(cache.metrics().storage->quarantined == 1);
+    CHECK(cache.metrics().storage.front().quarantined == 1);
 }
 
 TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantined by the scrub at open") {
@@ -821,7 +821,7 @@ TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantin
     REQUIRE_NOTHROW(reopened.emplace(open_cache<seed_cache>(config_on(root), clock)));
     CHECK_FALSE(fs::exists(file));
     CHECK(files_in(root / "quarantine").size() == 1);
-    CHECK(reopened->metrics().storage->quarantined == 1);
+    CHECK(reopened->metrics().storage.front().quarantined == 1);
     auto got = reopened->get("test_key");
     REQUIRE_FALSE(got);
     CHECK(got.error().is_miss());

@@ -272,10 +272,10 @@ TEST_CASE("issue 14: a cache on a full tmpfs shows every ENOSPC in tierguard_dis
         const auto m = c->metrics();
         r->disk_full_events = ds.disk_full_events;
         r->evictions = ds.evictions;
-        r->metric_evictions = m.storage->evictions;
-        r->metric_entries = m.storage->entries;
-        r->metric_bytes = m.storage->bytes;
-        r->errors_disk_full = m.storage->errors_of(errc::disk_full);
+        r->metric_evictions = m.storage.front().evictions;
+        r->metric_entries = m.storage.front().entries;
+        r->metric_bytes = m.storage.front().bytes;
+        r->errors_disk_full = m.storage.front().errors_of(errc::disk_full);
         if (auto listing = c->disk().storage().list()) {
             for (const auto& blob : *listing) {
                 if (blob.name == posix_tier::meta_name) continue;
@@ -450,7 +450,7 @@ TEST_CASE("issue 14: metrics() counts each disk eviction once, emergency ones in
     const auto ds = c.disk().stats();
     REQUIRE(ds.emergency_evictions == 10);
     CHECK(ds.evictions == 10);
-    CHECK(c.metrics().storage->evictions == 10);
+    CHECK(c.metrics().storage.front().evictions == 10);
     CHECK(c.to_prometheus().find("\ntierguard_evictions_total{tier=\"disk\"} 10\n") != std::string::npos);
 }
 

@@ -261,7 +261,7 @@ struct cache_driver {
         if (got.error().code() == errc::miss) return observed();
         return tierguard::unexpected(std::move(got).error());
     }
-    static std::uint64_t corrupted(const tier_type& c) { return c.metrics().storage->corrupted; }
+    static std::uint64_t corrupted(const tier_type& c) { return c.metrics().storage.front().corrupted; }
 };
 
 // ---- the oracle ---------------------------------------------------------------------

@@ -51,6 +51,13 @@ public:
         return true;
     }
 
+    /// True if no write began since quiet() gave `ticket`. For a copy too slow to run
+    /// under the stripe lock (into a storage tier): made first, then checked, and undone
+    /// if this is false, since a write may have landed before it.
+    [[nodiscard]] bool quiet_since(std::uint64_t hash, std::uint64_t ticket) noexcept {
+        return copy_if_quiet(hash, ticket, [] {});
+    }
+
 private:
     struct alignas(64) stripe {
         spin_mutex mutex;

@@ -75,4 +75,20 @@ concept storage_policy = requires(S& s, std::string_view name, std::span<const s
     { s.clean(options) } -> std::same_as<result<clean_report>>;
 };
 
+namespace detail {
+
+/// A storage many processes see at once (a remote server): it declares
+/// `static constexpr bool shared = true;`. A disk_tier over it keeps no index and names
+/// keys with a fixed hash key (see disk_tier::shared).
+template <class S>
+inline constexpr bool shared_storage = [] {
+    if constexpr (requires { S::shared; }) {
+        return static_cast<bool>(S::shared);
+    } else {
+        return false;
+    }
+}();
+
+}  // namespace detail
+
 }  // namespace tierguard

@@ -344,6 +344,8 @@ class fault_injecting {
 public:
     using inner_type = Inner;
     using clock_type = Clock;
+    /// As shared as Inner (a disk_tier over a shared storage keeps no index).
+    static constexpr bool shared = detail::shared_storage<Inner>;
 
     /// Wraps `inner`; `clock` receives the latency (keep a copy of a clock::manual to see it).
     explicit fault_injecting(Inner inner, const fault_config& cfg = {}, Clock clock = Clock())

@@ -232,4 +232,13 @@ private:
 
 static_assert(storage_policy<memory_storage>);
 
+/// A memory_storage that declares itself shared (`shared = true`), standing in for a
+/// remote server in tests: a disk_tier over it keeps no index and names tier::remote, as
+/// over storage::redis (but nothing expires by itself).
+class remote_memory_storage : public memory_storage {
+public:
+    using memory_storage::memory_storage;
+    static constexpr bool shared = true;
+};
+
 }  // namespace tierguard::storage

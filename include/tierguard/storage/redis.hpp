@@ -143,6 +143,8 @@ using command = std::span<const std::string_view>;
 template <class Clock = tierguard::clock::steady>
 class basic_redis {
 public:
+    /// Seen by every process: a disk_tier over it keeps no index (see disk_tier::shared).
+    static constexpr bool shared = true;
     static_assert(
         clock_policy<Clock>,
         "tierguard::storage::basic_redis: Clock does not model tierguard::clock_policy; see docs/POLICIES.md");
