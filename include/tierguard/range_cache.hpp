@@ -1098,6 +1098,7 @@ private:
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
         std::unordered_map<std::uint64_t, std::map<std::uint32_t, const blob_info*>> files;  // block files per object
         std::vector<std::uint64_t> records;
+        std::unordered_set<std::uint64_t> unreadable;
         auto orphan = [&](const std::string& name) {
             if (auto removed = s.storage.remove(name); removed)
                 ++report.orphaned_files_cleaned;
@@ -1124,6 +1125,7 @@ private:
             if (!bytes && (bytes.error().code() == errc::io_error || bytes.error().code() == errc::permission_denied)) {
                 note_io_error(bytes.error());
                 ++report.io_errors;
+                unreadable.insert(h);  // its blocks are no orphans: the record may read fine next time
                 continue;
             }
             result<object_state> record = bytes ? decode_record(*bytes) : unexpected(std::move(bytes).error());
@@ -1189,6 +1191,7 @@ private:
         }
         // Block files no record references.
         for (const auto& [h, blocks] : files) {
+            if (unreadable.contains(h)) continue;
             const auto it = s.objects.find(h);
             for (const auto& [i, file] : blocks)
                 if (it == s.objects.end() || i >= it->second.held.size() || !it->second.held[i]) orphan(file->name);
