@@ -63,6 +63,9 @@ struct range_config {
     std::chrono::nanoseconds emergency_eviction_backoff = std::chrono::minutes{1};
     /// Quarantined files older than this are purged by cleanup().
     std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};
+    /// Inspect only (tools, over a read-only storage): nothing is written, removed or
+    /// quarantined; open() and cleanup() report what they would fix, reads store nothing.
+    bool read_only = false;
 };
 
 /// Which version of an object a read asks for. A different validator or size than the
@@ -278,7 +281,7 @@ public:
         range_cache cache(std::move(storage), cfg, std::move(clock), std::move(listener));
         state& s = *cache.m;
         bool replaced = false;
-        auto secret = detail::load_or_make_secret(s.storage, secret_name, s.clock.now(), replaced);
+        auto secret = detail::load_or_make_secret(s.storage, secret_name, s.clock.now(), replaced, !cfg.read_only);
         if (!secret) return unexpected(std::move(secret).error());
         s.secret = *secret;
         if (replaced) {
@@ -835,6 +838,7 @@ private:
     }
 
     void remove_blob_locked(const std::string& name) {
+        if (m->config.read_only) return;
         if (auto removed = m->storage.remove(name); !removed && removed.error().code() != errc::miss)
             note_io_error(removed.error());
     }
@@ -909,6 +913,7 @@ private:
     void quarantine_locked(const std::string& name, std::string_view reason, const failure& why) {
         state& s = *m;
         emit(event_kind::corrupted, name, &why);
+        if (s.config.read_only) return;
         if (auto moved = s.storage.quarantine(name, reason, s.clock.now()); moved) {
             emit(event_kind::quarantined, name, &why);
         } else if (moved.error().code() != errc::miss) {
@@ -923,7 +928,7 @@ private:
                             const detail::range_block_ptr& block) {
         state& s = *m;
         const auto it = s.objects.find(h);
-        if (it == s.objects.end() || !std::ranges::equal(it->second.key, k) ||
+        if (s.config.read_only || it == s.objects.end() || !std::ranges::equal(it->second.key, k) ||
             it->second.version.validator != v.validator || it->second.version.size != v.size || it->second.held[i] ||
             block->offset == 0) {
             ++s.counters.blocks_not_stored;
@@ -956,6 +961,7 @@ private:
     // the backoff after a retry that met a full disk again), as disk_tier does.
     bool write_locked(const std::string& name, std::span<const std::byte> bytes) {
         state& s = *m;
+        if (s.config.read_only) return false;
         auto written = s.storage.write(name, bytes);
         if (!written && written.error().code() == errc::disk_full) {
             ++s.counters.disk_full_events;
@@ -1054,6 +1060,7 @@ private:
     // no block loses its record. A record that fails to write stays dirty for the next call.
     void flush_dirty_locked() {
         state& s = *m;
+        if (s.config.read_only) return;
         std::vector<std::uint64_t> pending(s.dirty.begin(), s.dirty.end());
         for (const std::uint64_t h : pending) {
             const auto it = s.objects.find(h);
@@ -1080,7 +1087,8 @@ private:
         state& s = *m;
         range_cleanup_report report;
         const time_point now = s.clock.now();
-        auto cleaned = s.storage.clean(clean_options{now, s.config.quarantine_max_age});
+        auto cleaned = s.config.read_only ? result<clean_report>(clean_report{})
+                                          : s.storage.clean(clean_options{now, s.config.quarantine_max_age});
         if (!cleaned) {
             note_io_error(cleaned.error());
             return unexpected(std::move(cleaned).error());
@@ -1100,7 +1108,7 @@ private:
         std::vector<std::uint64_t> records;
         std::unordered_set<std::uint64_t> unreadable;
         auto orphan = [&](const std::string& name) {
-            if (auto removed = s.storage.remove(name); removed)
+            if (auto removed = s.config.read_only ? result<void>() : s.storage.remove(name); removed)
                 ++report.orphaned_files_cleaned;
             else if (removed.error().code() != errc::miss)
                 ++report.io_errors;

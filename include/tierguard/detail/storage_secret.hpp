@@ -4,13 +4,16 @@
 #include <tierguard/result.hpp>
 #include <tierguard/storage/concept.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace tierguard::detail {
 
@@ -18,11 +21,12 @@ namespace tierguard::detail {
 /// name and whose payload is 16 bytes), made from std::random_device and written when
 /// absent. A damaged secret (or something unreadable in its place) is quarantined and
 /// replaced, and `replaced_damaged` set: the blobs named under the old secret then
-/// become orphans for a cleanup. Fails only if the storage cannot be read or written.
+/// become orphans for a cleanup. Fails only if the storage cannot be read or written, or
+/// (errc::miss, errc::corrupted) if the secret is absent or damaged and `make` is false.
 template <storage_policy Storage>
 [[nodiscard]] result<std::array<std::uint64_t, 2>> load_or_make_secret(Storage& storage, std::string_view name,
                                                                        std::chrono::system_clock::time_point now,
-                                                                       bool& replaced_damaged) {
+                                                                       bool& replaced_damaged, bool make = true) {
     replaced_damaged = false;
     const std::span<const std::byte> frame_key(reinterpret_cast<const std::byte*>(name.data()), name.size());
     auto to_words = [](std::span<const std::byte> bytes) {
@@ -40,6 +44,9 @@ template <storage_policy Storage>
                code != errc::miss && code != errc::corrupted && code != errc::too_large) {
         return unexpected(std::move(bytes).error());
     }
+    if (!make)
+        return fail(bytes ? errc::corrupted : bytes.error().code(), tier::disk,
+                    "the hash secret " + std::string(name) + (bytes ? " is damaged" : " cannot be read"));
     if (bytes || bytes.error().code() != errc::miss) {
         replaced_damaged = true;
         (void)storage.quarantine(name, "secret", now);
