@@ -87,6 +87,17 @@ posix_cache open_posix(const fs::path& root, const tierguard::range_config& cfg 
     return std::move(*cache);
 }
 
+// Opens a cache at `root`, caches the whole of two objects of version "e" (`first_blocks` and
+// `second_blocks` blocks long) and closes it; returns their folders.
+std::pair<std::string, std::string> cache_two(const fs::path& root, std::string_view first, std::uint64_t first_blocks,
+                                              std::string_view second, std::uint64_t second_blocks) {
+    auto cache = open_posix(root);
+    origin o{"e"};
+    REQUIRE(cache.read(first, {"e", first_blocks * block}, 0, first_blocks * block, o));
+    REQUIRE(cache.read(second, {"e", second_blocks * block}, 0, second_blocks * block, o));
+    return {cache.folder_for(first), cache.folder_for(second)};
+}
+
 void write_file(const fs::path& p, std::string_view text) {
     std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
 }
@@ -276,14 +287,7 @@ TEST_CASE("range cache: the byte budget and the per-object limit hold") {
 TEST_CASE("issue 16 failure 1: corrupted metadata is a miss for that object only, quarantined and counted") {
     temp_dir dir;
     const fs::path root = dir.path() / "cache";
-    std::string damaged_folder;
-    {
-        auto cache = open_posix(root);
-        origin o{"e"};
-        REQUIRE(cache.read("damaged", {"e", 4 * block}, 0, 4 * block, o));
-        REQUIRE(cache.read("intact", {"e", 4 * block}, 0, 4 * block, o));
-        damaged_folder = cache.folder_for("damaged");
-    }
+    const std::string damaged_folder = cache_two(root, "damaged", 4, "intact", 4).first;
     const fs::path record = root / posix_cache::metadata_name(damaged_folder);
     REQUIRE(fs::exists(record));
     write_file(record, "{ not a frame");
@@ -406,15 +410,7 @@ TEST_CASE("issue 16 failure 3: a full disk evicts blocks, retries once, still an
 TEST_CASE("issue 16 failure 4: a record referencing absent blocks is fixed at open and by cleanup()") {
     temp_dir dir;
     const fs::path root = dir.path() / "cache";
-    std::string partly, wholly;
-    {
-        auto cache = open_posix(root);
-        origin o{"e"};
-        REQUIRE(cache.read("partly", {"e", 4 * block}, 0, 4 * block, o));
-        REQUIRE(cache.read("wholly", {"e", 2 * block}, 0, 2 * block, o));
-        partly = cache.folder_for("partly");
-        wholly = cache.folder_for("wholly");
-    }
+    const auto [partly, wholly] = cache_two(root, "partly", 4, "wholly", 2);
     // A crash during a deletion: block files gone, records still naming them.
     fs::remove(root / posix_cache::block_name(partly, 1));
     fs::remove(root / posix_cache::block_name(partly, 3));
@@ -520,14 +516,7 @@ TEST_CASE("issue 16 failure 6: block files without metadata are removed by clean
 TEST_CASE("issue 16 failure 6: block files whose record is gone are orphans at open") {
     temp_dir dir;
     const fs::path root = dir.path() / "cache";
-    std::string folder;
-    {
-        auto cache = open_posix(root);
-        origin o{"e"};
-        REQUIRE(cache.read("kept", {"e", 2 * block}, 0, 2 * block, o));
-        REQUIRE(cache.read("orphaned", {"e", 3 * block}, 0, 3 * block, o));
-        folder = cache.folder_for("orphaned");
-    }
+    const std::string folder = cache_two(root, "kept", 2, "orphaned", 3).second;
     fs::remove(root / posix_cache::metadata_name(folder));
     auto cache = open_posix(root);
     CHECK(cache.metrics().orphaned_files_cleaned == 3);
