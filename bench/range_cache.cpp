@@ -38,15 +38,20 @@ using range_cache = tierguard::range_cache<>;
 constexpr std::size_t mib = std::size_t{1} << 20;
 constexpr std::size_t object_size = 64 * mib;
 
+// The folder's name in static storage that outlives every destructor, so the atexit handler can use it.
+char scratch_name[4096];
+
 fs::path scratch() {
-    static const fs::path dir = [] {
+    if (scratch_name[0] == '\0') {
         const char* base = std::getenv("TIERGUARD_BENCH_DIR");
-        std::string pattern = (fs::path(base != nullptr ? base : "/tmp") / "tierguard-bench-range-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-        std::atexit([] { fs::remove_all(scratch()); });
-        return fs::path(pattern);
-    }();
-    return dir;
+        const std::string pattern =
+            (fs::path(base != nullptr ? base : "/tmp") / "tierguard-bench-range-XXXXXX").string();
+        if (pattern.size() >= sizeof scratch_name) std::abort();
+        std::memcpy(scratch_name, pattern.c_str(), pattern.size() + 1);
+        if (::mkdtemp(scratch_name) == nullptr) std::abort();
+        std::atexit([] { fs::remove_all(scratch_name); });
+    }
+    return scratch_name;
 }
 
 tierguard::result<void> origin(std::uint64_t offset, std::span<std::byte> out) {
