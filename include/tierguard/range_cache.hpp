@@ -681,7 +681,14 @@ private:
             flush_dirty_locked();
         }
         std::optional<failure> error;
-        if (!mine.empty()) error = fetch_runs(k, v, h, mine, fetch, got, mkeys, lo);
+        if (!mine.empty()) {
+            try {
+                error = fetch_runs(k, v, h, mine, fetch, got, mkeys, lo);
+            } catch (...) {  // std::bad_alloc: readers waiting for these blocks must not wait forever
+                abandon_flights(mine, mkeys, lo);
+                throw;
+            }
+        }
         if (!waits.empty()) {
             std::unique_lock lock(s.mutex);
             for (auto& [i, f] : waits) {
@@ -759,6 +766,21 @@ private:
             a = b;
         }
         return error;
+    }
+
+    // Completes, as failed, the flights of `mine` that fetch_runs did not complete.
+    void abandon_flights(const std::vector<std::uint32_t>& mine, const std::vector<std::string>& mkeys,
+                         std::uint32_t lo) {
+        state& s = *m;
+        std::lock_guard lock(s.mutex);
+        for (const std::uint32_t i : mine) {
+            const auto it = s.flights.find(mkeys[i - lo]);
+            if (it == s.flights.end()) continue;
+            it->second->done = true;
+            it->second->error.emplace(errc::loader_failed, tier::none, "the fetching read ran out of memory");
+            s.flights.erase(it);
+        }
+        s.cv.notify_all();
     }
 
     template <class Fetch>

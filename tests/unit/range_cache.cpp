@@ -245,6 +245,44 @@ TEST_CASE("range cache: concurrent reads of the same missing blocks fetch them o
     CHECK(cache.metrics().shared_fetches == 8);
 }
 
+TEST_CASE("range cache: a fetch that runs out of memory fails the reads waiting for it instead of hanging them") {
+    temp_dir dir;
+    auto cache = open_posix(dir.path() / "cache");
+    const range_version v{"e", 4 * block};
+    std::latch in_origin(1);
+    std::latch waiter_queued(1);
+    auto exhausted = [&](std::uint64_t, std::span<std::byte>) -> tierguard::result<void> {
+        in_origin.count_down();
+        waiter_queued.wait();
+        throw std::bad_alloc();
+    };
+    bool threw = false;
+    std::thread fetcher([&] {
+        try {
+            (void)cache.read("obj", v, 0, 4 * block, exhausted);
+        } catch (const std::bad_alloc&) {
+            threw = true;
+        }
+    });
+    in_origin.wait();
+    tierguard::result<std::vector<std::byte>> waited = tierguard::fail(errc::miss, tierguard::tier::none);
+    std::thread waiter([&] {
+        origin o{"e"};
+        waited = cache.read("obj", v, 0, 4 * block, o);
+    });
+    while (cache.metrics().misses < 8) std::this_thread::yield();
+    waiter_queued.count_down();
+    fetcher.join();
+    waiter.join();
+    CHECK(threw);
+    REQUIRE(!waited);
+    CHECK(waited.error().code() == errc::loader_failed);
+    origin o{"e"};
+    auto later = cache.read("obj", v, 0, 4 * block, o);  // nothing is left in flight
+    REQUIRE(later);
+    CHECK(matches(*later, "e", 0));
+}
+
 TEST_CASE("range cache: the memory tier serves hot blocks without the storage") {
     auto storage = tierguard::storage::memory_storage();
     tierguard::range_config cfg = small_blocks();
