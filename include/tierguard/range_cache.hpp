@@ -145,6 +145,7 @@ struct range_block {
     std::vector<std::byte> frame;
     std::size_t offset = 0;
     std::size_t length = 0;
+    bool framed = true;  ///< false: the bytes alone (could not be framed), never stored
     [[nodiscard]] std::span<const std::byte> data() const noexcept {
         return std::span<const std::byte>(frame).subspan(offset, length);
     }
@@ -734,14 +735,13 @@ private:
                     auto block = std::make_shared<detail::range_block>();
                     const auto id = block_key(k, v, i);
                     std::span<const std::byte> data(buffer.data() + at, len);
-                    if (!frame::encode(id, data, block_schema, 0, 0, block->frame, s.zlib,
-                                       frame::limits{max_key_size * 2 + 64, std::size_t{64} << 20}))
-                        block->frame.clear();
-                    if (block->frame.empty()) {  // cannot happen within the validated limits
-                        block->frame.assign(data.begin(), data.end());
-                        block->offset = 0;
-                    } else {
+                    // Uncompressed, so no zlib stream (the cache's are used under its lock only).
+                    if (frame::encode(id, data, block_schema, 0, 0, block->frame,
+                                      frame::limits{max_key_size * 2 + 64, std::size_t{64} << 20})) {
                         block->offset = frame::header_size + id.size();
+                    } else {  // not within the validated limits: served, never stored
+                        block->frame.assign(data.begin(), data.end());
+                        block->framed = false;
                     }
                     block->length = len;
                     framed.emplace_back(i, std::move(block));
@@ -952,7 +952,7 @@ private:
         const auto it = s.objects.find(h);
         if (s.config.read_only || it == s.objects.end() || !std::ranges::equal(it->second.key, k) ||
             it->second.version.validator != v.validator || it->second.version.size != v.size || it->second.held[i] ||
-            block->offset == 0) {
+            !block->framed) {
             ++s.counters.blocks_not_stored;
             return;
         }
