@@ -985,6 +985,7 @@ private:
         state& s = *m;
         if (s.config.read_only) return false;
         auto written = s.storage.write(name, bytes);
+        forget_evicted_locked();
         if (!written && written.error().code() == errc::disk_full) {
             ++s.counters.disk_full_events;
             if (s.clock.now() < s.emergency_paused_until) {
@@ -1007,6 +1008,7 @@ private:
             emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " blocks after ENOSPC",
                  &written.error());
             written = s.storage.write(name, bytes);
+            forget_evicted_locked();
             if (!written && written.error().code() == errc::disk_full) {
                 ++s.counters.disk_full_events;
                 s.emergency_paused_until = detail::expiry_after(s.clock.now(), s.config.emergency_eviction_backoff);
@@ -1016,6 +1018,33 @@ private:
         }
         if (!written && written.error().code() != errc::disk_full) note_io_error(written.error());
         return written.has_value();
+    }
+
+    // Whether the storage evicts blobs by itself and names them (segment_log::take_evicted).
+    static constexpr bool storage_evicts_itself = requires(storage_type & st) {
+        { st.take_evicted().names } -> std::convertible_to<std::vector<std::string>>;
+        { st.take_evicted().complete } -> std::convertible_to<bool>;
+    };
+
+    // Follows the blobs such a storage let go: their blocks are no longer held (a name written
+    // again since is then an orphan for cleanup()), a record that left is written again. Names
+    // it could not keep are found by the next read (a missing block) or cleanup().
+    void forget_evicted_locked() {
+        if constexpr (storage_evicts_itself) {
+            state& s = *m;
+            for (const std::string& name : s.storage.take_evicted().names) {
+                const auto parsed = parse_name(name);
+                if (!parsed) continue;
+                const auto it = s.objects.find(parsed->object);
+                if (it == s.objects.end()) continue;
+                if (!parsed->block) {
+                    s.dirty.insert(parsed->object);
+                } else if (*parsed->block < it->second.held.size() && it->second.held[*parsed->block]) {
+                    forget_block_locked(parsed->object, it->second, *parsed->block);
+                    ++s.counters.evictions;
+                }
+            }
+        }
     }
 
     void evict_lru_locked() {

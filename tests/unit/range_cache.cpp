@@ -610,6 +610,32 @@ TEST_CASE("range cache: segment_log works as the storage for small blocks") {
     CHECK(o.requests.empty());
 }
 
+TEST_CASE("range cache: blocks segment_log evicts by itself leave the index, and are not counted as damage") {
+    temp_dir dir;
+    struct log_policies : manual_policies {
+        using storage = tierguard::storage::segment_log;
+    };
+    auto log = tierguard::storage::segment_log::open(
+        {.root = dir.path() / "log",
+         .segment_size = 64 * 1024,
+         .byte_budget = 4 * 64 * 1024,  // far below what the reads below offer
+         .pinned = {std::string(tierguard::range_cache<log_policies>::secret_name)}});
+    REQUIRE(log);
+    auto cache = tierguard::range_cache<log_policies>::open(std::move(*log), small_blocks());
+    REQUIRE(cache);
+    origin o{"e"};
+    for (int i = 0; i < 8; ++i) {
+        auto bytes = cache->read("obj" + std::to_string(i), {"e", 32 * block}, 0, 32 * block, o);
+        REQUIRE(bytes);
+        CHECK(matches(*bytes, "e", 0));
+    }
+    const auto m = cache->metrics();
+    CHECK(m.evictions > 0);
+    CHECK(m.bytes <= 4 * 64 * 1024);
+    for (int i = 0; i < 8; ++i) REQUIRE(cache->read("obj" + std::to_string(i), {"e", 32 * block}, 0, 32 * block, o));
+    CHECK(cache->metrics().corruption_missing_range == 0);
+}
+
 TEST_CASE("range cache: open refuses a bad configuration, naming the setting") {
     auto cfg = small_blocks();
     cfg.block_size = 0;
