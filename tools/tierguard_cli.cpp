@@ -11,6 +11,7 @@
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/disk_tier.hpp>
 #include <tierguard/frame.hpp>
+#include <tierguard/range_cache.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/storage/segment_log.hpp>
 
@@ -1083,6 +1084,157 @@ int run_inspect(const std::string& dir, Storage storage, const std::string& key,
     return status == "intact" ? exit_ok : exit_problems;
 }
 
+// ---- range caches (tierguard::range_cache over posix_directory) -------------------------
+
+using range_cache = tierguard::range_cache<>;
+
+// A range cache directory holds the range cache's hash secret (docs/RANGE_CACHE.md).
+[[nodiscard]] bool is_range_cache(const std::string& dir) {
+    std::error_code ec;
+    return fs::symlink_status(fs::path(dir) / range_cache::secret_name, ec).type() == fs::file_type::regular;
+}
+
+// The cleanup report as JSON fields and as text lines, for verify and scrub.
+json_object& range_report_json(json_object& out, const tierguard::range_cleanup_report& r) {
+    return out.num("objects_checked", r.objects_checked)
+        .num("blocks_checked", r.blocks_checked)
+        .num("corrupt_metadata", r.corrupt_metadata)
+        .num("damaged_blocks", r.damaged_blocks)
+        .num("inconsistencies_fixed", r.inconsistencies_fixed)
+        .num("orphaned_files_cleaned", r.orphaned_files_cleaned)
+        .num("temp_files_cleaned", r.temp_files_cleaned)
+        .num("objects_removed", r.objects_removed)
+        .num("quarantine_purged", r.quarantine_purged)
+        .num("io_errors", r.io_errors);
+}
+
+void print_range_report(const tierguard::range_cleanup_report& r, const char* verb) {
+    std::printf("objects checked         %llu\n", static_cast<unsigned long long>(r.objects_checked));
+    std::printf("blocks checked          %llu\n", static_cast<unsigned long long>(r.blocks_checked));
+    std::printf("corrupt metadata        %llu (%s)\n", static_cast<unsigned long long>(r.corrupt_metadata), verb);
+    std::printf("damaged blocks          %llu (%s)\n", static_cast<unsigned long long>(r.damaged_blocks), verb);
+    std::printf("inconsistencies         %llu (%s)\n", static_cast<unsigned long long>(r.inconsistencies_fixed), verb);
+    std::printf("orphaned files          %llu (%s)\n", static_cast<unsigned long long>(r.orphaned_files_cleaned), verb);
+    std::printf("temp files              %llu\n", static_cast<unsigned long long>(r.temp_files_cleaned));
+    std::printf("objects without blocks  %llu\n", static_cast<unsigned long long>(r.objects_removed));
+    std::printf("io errors               %llu\n", static_cast<unsigned long long>(r.io_errors));
+}
+
+// stats, verify, inspect: read-only (a shared lock; the cache reports what it would fix).
+// scrub: the cache opened as an application opens it, then a deep cleanup().
+int run_range(const arguments& args, const std::string& dir) {
+    const std::string_view name = args.command->name;
+    const bool writing = name == "scrub" || name == "purge-quarantine";
+    if (name == "purge-quarantine") {
+        auto storage = open_storage<posix_directory>(dir, true);
+        if (!storage) return report(library_error(dir, "open_failed", "", storage.error()));
+        const auto older_than = parse_duration(*args.older_than);
+        auto cleaned = storage->clean({clock_type::now(), *older_than});
+        if (!cleaned) return report(library_error(dir, "io_failed", "purge: ", cleaned.error()));
+        if (args.json)
+            std::printf("%s\n", json_object().num("quarantine_purged", cleaned->quarantine_purged).done().c_str());
+        else
+            std::printf("quarantined files purged  %llu\n",
+                        static_cast<unsigned long long>(cleaned->quarantine_purged));
+        return exit_ok;
+    }
+    auto storage = open_storage<posix_directory>(dir, writing);
+    if (!storage) return report(library_error(dir, "open_failed", "", storage.error()));
+    const std::size_t quarantined = storage->quarantined();
+    tierguard::range_config cfg;
+    cfg.read_only = !writing;
+    cfg.memory_budget = 0;
+    cfg.byte_budget = std::numeric_limits<std::uint64_t>::max();
+    auto cache = range_cache::open(std::move(*storage), cfg);
+    if (!cache) return report(library_error(dir, "open_failed", "range cache: ", cache.error()));
+    if (name == "inspect") {
+        auto info = cache->inspect(args.positional[1]);
+        if (!info) {
+            if (args.json)
+                std::printf("%s\n",
+                            json_object().str("key", args.positional[1]).boolean("found", false).done().c_str());
+            else
+                std::printf("no object for key %s\n", tierguard::detail::quoted_name(args.positional[1]).c_str());
+            return exit_problems;
+        }
+        if (args.json) {
+            std::vector<std::string> blocks;
+            for (std::size_t i = 0; i < info->blocks.size(); ++i)
+                blocks.push_back(json_object()
+                                     .num("index", std::uint64_t{info->blocks[i]})
+                                     .str("file", range_cache::block_name(info->folder, info->blocks[i]))
+                                     .num("crc", std::uint64_t{info->checksums[i]})
+                                     .done());
+            std::printf("%s\n", json_object()
+                                    .str("key", info->key)
+                                    .boolean("found", true)
+                                    .str("folder", info->folder)
+                                    .str("validator", info->version.validator)
+                                    .num("size", info->version.size)
+                                    .num("block_size", std::uint64_t{info->block_size})
+                                    .num("stored_bytes", info->stored_bytes)
+                                    .raw("blocks", json_array(blocks))
+                                    .done()
+                                    .c_str());
+        } else {
+            std::printf("key         %s\n", tierguard::detail::quoted_name(info->key).c_str());
+            std::printf("folder      %s\n", info->folder.c_str());
+            std::printf("validator   %s\n", tierguard::detail::quoted_name(info->version.validator).c_str());
+            std::printf("size        %llu bytes in blocks of %u\n", static_cast<unsigned long long>(info->version.size),
+                        static_cast<unsigned>(info->block_size));
+            std::printf("blocks      %zu held, %llu bytes stored\n", info->blocks.size(),
+                        static_cast<unsigned long long>(info->stored_bytes));
+            for (std::size_t i = 0; i < info->blocks.size(); ++i)
+                std::printf("  %s  crc %s\n", range_cache::block_name(info->folder, info->blocks[i]).c_str(),
+                            hex_of(info->checksums[i], 8).c_str());
+        }
+        return exit_ok;
+    }
+    const auto at_open = cache->metrics();
+    if (name == "stats") {
+        if (args.json) {
+            std::printf("%s\n", json_object()
+                                    .str("kind", "range_cache")
+                                    .num("objects", at_open.objects)
+                                    .num("blocks", at_open.blocks)
+                                    .num("bytes", at_open.bytes)
+                                    .num("quarantined", std::uint64_t{quarantined})
+                                    .done()
+                                    .c_str());
+        } else {
+            std::printf("range cache (posix_directory)\n");
+            std::printf("objects     %llu\n", static_cast<unsigned long long>(at_open.objects));
+            std::printf("blocks      %llu (%llu bytes)\n", static_cast<unsigned long long>(at_open.blocks),
+                        static_cast<unsigned long long>(at_open.bytes));
+            std::printf("quarantine  %zu files\n", quarantined);
+        }
+        return exit_ok;
+    }
+    // verify and scrub: open's verification (by listing), then every block read.
+    auto deep = cache->cleanup(true);
+    if (!deep) return report(library_error(dir, "io_failed", "range cache cleanup: ", deep.error()));
+    // What open found, plus what the deep pass found beyond it (read-only, the deep pass meets
+    // again the damaged records and orphans open left in place: those count once).
+    tierguard::range_cleanup_report total = *deep;
+    total.inconsistencies_fixed += at_open.inconsistency_fixed;
+    total.temp_files_cleaned += at_open.partial_write_cleanup;
+    total.corrupt_metadata = at_open.corruption_metadata + (writing ? deep->corrupt_metadata : 0);
+    total.orphaned_files_cleaned = at_open.orphaned_files_cleaned + (writing ? deep->orphaned_files_cleaned : 0);
+    const bool problems = total.corrupt_metadata + total.damaged_blocks + total.inconsistencies_fixed +
+                              total.orphaned_files_cleaned + total.io_errors !=
+                          0;
+    if (args.json) {
+        json_object out;
+        out.str("kind", "range_cache").boolean("modified", writing);
+        std::printf("%s\n", range_report_json(out, total).done().c_str());
+    } else {
+        std::printf("range cache (posix_directory)\n");
+        print_range_report(total, writing ? "fixed" : "found, not changed");
+    }
+    if (writing) return total.io_errors != 0 ? exit_problems : exit_ok;
+    return problems ? exit_problems : exit_ok;
+}
+
 template <class Storage>
 int run_on(const arguments& args, const std::string& dir, std::optional<std::chrono::seconds> older_than) {
     const std::string_view name = args.command->name;
@@ -1130,6 +1282,8 @@ int run(const arguments& args) {
     }
 
     const std::string& dir = args.positional[0];
+    if (is_range_cache(dir) && forced.value_or(layout::posix_directory) == layout::posix_directory)
+        return run_range(args, dir);
     const auto found = detect(dir, forced);
     if (const auto* e = std::get_if<cli_error>(&found)) return report(*e);
     if (std::get<layout>(found) == layout::segment_log) return run_on<segment_log>(args, dir, older_than);

@@ -25,6 +25,7 @@
 #include <tierguard/listener/stderr_logger.hpp>
 #include <tierguard/memory_tier.hpp>
 #include <tierguard/metrics.hpp>
+#include <tierguard/range_cache.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/serializer/codec.hpp>
 #include <tierguard/serializer/concept.hpp>

@@ -7,8 +7,10 @@
 //                                  fresh, freshlog caches opened once, no entry
 //                                  both            junk's posix_directory cache holding a segment file too
 //                                  empty (an empty folder), plain (not a cache), file (a regular file)
+//                                  range           a range cache: "video.mp4" (blocks 0-2 of 6), "other" (1 block)
 //   cli_fixture hold DIR CMD...    opens DIR as a cache does (exclusive lock), runs CMD, exits with its code
 #include <tierguard/disk_tier.hpp>
+#include <tierguard/range_cache.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/storage/segment_log.hpp>
 
@@ -192,6 +194,22 @@ int hold(const char* dir, char** command) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 103;
 }
 
+// A range cache of 4 KiB blocks: "video.mp4" (20490 bytes, blocks 0 to 2 read) and "other"
+// (4096 bytes, its one block); each byte is its offset modulo 256.
+void make_range(const fs::path& dir) {
+    auto storage = posix_directory::open({.root = dir});
+    if (!storage) throw std::runtime_error(storage.error().message());
+    auto cache = tierguard::range_cache<>::open(std::move(*storage), {.block_size = 4096, .memory_budget = 0});
+    if (!cache) throw std::runtime_error(cache.error().message());
+    auto fetch = [](std::uint64_t offset, std::span<std::byte> out) -> tierguard::result<void> {
+        for (auto& b : out) b = static_cast<std::byte>(offset++ & 0xff);
+        return {};
+    };
+    if (!cache->read("video.mp4", {"etag-1", 20490}, 0, 3 * 4096, fetch) ||
+        !cache->read("other", {"v7", 4096}, 0, 4096, fetch))
+        throw std::runtime_error("range cache reads failed");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,6 +233,7 @@ int main(int argc, char** argv) {
             fs::create_directories(root / "plain");
             std::ofstream(root / "plain" / "notes.txt") << "not a cache";
             std::ofstream(root / "file") << "a file";
+            make_range(root / "range");
             return 0;
         }
         if (mode == "hold" && argc > 3) return hold(argv[2], argv + 3);

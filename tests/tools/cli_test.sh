@@ -5,7 +5,7 @@
 # command runs over both storages: ROOT/cache (posix_directory) and ROOT/log (segment_log)
 # hold the same entries.
 # Usage: cli_test.sh CASE CLI FIXTURE WORKDIR
-#   CASE: help errors stats verify scrub purge inspect junk layout
+#   CASE: help errors stats verify scrub purge inspect junk layout range
 set -u
 case_name=$1 cli=$2 fixture=$3 work=$4
 failures=0
@@ -332,6 +332,38 @@ layout)
     run_error verify "$log" --storage posix_directory
     expect_error 3 not_a_cache; expect_err 'no tierguard-meta file'
     [[ $(snapshot "$log") == "$before" ]] || fail "forcing the wrong storage changed $log"
+    ;;
+range)
+    # A range cache directory (tierguard::range_cache over posix_directory, issue 16).
+    range=$root/range
+    run stats "$range"
+    expect_rc 0; expect_out '^range cache'; expect_out '^objects +2'; expect_out '^blocks +4 '
+    run inspect "$range" video.mp4 --json
+    expect_rc 0
+    expect_json 'd["found"] and d["validator"] == "etag-1" and d["size"] == 20490 and [b["index"] for b in d["blocks"]] == [0, 1, 2]'
+    folder=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["folder"])' <<<"$out")
+    run inspect "$range" video.mp4
+    expect_rc 0; expect_out "^  $folder/00000001  crc 0x"
+    run inspect "$range" missing.bin
+    expect_rc 1; expect_out 'no object for key "missing.bin"'
+    run verify "$range"
+    expect_rc 0; expect_out '^inconsistencies +0 '
+    # Damage: a block gone (failure 4), a block overwritten (its size is wrong), a stray block (failure 6).
+    rm "$range/$folder/00000001"
+    echo junk >"$range/$folder/00000002"
+    echo stray >"$range/$folder/00000005"
+    before=$(snapshot "$range")
+    run verify "$range" --json
+    expect_rc 1
+    expect_json 'd["kind"] == "range_cache" and not d["modified"] and d["inconsistencies_fixed"] == 2 and d["orphaned_files_cleaned"] == 2'
+    [[ $(snapshot "$range") == "$before" ]] || fail "verify changed $range"
+    run scrub "$range"
+    expect_rc 0; expect_out '^inconsistencies +2 \(fixed\)'; expect_out '^orphaned files +2 \(fixed\)'
+    [[ ! -e "$range/$folder/00000005" ]] || fail "scrub left the stray block"
+    run verify "$range"
+    expect_rc 0
+    run inspect "$range" video.mp4 --json
+    expect_rc 0; expect_json '[b["index"] for b in d["blocks"]] == [0]'
     ;;
 *)
     echo "unknown case $case_name"; exit 2 ;;

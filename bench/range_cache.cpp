@@ -1,0 +1,198 @@
+// The range cache against its floors (issue 16), each figure a ratio from one run:
+//   read_1MiB/disk/tierguard   a cached 64 MiB object read in 1 MiB ranges through
+//                              tierguard::range_cache over posix_directory (1 MiB blocks, no
+//                              memory tier): every range one block file read, checked, copied out
+//   read_1MiB/disk/pread       the same 64 MiB as one plain file, pread() 1 MiB at a time into
+//                              the same output buffer: the floor (page cache warm for both)
+//   read_1MiB/memory/tierguard the same reads answered by the memory tier (128 MiB)
+//   read_1MiB/memory/memcpy    memcpy of 1 MiB from a 64 MiB buffer: the floor
+//   read_1MiB/crc32_only       the CRC-32 of 64 MiB in 1 MiB pieces, alone: what a disk hit must verify
+//   cold_16_blocks             a cold read of 16 contiguous missing blocks; counts origin requests
+//   open_verify/<objects>      open() (verification by listing + every record read) of a cache of
+//                              <objects> objects x 64 blocks of 4 KiB (--benchmark_filter=open to run;
+//                              the data set is built once, through the cache, before timing)
+// bytes_per_second is the read throughput. Everything lives in a mkdtemp() folder under /tmp
+// (or $TIERGUARD_BENCH_DIR), removed at exit.
+#include <benchmark/benchmark.h>
+
+#include <tierguard/range_cache.hpp>
+#include <tierguard/storage/posix_directory.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using range_cache = tierguard::range_cache<>;
+constexpr std::size_t mib = std::size_t{1} << 20;
+constexpr std::size_t object_size = 64 * mib;
+
+// The folder's name in static storage that outlives every destructor, so the atexit handler can use it.
+char scratch_name[4096];
+
+fs::path scratch() {
+    if (scratch_name[0] == '\0') {
+        const char* base = std::getenv("TIERGUARD_BENCH_DIR");
+        const std::string pattern =
+            (fs::path(base != nullptr ? base : "/tmp") / "tierguard-bench-range-XXXXXX").string();
+        if (pattern.size() >= sizeof scratch_name) std::abort();
+        std::memcpy(scratch_name, pattern.c_str(), pattern.size() + 1);
+        if (::mkdtemp(scratch_name) == nullptr) std::abort();
+        std::atexit([] { fs::remove_all(scratch_name); });
+    }
+    return scratch_name;
+}
+
+tierguard::result<void> origin(std::uint64_t offset, std::span<std::byte> out) {
+    for (std::size_t i = 0; i < out.size(); i += 8) {
+        const std::uint64_t v = (offset + i) * 0x9e3779b97f4a7c15ULL;
+        std::memcpy(out.data() + i, &v, std::min<std::size_t>(8, out.size() - i));
+    }
+    return {};
+}
+
+range_cache open_cache(const fs::path& root, const tierguard::range_config& cfg) {
+    auto dir = tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none});
+    if (!dir) std::abort();
+    auto cache = range_cache::open(std::move(*dir), cfg);
+    if (!cache) {
+        std::fprintf(stderr, "%s\n", cache.error().message().c_str());
+        std::abort();
+    }
+    return std::move(*cache);
+}
+
+const tierguard::range_version big{"etag-big", object_size};
+
+void read_all(benchmark::State& state, range_cache& cache, std::vector<std::byte>& out) {
+    for (auto _ : state) {
+        for (std::size_t at = 0; at < object_size; at += mib) {
+            if (!cache.read("big", big, at, std::span<std::byte>(out), origin)) state.SkipWithError("read failed");
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * object_size));
+}
+
+void read_disk_tierguard(benchmark::State& state) {
+    static auto cache =
+        open_cache(scratch() / "disk", {.block_size = mib, .byte_budget = 1ULL << 30, .memory_budget = 0});
+    std::vector<std::byte> out(mib);
+    for (std::size_t at = 0; at < object_size; at += mib) (void)cache.read("big", big, at, std::span(out), origin);
+    read_all(state, cache, out);
+    state.counters["origin_requests"] = static_cast<double>(cache.metrics().origin_requests);
+}
+
+void read_disk_pread(benchmark::State& state) {
+    const fs::path file = scratch() / "plain.bin";
+    std::vector<std::byte> out(mib);
+    if (!fs::exists(file)) {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        for (std::size_t at = 0; at < object_size; at += mib) {
+            (void)origin(at, out);
+            if (::write(fd, out.data(), mib) != static_cast<ssize_t>(mib)) std::abort();
+        }
+        ::close(fd);
+    }
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    for (auto _ : state) {
+        for (std::size_t at = 0; at < object_size; at += mib) {
+            if (::pread(fd, out.data(), mib, static_cast<off_t>(at)) != static_cast<ssize_t>(mib))
+                state.SkipWithError("pread failed");
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    ::close(fd);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * object_size));
+}
+
+void read_memory_tierguard(benchmark::State& state) {
+    static auto cache =
+        open_cache(scratch() / "memory",
+                   {.block_size = mib, .byte_budget = 1ULL << 30, .memory_budget = 128 * mib, .memory_shards = 1});
+    std::vector<std::byte> out(mib);
+    for (std::size_t at = 0; at < object_size; at += mib) (void)cache.read("big", big, at, std::span(out), origin);
+    read_all(state, cache, out);
+    state.counters["memory_hits"] = static_cast<double>(cache.metrics().memory_hits);
+}
+
+void read_memory_memcpy(benchmark::State& state) {
+    std::vector<std::byte> source(object_size);
+    (void)origin(0, source);
+    std::vector<std::byte> out(mib);
+    for (auto _ : state) {
+        for (std::size_t at = 0; at < object_size; at += mib) {
+            std::memcpy(out.data(), source.data() + at, mib);
+            benchmark::DoNotOptimize(out.data());
+            benchmark::ClobberMemory();
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * object_size));
+}
+
+void cold_16_blocks(benchmark::State& state) {
+    auto cache = open_cache(scratch() / "cold", {.block_size = 4096, .memory_budget = 0});
+    std::uint64_t requests = 0;
+    static int n = 0;  // keys never read before, across repetitions (they share the directory)
+    for (auto _ : state) {
+        const std::string key = "cold-" + std::to_string(n++);
+        auto counting = [&](std::uint64_t offset, std::span<std::byte> out) {
+            ++requests;
+            return origin(offset, out);
+        };
+        if (!cache.read(key, {"e", 64 * 4096}, 8 * 4096, 16 * 4096, counting)) state.SkipWithError("read failed");
+    }
+    state.counters["origin_requests_per_read"] =
+        static_cast<double>(requests) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+}
+
+// The CRC-32 a disk hit computes over its block frame, alone (what bounds read_1MiB/disk/tierguard).
+void crc_1MiB(benchmark::State& state) {
+    std::vector<std::byte> source(object_size);
+    (void)origin(0, source);
+    for (auto _ : state) {
+        for (std::size_t at = 0; at < object_size; at += mib)
+            benchmark::DoNotOptimize(tierguard::frame::checksum(std::span(source).subspan(at, mib)));
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * object_size));
+}
+
+void open_verify(benchmark::State& state) {
+    const auto objects = static_cast<int>(state.range(0));
+    const fs::path root = scratch() / ("open" + std::to_string(objects));
+    const tierguard::range_config cfg{.block_size = 4096, .byte_budget = 1ULL << 40, .memory_budget = 0};
+    if (!fs::exists(root)) {
+        auto cache = open_cache(root, cfg);
+        for (int i = 0; i < objects; ++i)
+            if (!cache.read("object-" + std::to_string(i), {"e", 64 * 4096}, 0, 64 * 4096, origin)) std::abort();
+    }
+    std::uint64_t blocks = 0;
+    for (auto _ : state) {
+        auto cache = open_cache(root, cfg);
+        blocks = cache.metrics().blocks;
+    }
+    state.counters["blocks"] = static_cast<double>(blocks);
+}
+
+}  // namespace
+
+BENCHMARK(read_disk_tierguard)->Name("read_1MiB/disk/tierguard")->Unit(benchmark::kMillisecond);
+BENCHMARK(read_disk_pread)->Name("read_1MiB/disk/pread")->Unit(benchmark::kMillisecond);
+BENCHMARK(read_memory_tierguard)->Name("read_1MiB/memory/tierguard")->Unit(benchmark::kMillisecond);
+BENCHMARK(read_memory_memcpy)->Name("read_1MiB/memory/memcpy")->Unit(benchmark::kMillisecond);
+BENCHMARK(crc_1MiB)->Name("read_1MiB/crc32_only")->Unit(benchmark::kMillisecond);
+BENCHMARK(cold_16_blocks)->Unit(benchmark::kMicrosecond);
+BENCHMARK(open_verify)->Arg(10000)->Iterations(3)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
