@@ -21,7 +21,10 @@
 #endif
 #endif
 #if TIERGUARD_CRC32_CLMUL
-#include <immintrin.h>
+// Not <immintrin.h>: it costs ~100 MB and ~0.3 s per translation unit. The 128-bit path
+// needs SSE2 and PCLMULQDQ only; the 256-bit path uses vector extensions (v4x64 below).
+#include <emmintrin.h>
+#include <wmmintrin.h>
 #endif
 
 namespace tierguard::detail {
@@ -233,21 +236,35 @@ namespace crc32_clmul_detail {
 
 namespace crc32_clmul_detail {
 
+// Four 64-bit lanes, as __m256i; built with vector extensions rather than <immintrin.h>.
+using v4x64 = long long __attribute__((vector_size(32)));
+
+// VPCLMULQDQ on both 128-bit halves; Imm selects the 64-bit lanes as in _mm256_clmulepi64_epi128.
+template <int Imm>
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline v4x64 clmul2(v4x64 a, v4x64 b) noexcept {
+#if defined(__clang__)
+    return __builtin_ia32_pclmulqdq256(a, b, Imm);
+#else
+    return __builtin_ia32_vpclmulqdq_v4di(a, b, Imm);
+#endif
+}
+
 // fold() on both 128-bit halves at once.
-[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i fold2(__m256i r, __m256i k,
-                                                                                     __m256i next) noexcept {
-    return _mm256_xor_si256(
-        _mm256_xor_si256(_mm256_clmulepi64_epi128(r, k, 0x00), _mm256_clmulepi64_epi128(r, k, 0x11)), next);
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline v4x64 fold2(v4x64 r, v4x64 k,
+                                                                                   v4x64 next) noexcept {
+    return clmul2<0x00>(r, k) ^ clmul2<0x11>(r, k) ^ next;
 }
 
-[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i load2(const std::byte* p) noexcept {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline v4x64 load2(const std::byte* p) noexcept {
+    v4x64 v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
 }
 
-[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline __m256i pair(std::uint64_t lo,
-                                                                                    std::uint64_t hi) noexcept {
-    return _mm256_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo), static_cast<long long>(hi),
-                             static_cast<long long>(lo));
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline v4x64 pair(std::uint64_t lo,
+                                                                                  std::uint64_t hi) noexcept {
+    return v4x64{static_cast<long long>(lo), static_cast<long long>(hi), static_cast<long long>(lo),
+                 static_cast<long long>(hi)};
 }
 
 }  // namespace crc32_clmul_detail
@@ -260,20 +277,19 @@ namespace crc32_clmul_detail {
     namespace k = crc32_constants;
     using namespace crc32_clmul_detail;
     if (size < 256) return crc32_clmul(crc, data, size);
-    const __m256i first =
-        _mm256_xor_si256(load2(data), _mm256_zextsi128_si256(_mm_cvtsi32_si128(static_cast<int>(~crc))));
-    const __m256i k1024 = pair(k::fold1024_lo, k::fold1024_hi);
-    __m256i r[4] = {first, load2(data + 32), load2(data + 64), load2(data + 96)};
+    const v4x64 first = load2(data) ^ v4x64 { static_cast<long long>(~crc), 0, 0, 0 };
+    const v4x64 k1024 = pair(k::fold1024_lo, k::fold1024_hi);
+    v4x64 r[4] = {first, load2(data + 32), load2(data + 64), load2(data + 96)};
     for (data += 128, size -= 128; size >= 128; data += 128, size -= 128) {
         // Unrolled, so that the four lanes stay in registers.
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, load2(data + 32 * i));
     }
-    const __m256i k256 = pair(k::fold256_lo, k::fold256_hi);
-    const __m256i folded = fold2(fold2(fold2(r[0], k256, r[1]), k256, r[2]), k256, r[3]);
+    const v4x64 k256 = pair(k::fold256_lo, k::fold256_hi);
+    const v4x64 folded = fold2(fold2(fold2(r[0], k256, r[1]), k256, r[2]), k256, r[3]);
     // The lower half comes first in the message.
     const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
-    return finish(fold(_mm256_castsi256_si128(folded), k128, _mm256_extracti128_si256(folded, 1)), data, size);
+    return finish(fold(_mm_set_epi64x(folded[1], folded[0]), k128, _mm_set_epi64x(folded[3], folded[2])), data, size);
 }
 
 #endif
