@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tierguard/detail/entropy.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/result.hpp>
 #include <tierguard/storage/concept.hpp>
@@ -9,7 +10,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,8 +18,8 @@
 namespace tierguard::detail {
 
 /// The 128-bit SipHash key a storage keeps under blob `name` (a frame whose key is the
-/// name and whose payload is 16 bytes), made from std::random_device and written when
-/// absent. A damaged secret (or something unreadable in its place) is quarantined and
+/// name and whose payload is 16 bytes), made from the system's random source
+/// (random_secret) and written when absent. A damaged secret (or something unreadable in its place) is quarantined and
 /// replaced, and `replaced_damaged` set: the blobs named under the old secret then
 /// become orphans for a cleanup. Fails only if the storage cannot be read or written, or
 /// (errc::miss, errc::corrupted) if the secret is absent or damaged and `make` is false.
@@ -51,12 +51,9 @@ template <storage_policy Storage>
         replaced_damaged = true;
         (void)storage.quarantine(name, "secret", now);
     }
-    std::random_device entropy;
-    std::array<std::byte, 16> fresh{};
-    for (std::size_t i = 0; i < 16; i += 4) {
-        const std::uint32_t word = entropy();
-        for (std::size_t j = 0; j < 4; ++j) fresh[i + j] = static_cast<std::byte>(word >> (8 * j));
-    }
+    auto random = random_secret(tier::disk);
+    if (!random) return unexpected(std::move(random).error());
+    const std::array<std::byte, 16> fresh = *random;
     std::vector<std::byte> blob;
     if (auto ok = frame::encode(frame_key, fresh, 1, 0, 0, blob); !ok) return unexpected(std::move(ok).error());
     if (auto ok = storage.write(name, blob); !ok) return unexpected(std::move(ok).error());
