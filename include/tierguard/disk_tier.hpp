@@ -2,6 +2,7 @@
 
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/system.hpp>
+#include <tierguard/detail/entropy.hpp>
 #include <tierguard/detail/lru_shard.hpp>
 #include <tierguard/detail/siphash.hpp>
 #include <tierguard/detail/ttl.hpp>
@@ -24,12 +25,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <type_traits>
 #include <unordered_set>
-#include <variant>
 #include <vector>
 
 namespace tierguard {
@@ -943,12 +942,9 @@ private:
             emit(event_kind::corrupted, meta_name, &why);
             (void)m_storage.quarantine(meta_name, "meta", m_clock.now());
         }
-        std::random_device entropy;
-        std::array<std::byte, 16> secret{};
-        for (std::size_t i = 0; i < 16; i += 4) {
-            const std::uint32_t word = entropy();
-            for (std::size_t j = 0; j < 4; ++j) secret[i + j] = static_cast<std::byte>(word >> (8 * j));
-        }
+        auto random = detail::random_secret(tier_kind);
+        if (!random) return unexpected(std::move(random).error());
+        const std::array<std::byte, 16> secret = *random;
         std::vector<std::byte> blob;
         if (auto ok = frame::encode(meta_key, secret, 1, 0, 0, blob); !ok) return ok;
         if (auto ok = m_storage.write(meta_name, blob); !ok) return ok;
