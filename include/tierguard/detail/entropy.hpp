@@ -16,8 +16,8 @@ namespace tierguard::detail {
 
 /// 16 bytes from the operating system's random source (getentropy(3): the getrandom
 /// system call on Linux), for a directory's hash secret. Replaces std::random_device,
-/// whose <random> costs every translation unit ~0.2 s and ~60 MB to compile. Fails with
-/// errc::io_error (the errno kept) only if the kernel cannot supply entropy.
+/// whose <random> costs every translation unit ~0.2 s and ~60 MB to compile. Fails, with
+/// the errno classified by os_failure, only if the kernel cannot supply entropy.
 [[nodiscard]] inline result<std::array<std::byte, 16>> random_secret(tier where) {
     std::array<std::byte, 16> bytes{};
     if (::getentropy(bytes.data(), bytes.size()) != 0)
