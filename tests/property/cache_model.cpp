@@ -1,6 +1,7 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
 // sequences of put, get, erase, clock advances, scrubs, reopens and fault-rate changes run
-// against the cache and a reference model, once over memory_storage, once over a real
+// against the cache and a reference model, once over memory_storage, once over a shared
+// memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
 // posix_directory (real files, renames and scans, faults injected around it) and once over a
 // real segment_log (append-only segment files; see segment_backend for where its refinement
 // of the storage concept is kept out of the model's way).
@@ -172,6 +173,25 @@ struct memory_backend {
     }
 };
 
+// A shared view of one memory_storage, standing in for a remote server (Redis) that every
+// instance sees: the disk tier over it runs in shared mode (no index, no byte budget, no
+// meta blob, failures and hits named tier::remote); nothing expires by itself, so expired
+// entries are the tier's to skip. The faults are injected as into a disk.
+struct remote_backend : memory_backend {
+    class inner : public tierguard_test::shared_memory_storage {
+    public:
+        using shared_memory_storage::shared_memory_storage;
+        static constexpr bool shared = true;
+    };
+    static constexpr std::string_view name = "remote memory_storage";
+
+    tierguard::result<inner> make() { return inner(store); }
+    [[nodiscard]] listed on_disk(const inner&) const {
+        const auto blobs = store->list();
+        return entries_of(*blobs);
+    }
+};
+
 struct posix_backend {
     using inner = tierguard::storage::posix_directory;
     static constexpr std::string_view name = "posix_directory";
@@ -326,6 +346,8 @@ template <class Backend>
 struct harness {
     using cache_type = tierguard::cache<std::string, std::string, cache_policies<Backend>>;
     using storage_type = typename cache_type::storage_type;
+    static constexpr bool shared = cache_type::disk_type::shared;
+    static constexpr tier storage_tier = cache_type::disk_type::tier_kind;
 
     totals& sums;
     std::uint64_t fault_seed;
@@ -344,7 +366,7 @@ struct harness {
 
     harness(totals& t, std::uint64_t seed) : sums(t), fault_seed(seed) {
         ++sums.sequences;
-        plant_secret();
+        if constexpr (!shared) plant_secret();  // a shared tier names blobs with a fixed key
         open();
     }
 
@@ -485,7 +507,7 @@ struct harness {
         if (got->from == tier::memory) {
             ++sums.memory_hits;
         } else {
-            RC_ASSERT(got->from == tier::disk);
+            RC_ASSERT(got->from == storage_tier);
             ++sums.disk_hits;
         }
     }
@@ -588,15 +610,21 @@ struct harness {
         cache->memory().erase("recovery-probe-0");
         auto back = cache->get("recovery-probe-0");
         RC_ASSERT(back.has_value());
-        RC_ASSERT(back->from == tier::disk);
+        RC_ASSERT(back->from == storage_tier);
         RC_ASSERT(back->value == std::string("probe"));
         auto scrubbed = cache->scrub();
         RC_ASSERT(scrubbed.has_value());
         const auto mt = cache->metrics();
         const listed files = backend.on_disk(cache->disk().storage().inner());
-        RC_ASSERT(files.bytes <= disk_budget);
-        RC_ASSERT(files.entries == mt.storage.front().entries);
-        RC_ASSERT(files.bytes == mt.storage.front().bytes);
+        if constexpr (shared) {
+            // No index and no budget: the server's to keep (Redis's maxmemory); reported as 0.
+            RC_ASSERT(mt.storage.front().entries == 0 && mt.storage.front().bytes == 0);
+            RC_ASSERT(mt.storage.front().which == tier::remote);
+        } else {
+            RC_ASSERT(files.bytes <= disk_budget);
+            RC_ASSERT(files.entries == mt.storage.front().entries);
+            RC_ASSERT(files.bytes == mt.storage.front().bytes);
+        }
         check_invariants();
         for (std::size_t k = 0; k < keys.size(); ++k) check_get(k);
         ++sums.recoveries;
@@ -756,6 +784,10 @@ void run_model(const std::string& description) {
 
 TEST_CASE("cache over fault-injected memory_storage agrees with the reference model") {
     run_model<memory_backend>("cache model over fault_injecting<memory_storage>");
+}
+
+TEST_CASE("cache over a fault-injected shared memory_storage (a remote tier) agrees with the reference model") {
+    run_model<remote_backend>("cache model over fault_injecting<remote memory_storage>");
 }
 
 TEST_CASE("cache over a fault-injected posix_directory agrees with the reference model") {
