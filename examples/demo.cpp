@@ -8,9 +8,10 @@
 //   recovered     permissions back: after the recovery time the breaker closes by itself
 //   disk full     every write fails with ENOSPC (injected by storage::fault_injecting, seed 004)
 //   recovered     the disk has room again
-//   redis stopped the remote tier's server is frozen (SIGSTOP): calls time out, its breaker
-//                 opens, memory, disk and the backend serve
-//   redis back    SIGCONT: the remote breaker closes by itself
+//   redis stopped the remote tier's server is frozen (SIGSTOP) and the clients move on to
+//                 keys no tier holds yet: remote calls time out or are refused by the
+//                 endpoint's backoff, and the backend fills memory and disk
+//   redis back    SIGCONT: the remote tier answers again
 //
 // The remote tier (memory -> disk -> Redis) is a redis-server the demo starts on a unix
 // socket in a temp folder and kills at exit. Without redis-server on the PATH (or a build
@@ -258,12 +259,13 @@ int run(const fs::path& root, std::chrono::milliseconds tick, const remote_serve
     const auto end = start + ticks * tick;
     auto tick_of = [&](steady::time_point t) { return std::clamp(static_cast<int>((t - start) / tick), 0, ticks - 1); };
 
+    std::atomic<bool> fresh_keys{false};  // the clients move on to keys no tier holds yet
     std::vector<std::thread> workers;
     for (int c = 0; c < clients; ++c) {
         workers.emplace_back([&, c] {
             std::mt19937_64 rng(1000 + c);
             while (steady::now() < end) {
-                const std::string key = keys.draw(rng);
+                const std::string key = (fresh_keys ? "fresh-" : "") + keys.draw(rng);
                 const auto t0 = steady::now();
                 auto got = cache.get_or_load(key, backend);
                 const auto t1 = steady::now();
@@ -294,7 +296,10 @@ int run(const fs::path& root, std::chrono::milliseconds tick, const remote_serve
             set_unreadable(root, faults, now == "unreadable");
             if (now == "disk full") faults.set_rates(tierguard::storage::op::write, {.disk_full = 1.0});
             if (now == "recovered") faults.heal();
-            if (remote && now == "redis stopped") remote->stop();
+            if (remote && now == "redis stopped") {
+                remote->stop();
+                fresh_keys = true;  // requests now miss memory and disk, and reach the stopped server
+            }
             if (remote && now == "redis back") remote->resume();
         }
         if (now == "corruption") (void)corrupt_entry_files(root, 20, chaos);
