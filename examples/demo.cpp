@@ -11,7 +11,8 @@
 //   redis stopped the remote tier's server is frozen (SIGSTOP) and the clients move on to
 //                 keys no tier holds yet: remote calls time out or are refused by the
 //                 endpoint's backoff, and the backend fills memory and disk
-//   redis back    SIGCONT: the remote tier answers again
+//   redis back    SIGCONT, and the clients move on to keys no tier holds again: the remote
+//                 tier takes writes again and its breaker closes
 //
 // The remote tier (memory -> disk -> Redis) is a redis-server the demo starts on a unix
 // socket in a temp folder and kills at exit. Without redis-server on the PATH (or a build
@@ -259,13 +260,15 @@ int run(const fs::path& root, std::chrono::milliseconds tick, const remote_serve
     const auto end = start + ticks * tick;
     auto tick_of = [&](steady::time_point t) { return std::clamp(static_cast<int>((t - start) / tick), 0, ticks - 1); };
 
-    std::atomic<bool> fresh_keys{false};  // the clients move on to keys no tier holds yet
+    // Which keys the clients ask for: the redis phases move them on to keys no tier holds yet.
+    std::atomic<int> key_set{0};
+    constexpr std::array<std::string_view, 3> key_prefixes{"", "fresh-", "fresher-"};
     std::vector<std::thread> workers;
     for (int c = 0; c < clients; ++c) {
         workers.emplace_back([&, c] {
             std::mt19937_64 rng(1000 + c);
             while (steady::now() < end) {
-                const std::string key = (fresh_keys ? "fresh-" : "") + keys.draw(rng);
+                const std::string key = std::string(key_prefixes[key_set]) + keys.draw(rng);
                 const auto t0 = steady::now();
                 auto got = cache.get_or_load(key, backend);
                 const auto t1 = steady::now();
@@ -298,8 +301,9 @@ int run(const fs::path& root, std::chrono::milliseconds tick, const remote_serve
             if (now == "recovered") faults.heal();
             if (remote && now == "redis stopped") {
                 remote->stop();
-                fresh_keys = true;  // requests now miss memory and disk, and reach the stopped server
+                key_set = 1;  // requests now miss memory and disk, and reach the stopped server
             }
+            if (remote && now == "redis back") key_set = 2;  // and now the server that is back
             if (remote && now == "redis back") remote->resume();
         }
         if (now == "corruption") (void)corrupt_entry_files(root, 20, chaos);
