@@ -8,6 +8,16 @@
 //   recovered     permissions back: after the recovery time the breaker closes by itself
 //   disk full     every write fails with ENOSPC (injected by storage::fault_injecting, seed 004)
 //   recovered     the disk has room again
+//   redis stopped the remote tier's server is frozen (SIGSTOP) and the clients move on to
+//                 keys no tier holds yet: remote calls time out or are refused by the
+//                 endpoint's backoff, and the backend fills memory and disk
+//   redis back    SIGCONT, and the clients move on to keys no tier holds again: the remote
+//                 tier takes writes again and its breaker closes
+//
+// The remote tier (memory -> disk -> Redis) is a redis-server the demo starts on a unix
+// socket in a temp folder and kills at exit. Without redis-server on the PATH (or a build
+// without hiredis) the demo says so and runs memory -> disk, the last two phases then
+// "recovered"; with CI set it fails instead.
 //
 // One line per second shows what a person watching a dashboard would see. The run ends
 // with the health report and the Prometheus exposition, and exits 0 only if every
@@ -16,6 +26,11 @@
 //
 // Usage: demo [--duration SECONDS]   (default 30; ctest runs a short one)
 #include <tierguard/tierguard.hpp>
+#if TIERGUARD_DEMO_REDIS
+#include "support/redis_server.hpp"
+
+#include <tierguard/storage/redis.hpp>
+#endif
 
 #include <unistd.h>
 
@@ -28,13 +43,17 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -49,6 +68,12 @@ struct demo_policies : tierguard::cache_defaults {
     using storage = demo_storage;
 };
 using demo_cache = tierguard::cache<std::string, std::string, demo_policies>;
+
+// The redis-server of the remote tier: how to stop and resume it, and its URL.
+struct remote_server {
+    std::function<void()> stop, resume;
+    std::string url;
+};
 
 constexpr int key_space = 4000;
 constexpr int clients = 4;
@@ -92,14 +117,14 @@ private:
 // wrong values, and request latency in a log-scale histogram (4 buckets per octave).
 struct interval_stats {
     static constexpr int buckets = 160;
-    std::atomic<std::uint64_t> from_memory{0}, from_disk{0}, loaded{0}, failed{0}, wrong{0};
+    std::atomic<std::uint64_t> from_memory{0}, from_disk{0}, from_remote{0}, loaded{0}, failed{0}, wrong{0};
     std::array<std::atomic<std::uint64_t>, buckets> latency{};
 
     static int bucket_of(std::chrono::nanoseconds d) {
         const double ns = std::max<double>(1.0, static_cast<double>(d.count()));
         return std::min(buckets - 1, static_cast<int>(std::log2(ns) * 4));
     }
-    [[nodiscard]] std::uint64_t requests() const { return from_memory + from_disk + loaded + failed; }
+    [[nodiscard]] std::uint64_t requests() const { return from_memory + from_disk + from_remote + loaded + failed; }
     // The latency below which `q` of the requests fell, in microseconds (bucket upper edge).
     [[nodiscard]] double quantile_us(double q) const {
         const auto total = static_cast<double>(requests());
@@ -116,14 +141,21 @@ struct phase {
     std::string_view name;
     int starts_at;  // in ticks (a tick is a second at the default duration of 30 s)
 };
-constexpr std::array<phase, 6> phases{
-    {{"warm-up", 0}, {"corruption", 5}, {"unreadable", 10}, {"recovered", 15}, {"disk full", 19}, {"recovered", 24}}};
+constexpr std::array<phase, 8> phases{{{"warm-up", 0},
+                                       {"corruption", 4},
+                                       {"unreadable", 8},
+                                       {"recovered", 12},
+                                       {"disk full", 15},
+                                       {"recovered", 19},
+                                       {"redis stopped", 22},
+                                       {"redis back", 26}}};
 constexpr int ticks = 30;
 
-std::string_view phase_at(int tick) {
+// Without a remote tier the redis phases are more of the last "recovered".
+std::string_view phase_at(int tick, bool remote) {
     std::string_view name = phases[0].name;
     for (const phase& p : phases)
-        if (tick >= p.starts_at) name = p.name;
+        if (tick >= p.starts_at && (remote || !p.name.starts_with("redis"))) name = p.name;
     return name;
 }
 
@@ -159,33 +191,68 @@ void set_unreadable(const fs::path& root, tierguard::storage::fault_control& fau
     }
 }
 
-int run(const fs::path& root, std::chrono::milliseconds tick) {
-    demo_cache::config cfg;
+#if TIERGUARD_DEMO_REDIS
+struct remote_policies : tierguard::cache_defaults {
+    using storage = tierguard::tiers<demo_storage, tierguard::storage::redis>;
+};
+using remote_cache = tierguard::cache<std::string, std::string, remote_policies>;
+#endif
+
+// Opens the cache over `storage` (and the remote server, if any).
+template <class Cache>
+tierguard::result<Cache> open_cache(demo_storage storage, std::chrono::milliseconds tick, const remote_server* remote) {
+    typename Cache::config cfg;
     cfg.memory.byte_budget = 1 << 20;  // about a quarter of the working set
     cfg.memory.shards = 8;
-    cfg.disk.byte_budget = 64 << 20;  // all of it
-    cfg.disk.compression_level = 1;
     cfg.default_ttl = 10min;
-    cfg.breaker.failure_threshold = 5;
-    cfg.breaker.recovery_time = tick;
-    cfg.breaker.max_recovery_time = 3 * tick;
-    cfg.breaker.test_requests = 3;
+    auto set_breaker = [&](auto& b) {
+        b.failure_threshold = 5;
+        b.recovery_time = tick;
+        b.max_recovery_time = 3 * tick;
+        b.test_requests = 3;
+    };
+    auto set_disk = [&](auto& disk) {
+        disk.byte_budget = 64 << 20;  // all of it
+        disk.compression_level = 1;
+    };
+    if constexpr (std::is_same_v<Cache, demo_cache>) {
+        set_disk(cfg.disk);
+        set_breaker(cfg.breaker);
+        return Cache::open(cfg, std::move(storage));
+    } else {
+        auto& [disk, redis] = cfg.tiers;
+        set_disk(disk.disk);
+        set_breaker(disk.breaker);
+        set_breaker(redis.breaker);
+        redis.storage.endpoints = {remote->url};
+        redis.storage.connect_timeout = 50ms;
+        redis.storage.command_timeout = 50ms;  // what a call to the stopped server waits
+        redis.storage.pool_size = clients;
+        auto server = tierguard::storage::redis::open(redis.storage);
+        if (!server) return tierguard::unexpected(server.error());
+        return Cache::open(cfg, {std::move(storage), std::move(*server)});
+    }
+}
 
+template <class Cache>
+int run(const fs::path& root, std::chrono::milliseconds tick, const remote_server* remote) {
     auto dir = tierguard::storage::posix_directory::open({.root = root, .sync = tierguard::durability::none});
     if (!dir) return std::fprintf(stderr, "demo: %s\n", dir.error().message().c_str()), 2;
     demo_storage storage(std::move(*dir));
     auto faults = storage.control();
-    auto opened = demo_cache::open(cfg, std::move(storage));
+    auto opened = open_cache<Cache>(std::move(storage), tick, remote);
     if (!opened) return std::fprintf(stderr, "demo: %s\n", opened.error().message().c_str()), 2;
-    demo_cache& cache = *opened;
+    Cache& cache = *opened;
 
     std::printf("tierguard demo: %d clients, Zipf(0.99) over %d keys, backend %lld ms per call, memory 1 MiB\n",
                 clients, key_space, static_cast<long long>(backend_latency.count()));
-    std::printf("the disk tier is %s (%s)\n\n", root.c_str(),
+    std::printf("the disk tier is %s (%s)\n", root.c_str(),
                 ::geteuid() == 0 ? "running as root: EACCES is injected, as chmod does not bind root"
                                  : "chmod 000 makes it unreadable");
-    std::printf("%6s %-11s %8s %6s %6s %6s %7s %7s %-9s %-8s %5s %4s\n", "t", "phase", "requests", "mem%", "disk%",
-                "load%", "p50 us", "p99 us", "breaker", "degraded", "quar", "fail");
+    if (remote) std::printf("the remote tier is the demo's own redis-server at %s\n", remote->url.c_str());
+    std::printf("\n%6s %-13s %8s %6s %6s %6s %6s %7s %7s %-9s %-9s %7s %-8s %5s %4s\n", "t", "phase", "requests",
+                "mem%", "disk%", "rem%", "load%", "p50 us", "p99 us", "disk brk", "rem brk", "rem err", "degraded",
+                "quar", "fail");
 
     std::vector<interval_stats> stats(ticks);
     const zipf_keys keys;
@@ -193,12 +260,15 @@ int run(const fs::path& root, std::chrono::milliseconds tick) {
     const auto end = start + ticks * tick;
     auto tick_of = [&](steady::time_point t) { return std::clamp(static_cast<int>((t - start) / tick), 0, ticks - 1); };
 
+    // Which keys the clients ask for: the redis phases move them on to keys no tier holds yet.
+    std::atomic<int> key_set{0};
+    constexpr std::array<std::string_view, 3> key_prefixes{"", "fresh-", "fresher-"};
     std::vector<std::thread> workers;
     for (int c = 0; c < clients; ++c) {
         workers.emplace_back([&, c] {
             std::mt19937_64 rng(1000 + c);
             while (steady::now() < end) {
-                const std::string key = keys.draw(rng);
+                const std::string key = std::string(key_prefixes[key_set]) + keys.draw(rng);
                 const auto t0 = steady::now();
                 auto got = cache.get_or_load(key, backend);
                 const auto t1 = steady::now();
@@ -211,22 +281,30 @@ int run(const fs::path& root, std::chrono::milliseconds tick) {
                     continue;
                 }
                 if (got->value != backend_value(key)) s.wrong.fetch_add(1);
-                auto& by_tier = got->from == tierguard::tier::memory ? s.from_memory
-                                : got->from == tierguard::tier::disk ? s.from_disk
-                                                                     : s.loaded;
+                auto& by_tier = got->from == tierguard::tier::memory   ? s.from_memory
+                                : got->from == tierguard::tier::disk   ? s.from_disk
+                                : got->from == tierguard::tier::remote ? s.from_remote
+                                                                       : s.loaded;
                 by_tier.fetch_add(1, std::memory_order_relaxed);
             }
         });
     }
 
     std::mt19937_64 chaos(7);
+    std::uint64_t remote_errors_seen = 0;
     for (int t = 0; t < ticks; ++t) {
-        const std::string_view now = phase_at(t);
-        if (t > 0 && now != phase_at(t - 1)) {
+        const std::string_view now = phase_at(t, remote != nullptr);
+        if (t > 0 && now != phase_at(t - 1, remote != nullptr)) {
             // Leaving a phase undoes it; entering one starts it.
             set_unreadable(root, faults, now == "unreadable");
             if (now == "disk full") faults.set_rates(tierguard::storage::op::write, {.disk_full = 1.0});
             if (now == "recovered") faults.heal();
+            if (remote && now == "redis stopped") {
+                remote->stop();
+                key_set = 1;  // requests now miss memory and disk, and reach the stopped server
+            }
+            if (remote && now == "redis back") key_set = 2;  // and now the server that is back
+            if (remote && now == "redis back") remote->resume();
         }
         if (now == "corruption") (void)corrupt_entry_files(root, 20, chaos);
         std::this_thread::sleep_until(start + (t + 1) * tick);
@@ -234,16 +312,26 @@ int run(const fs::path& root, std::chrono::milliseconds tick) {
         const interval_stats& s = stats[t];
         const auto m = cache.metrics();
         const double n = std::max<double>(1.0, static_cast<double>(s.requests()));
-        std::printf("%5.1fs %-11.*s %8llu %6.1f %6.1f %6.1f %7.1f %7.0f %-9s %-8s %5llu %4llu\n",
+        const std::string remote_breaker = m.storage.size() > 1 ? std::string(to_string(m.storage[1].breaker)) : "-";
+        // Failed remote calls in this interval: timeouts, and calls its endpoint's backoff refused.
+        std::uint64_t remote_errors = 0;
+        if (m.storage.size() > 1)
+            for (const auto code : {tierguard::errc::timeout, tierguard::errc::io_error, tierguard::errc::circuit_open})
+                remote_errors += m.storage[1].errors_of(code);
+        std::printf("%5.1fs %-13.*s %8llu %6.1f %6.1f %6.1f %6.1f %7.1f %7.0f %-9s %-9s %7llu %-8s %5llu %4llu\n",
                     std::chrono::duration<double>((t + 1) * tick).count(), static_cast<int>(now.size()), now.data(),
                     static_cast<unsigned long long>(s.requests()), 100.0 * static_cast<double>(s.from_memory) / n,
-                    100.0 * static_cast<double>(s.from_disk) / n, 100.0 * static_cast<double>(s.loaded) / n,
-                    s.quantile_us(0.50), s.quantile_us(0.99), std::string(to_string(m.storage.front().breaker)).c_str(),
-                    m.degraded ? "yes" : "no", static_cast<unsigned long long>(m.storage.front().quarantined),
+                    100.0 * static_cast<double>(s.from_disk) / n, 100.0 * static_cast<double>(s.from_remote) / n,
+                    100.0 * static_cast<double>(s.loaded) / n, s.quantile_us(0.50), s.quantile_us(0.99),
+                    std::string(to_string(m.storage.front().breaker)).c_str(), remote_breaker.c_str(),
+                    static_cast<unsigned long long>(remote_errors - remote_errors_seen), m.degraded ? "yes" : "no",
+                    static_cast<unsigned long long>(m.storage.front().quarantined),
                     static_cast<unsigned long long>(s.failed + s.wrong));
         std::fflush(stdout);
+        remote_errors_seen = remote_errors;
     }
     for (std::thread& w : workers) w.join();
+    if (remote) remote->resume();
     set_unreadable(root, faults, false);
     faults.heal();
 
@@ -289,7 +377,32 @@ int main(int argc, char** argv) {
     }
     std::string scratch = (fs::temp_directory_path() / "tierguard-demo-XXXXXX").string();
     if (::mkdtemp(scratch.data()) == nullptr) return std::perror("demo: mkdtemp"), 2;
-    const int status = run(fs::path(scratch) / "cache", std::chrono::milliseconds(seconds * 1000 / ticks));
+    const fs::path root = fs::path(scratch) / "cache";
+    const std::chrono::milliseconds tick(seconds * 1000 / ticks);
+    int status = 0;
+#if TIERGUARD_DEMO_REDIS
+    const auto missing = tierguard_test::redis_server_missing();
+#else
+    const std::optional<std::string> missing = "this demo was built without hiredis (tierguard::redis)";
+#endif
+    if (missing) {
+        const bool ci = std::getenv("CI") != nullptr && std::string_view(std::getenv("CI")) == "true";
+        std::fprintf(stderr, "demo: %s: %s\n", missing->c_str(),
+                     ci ? "CI=true needs the remote phase; scripts/install-deps installs redis-server"
+                        : "running without the remote tier and its phase");
+        status = ci ? 2 : run<demo_cache>(root, tick, nullptr);
+    } else {
+#if TIERGUARD_DEMO_REDIS
+        try {
+            tierguard_test::redis_server server;  // killed when it goes out of scope
+            const remote_server remote{[&] { server.stop(); }, [&] { server.resume(); }, server.unix_url()};
+            status = run<remote_cache>(root, tick, &remote);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "demo: could not start redis-server: %s\n", e.what());
+            status = 2;
+        }
+#endif
+    }
     std::error_code ec;
     fs::permissions(fs::path(scratch) / "cache", fs::perms::owner_all, ec);
     fs::remove_all(scratch, ec);

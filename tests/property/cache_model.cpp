@@ -1,6 +1,7 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
 // sequences of put, get, erase, clock advances, scrubs, reopens and fault-rate changes run
-// against the cache and a reference model, once over memory_storage, once over a real
+// against the cache and a reference model, once over memory_storage, once over a shared
+// memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
 // posix_directory (real files, renames and scans, faults injected around it) and once over a
 // real segment_log (append-only segment files; see segment_backend for where its refinement
 // of the storage concept is kept out of the model's way).
@@ -36,6 +37,12 @@
 #include "support/shared_memory_storage.hpp"
 #include "support/temp_dir.hpp"
 
+#if TIERGUARD_MODEL_REDIS
+#include "support/redis_server.hpp"
+
+#include <tierguard/storage/redis.hpp>
+#endif
+
 #include <rapidcheck/state.h>
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>
@@ -49,6 +56,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -171,6 +180,64 @@ struct memory_backend {
         return entries_of(*blobs);
     }
 };
+
+// A shared view of one memory_storage, standing in for a remote server (Redis) that every
+// instance sees: the disk tier over it runs in shared mode (no index, no byte budget, no
+// meta blob, failures and hits named tier::remote); nothing expires by itself, so expired
+// entries are the tier's to skip. The faults are injected as into a disk.
+struct remote_backend : memory_backend {
+    class inner : public tierguard_test::shared_memory_storage {
+    public:
+        using shared_memory_storage::shared_memory_storage;
+        static constexpr bool shared = true;
+    };
+    static constexpr std::string_view name = "remote memory_storage";
+
+    tierguard::result<inner> make() { return inner(store); }
+    [[nodiscard]] listed on_disk(const inner&) const {
+        const auto blobs = store->list();
+        return entries_of(*blobs);
+    }
+};
+
+#if TIERGUARD_MODEL_REDIS
+// Without redis-server the binary reports skipped (ctest SKIP_RETURN_CODE 77) with the
+// reason; in CI (CI set) it fails instead.
+[[maybe_unused]] const bool redis_available = [] {
+    const auto missing = tierguard_test::redis_server_missing();
+    if (!missing) return true;
+    std::fprintf(stderr, "property.cache_model_redis: %s: %s\n", std::getenv("CI") ? "FAILED" : "SKIPPED",
+                 missing->c_str());
+    std::exit(std::getenv("CI") ? 1 : 77);
+}();
+
+// One real redis-server for the run (no persistence), emptied before each sequence.
+tierguard_test::redis_server& model_server() {
+    static tierguard_test::redis_server server;
+    return server;
+}
+
+// A real storage::redis on that server, the disk tier in shared mode over it. Redis expires
+// entries by wall time while the model's clock is manual: an entry may vanish early (a
+// miss, which the model allows) or outlive its TTL on the server (the tier checks the
+// frame's expiry against its own clock).
+struct redis_backend {
+    using inner = tierguard::storage::redis;
+    static constexpr std::string_view name = "redis-server";
+    redis_backend() { (void)model_server().command({"FLUSHALL"}); }
+
+    tierguard::result<inner> make() {
+        return inner::open({.endpoints = {model_server().unix_url()},
+                            .command_timeout = 2000ms,
+                            .pool_size = 1,
+                            .backoff_min = 0ms,
+                            .backoff_max = 0ms});
+    }
+    // SET replaces a value in one step: no temp keys to leave behind.
+    [[nodiscard]] std::optional<std::string> stray_file() const { return std::nullopt; }
+    [[nodiscard]] listed on_disk(const inner&) const { return {}; }  // a shared tier keeps no index to match
+};
+#endif
 
 struct posix_backend {
     using inner = tierguard::storage::posix_directory;
@@ -326,6 +393,8 @@ template <class Backend>
 struct harness {
     using cache_type = tierguard::cache<std::string, std::string, cache_policies<Backend>>;
     using storage_type = typename cache_type::storage_type;
+    static constexpr bool shared = cache_type::disk_type::shared;
+    static constexpr tier storage_tier = cache_type::disk_type::tier_kind;
 
     totals& sums;
     std::uint64_t fault_seed;
@@ -344,7 +413,7 @@ struct harness {
 
     harness(totals& t, std::uint64_t seed) : sums(t), fault_seed(seed) {
         ++sums.sequences;
-        plant_secret();
+        if constexpr (!shared) plant_secret();  // a shared tier names blobs with a fixed key
         open();
     }
 
@@ -485,7 +554,7 @@ struct harness {
         if (got->from == tier::memory) {
             ++sums.memory_hits;
         } else {
-            RC_ASSERT(got->from == tier::disk);
+            RC_ASSERT(got->from == storage_tier);
             ++sums.disk_hits;
         }
     }
@@ -588,15 +657,21 @@ struct harness {
         cache->memory().erase("recovery-probe-0");
         auto back = cache->get("recovery-probe-0");
         RC_ASSERT(back.has_value());
-        RC_ASSERT(back->from == tier::disk);
+        RC_ASSERT(back->from == storage_tier);
         RC_ASSERT(back->value == std::string("probe"));
         auto scrubbed = cache->scrub();
         RC_ASSERT(scrubbed.has_value());
         const auto mt = cache->metrics();
         const listed files = backend.on_disk(cache->disk().storage().inner());
-        RC_ASSERT(files.bytes <= disk_budget);
-        RC_ASSERT(files.entries == mt.storage.front().entries);
-        RC_ASSERT(files.bytes == mt.storage.front().bytes);
+        if constexpr (shared) {
+            // No index and no budget: the server's to keep (Redis's maxmemory); reported as 0.
+            RC_ASSERT(mt.storage.front().entries == 0 && mt.storage.front().bytes == 0);
+            RC_ASSERT(mt.storage.front().which == tier::remote);
+        } else {
+            RC_ASSERT(files.bytes <= disk_budget);
+            RC_ASSERT(files.entries == mt.storage.front().entries);
+            RC_ASSERT(files.bytes == mt.storage.front().bytes);
+        }
         check_invariants();
         for (std::size_t k = 0; k < keys.size(); ++k) check_get(k);
         ++sums.recoveries;
@@ -754,8 +829,17 @@ void run_model(const std::string& description) {
 
 }  // namespace
 
+#if TIERGUARD_MODEL_REDIS
+TEST_CASE("cache over a fault-injected storage::redis on a real redis-server agrees with the reference model") {
+    run_model<redis_backend>("cache model over fault_injecting<storage::redis> (redis-server)");
+}
+#else
 TEST_CASE("cache over fault-injected memory_storage agrees with the reference model") {
     run_model<memory_backend>("cache model over fault_injecting<memory_storage>");
+}
+
+TEST_CASE("cache over a fault-injected shared memory_storage (a remote tier) agrees with the reference model") {
+    run_model<remote_backend>("cache model over fault_injecting<remote memory_storage>");
 }
 
 TEST_CASE("cache over a fault-injected posix_directory agrees with the reference model") {
@@ -765,3 +849,4 @@ TEST_CASE("cache over a fault-injected posix_directory agrees with the reference
 TEST_CASE("cache over a fault-injected segment_log agrees with the reference model") {
     run_model<segment_backend>("cache model over fault_injecting<segment_log>");
 }
+#endif

@@ -613,3 +613,52 @@ TEST_CASE("fault_injecting: a cache holds the decorator by value; the control ha
     CHECK(cache.get("k").value().value == "v");  // served from memory while the disk fails
     ctl.heal();
 }
+
+namespace {
+
+// A shared store with a server-side expiry (as storage::redis has): it records the expiry
+// each write(name, bytes, expiry) asked for.
+class expiring_remote : public tierguard::storage::remote_memory_storage {
+public:
+    std::shared_ptr<std::vector<std::chrono::milliseconds>> expiries =
+        std::make_shared<std::vector<std::chrono::milliseconds>>();
+
+    using remote_memory_storage::write;
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes,
+                                  std::chrono::milliseconds expiry) {
+        expiries->push_back(expiry);
+        return remote_memory_storage::write(name, bytes);
+    }
+};
+
+struct remote_policies : tierguard::disk_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = fault_injecting<expiring_remote>;
+};
+
+}  // namespace
+
+TEST_CASE("fault_injecting: a storage's write with an expiry is forwarded, faults still injected") {
+    tierguard::clock::manual clock;
+    fault_injecting<expiring_remote> storage(expiring_remote(), {}, clock);
+    const auto expiries = storage.inner().expiries;
+    auto ctl = storage.control();
+    auto opened = tierguard::disk_tier<std::string, std::string, remote_policies>::open(std::move(storage), {}, clock);
+    REQUIRE(opened);
+    auto tier = std::move(*opened);
+
+    REQUIRE(tier.put("k", "v", 90s));
+    REQUIRE(expiries->size() == 1);  // the tier's write reached the inner storage with its TTL
+    CHECK(expiries->front() == 90s);
+    CHECK(ctl.counters().calls(op::write) == 1);
+
+    ctl.script(op::write, 2, fault::disk_full);
+    const auto full = tier.put("k", "w", 30s);
+    CHECK(errc_of(full) == errc::disk_full);
+    CHECK(expiries->size() == 1);  // the injected fault kept the inner storage untouched
+    CHECK(tier.get("k").value() == "v");
+
+    REQUIRE(tier.put("k", "x"));  // no TTL: the plain write
+    CHECK(expiries->size() == 1);
+    CHECK(tier.get("k").value() == "x");
+}

@@ -375,20 +375,19 @@ public:
     /// Inner's write, or an injected io_error / disk_full / permission_denied (inner untouched),
     /// or a torn write: EIO, after a strict prefix was written if torn writes are visible.
     result<void> write(std::string_view name, std::span<const std::byte> bytes) {
-        const auto d = begin(op::write);
-        if (auto f = failing(d, op::write, name)) return unexpected(std::move(*f));
-        if (d.what != fault::torn_write) return m_inner.write(name, bytes);
-        m_state->note(op::write, fault::torn_write);
-        bool visible = false;
-        {
-            std::lock_guard lock(m_state->mutex);
-            visible = m_state->torn_writes_visible;
-        }
-        if (visible && !bytes.empty()) {
-            const auto prefix = bytes.first(static_cast<std::size_t>(d.entropy % bytes.size()));
-            if (auto ok = m_inner.write(name, prefix); !ok) return ok;
-        }
-        return unexpected(os_failure(EIO, op::write, name));
+        return faulted_write(name, bytes, [&](std::span<const std::byte> b) { return m_inner.write(name, b); });
+    }
+
+    /// As write(name, bytes), through Inner's write(name, bytes, expiry), where Inner has one
+    /// (storage::redis: the server drops the blob after `expiry`); a torn prefix gets the
+    /// same expiry.
+    result<void> write(std::string_view name, std::span<const std::byte> bytes,
+                       std::chrono::milliseconds expiry) requires
+        requires(Inner& i, std::string_view n, std::span<const std::byte> b, std::chrono::milliseconds e) {
+        i.write(n, b, e);
+    }
+    {
+        return faulted_write(name, bytes, [&](std::span<const std::byte> b) { return m_inner.write(name, b, expiry); });
     }
 
     /// Inner's remove, or an injected io_error / permission_denied (the blob stays).
@@ -440,6 +439,25 @@ public:
     [[nodiscard]] const Inner& inner() const noexcept { return m_inner; }
 
 private:
+    // A write through `write_inner(bytes)`, or the fault injected into it.
+    template <class WriteInner>
+    result<void> faulted_write(std::string_view name, std::span<const std::byte> bytes, WriteInner write_inner) {
+        const auto d = begin(op::write);
+        if (auto f = failing(d, op::write, name)) return unexpected(std::move(*f));
+        if (d.what != fault::torn_write) return write_inner(bytes);
+        m_state->note(op::write, fault::torn_write);
+        bool visible = false;
+        {
+            std::lock_guard lock(m_state->mutex);
+            visible = m_state->torn_writes_visible;
+        }
+        if (visible && !bytes.empty()) {
+            const auto prefix = bytes.first(static_cast<std::size_t>(d.entropy % bytes.size()));
+            if (auto ok = write_inner(prefix); !ok) return ok;
+        }
+        return unexpected(os_failure(EIO, op::write, name));
+    }
+
     detail::fault_state::decision begin(op o) {
         auto d = m_state->decide(o);
         if (d.latency != std::chrono::nanoseconds::zero())
