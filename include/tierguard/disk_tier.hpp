@@ -482,7 +482,7 @@ public:
             const auto before = m_stats;
             std::vector<std::byte> bytes;
             std::vector<std::byte> inflated;
-            auto entry = load(*h, now, bytes, inflated);
+            auto entry = load(*h, now, bytes, inflated, true);
             if (!entry) {
                 report.quarantined += m_stats.quarantined - before.quarantined;
                 report.version_mismatches += m_stats.version_mismatches - before.version_mismatches;
@@ -737,9 +737,14 @@ private:
     // Reads the frame stored under h into `bytes` and validates it; the view points into
     // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
     // other-version and expired ones removed; each is counted and reported. Caller holds the lock.
+    // A verifying pass (`verifying`) reads with the storage's peek() where it has one, so
+    // that it does not count as a use (segment_log would carry every blob on eviction).
     [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
-                                           std::vector<std::byte>& inflated) {
+                                           std::vector<std::byte>& inflated, bool verifying = false) {
         const std::string name = name_of(h);
+        if constexpr (requires { m_storage.peek(name); }) {
+            if (verifying) return examine(h, name, now, m_storage.peek(name), bytes, inflated);
+        }
         return examine(h, name, now, m_storage.read(name), bytes, inflated);
     }
 
