@@ -14,6 +14,8 @@
 //   crc32/<size>/<impl> the frame's checksum alone over one value: zlib's crc32() against
 //                       tierguard::detail::crc32_update (the same CRC, carry-less multiply;
 //                       256-bit VPCLMULQDQ where the CPU has it) and its 128-bit path, pclmul
+//   tier_open/1000000/segment_log  disk_tier::open with default settings over 1M entries of
+//                       100 bytes in a segment_log: CPU seconds and resident bytes per entry
 // with <size> 1KiB and 16KiB. Values are English-like text with varying numbers: zlib
 // shrinks them 1.8x (1 KiB) to 2.6x (16 KiB); the frame_bytes counter shows what tierguard
 // stores per entry.
@@ -60,6 +62,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
@@ -504,12 +508,72 @@ void bm_open_segments(benchmark::State& state, std::size_t entries) {
         seconds * 1e9 / static_cast<double>(state.iterations()) / static_cast<double>(entries);
 }
 
+// tier_open/<N>/segment_log: disk_tier::open (default disk_config: scrub at open) over a
+// segment_log of N entries of 100 bytes put through the tier beforehand (untimed; page
+// cache warm), segment_log::open included. Counters: wall and CPU (user + system) seconds
+// per open, and resident memory per entry: the process's RSS (/proc/self/statm) after the
+// open minus before it, malloc_trim(0) first, divided by N (storage index + tier index).
+void bm_open_tier(benchmark::State& state, std::size_t entries) {
+    using tier_type = segment_store::tier_type;
+    const auto dir = g_root / ("tier-open-" + std::to_string(entries));
+    const tierguard::storage::segment_log::config cfg{.root = dir, .sync = tierguard::durability::none};
+    tierguard::disk_config tier_cfg;
+    tier_cfg.byte_budget = std::uint64_t{1} << 31;
+    if (!std::filesystem::exists(dir)) {
+        auto s = tierguard::storage::segment_log::open(cfg);
+        if (!s) return state.SkipWithError(s.error().message().c_str());
+        auto tier = tier_type::open(std::move(*s), tier_cfg);
+        if (!tier) return state.SkipWithError(tier.error().message().c_str());
+        const std::string value(100, 'v');
+        for (std::size_t i = 0; i < entries; ++i)
+            if (!tier->put("object:" + std::to_string(i), value))
+                return state.SkipWithError("a put failed while filling");
+    }
+    auto resident = [] {
+        ::malloc_trim(0);
+        long pages = 0;
+        long resident_pages = 0;
+        if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+            if (std::fscanf(f, "%ld %ld", &pages, &resident_pages) != 2) resident_pages = 0;
+            std::fclose(f);
+        }
+        return static_cast<double>(resident_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    };
+    auto cpu_seconds = [] {
+        rusage u{};
+        ::getrusage(RUSAGE_SELF, &u);
+        return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+               static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+    };
+    double cpu = 0;
+    double rss_bytes = 0;
+    std::size_t found = 0;
+    for (auto _ : state) {
+        const double rss_before = resident();
+        const double cpu_before = cpu_seconds();
+        auto s = tierguard::storage::segment_log::open(cfg);
+        if (!s) return state.SkipWithError(s.error().message().c_str());
+        auto tier = tier_type::open(std::move(*s), tier_cfg);
+        cpu += cpu_seconds() - cpu_before;
+        if (!tier) return state.SkipWithError(tier.error().message().c_str());
+        rss_bytes = resident() - rss_before;
+        found = tier->size();
+    }
+    if (found != entries) state.SkipWithError("open found another number of entries");
+    state.counters["cpu_s_per_open"] = cpu / static_cast<double>(state.iterations());
+    state.counters["rss_bytes_per_entry"] = rss_bytes / static_cast<double>(entries);
+}
+
 void register_all() {
     for (const std::size_t n : {std::size_t{250000}, std::size_t{500000}, std::size_t{1000000}})
         benchmark::RegisterBenchmark(("open/" + std::to_string(n) + "/segment_log").c_str(), bm_open_segments, n)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond)
             ->Iterations(3);
+    benchmark::RegisterBenchmark("tier_open/1000000/segment_log", bm_open_tier, std::size_t{1000000})
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(3);
     for (const std::size_t size : value_sizes) {
         const std::string crc_name = "crc32/" + size_label(size) + "/";
         benchmark::RegisterBenchmark((crc_name + "zlib").c_str(), bm_crc32<crc_impl::zlib>, size)->UseRealTime();

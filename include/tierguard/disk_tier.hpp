@@ -2,9 +2,10 @@
 
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/system.hpp>
-#include <tierguard/detail/entropy.hpp>
+#include <tierguard/detail/emergency_eviction.hpp>
 #include <tierguard/detail/lru_shard.hpp>
 #include <tierguard/detail/siphash.hpp>
+#include <tierguard/detail/storage_secret.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/frame.hpp>
 #include <tierguard/listener/concept.hpp>
@@ -28,7 +29,6 @@
 #include <span>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <vector>
 
 namespace tierguard {
@@ -332,43 +332,29 @@ public:
             m_index.remove(old);
         }
         make_room(blob.size());
-        auto written = m_storage.write(name_of(h), blob);
         // Whether the storage says the previous blob left meanwhile (segment_log evicted
         // its segment, or dropped it after a failed sync).
-        bool previous_gone = forget_evicted(h);
-        if (!written && written.error().code() == errc::disk_full) {
-            ++m_stats.disk_full_events;
-            if (m_clock.now() < m_emergency_paused_until) {
-                emit(event_kind::disk_full,
-                     "write of " + name_of(h) +
-                         " met a full disk; no emergency eviction since the last one freed no room",
-                     &written.error());
-            } else {
-                const auto victims =
-                    std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(m_index.live()) *
-                                                                      m_config.emergency_eviction_fraction));
-                std::size_t evicted = 0;
+        bool previous_gone = false;
+        const std::string name = name_of(h);
+        auto written = m_emergency.write(
+            name, m_clock, m_config.emergency_eviction_backoff, m_index.live(), m_config.emergency_eviction_fraction,
+            storage_evicts_itself ? "" : "entries", m_stats.disk_full_events, m_stats.emergency_evictions,
+            [&] {
+                auto out = m_storage.write(name, blob);
+                previous_gone = forget_evicted(h) || previous_gone;
+                return out;
+            },
+            [&](std::size_t victims) {
                 // A storage that evicts by itself (segment_log) did so before failing, and
                 // again on the retry; removing entries from a log frees no room there.
+                std::size_t evicted = 0;
                 while (!storage_evicts_itself && evicted < victims && m_index.live() != 0) {
                     evict_lru();
                     ++evicted;
                 }
-                m_stats.emergency_evictions += evicted;
-                emit(event_kind::emergency_eviction,
-                     storage_evicts_itself ? std::string("the storage evicted for room after ENOSPC; retrying")
-                                           : "evicted " + std::to_string(evicted) + " entries after ENOSPC",
-                     &written.error());
-                written = m_storage.write(name_of(h), blob);
-                previous_gone = forget_evicted(h) || previous_gone;
-                if (!written && written.error().code() == errc::disk_full) {
-                    ++m_stats.disk_full_events;
-                    m_emergency_paused_until = detail::expiry_after(m_clock.now(), m_config.emergency_eviction_backoff);
-                    emit(event_kind::disk_full, "write of " + name_of(h) + " failed again after emergency eviction",
-                         &written.error());
-                }
-            }
-        }
+                return evicted;
+            },
+            [&](event_kind kind, const std::string& text, const failure* cause) { emit(kind, text, cause); });
         if (!written) {
             if (written.error().code() != errc::disk_full) note_io_error(written.error());
             if (previous && !previous_gone)
@@ -483,7 +469,8 @@ public:
         // Oldest first, so that entries found on disk enter the LRU order by age.
         std::sort(listing->begin(), listing->end(),
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
-        std::unordered_set<std::uint64_t> seen;
+        std::vector<std::uint64_t> seen;
+        seen.reserve(listing->size());
         for (const blob_info& blob : *listing) {
             if (blob.name == meta_name) continue;
             const auto h = parse_name(blob.name);
@@ -494,7 +481,7 @@ public:
             const auto before = m_stats;
             std::vector<std::byte> bytes;
             std::vector<std::byte> inflated;
-            auto entry = load(*h, now, bytes, inflated);
+            auto entry = load(*h, now, bytes, inflated, true);
             if (!entry) {
                 report.quarantined += m_stats.quarantined - before.quarantined;
                 report.version_mismatches += m_stats.version_mismatches - before.version_mismatches;
@@ -508,7 +495,7 @@ public:
                 continue;
             }
             ++report.entries_checked;
-            seen.insert(*h);
+            seen.push_back(*h);
             const auto idx = m_index.find(*h, *h, std::equal_to<>{});
             const std::size_t weight = static_cast<std::size_t>(blob.size);
             const time_point expiry = from_ns(entry->head.expiry_ns);
@@ -749,9 +736,14 @@ private:
     // Reads the frame stored under h into `bytes` and validates it; the view points into
     // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
     // other-version and expired ones removed; each is counted and reported. Caller holds the lock.
+    // A verifying pass (`verifying`) reads with the storage's peek() where it has one, so
+    // that it does not count as a use (segment_log would carry every blob on eviction).
     [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
-                                           std::vector<std::byte>& inflated) {
+                                           std::vector<std::byte>& inflated, bool verifying = false) {
         const std::string name = name_of(h);
+        if constexpr (requires { m_storage.peek(name); }) {
+            if (verifying) return examine(h, name, now, m_storage.peek(name), bytes, inflated);
+        }
         return examine(h, name, now, m_storage.read(name), bytes, inflated);
     }
 
@@ -866,11 +858,13 @@ private:
         return {};
     }
 
-    // Removes the index entries whose hashes `held` lacks; how many.
-    std::size_t keep_only(const std::unordered_set<std::uint64_t>& held) {
+    // Removes the index entries whose hashes `held` lacks (a sorted vector, cheaper than a
+    // node-based set at a million entries); how many.
+    std::size_t keep_only(std::vector<std::uint64_t>& held) {
+        std::sort(held.begin(), held.end());
         std::vector<std::uint32_t> stale;
         m_index.for_each_lru([&](std::uint32_t idx) {
-            if (!held.contains(m_index.at(idx).hash)) stale.push_back(idx);
+            if (!std::binary_search(held.begin(), held.end(), m_index.at(idx).hash)) stale.push_back(idx);
         });
         for (const std::uint32_t idx : stale) m_index.remove(idx);
         return stale.size();
@@ -907,11 +901,11 @@ private:
                 note_io_error(listing.error());
                 return false;
             }
-            std::unordered_set<std::uint64_t> held;
+            std::vector<std::uint64_t> held;
             for (const blob_info& blob : *listing)
-                if (const auto h = parse_name(blob.name)) held.insert(*h);
+                if (const auto h = parse_name(blob.name)) held.push_back(*h);
             keep_only(held);
-            return watched && !held.contains(*watched);
+            return watched && !std::binary_search(held.begin(), held.end(), *watched);
         } else {
             (void)watched;
             return false;
@@ -919,38 +913,17 @@ private:
     }
 
     [[nodiscard]] result<void> load_secret() {
-        const std::span<const std::byte> meta_key(reinterpret_cast<const std::byte*>(meta_name.data()),
-                                                  meta_name.size());
-        auto bytes = m_storage.read(meta_name);
-        if (bytes) {
-            auto decoded = frame::decode(*bytes);
-            if (decoded && decoded->payload.size() == 16 &&
-                std::equal(decoded->key.begin(), decoded->key.end(), meta_key.begin(), meta_key.end())) {
-                for (std::size_t i = 0; i < 16; ++i)
-                    m_secret[i / 8] |= std::uint64_t{std::to_integer<std::uint8_t>(decoded->payload[i])}
-                                       << (8 * (i % 8));
-                return {};
-            }
-        } else if (const errc code = bytes.error().code(); code != errc::corrupted && code != errc::too_large) {
-            if (code != errc::miss) return unexpected(std::move(bytes).error());
-        }
-        if (bytes || bytes.error().code() != errc::miss) {
-            // A damaged secret, or a link, FIFO or oversized file in its place (set aside as
-            // a damaged entry would be, or the directory would never open again): entries
-            // written under the old secret become orphans for scrub.
+        // A damaged secret, or a link, FIFO or oversized file in its place, is set aside (or
+        // the directory would never open again): entries written under the old secret
+        // become orphans for scrub.
+        bool replaced = false;
+        auto secret = detail::load_or_make_secret(m_storage, meta_name, m_clock.now(), replaced);
+        if (!secret) return unexpected(std::move(secret).error());
+        m_secret = *secret;
+        if (replaced) {
             const failure why(errc::corrupted, tier_kind, "the directory's meta file is damaged; starting afresh");
             emit(event_kind::corrupted, meta_name, &why);
-            (void)m_storage.quarantine(meta_name, "meta", m_clock.now());
         }
-        auto random = detail::random_secret(tier_kind);
-        if (!random) return unexpected(std::move(random).error());
-        const std::array<std::byte, 16> secret = *random;
-        std::vector<std::byte> blob;
-        if (auto ok = frame::encode(meta_key, secret, 1, 0, 0, blob); !ok) return ok;
-        if (auto ok = m_storage.write(meta_name, blob); !ok) return ok;
-        m_secret = {};
-        for (std::size_t i = 0; i < 16; ++i)
-            m_secret[i / 8] |= std::uint64_t{std::to_integer<std::uint8_t>(secret[i])} << (8 * (i % 8));
         return {};
     }
 
@@ -979,7 +952,7 @@ private:
     std::array<std::uint64_t, 2> m_secret{};
     index_type m_index;
     disk_stats m_stats;
-    time_point m_emergency_paused_until{time_point::min()};
+    detail::emergency_eviction<time_point> m_emergency;
     std::uint64_t m_storage_disk_full_at_open = 0;
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call

@@ -2,6 +2,7 @@
 
 #include <tierguard/clock/concept.hpp>
 #include <tierguard/clock/system.hpp>
+#include <tierguard/detail/emergency_eviction.hpp>
 #include <tierguard/detail/lru_shard.hpp>
 #include <tierguard/detail/siphash.hpp>
 #include <tierguard/detail/storage_secret.hpp>
@@ -502,7 +503,7 @@ private:
         frame::zlib_streams zlib;
         range_metrics counters;
         latency_histogram read_latency;
-        time_point emergency_paused_until = time_point::min();
+        detail::emergency_eviction<time_point> emergency;
     };
 
     range_cache(storage_type st, const range_config& cfg, clock_type c, listener_type l)
@@ -980,42 +981,27 @@ private:
     }
 
     // Writes a blob; on a full disk evicts a share of the blocks and retries once (not within
-    // the backoff after a retry that met a full disk again), as disk_tier does.
+    // the backoff after a retry that met a full disk again): detail::emergency_eviction.
     bool write_locked(const std::string& name, std::span<const std::byte> bytes) {
         state& s = *m;
         if (s.config.read_only) return false;
-        auto written = s.storage.write(name, bytes);
-        forget_evicted_locked();
-        if (!written && written.error().code() == errc::disk_full) {
-            ++s.counters.disk_full_events;
-            if (s.clock.now() < s.emergency_paused_until) {
-                emit(event_kind::disk_full,
-                     "write of " + name +
-                         " met a full disk; no emergency eviction since the "
-                         "last one freed no room",
-                     &written.error());
-                return false;
-            }
-            const auto victims = std::max<std::size_t>(
-                1,
-                static_cast<std::size_t>(static_cast<double>(s.blocks.live()) * s.config.emergency_eviction_fraction));
-            std::size_t evicted = 0;
-            while (evicted < victims && s.blocks.live() != 0) {
-                evict_lru_locked();
-                ++evicted;
-            }
-            s.counters.emergency_evictions += evicted;
-            emit(event_kind::emergency_eviction, "evicted " + std::to_string(evicted) + " blocks after ENOSPC",
-                 &written.error());
-            written = s.storage.write(name, bytes);
-            forget_evicted_locked();
-            if (!written && written.error().code() == errc::disk_full) {
-                ++s.counters.disk_full_events;
-                s.emergency_paused_until = detail::expiry_after(s.clock.now(), s.config.emergency_eviction_backoff);
-                emit(event_kind::disk_full, "write of " + name + " failed again after emergency eviction",
-                     &written.error());
-            }
-        }
+        auto written = s.emergency.write(
+            name, s.clock, s.config.emergency_eviction_backoff, s.blocks.live(), s.config.emergency_eviction_fraction,
+            "blocks", s.counters.disk_full_events, s.counters.emergency_evictions,
+            [&] {
+                auto out = s.storage.write(name, bytes);
+                forget_evicted_locked();
+                return out;
+            },
+            [&](std::size_t victims) {
+                std::size_t evicted = 0;
+                while (evicted < victims && s.blocks.live() != 0) {
+                    evict_lru_locked();
+                    ++evicted;
+                }
+                return evicted;
+            },
+            [&](event_kind kind, const std::string& text, const failure* cause) { emit(kind, text, cause); });
         if (!written && written.error().code() != errc::disk_full) note_io_error(written.error());
         return written.has_value();
     }

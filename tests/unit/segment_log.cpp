@@ -1229,3 +1229,51 @@ TEST_CASE("segment_log: damage the log finds at open counts as corrupted in the 
     CHECK(seen.corrupted->size() == 1);
     CHECK(t->get("k4").value() == value_for(4, 0, 200));
 }
+
+TEST_CASE("issue 18: the disk tier's scrub does not mark every blob as read, so eviction stays FIFO") {
+    // Regression: scrub (run at every open by default) read each blob with read(), which
+    // sets the blob's recently-read bit; the next evictions then carried every blob the
+    // scrub had seen into the new segment, as if the application had read them all.
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    cfg.byte_budget = 16 << 10;
+    using tier_type = tierguard::disk_tier<std::string, std::string, seglog_tier_policies>;
+    {
+        auto tier = tier_type::open(open_log(cfg));
+        REQUIRE(tier);
+        for (int i = 0; i < 40; ++i) REQUIRE(tier->put("old-" + std::to_string(i), value_for(i, 0)));
+        REQUIRE(tier->storage().stats().segments_evicted == 0);
+    }
+    auto tier = tier_type::open(open_log(cfg));  // scrub_on_open: reads every blob
+    REQUIRE(tier);
+    REQUIRE(tier->size() == 40);
+    SECTION("at open") {}
+    SECTION("scrub() on demand") { REQUIRE(tier->scrub()); }
+    for (int i = 0; i < 200; ++i) REQUIRE(tier->put("new-" + std::to_string(i), value_for(i, 1)));
+    const auto st = tier->storage().stats();
+    CHECK(st.segments_evicted >= 2);
+    CHECK(st.entries_reinserted == 0);
+    // A blob the application reads is still carried.
+    REQUIRE(tier->get("new-199"));
+    for (int i = 0; i < 200; ++i) REQUIRE(tier->put("more-" + std::to_string(i), value_for(i, 2)));
+    CHECK(tier->storage().stats().entries_reinserted >= 1);
+}
+
+TEST_CASE("issue 18: segment_log::peek reads a blob without marking it for reinsertion") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    cfg.byte_budget = 16 << 10;
+    auto s = open_log(cfg);
+    REQUIRE(s.write("a", bytes_of(value_for(1, 0))));
+    auto peeked = s.peek("a");
+    REQUIRE(peeked);
+    CHECK(text_of(*peeked) == value_for(1, 0));
+    CHECK(errc_of(s.peek("absent")) == errc::miss);
+    for (int i = 0; i < 200 && s.stats().segments_evicted == 0; ++i)
+        REQUIRE(s.write("b" + std::to_string(i), bytes_of(value_for(i, 0))));
+    CHECK(s.stats().segments_evicted >= 1);
+    CHECK(s.stats().entries_reinserted == 0);
+    CHECK(errc_of(s.read("a")) == errc::miss);
+}

@@ -223,11 +223,11 @@ public:
 
     /// The whole blob. errc::miss if absent (or evicted); errc::corrupted if its record
     /// fails its CRC; errc::too_large for a blob over max_blob_size.
-    [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const {
-        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
-        std::lock_guard lock(m->mutex);
-        return m->read(name);
-    }
+    [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const { return read_marking(name, true); }
+
+    /// As read(), but the blob is not marked as read, so config::reinsert_read does not
+    /// carry it: for passes that read every blob to verify it (the disk tier's scrub).
+    [[nodiscard]] result<std::vector<std::byte>> peek(std::string_view name) const { return read_marking(name, false); }
 
     /// Appends `bytes` under `name`, replacing any previous blob (see the class comment for
     /// when it reaches the disk). errc::too_large past max_blob_size or a segment's room.
@@ -326,6 +326,12 @@ public:
     [[nodiscard]] const config& settings() const noexcept { return m->cfg; }
 
 private:
+    [[nodiscard]] result<std::vector<std::byte>> read_marking(std::string_view name, bool mark) const {
+        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
+        std::lock_guard lock(m->mutex);
+        return m->read(name, mark);
+    }
+
     static constexpr std::uint64_t max_segment_size = std::uint64_t{128} << 20;
     static constexpr std::string_view segment_suffix = ".seg";
     static constexpr std::string_view pin_prefix = "pin-";
@@ -855,7 +861,7 @@ private:
 
         // ---- operations ---------------------------------------------------------------
 
-        [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) {
+        [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name, bool mark) {
             if (const auto pin = pins.find(name); pin != pins.end()) return pin->second;
             const std::uint64_t h = hash_of(name);
             std::vector<std::byte> bytes;
@@ -881,7 +887,7 @@ private:
                     damaged = true;
                     return true;
                 }
-                index.set_loc(pos, loc | location::read_bit);
+                if (mark) index.set_loc(pos, loc | location::read_bit);
                 found = true;
                 spilled = !bytes.empty() && record->data() == bytes.data();
                 blob = r->blob;
@@ -1075,7 +1081,8 @@ private:
                     pins.insert_or_assign(name, first ? std::move(*first) : std::move(*second));
                     continue;
                 }
-                if (auto logged = read(name); logged && write_pin(name, *logged)) pins.insert_or_assign(name, *logged);
+                if (auto logged = read(name, false); logged && write_pin(name, *logged))
+                    pins.insert_or_assign(name, *logged);
             }
         }
 
