@@ -230,9 +230,10 @@ TEST_CASE("invalidation: a disk tier above the remote loses its copy too", "[cac
     CHECK(got->from == tier::remote);
 }
 
-TEST_CASE("invalidation: a stopped server takes the link down; faster copies are served stale only when the remote "
-          "cannot answer",
-          "[cache_invalidation][redis]") {
+TEST_CASE(
+    "invalidation: a stopped server takes the link down; faster copies are served stale only when the remote "
+    "cannot answer",
+    "[cache_invalidation][redis]") {
     redis_server server;
     tierguard::clock::manual clock;
     counting_listener events;
