@@ -1404,8 +1404,10 @@ private:
         (std::make_index_sequence < has_invalidation ? invalidated_tier : 0 > {});
     }
 
-    // A notice from the subscription's thread: another cache's put, erase or clear.
-    static void apply_notice(state& s, std::span<const std::byte> n) noexcept {
+    // A notice from the subscription's thread: another cache's put, erase or clear. An
+    // exception (out of memory) reaches the subscription, which takes the link down and
+    // up again: the faster tiers are then flushed.
+    static void apply_notice(state& s, std::span<const std::byte> n) {
         invalidation_state& inv = s.invalidation;
         inv.received.fetch_add(1, std::memory_order_relaxed);
         const bool framed = n.size() >= notice_header && n[0] == notice_format &&
@@ -1439,7 +1441,7 @@ private:
 
     // Empties memory and the storage tiers faster than the invalidated one; a tier that
     // cannot be cleared is not read again until it has been.
-    static void flush_faster(state& s) noexcept {
+    static void flush_faster(state& s) {
         s.memory.clear();
         for_each_faster(s, [&](auto& t) {
             if (tier_attached(t) && t.disk->clear()) {
@@ -1453,7 +1455,7 @@ private:
 
     // The link went down (notices may be missed from now) or came up: flush first, then
     // trust the faster tiers again.
-    static void link_changed(state& s, bool up) noexcept {
+    static void link_changed(state& s, bool up) {
         if constexpr (has_invalidation) {
             auto& t = *std::get<invalidated_tier>(s.tiers);
             if (up) {
