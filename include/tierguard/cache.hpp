@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -131,7 +132,9 @@ template <class Value>
 struct hit {
     Value value;
     tier from = tier::memory;  ///< the tier that answered
-    /// Expired, served by get_or_load() because the loader failed within the stale grace.
+    /// Expired, served by get_or_load() because the loader failed within the stale grace; or
+    /// a faster tier's copy served while the invalidation link was down and the shared tier
+    /// could not answer (it may have been superseded).
     bool stale = false;
 };
 
@@ -166,6 +169,19 @@ struct tier_metrics {
     std::uint64_t promotions_skipped = 0;
     /// A storage tier: its copies that a put or erase superseded, awaiting removal.
     std::uint64_t pending_erasures = 0;
+    /// A shared tier with distributed invalidation (docs/REMOTE.md): whether it is on, the
+    /// link (its subscription heard every endpoint), link losses, flushes of the faster tiers
+    /// (at each link up and each flush-all notice), and notices received, applied, ignored
+    /// (the cache's own, or undecodable) and published. All 0 / false for other tiers.
+    bool invalidation = false;
+    bool link_up = false;
+    std::uint64_t link_losses = 0;
+    std::uint64_t invalidation_flushes = 0;
+    std::uint64_t notices_received = 0;
+    std::uint64_t notices_applied = 0;
+    std::uint64_t notices_ignored_own = 0;
+    std::uint64_t notices_ignored_undecodable = 0;
+    std::uint64_t notices_published = 0;
 
     [[nodiscard]] std::uint64_t errors_of(errc code) const noexcept {
         return errors[static_cast<std::size_t>(code) - 1];
@@ -188,6 +204,7 @@ struct cache_metrics {
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
     std::uint64_t stale_served = 0;            ///< expired values returned because the loader failed
+    std::uint64_t untrusted_served = 0;        ///< copies of faster tiers served (stale) while the link was down
     histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
     histogram_snapshot put_latency;            ///< put()
 };
@@ -276,6 +293,33 @@ struct storage_list<tiers<S...>> {
 /// fields under tiers<...>, and `tiers` otherwise).
 struct not_applicable {};
 
+/// A shared storage that carries invalidation notices (storage::redis): publish() and
+/// subscribe() with a notice, a link and an error handler.
+template <class S>
+concept notifying_storage = shared_storage<S> && requires(S& s, const S& cs, std::span<const std::byte> notice) {
+    { s.publish(notice) } -> std::same_as<result<void>>;
+    cs.subscribe(typename S::notice_handler(), typename S::link_handler(), typename S::error_handler());
+};
+
+/// Element I of a tuple of storages, or no_storage past its end.
+template <std::size_t I, class Tuple, bool = (I < std::tuple_size_v<Tuple>)>
+struct storage_at {
+    using type = no_storage;
+};
+template <std::size_t I, class Tuple>
+struct storage_at<I, Tuple, true> {
+    using type = std::tuple_element_t<I, Tuple>;
+};
+
+template <class S, bool = notifying_storage<S>>
+struct subscription_of {
+    using type = not_applicable;
+};
+template <class S>
+struct subscription_of<S, true> {
+    using type = typename S::subscription;
+};
+
 }  // namespace detail
 
 /// One storage tier's run-time settings, an element of cache::config::tiers when
@@ -289,6 +333,10 @@ struct tier_config {
     typename detail::storage_config_of<Storage>::type storage{};
     disk_config disk{};       ///< its default_ttl is replaced by the cache's default_ttl
     BreakerConfig breaker{};  ///< this tier's breaker
+    /// Distributed invalidation (docs/REMOTE.md), for the first shared tier whose storage
+    /// carries notices (storage::redis); ignored for any other tier. Off: the cache neither
+    /// publishes nor subscribes, and trusts its faster tiers as a single process would.
+    bool invalidation = true;
 };
 
 /// A tiered cache: a memory tier in front of storage tiers (none, one, or tiers<...>),
@@ -325,6 +373,16 @@ public:
     static constexpr bool has_storage = tier_count > 0;
     /// Policies::storage is tiers<...>: config::tiers holds the tiers' settings.
     static constexpr bool listed_tiers = detail::storage_list<storage_type>::listed;
+    /// The storage tier with distributed invalidation: the first shared tier whose storage
+    /// carries notices (detail::notifying_storage), or tier_count if none does.
+    static constexpr std::size_t invalidated_tier = []<class... S>(std::tuple<S...>*) {
+        constexpr std::array<bool, sizeof...(S) + 1> notifying{detail::notifying_storage<S>..., true};
+        std::size_t i = 0;
+        while (!notifying[i]) ++i;
+        return i;
+    }(static_cast<storage_types*>(nullptr));
+    static constexpr bool has_invalidation = invalidated_tier < tier_count;
+    using invalidated_storage = typename detail::storage_at<invalidated_tier, storage_types>::type;
 
     static_assert(tier_count <= 32, "tierguard::cache: at most 32 storage tiers");
     static_assert(clock_policy<clock_type>,
@@ -510,6 +568,7 @@ public:
     cache(cache&&) noexcept = default;
     cache& operator=(cache&& other) noexcept {
         if (this != &other) {
+            stop_invalidation();
             settle_pending();
             m = std::move(other.m);
         }
@@ -522,7 +581,10 @@ public:
     /// a detached tier is opened once for that, and if a copy still cannot be removed the
     /// storage tier is cleared; if even that fails, an io_error event says how many copies a
     /// restart may serve (docs/RELIABILITY.md). Each storage tier separately.
-    ~cache() { settle_pending(); }
+    ~cache() {
+        stop_invalidation();
+        settle_pending();
+    }
 
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
     /// errc::miss and errc::expired (plain misses), errc::circuit_open (a storage tier's
@@ -570,7 +632,7 @@ public:
             for_each_tier([&](auto& t, auto index) {
                 // The storage's copy expires when the memory's does, however long the call took
                 // to get there (a probe that attaches the tier first, say).
-                auto write = [&]() -> result<void> {
+                auto store = [&]() -> result<void> {
                     if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry);  // never
                     const time_point now = s.clock.now();
                     if (!detail::expired(deadline, now))
@@ -578,6 +640,12 @@ public:
                     auto gone = t.disk->erase(key);  // expired on the way: only an older copy is left to remove
                     if (!gone) return unexpected(std::move(gone).error());
                     return {};
+                };
+                // A shared tier tells the other caches; a notice that cannot go out fails the write.
+                auto write = [&]() -> result<void> {
+                    auto stored = store();
+                    if (!stored) return stored;
+                    return announce(t, &key);
                 };
                 auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
                 if (stored) {
@@ -623,8 +691,8 @@ public:
         const write_scope scope(s.fence, h);
         bool erased = s.memory.erase(key);
         for_each_tier([&](auto& t, auto index) {
-            auto removed =
-                admitted_call(t, gate(t, key), granted, decltype(index)::value, [&] { return t.disk->erase(key); });
+            auto removed = admitted_call(t, gate(t, key), granted, decltype(index)::value,
+                                         [&] { return erase_announced(t, key); });
             if (removed) {
                 t.pending.remove(key);
                 erased = erased || *removed;
@@ -642,7 +710,11 @@ public:
         s.memory.clear();
         result<void> outcome;
         for_each_tier([&](auto& t, auto) {
-            auto cleared = guarded(t, *t.breakers.front(), [&] { return t.disk->clear(); });
+            auto cleared = guarded(t, *t.breakers.front(), [&]() -> result<void> {
+                auto done = t.disk->clear();
+                if (!done) return done;
+                return announce(t, nullptr);
+            });
             if (cleared) {
                 t.pending.clear_overflow();
             } else {
@@ -755,6 +827,20 @@ public:
             d.promotions_skipped = t.promotions_skipped.load(std::memory_order_relaxed);
             d.pending_erasures = t.pending.size();
             out.pending_erasures += d.pending_erasures;
+            if constexpr (has_invalidation) {
+                if (static_cast<const void*>(&t) == &tier_at<invalidated_tier>() && s.invalidation.enabled) {
+                    const invalidation_state& inv = s.invalidation;
+                    d.invalidation = true;
+                    d.link_up = inv.link_up.load(std::memory_order_acquire);
+                    d.link_losses = inv.link_losses.load(std::memory_order_relaxed);
+                    d.invalidation_flushes = inv.flushes.load(std::memory_order_relaxed);
+                    d.notices_received = inv.received.load(std::memory_order_relaxed);
+                    d.notices_applied = inv.applied.load(std::memory_order_relaxed);
+                    d.notices_ignored_own = inv.ignored_own.load(std::memory_order_relaxed);
+                    d.notices_ignored_undecodable = inv.ignored_undecodable.load(std::memory_order_relaxed);
+                    d.notices_published = inv.published.load(std::memory_order_relaxed);
+                }
+            }
         });
         if constexpr (has_storage) {
             std::lock_guard lock(s.mode_mutex);
@@ -771,6 +857,7 @@ public:
         out.load_failures = s.load_failures.load(std::memory_order_relaxed);
         out.loads_shared = s.loads_shared.load(std::memory_order_relaxed);
         out.stale_served = s.stale_served.load(std::memory_order_relaxed);
+        out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
         out.get_latency = s.get_latency.snapshot();
         out.put_latency = s.put_latency.snapshot();
         return out;
@@ -908,6 +995,28 @@ private:
         std::optional<failure> last_error;
     };
 
+    // Distributed invalidation of tier invalidated_tier (see docs/REMOTE.md).
+    struct invalidation_state {
+        bool enabled = false;  // set by open(), fixed afterwards
+        std::array<std::byte, 16> sender{};
+        std::atomic<bool> link_up{false};  // false until the subscription's first on_link(true)
+        std::atomic<std::uint64_t> link_losses{0};
+        std::atomic<std::uint64_t> flushes{0};
+        std::atomic<std::uint64_t> received{0};
+        std::atomic<std::uint64_t> applied{0};
+        std::atomic<std::uint64_t> ignored_own{0};
+        std::atomic<std::uint64_t> ignored_undecodable{0};
+        std::atomic<std::uint64_t> published{0};
+        std::atomic<std::uint64_t> untrusted_served{0};
+    };
+
+    // A notice: format byte, the sender's 16-byte id, the operation, then (key) the key's
+    // encoded bytes, as the serializer encodes keys into frames.
+    static constexpr std::byte notice_format{1};
+    static constexpr std::byte notice_key{1};
+    static constexpr std::byte notice_flush{2};
+    static constexpr std::size_t notice_header = 18;
+
     template <class T>
     struct tier_states;
     template <class... S>
@@ -959,6 +1068,10 @@ private:
         latency_histogram put_latency;
         std::mutex flights_mutex;
         std::unordered_map<Key, std::shared_ptr<flight>, hasher, key_equal> flights;
+        invalidation_state invalidation;
+        // Started when the invalidated tier attaches; stopped first in ~cache (its callbacks
+        // use this state). Under the tier's attach_mutex until then.
+        std::optional<typename detail::subscription_of<invalidated_storage>::type> subscription;
     };
 
     static constexpr std::size_t access_slots = 4096;
@@ -1078,6 +1191,14 @@ private:
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
         const tier_configs settings = settings_of(cfg);
         cache c(std::make_unique<state>(cfg, clock, listener));
+        if constexpr (has_invalidation) {
+            c.m->invalidation.enabled = std::get<invalidated_tier>(settings).invalidation;
+            std::random_device entropy;
+            for (std::size_t i = 0; i < c.m->invalidation.sender.size(); i += 4) {
+                const std::uint32_t word = entropy();
+                for (std::size_t j = 0; j < 4; ++j) c.m->invalidation.sender[i + j] = std::byte(word >> (8 * j));
+            }
+        }
         std::optional<failure> misconfigured;
         c.for_each_tier([&](auto& t, auto index) {
             constexpr std::size_t i = decltype(index)::value;
@@ -1190,7 +1311,193 @@ private:
         t.disk.emplace(std::move(*disk));
         t.detached.reset();
         t.attached.store(true, std::memory_order_release);
+        start_invalidation(t);
         return {};
+    }
+
+    // Distributed invalidation (docs/REMOTE.md, "How the cache uses it").
+
+    // Subscribes to the invalidated tier's notices once it is attached (caller holds its
+    // attach_mutex). A subscription that cannot start leaves the link down: the faster
+    // tiers stay untrusted, and the failure is the tier's last error.
+    template <class T>
+    void start_invalidation(T& t) {
+        if constexpr (has_invalidation && std::is_same_v<typename T::storage_t, invalidated_storage>) {
+            state& s = *m;
+            if (static_cast<const void*>(&t) != &tier_at<invalidated_tier>() || !s.invalidation.enabled ||
+                s.subscription)
+                return;
+            state* sp = &s;
+            auto sub = t.disk->storage().subscribe([sp](std::span<const std::byte> n) { apply_notice(*sp, n); },
+                                                   [sp](bool up) { link_changed(*sp, up); },
+                                                   [sp](const failure& f) {
+                                                       auto& r = *std::get<invalidated_tier>(sp->tiers);
+                                                       std::lock_guard lock(r.last_error_mutex);
+                                                       r.last_error = f;
+                                                   });
+            if (sub) {
+                s.subscription.emplace(std::move(*sub));
+            } else {
+                note_error(t, sub.error());
+                emit(t, event_kind::io_error, "invalidation: the subscription could not start", &sub.error());
+            }
+        }
+    }
+
+    void stop_invalidation() noexcept {
+        if constexpr (has_invalidation) {
+            if (m) m->subscription.reset();
+        }
+    }
+
+    // Whether the faster tiers may answer: no invalidation, or its link is up.
+    [[nodiscard]] bool trusted() const noexcept {
+        if constexpr (has_invalidation) {
+            return !m->invalidation.enabled || m->invalidation.link_up.load(std::memory_order_acquire);
+        } else {
+            return true;
+        }
+    }
+
+    // Publishes a notice for `key` (flush-all when null) on tier t when it is the
+    // invalidated tier; success otherwise.
+    template <class T>
+    result<void> announce(T& t, const Key* key) {
+        if constexpr (has_invalidation && std::is_same_v<typename T::storage_t, invalidated_storage>) {
+            state& s = *m;
+            if (static_cast<const void*>(&t) != &tier_at<invalidated_tier>() || !s.invalidation.enabled) return {};
+            std::vector<std::byte> notice;
+            notice.reserve(notice_header + 32);
+            notice.push_back(notice_format);
+            notice.insert(notice.end(), s.invalidation.sender.begin(), s.invalidation.sender.end());
+            notice.push_back(key != nullptr ? notice_key : notice_flush);
+            if (key != nullptr) {
+                std::vector<std::byte> encoded;
+                if (auto ok = typename Policies::serializer{}.encode(*key, encoded); !ok)
+                    return fail(errc::serialization_failed, t.kind,
+                                "invalidation notice: key: " + ok.error().message());
+                notice.insert(notice.end(), encoded.begin(), encoded.end());
+            }
+            auto sent = t.disk->storage().publish(notice);
+            if (sent) s.invalidation.published.fetch_add(1, std::memory_order_relaxed);
+            return sent;
+        } else {
+            (void)t;
+            (void)key;
+            return {};
+        }
+    }
+
+    // Removes key's copy from tier t and, if t is the invalidated tier, tells the others.
+    template <class T>
+    result<bool> erase_announced(T& t, const Key& key) {
+        auto removed = t.disk->erase(key);
+        if (!removed) return removed;
+        if (auto told = announce(t, &key); !told) return unexpected(std::move(told).error());
+        return removed;
+    }
+
+    // Calls f(tier) for every storage tier faster than the invalidated one.
+    template <class F>
+    static void for_each_faster(state& s, F&& f) {
+        [&]<std::size_t... I>(std::index_sequence<I...>) { (f(*std::get<I>(s.tiers)), ...); }
+        (std::make_index_sequence < has_invalidation ? invalidated_tier : 0 > {});
+    }
+
+    // A notice from the subscription's thread: another cache's put, erase or clear. An
+    // exception (out of memory) reaches the subscription, which takes the link down and
+    // up again: the faster tiers are then flushed.
+    static void apply_notice(state& s, std::span<const std::byte> n) {
+        invalidation_state& inv = s.invalidation;
+        inv.received.fetch_add(1, std::memory_order_relaxed);
+        const bool framed = n.size() >= notice_header && n[0] == notice_format &&
+                            (n[17] == notice_key || (n[17] == notice_flush && n.size() == notice_header));
+        if (!framed) {
+            inv.ignored_undecodable.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (std::equal(inv.sender.begin(), inv.sender.end(), n.begin() + 1)) {
+            inv.ignored_own.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (n[17] == notice_flush) {
+            flush_faster(s);
+        } else {
+            auto key = typename Policies::serializer{}.decode(n.subspan(notice_header), std::type_identity<Key>{});
+            if (!key) {
+                inv.ignored_undecodable.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
+            // Under the fence: a get that read the old value before this cannot copy it back.
+            const std::uint64_t h = detail::mix(static_cast<std::uint64_t>(hasher{}(*key)));
+            const write_scope scope(s.fence, h);
+            s.memory.erase(*key);
+            for_each_faster(s, [&](auto& t) {
+                if (!tier_attached(t) || !t.disk->erase(*key)) t.pending.add(*key);
+            });
+        }
+        inv.applied.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Empties memory and the storage tiers faster than the invalidated one; a tier that
+    // cannot be cleared is not read again until it has been.
+    static void flush_faster(state& s) {
+        s.memory.clear();
+        for_each_faster(s, [&](auto& t) {
+            if (tier_attached(t) && t.disk->clear()) {
+                t.pending.clear_overflow();
+            } else {
+                t.pending.distrust_all();
+            }
+        });
+        s.invalidation.flushes.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // The link went down (notices may be missed from now) or came up: flush first, then
+    // trust the faster tiers again.
+    static void link_changed(state& s, bool up) {
+        if constexpr (has_invalidation) {
+            auto& t = *std::get<invalidated_tier>(s.tiers);
+            if (up) {
+                flush_faster(s);
+                s.invalidation.link_up.store(true, std::memory_order_release);
+                emit_in(s, t, event_kind::invalidation_link_up,
+                        "invalidation: link up; memory and the faster tiers were flushed", nullptr);
+            } else {
+                s.invalidation.link_up.store(false, std::memory_order_release);
+                s.invalidation.link_losses.fetch_add(1, std::memory_order_relaxed);
+                emit_in(s, t, event_kind::invalidation_link_lost,
+                        "invalidation: link lost; the faster tiers are not trusted until it is back", nullptr);
+            }
+        }
+    }
+
+    // A get while the link is down: the invalidated tier answers (a hit or a plain miss);
+    // only if it cannot is a faster tier's copy served, marked stale and counted.
+    result<hit<Value>> untrusted_lookup(const Key& key) {
+        state& s = *m;
+        auto& r = tier_at<invalidated_tier>();
+        fence_ticket fence;
+        auto got = from_tier(r, key, fence);
+        if (got) {
+            if (fence.ticket) promote<invalidated_tier>(key, fence.hash, *fence.ticket, *got);
+            return hit<Value>{std::move(got->value), r.kind, false};
+        }
+        if (got.error().code() == errc::miss || got.error().code() == errc::expired)
+            return unexpected(std::move(got).error());
+        result<hit<Value>> found = s.memory.get_with_stale(key, detail::memory_hit<Value>);
+        if (!found || found->stale) {
+            found = unexpected(got.error());
+            for_each_faster(s, [&](auto& t) {
+                if (found) return;
+                fence_ticket unused;
+                if (auto copy = from_tier(t, key, unused)) found = hit<Value>{std::move(copy->value), t.kind, false};
+            });
+        }
+        if (!found) return unexpected(std::move(got).error());
+        found->stale = true;
+        s.invalidation.untrusted_served.fetch_add(1, std::memory_order_relaxed);
+        return found;
     }
 
     // A call the breaker let through while the tier is detached opens it first. A failure
@@ -1323,7 +1630,7 @@ private:
     void supersede_stored(T& t, const Key& key, const failure& why) {
         // Not skipped for a key the index lacks: a failed read can drop an index entry whose
         // file stays, to be indexed again by the next scan.
-        if (why.code() != errc::circuit_open && tier_attached(t) && t.disk->erase(key)) {
+        if (why.code() != errc::circuit_open && tier_attached(t) && erase_announced(t, key)) {
             t.pending.remove(key);
             return;
         }
@@ -1369,15 +1676,20 @@ private:
     // An event of tier t; with several storage tiers its detail starts with the tier's name.
     template <class T>
     void emit(const T& t, event_kind kind, std::string_view detail, const failure* cause) noexcept {
+        emit_in(*m, t, kind, detail, cause);
+    }
+
+    template <class T>
+    static void emit_in(state& s, const T& t, event_kind kind, std::string_view detail, const failure* cause) noexcept {
         if constexpr (tier_count > 1) {
             try {
                 const std::string named = t.name + ": " + std::string(detail);
-                m->listener.on_event(event{kind, t.kind, named, cause});
+                s.listener.on_event(event{kind, t.kind, named, cause});
                 return;
             } catch (...) {  // out of memory: the event goes out without the name
             }
         }
-        m->listener.on_event(event{kind, t.kind, detail, cause});
+        s.listener.on_event(event{kind, t.kind, detail, cause});
     }
 
     // Follows tier t's breaker into and out of degraded mode; the cache is degraded while
@@ -1456,11 +1768,11 @@ private:
         if (!tier_attached(t)) return;
         auto [keys, overflowed] = t.pending.snapshot();
         if (overflowed) {
-            if (t.disk->clear()) t.pending.clear_overflow();
+            if (t.disk->clear() && announce(t, nullptr)) t.pending.clear_overflow();
             return;
         }
         for (const Key& key : keys) {
-            if (t.disk->erase(key)) t.pending.remove(key);
+            if (erase_announced(t, key)) t.pending.remove(key);
         }
     }
 
@@ -1631,6 +1943,23 @@ private:
                         t.promotions_skipped);
             out.gauge("tierguard_pending_erasures", "Storage copies superseded during an outage, awaiting removal.",
                       {lbl{"tier", tn}}, static_cast<double>(t.pending_erasures));
+            if (!t.invalidation) continue;
+            out.gauge("tierguard_invalidation_link_up",
+                      "1 while the shared tier's invalidation link is up (faster tiers trusted), else 0.",
+                      {lbl{"tier", tn}}, t.link_up ? 1.0 : 0.0);
+            out.counter("tierguard_invalidation_link_losses_total", "Times the invalidation link went down.",
+                        {lbl{"tier", tn}}, t.link_losses);
+            out.counter("tierguard_invalidation_flushes_total",
+                        "Flushes of memory and the faster tiers: at each link up and each flush-all notice.",
+                        {lbl{"tier", tn}}, t.invalidation_flushes);
+            const std::pair<std::string_view, std::uint64_t> outcomes[] = {
+                {"received", t.notices_received},
+                {"applied", t.notices_applied},
+                {"ignored", t.notices_ignored_own + t.notices_ignored_undecodable},
+                {"published", t.notices_published}};
+            for (const auto& [outcome, n] : outcomes)
+                out.counter("tierguard_invalidations_total", "Invalidation notices, by outcome.",
+                            {lbl{"tier", tn}, lbl{"outcome", outcome}}, n);
         }
         out.gauge("tierguard_degraded", "1 while a storage tier is unavailable.", {}, mt.degraded ? 1.0 : 0.0);
         out.counter("tierguard_degraded_entered_total", "Times the cache entered degraded mode.", {},
@@ -1647,6 +1976,9 @@ private:
                     mt.loads_shared);
         out.counter("tierguard_stale_served_total", "Expired values served because the loader failed.", {},
                     mt.stale_served);
+        out.counter("tierguard_untrusted_served_total",
+                    "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},
+                    mt.untrusted_served);
         out.histogram("tierguard_get_latency_seconds",
                       "Latency of gets; memory hits sampled 1 in 64, every other get timed.", {}, mt.get_latency);
         out.histogram("tierguard_put_latency_seconds", "Latency of puts.", {}, mt.put_latency);
@@ -1666,6 +1998,10 @@ private:
                 s.bypassed_gets.fetch_add(1, std::memory_order_relaxed);
                 return unexpected(std::move(*down));
             }
+        }
+        if constexpr (has_invalidation) {
+            if (!trusted()) [[unlikely]]
+                return untrusted_lookup(key);
         }
         if (sample_hit()) [[unlikely]]
             return timed_lookup(key, stale);
@@ -1757,7 +2093,7 @@ private:
             }
         }
         if (t.pending.contains(key)) {
-            auto erased = report(t, b, t.disk->erase(key));
+            auto erased = report(t, b, erase_announced(t, key));
             if (!erased) return unexpected(std::move(erased).error());
             t.pending.remove(key);
             return fail(errc::miss, t.kind, "the disk copy was superseded by a write the disk tier missed");

@@ -57,6 +57,7 @@ struct harness {
         cache_type::config cfg;
         auto& [disk, rem] = cfg.tiers;
         disk.storage.root = dir.path() / "disk";
+        rem.invalidation = false;  // the tiers and breakers alone; unit.cache_invalidation tests invalidation
         rem.breaker.failure_threshold = 1;
         rem.breaker.recovery_time = 10s;
         rem.breaker.test_requests = 1;

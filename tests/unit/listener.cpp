@@ -82,7 +82,7 @@ TEST_CASE("event_kind: every kind has its own name, and event_kind_count covers 
         CHECK(names.insert(name).second);
     }
     CHECK(to_string(static_cast<event_kind>(tierguard::event_kind_count)) == "unknown");
-    CHECK(tierguard::event_kind_count == 13);
+    CHECK(tierguard::event_kind_count == 15);
     CHECK(to_string(event_kind::scrub_done) == "scrub_done");
     CHECK(to_string(event_kind::breaker_state_changed) == "breaker_state_changed");
     CHECK(to_string(event_kind::degraded_entered) == "degraded_entered");
