@@ -1474,7 +1474,7 @@ private:
 
     // A get while the link is down: the invalidated tier answers (a hit or a plain miss);
     // only if it cannot is a faster tier's copy served, marked stale and counted.
-    result<hit<Value>> untrusted_lookup(const Key& key) {
+    result<hit<Value>> untrusted_lookup(const Key& key) requires has_invalidation {
         state& s = *m;
         auto& r = tier_at<invalidated_tier>();
         fence_ticket fence;
