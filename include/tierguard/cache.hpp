@@ -1474,13 +1474,16 @@ private:
 
     // A get while the link is down: the invalidated tier answers (a hit or a plain miss);
     // only if it cannot is a faster tier's copy served, marked stale and counted.
-    result<hit<Value>> untrusted_lookup(const Key& key) requires has_invalidation {
+    // A template so that an explicit instantiation of a cache without such a tier does not
+    // instantiate it (clang 14 ignores a requires-clause there).
+    template <std::size_t R = invalidated_tier>
+    result<hit<Value>> untrusted_lookup(const Key& key) {
         state& s = *m;
-        auto& r = tier_at<invalidated_tier>();
+        auto& r = tier_at<R>();
         fence_ticket fence;
         auto got = from_tier(r, key, fence);
         if (got) {
-            if (fence.ticket) promote<invalidated_tier>(key, fence.hash, *fence.ticket, *got);
+            if (fence.ticket) promote<R>(key, fence.hash, *fence.ticket, *got);
             return hit<Value>{std::move(got->value), r.kind, false};
         }
         if (got.error().code() == errc::miss || got.error().code() == errc::expired)

@@ -161,7 +161,7 @@ listed entries_of(const Listing& blobs) {
 
 struct memory_backend {
     using inner = tierguard_test::shared_memory_storage;
-    static constexpr std::string_view name = "memory_storage";
+    [[maybe_unused]] static constexpr std::string_view name = "memory_storage";
     std::shared_ptr<tierguard::storage::memory_storage> store = std::make_shared<tierguard::storage::memory_storage>();
 
     tierguard::result<inner> make() { return inner(store); }
@@ -189,9 +189,9 @@ struct remote_backend : memory_backend {
     class inner : public tierguard_test::shared_memory_storage {
     public:
         using shared_memory_storage::shared_memory_storage;
-        static constexpr bool shared = true;
+        [[maybe_unused]] static constexpr bool shared = true;
     };
-    static constexpr std::string_view name = "remote memory_storage";
+    [[maybe_unused]] static constexpr std::string_view name = "remote memory_storage";
 
     tierguard::result<inner> make() { return inner(store); }
     [[nodiscard]] listed on_disk(const inner&) const {
@@ -241,7 +241,7 @@ struct redis_backend {
 
 struct posix_backend {
     using inner = tierguard::storage::posix_directory;
-    static constexpr std::string_view name = "posix_directory";
+    [[maybe_unused]] static constexpr std::string_view name = "posix_directory";
     tierguard_test::temp_dir dir;
     fs::path root = dir.path() / "cache";
 
@@ -344,7 +344,7 @@ struct totals {
 //  - list() reads the segments, buffer included: on_disk() asks the open storage.
 struct segment_backend {
     using inner = tierguard::storage::segment_log;
-    static constexpr std::string_view name = "segment_log";
+    [[maybe_unused]] static constexpr std::string_view name = "segment_log";
     static constexpr std::uint64_t segment_size = 4096;
     static constexpr std::size_t dead_bytes = 3300;
     tierguard_test::temp_dir dir;
