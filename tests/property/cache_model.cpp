@@ -203,13 +203,7 @@ struct remote_backend : memory_backend {
 #if TIERGUARD_MODEL_REDIS
 // Without redis-server the binary reports skipped (ctest SKIP_RETURN_CODE 77) with the
 // reason; in CI (CI set) it fails instead.
-[[maybe_unused]] const bool redis_available = [] {
-    const auto missing = tierguard_test::redis_server_missing();
-    if (!missing) return true;
-    std::fprintf(stderr, "property.cache_model_redis: %s: %s\n", std::getenv("CI") ? "FAILED" : "SKIPPED",
-                 missing->c_str());
-    std::exit(std::getenv("CI") ? 1 : 77);
-}();
+[[maybe_unused]] const bool redis_available = tierguard_test::redis_server_or_exit("property.cache_model_redis");
 
 // One real redis-server for the run (no persistence), emptied before each sequence.
 tierguard_test::redis_server& model_server() {

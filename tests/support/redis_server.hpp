@@ -44,6 +44,19 @@ inline std::optional<std::string> redis_server_missing() {
     return "redis-server is not on the PATH (Debian: apt-get install redis-server)";
 }
 
+/// For a test binary that needs redis-server, as the initializer of a namespace-scope
+/// constant: true if it is here; otherwise the binary prints why and exits, 77 (skipped,
+/// ctest's SKIP_RETURN_CODE) on a developer's machine, 1 in CI (CI set), where the redis
+/// tests must run.
+inline bool redis_server_or_exit(const char* test) {
+    const auto missing = redis_server_missing();
+    if (!missing) return true;
+    const bool ci = std::getenv("CI") != nullptr;
+    std::fprintf(stderr, "%s: %s: %s%s\n", test, ci ? "FAILED" : "SKIPPED", missing->c_str(),
+                 ci ? " (CI is set: the redis tests must run in CI)" : "");
+    std::exit(ci ? 1 : 77);
+}
+
 /// A free TCP port on 127.0.0.1 (the kernel's pick; free when this returns).
 inline int free_loopback_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -35,19 +35,7 @@ using tierguard_test::why;
 
 namespace {
 
-// Without redis-server the whole binary reports skipped (ctest SKIP_RETURN_CODE 77) with
-// the reason; in CI (CI set) it fails instead.
-[[maybe_unused]] const bool redis_available = [] {
-    if (!tierguard_test::redis_server_missing()) return true;
-    const std::string reason = *tierguard_test::redis_server_missing();
-    if (std::getenv("CI") != nullptr) {
-        std::fprintf(stderr, "unit.redis_invalidation: CI is set and %s: the redis tests must run in CI\n",
-                     reason.c_str());
-        std::exit(1);
-    }
-    std::fprintf(stderr, "unit.redis_invalidation: SKIPPED: %s\n", reason.c_str());
-    std::exit(77);
-}();
+[[maybe_unused]] const bool redis_available = tierguard_test::redis_server_or_exit("unit.redis_invalidation");
 
 /// Short keepalive and timeouts, so that a lost link is noticed quickly; far above a loaded
 /// machine's round trip all the same. Nothing asserts how long anything took.
