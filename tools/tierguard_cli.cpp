@@ -401,8 +401,9 @@ template <class Storage>
         if (!meta)
             return dir_error(dir, "not_a_cache",
                              empty ? "not a tierguard cache: the directory is empty" + untouched
-                                   : "not a tierguard cache: it has no tierguard-meta file and no segment_log files (a "
-                                     "posix_directory cache holds tierguard-meta, a segment_log cache "
+                                   : "not a tierguard cache: it has no tierguard-meta file, no "
+                                     "tierguard-range-secret file and no segment_log files (a posix_directory cache "
+                                     "holds tierguard-meta, a range cache tierguard-range-secret, a segment_log cache "
                                      "<16 hex digits>.seg files and pin-<hex>.0/.1 side files)" +
                                          untouched);
         forced = layout::posix_directory;
@@ -500,16 +501,17 @@ template <class Storage>
 constexpr tierguard::frame::limits unbounded_frames{std::numeric_limits<std::uint32_t>::max(),
                                                     std::numeric_limits<std::uint32_t>::max()};
 
-// Why the meta blob is unusable, or nothing if it holds a hash secret.
+// Why the blob `name` (tierguard-meta, or a range cache's secret) is unusable, or nothing if it
+// holds a hash secret.
 template <class Storage>
-[[nodiscard]] std::optional<std::string> meta_problem(const Storage& storage) {
-    auto bytes = storage.read(meta_name);
+[[nodiscard]] std::optional<std::string> meta_problem(const Storage& storage, std::string_view name = meta_name) {
+    auto bytes = storage.read(name);
     if (!bytes) return bytes.error().message();
     auto decoded = tierguard::frame::decode(*bytes);
     if (!decoded) return decoded.error().message();
     const auto* key = reinterpret_cast<const char*>(decoded->key.data());
-    if (std::string_view(key, decoded->key.size()) != meta_name || decoded->payload.size() != 16)
-        return "the frame does not hold a 16-byte hash secret under the key tierguard-meta";
+    if (std::string_view(key, decoded->key.size()) != name || decoded->payload.size() != 16)
+        return "the frame does not hold a 16-byte hash secret under the key " + std::string(name);
     return std::nullopt;
 }
 
@@ -587,6 +589,11 @@ constexpr std::string_view common_help =
     "mode, so they open it as the cache does (exclusive lock; its open cuts a torn tail and\n"
     "quarantines an unreadable segment, as the cache's would). scrub and purge-quarantine open\n"
     "either as the cache does.\n"
+    "\n"
+    "Range caches: a directory holding the file tierguard-range-secret is a tierguard::range_cache\n"
+    "(over posix_directory); every command then works on its objects, records and block files:\n"
+    "verify names each damaged record or block (CORRUPT) and each file scrub would remove\n"
+    "(ORPHAN), and counts leftover temp files (.tmp.*); scrub fixes them.\n"
     "\n"
     "Exit codes: 0 ok, 1 problems found (verify, inspect; scrub: unreadable files), 2 bad command\n"
     "line, 3 DIR missing, not a tierguard cache or unusable, 4 DIR locked by a running process.\n"
@@ -1086,12 +1093,90 @@ int run_inspect(const std::string& dir, Storage storage, const std::string& key,
 
 // ---- range caches (tierguard::range_cache over posix_directory) -------------------------
 
-using range_cache = tierguard::range_cache<>;
+// Collects the corrupted events the range cache raises: each names a damaged record or block
+// file (or the secret) and says why. Once per name: a read-only verify meets them twice.
+struct range_listener {
+    std::vector<problem>* found = nullptr;
+    void on_event(const tierguard::event& e) noexcept {
+        if (found == nullptr || e.kind != tierguard::event_kind::corrupted) return;
+        try {
+            if (std::any_of(found->begin(), found->end(), [&](const problem& p) { return p.name == e.detail; })) return;
+            found->push_back({std::string(e.detail),
+                              e.cause != nullptr ? std::string(to_string(e.cause->code())) : "corrupted",
+                              e.cause != nullptr ? e.cause->message() : std::string()});
+        } catch (...) {  // a lost line must not fail the verification
+        }
+    }
+};
+
+struct range_policies : tierguard::range_defaults {
+    using listener = range_listener;
+};
+using range_cache = tierguard::range_cache<range_policies>;
 
 // A range cache directory holds the range cache's hash secret (docs/RANGE_CACHE.md).
 [[nodiscard]] bool is_range_cache(const std::string& dir) {
     std::error_code ec;
     return fs::symlink_status(fs::path(dir) / range_cache::secret_name, ec).type() == fs::file_type::regular;
+}
+
+// The layout's names (range_cache::metadata_name, block_name): "ab/<16 hex>/meta", "ab/<16 hex>/<8 hex>".
+[[nodiscard]] bool is_range_record(std::string_view name) { return name.size() == 24 && name.ends_with("/meta"); }
+[[nodiscard]] bool is_range_block(std::string_view name) {
+    return name.size() == 28 && name[19] == '/' && is_lower_hex(name.substr(20));
+}
+
+// What happens to the objects when the range cache's secret is damaged.
+[[nodiscard]] std::string range_secret_warning(std::uint64_t records) {
+    return std::string(range_cache::secret_name) + " (the hash secret) is damaged: none of the " +
+           std::to_string(records) +
+           " records can be matched to its folder, so the next open (the application's, or 'tierguard-cli scrub') "
+           "quarantines every record and removes every block (a cold cache, never a wrong value)";
+}
+
+// The keys the records among `blobs` hold (a record's frame key is its object's key); records
+// that cannot be read or decoded are left out (the cache reports those).
+[[nodiscard]] std::vector<std::string> range_record_keys(const posix_directory& storage,
+                                                         const std::vector<tierguard::blob_info>& blobs) {
+    std::vector<std::string> keys;
+    for (const tierguard::blob_info& b : blobs) {
+        if (!is_range_record(b.name)) continue;
+        auto bytes = storage.read(b.name);
+        if (!bytes) continue;
+        auto decoded = tierguard::frame::decode(*bytes, unbounded_frames);
+        if (decoded) keys.emplace_back(reinterpret_cast<const char*>(decoded->key.data()), decoded->key.size());
+    }
+    return keys;
+}
+
+// The files among `blobs` (listed before the cache opened) that the cache does not keep: block
+// files no record holds, records of objects it dropped, names not of its layout. Those already
+// named in `corrupt` are left out.
+[[nodiscard]] std::vector<problem> range_strays(const range_cache& cache,
+                                                const std::vector<tierguard::blob_info>& blobs,
+                                                const std::vector<std::string>& keys,
+                                                const std::vector<problem>& corrupt) {
+    std::vector<std::string> kept{std::string(range_cache::secret_name)};
+    for (const problem& p : corrupt) kept.push_back(p.name);
+    for (const std::string& key : keys) {
+        auto info = cache.inspect(key);
+        if (!info) continue;
+        kept.push_back(range_cache::metadata_name(info->folder));
+        for (const std::uint32_t i : info->blocks) kept.push_back(range_cache::block_name(info->folder, i));
+    }
+    std::sort(kept.begin(), kept.end());
+    std::vector<problem> out;
+    std::vector<const tierguard::blob_info*> sorted;
+    for (const tierguard::blob_info& b : blobs) sorted.push_back(&b);
+    std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+    for (const tierguard::blob_info* b : sorted) {
+        if (std::binary_search(kept.begin(), kept.end(), b->name)) continue;
+        out.push_back({b->name, "orphan",
+                       is_range_block(b->name)    ? "a block file no record holds (a stray, or of the wrong size)"
+                       : is_range_record(b->name) ? "the record of an object left without blocks"
+                                                  : "a file that is not of the range cache's layout"});
+    }
+    return out;
 }
 
 // The cleanup report as JSON fields and as text lines, for verify and scrub.
@@ -1115,37 +1200,88 @@ void print_range_report(const tierguard::range_cleanup_report& r, const char* ve
     std::printf("damaged blocks          %llu (%s)\n", static_cast<unsigned long long>(r.damaged_blocks), verb);
     std::printf("inconsistencies         %llu (%s)\n", static_cast<unsigned long long>(r.inconsistencies_fixed), verb);
     std::printf("orphaned files          %llu (%s)\n", static_cast<unsigned long long>(r.orphaned_files_cleaned), verb);
-    std::printf("temp files              %llu\n", static_cast<unsigned long long>(r.temp_files_cleaned));
+    std::printf("temp files              %llu (%s)\n", static_cast<unsigned long long>(r.temp_files_cleaned), verb);
     std::printf("objects without blocks  %llu\n", static_cast<unsigned long long>(r.objects_removed));
     std::printf("io errors               %llu\n", static_cast<unsigned long long>(r.io_errors));
 }
 
+// The opening of every range JSON object: kind, directory, storage.
+[[nodiscard]] json_object range_json(const std::string& root) {
+    json_object out;
+    out.str("kind", "range_cache").str("directory", root).str("storage", name_of(layout::posix_directory));
+    return out;
+}
+
+// stats and verify when the secret is damaged: the cache cannot open read-only, so the
+// listing says what the next open drops.
+int run_range_bad_secret(const arguments& args, const std::string& root, const std::vector<tierguard::blob_info>& blobs,
+                         const std::string& why) {
+    std::uint64_t records = 0, blocks = 0, bytes = 0;
+    for (const tierguard::blob_info& b : blobs) {
+        records += is_range_record(b.name) ? 1 : 0;
+        if (is_range_block(b.name)) ++blocks, bytes += b.size;
+    }
+    const std::string warning = range_secret_warning(records);
+    const bool verify = args.command->name == "verify";
+    if (args.json) {
+        json_object out = range_json(root);
+        if (verify)
+            out.boolean("modified", false)
+                .boolean("ok", false)
+                .raw("problems", json_array({json_object()
+                                                 .str("name", range_cache::secret_name)
+                                                 .str("error", "corrupted")
+                                                 .str("message", why)
+                                                 .done()}));
+        else
+            out.num("objects", records).num("blocks", blocks).num("bytes", bytes);
+        std::printf("%s\n", out.str("secret_damaged", why).str("warning", warning).done().c_str());
+    } else if (verify) {
+        std::printf("%-10s %.*s: %s\n", "CORRUPT", static_cast<int>(range_cache::secret_name.size()),
+                    range_cache::secret_name.data(), why.c_str());
+        std::printf("ORPHANED: %s; 'tierguard-cli scrub' empties the cache\n", warning.c_str());
+    } else {
+        std::printf("range cache (posix_directory)\ndirectory   %s\n", root.c_str());
+        std::printf("objects     %llu (records)\n", static_cast<unsigned long long>(records));
+        std::printf("blocks      %llu (%llu bytes)\n", static_cast<unsigned long long>(blocks),
+                    static_cast<unsigned long long>(bytes));
+        std::printf("WARNING     %s (%s)\n", warning.c_str(), why.c_str());
+    }
+    return verify ? exit_problems : exit_ok;
+}
+
 // stats, verify, inspect: read-only (a shared lock; the cache reports what it would fix).
 // scrub: the cache opened as an application opens it, then a deep cleanup().
-int run_range(const arguments& args, const std::string& dir) {
+int run_range(const arguments& args, const std::string& dir, std::optional<std::chrono::seconds> older_than) {
     const std::string_view name = args.command->name;
     const bool writing = name == "scrub" || name == "purge-quarantine";
-    if (name == "purge-quarantine") {
-        auto storage = open_storage<posix_directory>(dir, true);
-        if (!storage) return report(library_error(dir, "open_failed", "", storage.error()));
-        const auto older_than = parse_duration(*args.older_than);
-        auto cleaned = storage->clean({clock_type::now(), *older_than});
-        if (!cleaned) return report(library_error(dir, "io_failed", "purge: ", cleaned.error()));
-        if (args.json)
-            std::printf("%s\n", json_object().num("quarantine_purged", cleaned->quarantine_purged).done().c_str());
-        else
-            std::printf("quarantined files purged  %llu\n",
-                        static_cast<unsigned long long>(cleaned->quarantine_purged));
-        return exit_ok;
-    }
     auto storage = open_storage<posix_directory>(dir, writing);
     if (!storage) return report(library_error(dir, "open_failed", "", storage.error()));
+    if (name == "purge-quarantine")
+        return run_purge(dir, std::move(*storage), *older_than, *args.older_than, args.json);
+    const std::string root = storage->root().native();
+    const std::optional<std::string> bad_secret = meta_problem(*storage, range_cache::secret_name);
+    if (bad_secret && name == "inspect")
+        return report(dir_error(dir, "meta_damaged",
+                                "cannot compute the folder of a key: " + std::string(range_cache::secret_name) +
+                                    " is damaged: " + *bad_secret));
+    auto listed = storage->list();
+    if (!listed) return report(library_error(dir, "read_failed", "cannot list the cache's files: ", listed.error()));
+    if (bad_secret && !writing) return run_range_bad_secret(args, root, *listed, *bad_secret);
+    std::uint64_t temp_found = 0;  // a read-only open cleans nothing: the walk counts what scrub removes
+    if (!writing && name != "inspect") {
+        auto taken = take_inventory(dir, *storage);
+        if (const auto* e = std::get_if<cli_error>(&taken)) return report(*e);
+        temp_found = std::get<inventory>(taken).count(kind::temp);
+    }
     const std::size_t quarantined = storage->quarantined();
+    const std::vector<std::string> keys = range_record_keys(*storage, *listed);
+    std::vector<problem> corrupt;
     tierguard::range_config cfg;
     cfg.read_only = !writing;
     cfg.memory_budget = 0;
     cfg.byte_budget = std::numeric_limits<std::uint64_t>::max();
-    auto cache = range_cache::open(std::move(*storage), cfg);
+    auto cache = range_cache::open(std::move(*storage), cfg, {}, range_listener{&corrupt});
     if (!cache) return report(library_error(dir, "open_failed", "range cache: ", cache.error()));
     if (name == "inspect") {
         auto info = cache->inspect(args.positional[1]);
@@ -1193,16 +1329,17 @@ int run_range(const arguments& args, const std::string& dir) {
     const auto at_open = cache->metrics();
     if (name == "stats") {
         if (args.json) {
-            std::printf("%s\n", json_object()
-                                    .str("kind", "range_cache")
+            std::printf("%s\n", range_json(root)
                                     .num("objects", at_open.objects)
                                     .num("blocks", at_open.blocks)
                                     .num("bytes", at_open.bytes)
                                     .num("quarantined", std::uint64_t{quarantined})
+                                    .raw("secret_damaged", "null")
                                     .done()
                                     .c_str());
         } else {
             std::printf("range cache (posix_directory)\n");
+            std::printf("directory   %s\n", root.c_str());
             std::printf("objects     %llu\n", static_cast<unsigned long long>(at_open.objects));
             std::printf("blocks      %llu (%llu bytes)\n", static_cast<unsigned long long>(at_open.blocks),
                         static_cast<unsigned long long>(at_open.bytes));
@@ -1217,22 +1354,41 @@ int run_range(const arguments& args, const std::string& dir) {
     // again the damaged records and orphans open left in place: those count once).
     tierguard::range_cleanup_report total = *deep;
     total.inconsistencies_fixed += at_open.inconsistency_fixed;
-    total.temp_files_cleaned += at_open.partial_write_cleanup;
+    total.temp_files_cleaned += writing ? at_open.partial_write_cleanup : temp_found;
     total.corrupt_metadata = at_open.corruption_metadata + (writing ? deep->corrupt_metadata : 0);
     total.orphaned_files_cleaned = at_open.orphaned_files_cleaned + (writing ? deep->orphaned_files_cleaned : 0);
-    const bool problems = total.corrupt_metadata + total.damaged_blocks + total.inconsistencies_fixed +
-                              total.orphaned_files_cleaned + total.io_errors !=
-                          0;
+    const bool found_any = total.corrupt_metadata + total.damaged_blocks + total.inconsistencies_fixed +
+                               total.orphaned_files_cleaned + total.io_errors !=
+                           0;
+    std::vector<problem> named = corrupt;
+    for (problem& p : range_strays(*cache, *listed, keys, corrupt)) named.push_back(std::move(p));
     if (args.json) {
-        json_object out;
-        out.str("kind", "range_cache").boolean("modified", writing);
-        std::printf("%s\n", range_report_json(out, total).done().c_str());
+        std::vector<std::string> items;
+        for (const problem& p : named)
+            items.push_back(json_object().str("name", p.name).str("error", p.kind).str("message", p.message).done());
+        json_object out = range_json(root);
+        out.boolean("modified", writing).boolean("ok", writing ? total.io_errors == 0 : !found_any);
+        if (bad_secret) out.str("secret_damaged", *bad_secret);
+        range_report_json(out, total).raw("problems", json_array(items));
+        std::printf("%s\n", out.done().c_str());
     } else {
-        std::printf("range cache (posix_directory)\n");
+        if (bad_secret)
+            std::printf(
+                "WARNING: %.*s (the hash secret) was damaged (%s): no record could be matched to its "
+                "folder, so every object was dropped (a cold cache, never a wrong value)\n",
+                static_cast<int>(range_cache::secret_name.size()), range_cache::secret_name.data(),
+                bad_secret->c_str());
+        for (const problem& p : named)
+            std::printf("%-10s %s: %s%s\n", p.kind == "orphan" ? (writing ? "REMOVED" : "ORPHAN") : "CORRUPT",
+                        p.name.c_str(), p.message.c_str(),
+                        writing              ? ""
+                        : p.kind == "orphan" ? " (scrub removes it)"
+                                             : " (scrub quarantines it)");
+        std::printf("range cache (posix_directory)\ndirectory               %s\n", root.c_str());
         print_range_report(total, writing ? "fixed" : "found, not changed");
     }
     if (writing) return total.io_errors != 0 ? exit_problems : exit_ok;
-    return problems ? exit_problems : exit_ok;
+    return found_any ? exit_problems : exit_ok;
 }
 
 template <class Storage>
@@ -1283,7 +1439,7 @@ int run(const arguments& args) {
 
     const std::string& dir = args.positional[0];
     if (is_range_cache(dir) && forced.value_or(layout::posix_directory) == layout::posix_directory)
-        return run_range(args, dir);
+        return run_range(args, dir, older_than);
     const auto found = detect(dir, forced);
     if (const auto* e = std::get_if<cli_error>(&found)) return report(*e);
     if (std::get<layout>(found) == layout::segment_log) return run_on<segment_log>(args, dir, older_than);

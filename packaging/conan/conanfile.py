@@ -55,6 +55,7 @@ class TierguardConan(ConanFile):
         tc.cache_variables["TIERGUARD_BUILD_TESTS"] = False
         tc.cache_variables["TIERGUARD_BUILD_BENCH"] = False
         tc.cache_variables["TIERGUARD_BUILD_EXAMPLES"] = False
+        tc.cache_variables["TIERGUARD_BUILD_TOOLS"] = False  # header-only package: no bin/tierguard-cli
         tc.cache_variables["TIERGUARD_WITH_REDIS"] = bool(self.options.with_redis)
         tc.generate()
 

@@ -5,7 +5,7 @@
 # command runs over both storages: ROOT/cache (posix_directory) and ROOT/log (segment_log)
 # hold the same entries.
 # Usage: cli_test.sh CASE CLI FIXTURE WORKDIR
-#   CASE: help errors stats verify scrub purge inspect junk layout range
+#   CASE: help errors stats verify scrub purge inspect junk layout range range_damage
 set -u
 case_name=$1 cli=$2 fixture=$3 work=$4
 failures=0
@@ -64,6 +64,8 @@ help)
     done
     run inspect --help
     expect_out 'serializer::standard'
+    run --help
+    expect_out 'tierguard-range-secret'; expect_out 'range_cache'
     run
     expect_rc 2; expect_err '^usage: tierguard-cli'
     ;;
@@ -86,7 +88,7 @@ errors)
         [[ $(snapshot "$root/$dir") == "$before" ]] || fail "a command changed $dir, which is not a cache"
     done
     run stats "$root/plain"
-    expect_err 'not a tierguard cache: it has no tierguard-meta file and no segment_log files'
+    expect_err 'not a tierguard cache: it has no tierguard-meta file, no tierguard-range-secret file and no segment_log files'
     run stats "$root/empty"
     expect_err 'not a tierguard cache: the directory is empty'
     for dir in "$cache" "$log"; do
@@ -356,14 +358,76 @@ range)
     run verify "$range" --json
     expect_rc 1
     expect_json 'd["kind"] == "range_cache" and not d["modified"] and d["inconsistencies_fixed"] == 2 and d["orphaned_files_cleaned"] == 2'
+    expect_json 'd["directory"] == "'"$range"'" and d["storage"] == "posix_directory"'
+    expect_json '[p["name"] for p in d["problems"]] == ["'"$folder/00000002"'", "'"$folder/00000005"'"]'
     [[ $(snapshot "$range") == "$before" ]] || fail "verify changed $range"
     run scrub "$range"
     expect_rc 0; expect_out '^inconsistencies +2 \(fixed\)'; expect_out '^orphaned files +2 \(fixed\)'
     [[ ! -e "$range/$folder/00000005" ]] || fail "scrub left the stray block"
+    expect_out "^REMOVED +$folder/00000005: a block file no record holds"
     run verify "$range"
     expect_rc 0
     run inspect "$range" video.mp4 --json
     expect_rc 0; expect_json '[b["index"] for b in d["blocks"]] == [0]'
+    ;;
+range_damage)
+    # A range cache's damage named file by file, its temp files counted by verify as scrub
+    # counts them, purge-quarantine's report, and a damaged or missing tierguard-range-secret.
+    range=$root/range
+    run inspect "$range" video.mp4 --json
+    folder=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["folder"])' <<<"$out")
+    run inspect "$range" other --json
+    other=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["folder"])' <<<"$out")
+    printf 'XXXX' | dd of="$range/$folder/00000001" bs=1 seek=200 conv=notrunc status=none  # its CRC fails
+    printf 'XXXX' | dd of="$range/$other/meta" bs=1 seek=30 conv=notrunc status=none        # a damaged record
+    echo leftover >"$range/.tmp.999999.0"
+    echo leftover >"$range/$folder/.tmp.4242.stray"  # not a name our writes make: still a temp file
+    before=$(snapshot "$range")
+    run verify "$range"
+    expect_rc 1
+    expect_out "^CORRUPT +$folder/00000001: .*checksum mismatch.* \(scrub quarantines it\)"
+    expect_out "^CORRUPT +$other/meta: "
+    expect_out "^ORPHAN +$other/00000000: a block file no record holds .*\(scrub removes it\)"
+    expect_out '^temp files +2 \(found, not changed\)'
+    run verify "$range" --json
+    expect_rc 1
+    expect_json 'not d["ok"] and d["temp_files_cleaned"] == 2 and d["damaged_blocks"] == 1 and d["corrupt_metadata"] == 1'
+    expect_json '{p["name"]: p["error"] for p in d["problems"]} == {"'"$folder/00000001"'": "corrupted", "'"$other/meta"'": "corrupted", "'"$other/00000000"'": "orphan"}'
+    [[ $(snapshot "$range") == "$before" ]] || fail "verify changed $range"
+    cp -a "$range" "$work/secret"
+    run scrub "$range" --json
+    expect_rc 0
+    expect_json 'd["modified"] and d["temp_files_cleaned"] == 2 and d["directory"] == "'"$range"'" and d["storage"] == "posix_directory"'
+    expect_json 'sorted(p["name"] for p in d["problems"]) == sorted(["'"$folder/00000001"'", "'"$other/meta"'", "'"$other/00000000"'"])'
+    [[ ! -e "$range/$folder/.tmp.4242.stray" ]] || fail "scrub left the stray temp file"
+    echo leftover >"$range/.tmp.999999.1"
+    run purge-quarantine "$range" --older-than 7d --json
+    expect_rc 0
+    expect_json 'd["directory"] == "'"$range"'" and d["storage"] == "posix_directory" and d["temp_files_removed"] == 1 and d["quarantine_purged"] == 0'
+    echo leftover >"$range/.tmp.999999.2"
+    run purge-quarantine "$range" --older-than 7d
+    expect_rc 0; expect_out '^also removed 1 temp file'
+    # The secret damaged: stats warns (exit 0), verify reports it (exit 1), inspect cannot name a folder.
+    secret=$work/secret
+    printf 'XXXX' | dd of="$secret/tierguard-range-secret" bs=1 seek=20 conv=notrunc status=none
+    before=$(snapshot "$secret")
+    run stats "$secret"
+    expect_rc 0; expect_out '^WARNING +tierguard-range-secret \(the hash secret\) is damaged: none of the 2 records'
+    run stats "$secret" --json
+    expect_rc 0; expect_json 'd["objects"] == 2 and "checksum" in d["secret_damaged"] and "cold cache" in d["warning"]'
+    run verify "$secret"
+    expect_rc 1; expect_out '^CORRUPT +tierguard-range-secret: '; expect_out '^ORPHANED: '
+    run verify "$secret" --json
+    expect_rc 1; expect_json 'not d["ok"] and [p["name"] for p in d["problems"]] == ["tierguard-range-secret"]'
+    run_error inspect "$secret" video.mp4
+    expect_error 3 meta_damaged; expect_err 'tierguard-range-secret is damaged'
+    [[ $(snapshot "$secret") == "$before" ]] || fail "stats, verify or inspect changed $secret"
+    run scrub "$secret"
+    expect_rc 0; expect_out '^WARNING: tierguard-range-secret .* was damaged'
+    # The secret missing: not a cache, and the message names the range secret.
+    rm "$secret/tierguard-range-secret"
+    run_error verify "$secret"
+    expect_error 3 not_a_cache; expect_err 'no tierguard-range-secret file'
     ;;
 *)
     echo "unknown case $case_name"; exit 2 ;;

@@ -16,6 +16,7 @@ vcpkg_cmake_configure(
     -DTIERGUARD_BUILD_TESTS=OFF
     -DTIERGUARD_BUILD_BENCH=OFF
     -DTIERGUARD_BUILD_EXAMPLES=OFF
+    -DTIERGUARD_BUILD_TOOLS=OFF  # header-only package: tierguard-cli would land in bin/
 )
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(CONFIG_PATH share/cmake/tierguard)
