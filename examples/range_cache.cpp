@@ -1,10 +1,9 @@
 // The range cache: ranges of a large file served through an origin function that counts
 // its calls; then a damaged block and a damaged metadata record, and how the cache recovers.
-#include "scratch_dir.hpp"
-
 #include <tierguard/tierguard.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -87,4 +86,11 @@ int run(const fs::path& scratch) {
     return 0;
 }
 
-int main() { return run_in_scratch_dir("range", run); }
+int main() {
+    // A fresh folder under the system's temp directory (mkdtemp), removed afterwards.
+    std::string scratch = (fs::temp_directory_path() / "tierguard-range-XXXXXX").string();
+    if (::mkdtemp(scratch.data()) == nullptr) return 1;
+    const int status = run(scratch);
+    fs::remove_all(scratch);
+    return status;
+}
