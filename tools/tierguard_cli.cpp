@@ -1265,17 +1265,24 @@ int run_range(const arguments& args, const std::string& dir, std::optional<std::
         return report(dir_error(dir, "meta_damaged",
                                 "cannot compute the folder of a key: " + std::string(range_cache::secret_name) +
                                     " is damaged: " + *bad_secret));
-    auto listed = storage->list();
-    if (!listed) return report(library_error(dir, "read_failed", "cannot list the cache's files: ", listed.error()));
-    if (bad_secret && !writing) return run_range_bad_secret(args, root, *listed, *bad_secret);
-    std::uint64_t temp_found = 0;  // a read-only open cleans nothing: the walk counts what scrub removes
-    if (!writing && name != "inspect") {
+    // stats, verify, scrub: the files as they were before the cache opened; verify and scrub
+    // account for each of them, and count the temp files (a read-only open cleans nothing).
+    std::vector<tierguard::blob_info> listed;
+    std::vector<std::string> keys;
+    std::uint64_t temp_found = 0;
+    if (name != "inspect") {
+        auto all = storage->list();
+        if (!all) return report(library_error(dir, "read_failed", "cannot list the cache's files: ", all.error()));
+        listed = std::move(*all);
+        if (bad_secret && !writing) return run_range_bad_secret(args, root, listed, *bad_secret);
+    }
+    if (name == "verify") {
         auto taken = take_inventory(dir, *storage);
         if (const auto* e = std::get_if<cli_error>(&taken)) return report(*e);
         temp_found = std::get<inventory>(taken).count(kind::temp);
     }
+    if (name == "verify" || name == "scrub") keys = range_record_keys(*storage, listed);
     const std::size_t quarantined = storage->quarantined();
-    const std::vector<std::string> keys = range_record_keys(*storage, *listed);
     std::vector<problem> corrupt;
     tierguard::range_config cfg;
     cfg.read_only = !writing;
@@ -1361,7 +1368,7 @@ int run_range(const arguments& args, const std::string& dir, std::optional<std::
                                total.orphaned_files_cleaned + total.io_errors !=
                            0;
     std::vector<problem> named = corrupt;
-    for (problem& p : range_strays(*cache, *listed, keys, corrupt)) named.push_back(std::move(p));
+    for (problem& p : range_strays(*cache, listed, keys, corrupt)) named.push_back(std::move(p));
     if (args.json) {
         std::vector<std::string> items;
         for (const problem& p : named)
