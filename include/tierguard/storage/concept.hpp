@@ -75,6 +75,28 @@ concept storage_policy = requires(S& s, std::string_view name, std::span<const s
     { s.clean(options) } -> std::same_as<result<clean_report>>;
 };
 
+/// Optional storage member: a scatter read of a blob into the caller's buffers, so a reader
+/// that knows the blob's layout (the range cache's block frames) gets its bytes in place,
+/// without a buffer of the storage's and without zero-filling one.
+/// `read_into(name, parts)` fills `parts` in order with the blob's bytes and returns the
+/// blob's size; a blob shorter than the parts together fills a prefix of them. Errors as
+/// read(); errc::too_large, nothing read, for a blob longer than the parts together. Storages
+/// without it are read with read() and copied.
+///
+/// @code
+/// template <tierguard::storage_reads_into S>
+/// bool header_and_body(const S& s, std::span<std::byte> head, std::span<std::byte> body) {
+///     const std::span<std::byte> parts[] = {head, body};
+///     auto n = s.read_into("ab/cd/0123", parts);
+///     return n && *n == head.size() + body.size();
+/// }
+/// @endcode
+template <class S>
+concept storage_reads_into = requires(const S& s, std::string_view name, std::span<const std::span<std::byte>> parts) {
+    // The blob's size; its bytes in parts, in order.
+    { s.read_into(name, parts) } -> std::same_as<result<std::size_t>>;
+};
+
 namespace detail {
 
 /// A storage many processes see at once (a remote server): it declares
