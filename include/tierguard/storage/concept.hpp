@@ -2,6 +2,7 @@
 
 #include <tierguard/result.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -98,6 +99,27 @@ concept storage_reads_into = requires(const S& s, std::string_view name, std::sp
 };
 
 namespace detail {
+
+/// read_into() for a storage that has the blob's bytes in a buffer: copies `blob` into
+/// `parts` in order and returns its size; errc::too_large, the parts untouched, if it does
+/// not fit.
+[[nodiscard]] inline result<std::size_t> scatter_blob(std::span<const std::byte> blob,
+                                                      std::span<const std::span<std::byte>> parts,
+                                                      std::string_view name) {
+    std::size_t capacity = 0;
+    for (const auto part : parts) capacity += part.size();
+    if (blob.size() > capacity)
+        return fail(errc::too_large, tier::disk,
+                    "read " + std::string(name) + ": blob of " + std::to_string(blob.size()) +
+                        " bytes, over the buffers given (" + std::to_string(capacity) + "); not read");
+    const std::size_t size = blob.size();
+    for (const auto part : parts) {
+        const std::size_t n = std::min(part.size(), blob.size());
+        std::copy_n(blob.begin(), n, part.begin());
+        blob = blob.subspan(n);
+    }
+    return size;
+}
 
 /// A storage many processes see at once (a remote server): it declares
 /// `static constexpr bool shared = true;`. A disk_tier over it keeps no index and names
