@@ -1000,41 +1000,40 @@ private:
     // the frame's and the record's. False (the block unset as load_block_locked does, `dest`
     // then unspecified) if it cannot be served.
     bool place_block_locked(std::uint64_t h, object_state& o, std::uint32_t i, std::span<std::byte> dest) {
-        state& s = *m;
-        const std::string name = block_name(folder_of(h), i);
-        const auto id = block_key(o.key, o.version, i);
-        std::vector<std::byte> head(frame::header_size + id.size());
-        std::array<std::byte, frame::checksum_size> tail{};
-        const std::span<std::byte> parts[] = {head, dest, tail};
-        auto size = [&] {
-            if constexpr (storage_reads_into<storage_type>) {
-                return s.storage.read_into(name, parts);
-            } else {  // never called: direct_part() gave no room
-                return result<std::size_t>(0);
+        if constexpr (!storage_reads_into<storage_type>) {
+            return false;  // not reached: direct_part() gives no room without read_into
+        } else {
+            state& s = *m;
+            const std::string name = block_name(folder_of(h), i);
+            const auto id = block_key(o.key, o.version, i);
+            std::vector<std::byte> head(frame::header_size + id.size());
+            std::array<std::byte, frame::checksum_size> tail{};
+            const std::span<std::byte> parts[] = {head, dest, tail};
+            auto size = s.storage.read_into(name, parts);
+            if (!size) {
+                block_unreadable_locked(h, o, i, name, size.error());
+                return false;
             }
-        }();
-        if (!size) {
-            block_unreadable_locked(h, o, i, name, size.error());
-            return false;
+            const std::size_t expected = head.size() + dest.size() + tail.size();
+            const std::uint32_t crc = detail::load_le<std::uint32_t>(tail.data());
+            std::string problem;
+            if (*size != expected) {
+                problem = "block file of " + std::to_string(*size) + " bytes, expected " + std::to_string(expected);
+            } else if (!block_head_ok(head, id, dest.size())) {
+                problem = "block file of another object, version, position or length";
+            } else if (crc != o.crc[i]) {
+                problem = "block CRC differs from the one its metadata recorded";
+            } else if (const auto actual = detail::crc32_update(detail::crc32_update(0, head), dest); actual != crc) {
+                problem =
+                    "checksum mismatch (stored " + std::to_string(crc) + ", computed " + std::to_string(actual) + ")";
+            }
+            if (!problem.empty()) {
+                block_damaged_locked(h, o, i, name, problem);
+                return false;
+            }
+            touch_block_locked(h, i);
+            return true;
         }
-        const std::size_t expected = head.size() + dest.size() + tail.size();
-        const std::uint32_t crc = detail::load_le<std::uint32_t>(tail.data());
-        std::string problem;
-        if (*size != expected) {
-            problem = "block file of " + std::to_string(*size) + " bytes, expected " + std::to_string(expected);
-        } else if (!block_head_ok(head, id, dest.size())) {
-            problem = "block file of another object, version, position or length";
-        } else if (crc != o.crc[i]) {
-            problem = "block CRC differs from the one its metadata recorded";
-        } else if (const auto actual = detail::crc32_update(detail::crc32_update(0, head), dest); actual != crc) {
-            problem = "checksum mismatch (stored " + std::to_string(crc) + ", computed " + std::to_string(actual) + ")";
-        }
-        if (!problem.empty()) {
-            block_damaged_locked(h, o, i, name, problem);
-            return false;
-        }
-        touch_block_locked(h, i);
-        return true;
     }
 
     // Whether a block frame's first bytes (header and key, as read) are those frame::encode
