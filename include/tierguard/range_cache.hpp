@@ -153,6 +153,15 @@ struct range_block {
 };
 using range_block_ptr = std::shared_ptr<const range_block>;
 
+/// A block of `data` alone (a copy), for the memory tier.
+inline range_block_ptr unframed_block(std::span<const std::byte> data) {
+    auto block = std::make_shared<range_block>();
+    block->frame.assign(data.begin(), data.end());
+    block->length = data.size();
+    block->framed = false;
+    return block;
+}
+
 struct range_block_weigher {
     std::size_t operator()(const std::string& key, const range_block_ptr& block) const noexcept {
         return key.size() + (block ? block->length : 0);
@@ -310,11 +319,8 @@ public:
         requires std::invocable<Fetch&, std::uint64_t, std::span<std::byte>>
     [[nodiscard]] result<void> read(std::string_view key, const range_version& v, std::uint64_t offset,
                                     std::span<std::byte> out, Fetch&& fetch) {
-        std::size_t at = 0;
-        return read_stream(key, v, offset, out.size(), fetch, [&](std::span<const std::byte> bytes) {
-            std::memcpy(out.data() + at, bytes.data(), bytes.size());
-            at += bytes.size();
-        });
+        auto unused = [](std::span<const std::byte>) {};
+        return observed(key, v, offset, out.size(), fetch, unused, out);
     }
 
     /// As read() into a span, returning the bytes in a new vector.
@@ -338,13 +344,7 @@ public:
             std::invocable<Sink&, std::span<const std::byte>>
     [[nodiscard]] result<void> read_stream(std::string_view key, const range_version& v, std::uint64_t offset,
                                            std::uint64_t length, Fetch&& fetch, Sink&& sink) {
-        const auto started = std::chrono::steady_clock::now();
-        auto outcome = stream(key, v, offset, length, fetch, sink);
-        m->read_latency.observe(std::chrono::steady_clock::now() - started);
-        std::lock_guard lock(m->mutex);
-        ++m->counters.reads;
-        if (!outcome) ++m->counters.read_failures;
-        return outcome;
+        return observed(key, v, offset, length, fetch, sink, {});
     }
 
     /// Maintenance (seed 004's perform_cache_cleanup), also run at open: removes temp files
@@ -610,9 +610,24 @@ private:
         return {};
     }
 
+    // stream(), timed and counted.
+    template <class Fetch, class Sink>
+    result<void> observed(std::string_view key, const range_version& v, std::uint64_t offset, std::uint64_t length,
+                          Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
+        const auto started = std::chrono::steady_clock::now();
+        auto outcome = stream(key, v, offset, length, fetch, sink, direct);
+        m->read_latency.observe(std::chrono::steady_clock::now() - started);
+        std::lock_guard lock(m->mutex);
+        ++m->counters.reads;
+        if (!outcome) ++m->counters.read_failures;
+        return outcome;
+    }
+
+    // The range to `sink`, or, when `direct` is not empty, into `direct` (the range's bytes):
+    // blocks wholly inside it are then read from the storage straight into it.
     template <class Fetch, class Sink>
     result<void> stream(std::string_view key, const range_version& v, std::uint64_t offset, std::uint64_t length,
-                        Fetch& fetch, Sink& sink) {
+                        Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
         if (auto ok = check_range(key, v, offset, length); !ok) return ok;
         if (length == 0) return {};
         const auto k = as_bytes(key);
@@ -624,23 +639,31 @@ private:
             const auto lo = static_cast<std::uint32_t>(w);
             const auto hi = static_cast<std::uint32_t>(std::min<std::uint64_t>(last + 1, w + window));
             std::vector<detail::range_block_ptr> got;
-            if (auto ok = window_blocks(k, v, lo, hi, fetch, got); !ok) return ok;
+            if (auto ok = window_blocks(k, v, lo, hi, fetch, got, direct, offset); !ok) return ok;
             for (std::uint32_t i = lo; i < hi; ++i) {
+                if (!got[i - lo]) continue;  // read into `direct` in place
                 const std::uint64_t start = std::uint64_t{i} * bs;
                 auto data = got[i - lo]->data();
                 const std::uint64_t from = std::max(offset, start) - start;
                 const std::uint64_t to = std::min<std::uint64_t>(offset + length, start + data.size()) - start;
-                sink(data.subspan(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from)));
+                const auto piece = data.subspan(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from));
+                if (direct.empty())
+                    sink(piece);
+                else
+                    std::memcpy(direct.data() + (start + from - offset), piece.data(), piece.size());
             }
         }
         return {};
     }
 
     // Blocks [lo, hi) of the object, each from memory, the storage, another read's fetch or
-    // the origin (fetched in runs of contiguous missing blocks), into `got`.
+    // the origin (fetched in runs of contiguous missing blocks), into `got`; a block wholly
+    // inside `direct` (the bytes from `offset` on) that the storage has is read into it
+    // instead, its `got` left null.
     template <class Fetch>
     result<void> window_blocks(std::span<const std::byte> k, const range_version& v, std::uint32_t lo, std::uint32_t hi,
-                               Fetch& fetch, std::vector<detail::range_block_ptr>& got) {
+                               Fetch& fetch, std::vector<detail::range_block_ptr>& got, std::span<std::byte> direct,
+                               std::uint64_t offset) {
         state& s = *m;
         got.assign(hi - lo, nullptr);
         std::vector<std::string> mkeys(hi - lo);
@@ -663,7 +686,14 @@ private:
             object_state& o = object_for_locked(h, k, v);
             for (std::uint32_t i = lo; i < hi; ++i) {
                 if (got[i - lo]) continue;
-                if (o.held[i]) {
+                const auto dest = direct_part(o, i, direct, offset);
+                if (o.held[i] && !dest.empty()) {
+                    if (place_block_locked(h, o, i, dest)) {
+                        ++s.counters.disk_hits;
+                        if (s.memory) (void)s.memory->put(mkeys[i - lo], detail::unframed_block(dest));
+                        continue;
+                    }
+                } else if (o.held[i]) {
                     got[i - lo] = load_block_locked(h, o, i);
                     if (got[i - lo]) {
                         ++s.counters.disk_hits;
@@ -888,18 +918,7 @@ private:
         const std::string name = block_name(folder_of(h), i);
         auto bytes = s.storage.read(name);
         if (!bytes) {
-            const errc code = bytes.error().code();
-            if (code == errc::io_error || code == errc::permission_denied) {
-                note_io_error(bytes.error());
-                return nullptr;  // kept: the file may be fine; the origin answers this time
-            }
-            ++s.counters.corruption_missing_range;
-            if (code == errc::miss) {
-                emit(event_kind::corrupted, name, &bytes.error());
-            } else {
-                quarantine_locked(name, "unreadable", bytes.error());
-            }
-            forget_block_locked(h, o, i);
+            block_unreadable_locked(h, o, i, name, bytes.error());
             return nullptr;
         }
         auto block = std::make_shared<detail::range_block>();
@@ -920,17 +939,115 @@ private:
             problem = "block CRC differs from the one its metadata recorded";
         }
         if (!problem.empty()) {
-            ++s.counters.corruption_missing_range;
-            quarantine_locked(name, "block", failure(errc::corrupted, tier::disk, name + ": " + problem));
-            forget_block_locked(h, o, i);
+            block_damaged_locked(h, o, i, name, problem);
             return nullptr;
         }
         block->offset = static_cast<std::size_t>(view->payload.data() - block->frame.data());
         block->length = view->payload.size();
-        const block_id id{h, i};
-        if (const auto idx = s.blocks.find(block_hash(id), id, std::equal_to<>{}); idx != block_index::npos)
-            s.blocks.touch(idx);
+        touch_block_locked(h, i);
         return block;
+    }
+
+    // Block i could not be read: an I/O error leaves it held (the file may be fine; the
+    // origin answers this time); a missing or unreadable file unsets it, counted.
+    void block_unreadable_locked(std::uint64_t h, object_state& o, std::uint32_t i, const std::string& name,
+                                 const failure& why) {
+        state& s = *m;
+        const errc code = why.code();
+        if (code == errc::io_error || code == errc::permission_denied) {
+            note_io_error(why);
+            return;
+        }
+        ++s.counters.corruption_missing_range;
+        if (code == errc::miss) {
+            emit(event_kind::corrupted, name, &why);
+        } else {
+            quarantine_locked(name, "unreadable", why);
+        }
+        forget_block_locked(h, o, i);
+    }
+
+    // Block i's file failed its checks (`problem`): quarantined, the block unset, counted.
+    void block_damaged_locked(std::uint64_t h, object_state& o, std::uint32_t i, const std::string& name,
+                              const std::string& problem) {
+        ++m->counters.corruption_missing_range;
+        quarantine_locked(name, "block", failure(errc::corrupted, tier::disk, name + ": " + problem));
+        forget_block_locked(h, o, i);
+    }
+
+    void touch_block_locked(std::uint64_t h, std::uint32_t i) {
+        const block_id id{h, i};
+        if (const auto idx = m->blocks.find(block_hash(id), id, std::equal_to<>{}); idx != block_index::npos)
+            m->blocks.touch(idx);
+    }
+
+    // Where block i goes in `direct` (the range's bytes from `offset` on): empty unless the
+    // block lies wholly inside it and the storage reads into caller's buffers.
+    static std::span<std::byte> direct_part(const object_state& o, std::uint32_t i, std::span<std::byte> direct,
+                                            std::uint64_t offset) noexcept {
+        if constexpr (storage_reads_into<storage_type>) {
+            const std::uint64_t start = std::uint64_t{i} * o.block_size;
+            const std::size_t length = block_length(o, i);
+            if (!direct.empty() && start >= offset && start - offset + length <= direct.size())
+                return direct.subspan(static_cast<std::size_t>(start - offset), length);
+        }
+        return {};
+    }
+
+    // As load_block_locked, but the block's bytes are read straight into `dest` (its size
+    // is the block's) and checked there: the frame's head must be the one store wrote for
+    // this key, version, index and length, and the CRC-32 over head and bytes must match
+    // the frame's and the record's. False (the block unset as load_block_locked does, `dest`
+    // then unspecified) if it cannot be served.
+    bool place_block_locked(std::uint64_t h, object_state& o, std::uint32_t i, std::span<std::byte> dest) {
+        if constexpr (!storage_reads_into<storage_type>) {
+            return false;  // not reached: direct_part() gives no room without read_into
+        } else {
+            state& s = *m;
+            const std::string name = block_name(folder_of(h), i);
+            const auto id = block_key(o.key, o.version, i);
+            std::vector<std::byte> head(frame::header_size + id.size());
+            std::array<std::byte, frame::checksum_size> tail{};
+            const std::span<std::byte> parts[] = {head, dest, tail};
+            auto size = s.storage.read_into(name, parts);
+            if (!size) {
+                block_unreadable_locked(h, o, i, name, size.error());
+                return false;
+            }
+            const std::size_t expected = head.size() + dest.size() + tail.size();
+            const std::uint32_t crc = detail::load_le<std::uint32_t>(tail.data());
+            std::string problem;
+            if (*size != expected) {
+                problem = "block file of " + std::to_string(*size) + " bytes, expected " + std::to_string(expected);
+            } else if (!block_head_ok(head, id, dest.size())) {
+                problem = "block file of another object, version, position or length";
+            } else if (crc != o.crc[i]) {
+                problem = "block CRC differs from the one its metadata recorded";
+            } else if (const auto actual = detail::crc32_update(detail::crc32_update(0, head), dest); actual != crc) {
+                problem =
+                    "checksum mismatch (stored " + std::to_string(crc) + ", computed " + std::to_string(actual) + ")";
+            }
+            if (!problem.empty()) {
+                block_damaged_locked(h, o, i, name, problem);
+                return false;
+            }
+            touch_block_locked(h, i);
+            return true;
+        }
+    }
+
+    // Whether a block frame's first bytes (header and key, as read) are those frame::encode
+    // writes for an uncompressed block with key `id` and `length` bytes (FORMAT.md's layout;
+    // the expiry is not looked at, as decode does not).
+    static bool block_head_ok(std::span<const std::byte> head, std::span<const std::byte> id,
+                              std::size_t length) noexcept {
+        using detail::load_le;
+        const std::byte* p = head.data();
+        return std::equal(frame::magic.begin(), frame::magic.end(), p) &&
+               load_le<std::uint16_t>(p + 4) == frame::current_format_version && load_le<std::uint16_t>(p + 6) == 0 &&
+               load_le<std::uint32_t>(p + 8) == block_schema && load_le<std::uint32_t>(p + 12) == id.size() &&
+               load_le<std::uint32_t>(p + 16) == length && load_le<std::uint32_t>(p + 20) == length &&
+               std::ranges::equal(head.subspan(frame::header_size), id);
     }
 
     void quarantine_locked(const std::string& name, std::string_view reason, const failure& why) {

@@ -30,7 +30,7 @@ struct path {
     std::uint32_t (*run)(std::uint32_t, std::span<const std::byte>);
 };
 
-// Every implementation, each forced: zlib's, carry-less multiply in 128-bit and in 256-bit
+// Every implementation, each forced: zlib's, carry-less multiply in 128-, 256- and 512-bit
 // registers (where the CPU has them), and the dispatch frame::checksum uses.
 std::vector<path> paths() {
     std::vector<path> out{
@@ -46,6 +46,10 @@ std::vector<path> paths() {
     if (detail::crc32_vclmul_supported())
         out.push_back({"vclmul", [](std::uint32_t c, std::span<const std::byte> b) {
                            return detail::crc32_vclmul(c, b.data(), b.size());
+                       }});
+    if (detail::crc32_zclmul_supported())
+        out.push_back({"zclmul", [](std::uint32_t c, std::span<const std::byte> b) {
+                           return detail::crc32_zclmul(c, b.data(), b.size());
                        }});
 #endif
     return out;
@@ -71,9 +75,12 @@ TEST_CASE("crc32: the carry-less multiply paths run on this machine, or the test
 #if TIERGUARD_CRC32_CLMUL
     if (!detail::crc32_clmul_supported()) WARN("this CPU has no PCLMULQDQ: only the zlib path is tested");
     if (!detail::crc32_vclmul_supported()) WARN("this CPU has no AVX2 + VPCLMULQDQ: crc32_vclmul is not tested");
-    CHECK(paths().size() ==
-          2U + (detail::crc32_clmul_supported() ? 1U : 0U) + (detail::crc32_vclmul_supported() ? 1U : 0U));
+    if (!detail::crc32_zclmul_supported()) WARN("this CPU has no AVX-512F + VPCLMULQDQ: crc32_zclmul is not tested");
+    CHECK(paths().size() == 2U + (detail::crc32_clmul_supported() ? 1U : 0U) +
+                                (detail::crc32_vclmul_supported() ? 1U : 0U) +
+                                (detail::crc32_zclmul_supported() ? 1U : 0U));
     CHECK((!detail::crc32_vclmul_supported() || detail::crc32_clmul_supported()));
+    CHECK((!detail::crc32_zclmul_supported() || detail::crc32_vclmul_supported()));
 #else
     WARN("not x86-64: only the zlib path exists");
     CHECK(paths().size() == 2U);

@@ -20,8 +20,10 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -740,4 +742,93 @@ TEST_CASE("issue 16: a range cache killed at any moment reopens with every held 
     }
     std::printf("[range_cache crash] 20 kills; references to evicted blocks fixed at open: %llu\n",
                 static_cast<unsigned long long>(fixed));
+}
+
+namespace {
+
+// posix_directory, counting the reads the cache makes each way.
+struct counting_directory {
+    tierguard::storage::posix_directory inner;
+    std::shared_ptr<std::atomic<int>> reads = std::make_shared<std::atomic<int>>(0);
+    std::shared_ptr<std::atomic<int>> reads_into = std::make_shared<std::atomic<int>>(0);
+    tierguard::result<std::vector<std::byte>> read(std::string_view name) const {
+        ++*reads;
+        return inner.read(name);
+    }
+    tierguard::result<std::size_t> read_into(std::string_view name, std::span<const std::span<std::byte>> parts) const {
+        ++*reads_into;
+        return inner.read_into(name, parts);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return inner.write(name, bytes);
+    }
+    tierguard::result<void> remove(std::string_view name) { return inner.remove(name); }
+    tierguard::result<std::vector<tierguard::blob_info>> list() const { return inner.list(); }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return inner.quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        return inner.clean(options);
+    }
+};
+struct counting_policies : manual_policies {
+    using storage = counting_directory;
+};
+using counting_cache = tierguard::range_cache<counting_policies>;
+
+}  // namespace
+
+TEST_CASE("issue 16: a disk hit wholly inside the caller's span is read into it in place, and still checked") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    auto opened = tierguard::storage::posix_directory::open({.root = root});
+    REQUIRE(opened);
+    counting_directory storage{std::move(*opened)};
+    const auto reads = storage.reads;
+    const auto reads_into = storage.reads_into;
+    auto cache = counting_cache::open(std::move(storage), small_blocks());
+    REQUIRE(cache);
+    const range_version v{"e", 8 * block};
+    origin o{"e"};
+    REQUIRE(cache->read("obj", v, 0, 8 * block, o));
+    o.requests.clear();
+    *reads = 0;
+
+    // Blocks 1..3 whole, the edges of 0 and 4 partial: three reads into the span, two of a frame.
+    auto bytes = cache->read("obj", v, block - 10, 3 * block + 20, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", block - 10));
+    CHECK(*reads_into == 3);
+    CHECK(*reads == 2);
+    CHECK(o.requests.empty());
+
+    // Damage the in-place path must catch: one payload byte changed, block 6's file under
+    // block 5's name (same size, another index), block 7 cut short. Each is fetched again.
+    const std::string folder = cache->folder_for("obj");
+    {
+        std::fstream f(root / posix_cache::block_name(folder, 2), std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(300);
+        f.put('\x7f');
+    }
+    fs::copy_file(root / posix_cache::block_name(folder, 6), root / posix_cache::block_name(folder, 5),
+                  fs::copy_options::overwrite_existing);
+    fs::resize_file(root / posix_cache::block_name(folder, 7), block / 2);
+    *reads_into = 0;
+    bytes = cache->read("obj", v, 0, 8 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    CHECK(*reads_into == 8);
+    REQUIRE(o.requests.size() == 3);
+    CHECK(o.requests[0] == std::pair<std::uint64_t, std::uint64_t>{2 * block, block});
+    CHECK(o.requests[1] == std::pair<std::uint64_t, std::uint64_t>{5 * block, block});
+    CHECK(o.requests[2] == std::pair<std::uint64_t, std::uint64_t>{7 * block, block});
+    CHECK(cache->metrics().corruption_missing_range == 3);
+    CHECK(std::distance(fs::directory_iterator(root / "quarantine"), fs::directory_iterator()) == 3);
+    // Fetched again and re-stored: the next read is all hits.
+    o.requests.clear();
+    bytes = cache->read("obj", v, 0, 8 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    CHECK(o.requests.empty());
 }

@@ -11,6 +11,7 @@
 #include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include <iterator>
 #include <mutex>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -245,6 +247,44 @@ TEMPLATE_TEST_CASE("storage: a blob and a folder of the same name conflict as on
     REQUIRE(s.remove("c/e"));  // the remove that empties c takes it away
     CHECK(s.write("c", bytes_of("now a blob")));
     CHECK(text_of(s.read("c").value()) == "now a blob");
+}
+
+TEMPLATE_TEST_CASE("storage: read_into scatters a blob into the caller's parts, or reads nothing", "[storage]",
+                   posix_directory, segment_log) {
+    static_assert(tierguard::storage_reads_into<TestType>);
+    harness<TestType> h;
+    auto& s = h.storage;
+    REQUIRE(s.write("ab/blob", bytes_of("0123456789")));
+    std::string head(3, '.'), body(5, '.'), tail(4, '.');
+    auto parts_of = [](std::string& a, std::string& b, std::string& c) {
+        auto span = [](std::string& t) { return std::as_writable_bytes(std::span(t.data(), t.size())); };
+        return std::array<std::span<std::byte>, 3>{span(a), span(b), span(c)};
+    };
+    SECTION("a blob shorter than the parts fills them in order and says its size") {
+        const auto parts = parts_of(head, body, tail);
+        CHECK(s.read_into("ab/blob", parts).value() == 10);
+        CHECK(head + body + tail == "0123456789..");
+    }
+    SECTION("a blob exactly as long as the parts, with an empty part between") {
+        std::string none;
+        std::string two(2, '.');
+        const auto parts = parts_of(head, none, two);
+        REQUIRE(s.write("ab/five", bytes_of("abcde")));
+        CHECK(s.read_into("ab/five", parts).value() == 5);
+        CHECK(head + two == "abcde");
+    }
+    SECTION("a blob longer than the parts is too_large and nothing is written into them") {
+        std::string small(4, '.');
+        const auto parts = parts_of(head, small, small);
+        const auto r = s.read_into("ab/blob", std::span(parts).first(2));
+        CHECK(errc_of(r) == errc::too_large);
+        CHECK(head + small == ".......");
+    }
+    SECTION("a missing blob is a miss; a bad name invalid_argument") {
+        const auto parts = parts_of(head, body, tail);
+        CHECK(errc_of(s.read_into("ab/none", parts)) == errc::miss);
+        CHECK(errc_of(s.read_into("../x", parts)) == errc::invalid_argument);
+    }
 }
 
 TEST_CASE("storage: memory_storage answers every operation as posix_directory does (random operations)") {

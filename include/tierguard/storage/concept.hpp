@@ -2,6 +2,7 @@
 
 #include <tierguard/result.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -75,7 +76,50 @@ concept storage_policy = requires(S& s, std::string_view name, std::span<const s
     { s.clean(options) } -> std::same_as<result<clean_report>>;
 };
 
+/// Optional storage member: a scatter read of a blob into the caller's buffers, so a reader
+/// that knows the blob's layout (the range cache's block frames) gets its bytes in place,
+/// without a buffer of the storage's and without zero-filling one.
+/// `read_into(name, parts)` fills `parts` in order with the blob's bytes and returns the
+/// blob's size; a blob shorter than the parts together fills a prefix of them. Errors as
+/// read(); errc::too_large, nothing read, for a blob longer than the parts together. Storages
+/// without it are read with read() and copied.
+///
+/// @code
+/// template <tierguard::storage_reads_into S>
+/// bool header_and_body(const S& s, std::span<std::byte> head, std::span<std::byte> body) {
+///     const std::span<std::byte> parts[] = {head, body};
+///     auto n = s.read_into("ab/cd/0123", parts);
+///     return n && *n == head.size() + body.size();
+/// }
+/// @endcode
+template <class S>
+concept storage_reads_into = requires(const S& s, std::string_view name, std::span<const std::span<std::byte>> parts) {
+    // The blob's size; its bytes in parts, in order.
+    { s.read_into(name, parts) } -> std::same_as<result<std::size_t>>;
+};
+
 namespace detail {
+
+/// read_into() for a storage that has the blob's bytes in a buffer: copies `blob` into
+/// `parts` in order and returns its size; errc::too_large, the parts untouched, if it does
+/// not fit.
+[[nodiscard]] inline result<std::size_t> scatter_blob(std::span<const std::byte> blob,
+                                                      std::span<const std::span<std::byte>> parts,
+                                                      std::string_view name) {
+    std::size_t capacity = 0;
+    for (const auto part : parts) capacity += part.size();
+    if (blob.size() > capacity)
+        return fail(errc::too_large, tier::disk,
+                    "read " + std::string(name) + ": blob of " + std::to_string(blob.size()) +
+                        " bytes, over the buffers given (" + std::to_string(capacity) + "); not read");
+    const std::size_t size = blob.size();
+    for (const auto part : parts) {
+        const std::size_t n = std::min(part.size(), blob.size());
+        std::copy_n(blob.begin(), n, part.begin());
+        blob = blob.subspan(n);
+    }
+    return size;
+}
 
 /// A storage many processes see at once (a remote server): it declares
 /// `static constexpr bool shared = true;`. A disk_tier over it keeps no index and names

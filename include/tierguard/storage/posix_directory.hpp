@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +32,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace tierguard::storage {
@@ -116,25 +118,12 @@ public:
     /// without reading it, for a file over max_blob_size.
     [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const {
         using detail::os_failure;
-        namespace px = detail::posix;
-        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
-        auto fd = open_blob(name);
+        auto fd = open_regular(name, m_config.max_blob_size, "max_blob_size");
         if (!fd) return unexpected(std::move(fd).error());
-        struct stat st {};
-        if (::fstat(fd->get(), &st) != 0) return unexpected(os_failure(errno, "read", name, "stat"));
-        if (!S_ISREG(st.st_mode))
-            return fail(
-                errc::corrupted, tier::disk,
-                "read " + std::string(name) + ": found " + px::describe_mode(st.st_mode) + " where a blob belongs");
-        const auto size = static_cast<std::uint64_t>(st.st_size);
-        if (size > m_config.max_blob_size)
-            return fail(errc::too_large, tier::disk,
-                        "read " + std::string(name) + ": the file holds " + std::to_string(size) +
-                            " bytes, over max_blob_size (" + std::to_string(m_config.max_blob_size) + "); not read");
-        std::vector<std::byte> bytes(static_cast<std::size_t>(size));
+        std::vector<std::byte> bytes(fd->second);
         std::size_t got = 0;
         while (got < bytes.size()) {
-            const ssize_t n = ::read(fd->get(), bytes.data() + got, bytes.size() - got);
+            const ssize_t n = ::read(fd->first.get(), bytes.data() + got, bytes.size() - got);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 return unexpected(os_failure(errno, "read", name, "read"));
@@ -144,6 +133,41 @@ public:
         }
         bytes.resize(got);
         return bytes;
+    }
+
+    /// The blob read into `parts`, in order (see storage_reads_into), with one readv per
+    /// step and no buffer of its own; returns its size. Errors as read(); errc::too_large,
+    /// nothing read, for a file longer than the parts together (or than max_blob_size).
+    [[nodiscard]] result<std::size_t> read_into(std::string_view name,
+                                                std::span<const std::span<std::byte>> parts) const {
+        std::size_t capacity = 0;
+        for (const auto part : parts) capacity += part.size();
+        auto fd = open_regular(name, std::min<std::uint64_t>(capacity, m_config.max_blob_size),
+                               capacity < m_config.max_blob_size ? "the buffers given" : "max_blob_size");
+        if (!fd) return unexpected(std::move(fd).error());
+        std::vector<::iovec> io;
+        io.reserve(parts.size());
+        for (const auto part : parts)
+            if (!part.empty()) io.push_back(::iovec{part.data(), part.size()});
+        std::size_t got = 0;
+        for (std::size_t first = 0; got < fd->second && first < io.size();) {
+            const int count = static_cast<int>(std::min<std::size_t>(io.size() - first, IOV_MAX));
+            const ssize_t n = ::readv(fd->first.get(), io.data() + first, count);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return unexpected(detail::os_failure(errno, "read", name, "read"));
+            }
+            if (n == 0) break;
+            got += static_cast<std::size_t>(n);
+            for (auto left = static_cast<std::size_t>(n); left > 0;) {  // past the parts filled
+                const std::size_t step = std::min(left, io[first].iov_len);
+                io[first].iov_base = static_cast<std::byte*>(io[first].iov_base) + step;
+                io[first].iov_len -= step;
+                left -= step;
+                if (io[first].iov_len == 0) ++first;
+            }
+        }
+        return got;
     }
 
     /// Stores `bytes` under `name` atomically (see the class comment), making missing
@@ -573,6 +597,28 @@ private:
     [[nodiscard]] static bool beneath_works(int root_fd) noexcept {
         detail::posix::unique_fd probe(detail::posix::open_beneath(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         return static_cast<bool>(probe);
+    }
+
+    // Opens blob `name` for reading and checks it is a regular file of at most `limit`
+    // bytes (`limit_name` says what bounds it): the descriptor and the file's size.
+    [[nodiscard]] result<std::pair<detail::posix::unique_fd, std::size_t>> open_regular(
+        std::string_view name, std::uint64_t limit, std::string_view limit_name) const {
+        namespace px = detail::posix;
+        if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
+        auto fd = open_blob(name);
+        if (!fd) return unexpected(std::move(fd).error());
+        struct stat st {};
+        if (::fstat(fd->get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+        if (!S_ISREG(st.st_mode))
+            return fail(
+                errc::corrupted, tier::disk,
+                "read " + std::string(name) + ": found " + px::describe_mode(st.st_mode) + " where a blob belongs");
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        if (size > limit)
+            return fail(errc::too_large, tier::disk,
+                        "read " + std::string(name) + ": the file holds " + std::to_string(size) + " bytes, over " +
+                            std::string(limit_name) + " (" + std::to_string(limit) + "); not read");
+        return std::pair{std::move(*fd), static_cast<std::size_t>(size)};
     }
 
     // Opens blob `name` for reading, never blocking on a FIFO: in one open_beneath call

@@ -225,6 +225,16 @@ public:
     /// fails its CRC; errc::too_large for a blob over max_blob_size.
     [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) const { return read_marking(name, true); }
 
+    /// As read(), into `parts` (see storage_reads_into): the record is read and checked
+    /// whole, as by read(), then its blob copied into the parts; errc::too_large, the parts
+    /// untouched, for a blob longer than they are together.
+    [[nodiscard]] result<std::size_t> read_into(std::string_view name,
+                                                std::span<const std::span<std::byte>> parts) const {
+        auto bytes = read(name);
+        if (!bytes) return unexpected(std::move(bytes).error());
+        return detail::scatter_blob(*bytes, parts, name);
+    }
+
     /// As read(), but the blob is not marked as read, so config::reinsert_read does not
     /// carry it: for passes that read every blob to verify it (the disk tier's scrub).
     [[nodiscard]] result<std::vector<std::byte>> peek(std::string_view name) const { return read_marking(name, false); }
