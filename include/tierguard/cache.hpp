@@ -1562,15 +1562,17 @@ private:
     }
 
     // Reports a storage result to the breaker `b` of tier t (the call was allowed), counts
-    // a failure, and returns the result. The storage's own circuit_open (an endpoint backing
-    // off) was not tried: it is counted as a refusal, not reported to the breaker (an
-    // admitted probe left unanswered is presumed lost after recovery_time).
+    // a failure, and returns the result. The storage's own circuit_open (storage::redis: an
+    // endpoint backing off after a failed call, no round trip) is a failure of the tier, as
+    // io_error: otherwise a stopped server, tried only once per backoff, would keep a breaker
+    // that needs several failures closed for as long as the backoff keeps refusing.
     template <class T, class R>
     R report(T& t, breaker_type& b, R outcome) {
         if (outcome) {
             b.on_success();
         } else {
-            if (outcome.error().code() != errc::circuit_open) b.on_failure(outcome.error().code());
+            const errc code = outcome.error().code();
+            b.on_failure(code == errc::circuit_open ? errc::io_error : code);
             note_error(t, outcome.error());
         }
         refresh_mode(t);

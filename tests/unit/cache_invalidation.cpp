@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -79,10 +80,11 @@ void breaker_of_one(Cfg& tc) {
 }
 
 near_cache open_near(const std::string& endpoint, tierguard::clock::manual clock, counting_listener l = {},
-                     bool invalidation = true) {
+                     bool invalidation = true, std::uint32_t failure_threshold = 1) {
     near_cache::config cfg;
     auto& [rem] = cfg.tiers;
     breaker_of_one(rem);
+    rem.breaker.failure_threshold = failure_threshold;
     rem.invalidation = invalidation;
     auto far = remote::open(fast(endpoint), clock);
     REQUIRE(far);
@@ -261,6 +263,44 @@ TEST_CASE(
     CHECK(again->from == tier::memory);
     CHECK_FALSE(again->stale);
     CHECK(b.metrics().untrusted_served == 2);
+}
+
+// Issue 15: the storage's backoff after the first timeout answers circuit_open without a
+// round trip; those calls count, so a breaker that needs several failures opens too.
+TEST_CASE("invalidation: a stopped server opens a breaker of several failures; memory serves stale, then it closes",
+          "[cache_invalidation][redis]") {
+    redis_server server;
+    tierguard::clock::manual clock;
+    constexpr std::uint32_t threshold = 4;
+    auto b = open_near(server.unix_url(), clock, {}, true, threshold);
+    REQUIRE(eventually([&] { return link_up(b); }));
+    REQUIRE(b.put("k", "v"));
+
+    server.stop();
+    REQUIRE(eventually([&] { return !link_up(b); }));
+    for (std::uint32_t i = 0; i < threshold + 2; ++i) {  // the remote is asked first until its breaker opens
+        auto got = b.get("k");
+        REQUIRE(got);
+        CHECK(got->value == "v");
+        CHECK(got->from == tier::memory);
+        CHECK(got->stale);
+    }
+    CHECK(b.breaker<0>().state() == tierguard::breaker_state::open);
+    CHECK(b.degraded());
+    const auto down = shared_tier<near_cache>(b.metrics());
+    CHECK(down.errors_of(errc::timeout) == 1);  // one call waited on the server
+    CHECK(down.breaker_opens == 1);
+
+    server.resume();
+    REQUIRE(eventually([&] { return link_up(b); }));
+    clock.advance(11s);  // past the breaker's recovery time and the endpoint's backoff
+    REQUIRE(b.put("k", "v2"));
+    auto back = b.get("k");
+    REQUIRE(back);
+    CHECK(back->value == "v2");
+    CHECK_FALSE(back->stale);
+    CHECK(b.breaker<0>().state() == tierguard::breaker_state::closed);
+    CHECK_FALSE(b.degraded());
 }
 
 TEST_CASE("invalidation: a server killed and restarted empty: link lost and up, flushed, no old value served",
