@@ -21,8 +21,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -107,6 +110,83 @@ disk_cache open_disk(const std::string& endpoint, const std::filesystem::path& r
     REQUIRE(c);
     return std::move(*c);
 }
+
+/// storage::redis counting the calls that reach the server by kind: each is one round trip
+/// (a command and its PUBLISH leave in one send: unit.redis_invalidation).
+class counting_remote {
+public:
+    struct counts {
+        std::atomic<int> writes{0};               // SET
+        std::atomic<int> writes_with_notice{0};   // SET + PUBLISH
+        std::atomic<int> removes{0};              // DEL
+        std::atomic<int> removes_with_notice{0};  // DEL + PUBLISH
+        std::atomic<int> publishes{0};            // PUBLISH alone
+    };
+    using notice_bytes = remote::notice_bytes;
+    using notice_handler = remote::notice_handler;
+    using link_handler = remote::link_handler;
+    using error_handler = remote::error_handler;
+    using subscription = remote::subscription;
+    static constexpr bool shared = true;
+
+    counting_remote(remote r, std::shared_ptr<counts> c) : m_remote(std::move(r)), m_counts(std::move(c)) {}
+
+    [[nodiscard]] tierguard::result<std::vector<std::byte>> read(std::string_view name) const {
+        return m_remote.read(name);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        ++m_counts->writes;
+        return m_remote.write(name, bytes);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes,
+                                  std::chrono::milliseconds expiry) {
+        ++m_counts->writes;
+        return m_remote.write(name, bytes, expiry);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes, notice_bytes notice) {
+        ++m_counts->writes_with_notice;
+        return m_remote.write(name, bytes, notice);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes,
+                                  std::chrono::milliseconds expiry, notice_bytes notice) {
+        ++m_counts->writes_with_notice;
+        return m_remote.write(name, bytes, expiry, notice);
+    }
+    tierguard::result<void> remove(std::string_view name) {
+        ++m_counts->removes;
+        return m_remote.remove(name);
+    }
+    tierguard::result<void> remove(std::string_view name, notice_bytes notice) {
+        ++m_counts->removes_with_notice;
+        return m_remote.remove(name, notice);
+    }
+    tierguard::result<void> publish(notice_bytes notice) {
+        ++m_counts->publishes;
+        return m_remote.publish(notice);
+    }
+    [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() const { return m_remote.list(); }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return m_remote.quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        return m_remote.clean(options);
+    }
+    [[nodiscard]] tierguard::result<subscription> subscribe(notice_handler n, link_handler l, error_handler e) const {
+        return m_remote.subscribe(std::move(n), std::move(l), std::move(e));
+    }
+
+private:
+    remote m_remote;
+    std::shared_ptr<counts> m_counts;
+};
+
+struct counting_policies : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = tierguard::tiers<counting_remote>;
+};
+using counting_cache = tierguard::cache<std::string, std::string, counting_policies>;
+static_assert(counting_cache::has_invalidation && counting_cache::disk_type::carries_notices);
 
 /// Polls `done` until it holds or 20 s pass (a cap for a loaded machine, never asserted on).
 template <class F>
@@ -301,6 +381,53 @@ TEST_CASE("invalidation: a stopped server opens a breaker of several failures; m
     CHECK_FALSE(back->stale);
     CHECK(b.breaker<0>().state() == tierguard::breaker_state::closed);
     CHECK_FALSE(b.degraded());
+}
+
+// Issue 15: a write to the shared tier and its notice went out as two round trips (SET,
+// then PUBLISH); they go in one (storage::redis's write and remove with a notice).
+TEST_CASE("invalidation: a put, an erase and a pending erasure reach the shared tier in one round trip each",
+          "[cache_invalidation][redis]") {
+    redis_server server;
+    tierguard::clock::manual clock;
+    auto counts = std::make_shared<counting_remote::counts>();
+    counting_cache::config cfg;
+    breaker_of_one(std::get<0>(cfg.tiers));
+    auto far = remote::open(fast(server.unix_url()), clock);
+    REQUIRE(far);
+    auto opened = counting_cache::open(cfg, {counting_remote(std::move(*far), counts)}, clock);
+    REQUIRE(opened);
+    counting_cache& a = *opened;
+    auto b = open_near(server.unix_url(), clock);
+    REQUIRE(eventually([&] { return link_up(a) && link_up(b); }));
+    REQUIRE(b.put("k", "old"));
+    auto calls = [&] {
+        return counts->writes + counts->writes_with_notice + counts->removes + counts->removes_with_notice +
+               counts->publishes;
+    };
+    const int before = calls();
+
+    REQUIRE(a.put("k", "new"));  // no TTL: SET + PUBLISH
+    CHECK(counts->writes_with_notice == 1);
+    REQUIRE(a.put("t", "v", 10s));  // SET ... PX + PUBLISH
+    CHECK(counts->writes_with_notice == 2);
+    REQUIRE(a.erase("t"));  // DEL + PUBLISH
+    CHECK(counts->removes_with_notice == 1);
+    CHECK(counts->publishes == 0);
+    CHECK(calls() == before + 3);
+    CHECK(eventually([&] { return !b.memory().contains("k"); }));  // the notice went out with the SET
+
+    a.breaker<0>().force_open();
+    auto kept = a.put("p", "v");  // memory only: the remote copy becomes a pending erasure
+    REQUIRE(kept);
+    CHECK_FALSE(kept->stored_in_tier(0));
+    CHECK(a.metrics().pending_erasures == 1);
+    a.breaker<0>().reset();
+    CHECK_FALSE(a.get("absent"));  // a call through the closed breaker flushes the pending erasure
+    CHECK(a.metrics().pending_erasures == 0);
+    CHECK(counts->removes_with_notice == 2);
+    CHECK(counts->publishes == 0);
+    CHECK(calls() == before + 4);
+    CHECK(shared_tier<counting_cache>(a.metrics()).notices_published == 4);
 }
 
 TEST_CASE("invalidation: a server killed and restarted empty: link lost and up, flushed, no old value served",
