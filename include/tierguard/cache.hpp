@@ -632,21 +632,18 @@ public:
             for_each_tier([&](auto& t, auto index) {
                 // The storage's copy expires when the memory's does, however long the call took
                 // to get there (a probe that attaches the tier first, say).
-                auto store = [&]() -> result<void> {
-                    if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry);  // never
+                auto store =
+                    [&](typename std::remove_reference_t<decltype(t)>::disk_t::notice_type notice) -> result<void> {
+                    if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry, notice);  // never
                     const time_point now = s.clock.now();
                     if (!detail::expired(deadline, now))
-                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline));
-                    auto gone = t.disk->erase(key);  // expired on the way: only an older copy is left to remove
+                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline), notice);
+                    auto gone = t.disk->erase(key, notice);  // expired on the way: only an older copy is left to remove
                     if (!gone) return unexpected(std::move(gone).error());
                     return {};
                 };
                 // A shared tier tells the other caches; a notice that cannot go out fails the write.
-                auto write = [&]() -> result<void> {
-                    auto stored = store();
-                    if (!stored) return stored;
-                    return announce(t, &key);
-                };
+                auto write = [&] { return announced(t, key, store); };
                 auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
                 if (stored) {
                     t.pending.remove(key);
@@ -1359,13 +1356,14 @@ private:
         }
     }
 
-    // Publishes a notice for `key` (flush-all when null) on tier t when it is the
-    // invalidated tier; success otherwise.
+    // The notice tier t sends for `key` (flush-all when null) when it is the invalidated
+    // tier with invalidation on; nullopt otherwise.
     template <class T>
-    result<void> announce(T& t, const Key* key) {
+    result<std::optional<std::vector<std::byte>>> notice_for(T& t, const Key* key) {
         if constexpr (has_invalidation && std::is_same_v<typename T::storage_t, invalidated_storage>) {
             state& s = *m;
-            if (static_cast<const void*>(&t) != &tier_at<invalidated_tier>() || !s.invalidation.enabled) return {};
+            if (static_cast<const void*>(&t) != &tier_at<invalidated_tier>() || !s.invalidation.enabled)
+                return std::nullopt;
             std::vector<std::byte> notice;
             notice.reserve(notice_header + 32);
             notice.push_back(notice_format);
@@ -1378,8 +1376,24 @@ private:
                                 "invalidation notice: key: " + ok.error().message());
                 notice.insert(notice.end(), encoded.begin(), encoded.end());
             }
-            auto sent = t.disk->storage().publish(notice);
-            if (sent) s.invalidation.published.fetch_add(1, std::memory_order_relaxed);
+            return std::optional(std::move(notice));
+        } else {
+            (void)t;
+            (void)key;
+            return std::nullopt;
+        }
+    }
+
+    // Publishes a notice for `key` (flush-all when null) on tier t when it is the
+    // invalidated tier; success otherwise.
+    template <class T>
+    result<void> announce(T& t, const Key* key) {
+        if constexpr (has_invalidation && std::is_same_v<typename T::storage_t, invalidated_storage>) {
+            auto notice = notice_for(t, key);
+            if (!notice) return unexpected(std::move(notice).error());
+            if (!*notice) return {};
+            auto sent = t.disk->storage().publish(**notice);
+            if (sent) m->invalidation.published.fetch_add(1, std::memory_order_relaxed);
             return sent;
         } else {
             (void)t;
@@ -1388,13 +1402,32 @@ private:
         }
     }
 
+    // A put or erase of `key` in tier t, call(notice), that tells the other caches when t is
+    // the invalidated tier: the notice goes with the write in one round trip where the disk
+    // tier carries notices (storage::redis), else publish() follows. A notice that cannot go
+    // out fails the call.
+    template <class T, class F>
+    auto announced(T& t, const Key& key, F&& call) -> std::invoke_result_t<F&, typename T::disk_t::notice_type> {
+        using notice_type = typename T::disk_t::notice_type;
+        if constexpr (T::disk_t::carries_notices) {
+            auto notice = notice_for(t, &key);
+            if (!notice) return unexpected(std::move(notice).error());
+            if (!*notice) return call(notice_type());
+            auto out = call(notice_type(std::span<const std::byte>(**notice)));
+            if (out) m->invalidation.published.fetch_add(1, std::memory_order_relaxed);
+            return out;
+        } else {
+            auto out = call(notice_type());
+            if (!out) return out;
+            if (auto told = announce(t, &key); !told) return unexpected(std::move(told).error());
+            return out;
+        }
+    }
+
     // Removes key's copy from tier t and, if t is the invalidated tier, tells the others.
     template <class T>
     result<bool> erase_announced(T& t, const Key& key) {
-        auto removed = t.disk->erase(key);
-        if (!removed) return removed;
-        if (auto told = announce(t, &key); !told) return unexpected(std::move(told).error());
-        return removed;
+        return announced(t, key, [&](typename T::disk_t::notice_type notice) { return t.disk->erase(key, notice); });
     }
 
     // Calls f(tier) for every storage tier faster than the invalidated one.
@@ -1562,15 +1595,17 @@ private:
     }
 
     // Reports a storage result to the breaker `b` of tier t (the call was allowed), counts
-    // a failure, and returns the result. The storage's own circuit_open (an endpoint backing
-    // off) was not tried: it is counted as a refusal, not reported to the breaker (an
-    // admitted probe left unanswered is presumed lost after recovery_time).
+    // a failure, and returns the result. The storage's own circuit_open (storage::redis: an
+    // endpoint backing off after a failed call, no round trip) is a failure of the tier, as
+    // io_error: otherwise a stopped server, tried only once per backoff, would keep a breaker
+    // that needs several failures closed for as long as the backoff keeps refusing.
     template <class T, class R>
     R report(T& t, breaker_type& b, R outcome) {
         if (outcome) {
             b.on_success();
         } else {
-            if (outcome.error().code() != errc::circuit_open) b.on_failure(outcome.error().code());
+            const errc code = outcome.error().code();
+            b.on_failure(code == errc::circuit_open ? errc::io_error : code);
             note_error(t, outcome.error());
         }
         refresh_mode(t);

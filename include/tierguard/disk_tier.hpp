@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -276,8 +277,25 @@ public:
     /// it (segment_log after a failed sync: then a miss).
     result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
 
+    /// An invalidation notice (docs/REMOTE.md) a put or an erase hands to a storage that
+    /// carries them (storage::redis), to be PUBLISHed in the same round trip; nullopt: none.
+    using notice_type = std::optional<std::span<const std::byte>>;
+    /// Whether put() and erase() take a notice: a shared storage with write(name, bytes,
+    /// notice), write(name, bytes, expiry, notice) and remove(name, notice).
+    static constexpr bool carries_notices =
+        shared &&
+        requires(storage_type & s, std::string_view name, std::span<const std::byte> b, std::chrono::milliseconds px) {
+        { s.write(name, b, b) } -> std::same_as<result<void>>;
+        { s.write(name, b, px, b) } -> std::same_as<result<void>>;
+        { s.remove(name, b) } -> std::same_as<result<void>>;
+    };
+
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
-    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+    /// With a `notice` (only over a storage that carries_notices, else errc::invalid_argument)
+    /// the write and the notice's PUBLISH go out in one round trip; a failure of either
+    /// fails the put (the value may be stored: see docs/REMOTE.md).
+    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl, notice_type notice = {}) {
+        if (auto ok = check_notice(notice, "put"); !ok) return ok;
         if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
@@ -310,7 +328,7 @@ public:
         }
         if constexpr (shared) {
             lock.unlock();
-            auto written = write_blob(name_of(h), blob, expiry);
+            auto written = write_blob(name_of(h), blob, expiry, notice);
             lock.lock();
             if (!written) {
                 if (written.error().code() == errc::disk_full) {
@@ -369,12 +387,14 @@ public:
     /// Removes the entry for `key`: true if a file was removed, false if there was none.
     /// If the storage fails to remove it, the entry stays (and stays indexed, unless the
     /// storage says it left: segment_log after a failed sync) and the failure is returned.
-    result<bool> erase(const Key& key) {
+    /// A `notice` is PUBLISHed with the removal in one round trip, as by put().
+    result<bool> erase(const Key& key, notice_type notice = {}) {
+        if (auto ok = check_notice(notice, "erase"); !ok) return unexpected(std::move(ok).error());
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
         if constexpr (shared) {
-            auto removed = m_storage.remove(name_of(h));
+            auto removed = remove_blob(name_of(h), notice);
             if (!removed && removed.error().code() != errc::miss) {
                 std::lock_guard lock(*m_mutex);
                 note_io_error(removed.error());
@@ -721,16 +741,38 @@ private:
         return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns)};
     }
 
-    // Writes a frame; with the storage's expiring write when it has one.
-    result<void> write_blob(const std::string& name, std::span<const std::byte> blob, time_point expiry) {
+    // Writes a frame; with the storage's expiring write when it has one, and the notice
+    // (check_notice let it through) in the same call.
+    result<void> write_blob(const std::string& name, std::span<const std::byte> blob, time_point expiry,
+                            notice_type notice = {}) {
         if constexpr (requires { m_storage.write(name, blob, std::chrono::milliseconds{1}); }) {
             if (expiry != time_point::max()) {
-                const auto left =
-                    std::chrono::ceil<std::chrono::milliseconds>(detail::elapsed_sat(m_clock.now(), expiry));
-                return m_storage.write(name, blob, std::max(left, std::chrono::milliseconds{1}));
+                const auto px =
+                    std::max(std::chrono::ceil<std::chrono::milliseconds>(detail::elapsed_sat(m_clock.now(), expiry)),
+                             std::chrono::milliseconds{1});
+                if constexpr (carries_notices)
+                    if (notice) return m_storage.write(name, blob, px, *notice);
+                return m_storage.write(name, blob, px);
             }
         }
+        if constexpr (carries_notices)
+            if (notice) return m_storage.write(name, blob, *notice);
         return m_storage.write(name, blob);
+    }
+
+    result<void> remove_blob(const std::string& name, notice_type notice) {
+        if constexpr (carries_notices)
+            if (notice) return m_storage.remove(name, *notice);
+        return m_storage.remove(name);
+    }
+
+    // A notice over a storage that cannot carry one is a caller's mistake, refused up front.
+    [[nodiscard]] static result<void> check_notice(const notice_type& notice, std::string_view call) {
+        if (!notice || carries_notices) return {};
+        return fail(errc::invalid_argument, tier_kind,
+                    "disk_tier::" + std::string(call) +
+                        ": a notice was given, but the storage carries none (it needs write(name, bytes, notice) "
+                        "and remove(name, notice), as storage::redis has)");
     }
 
     // Reads the frame stored under h into `bytes` and validates it; the view points into

@@ -4,7 +4,9 @@
 // memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
 // posix_directory (real files, renames and scans, faults injected around it) and once over a
 // real segment_log (append-only segment files; see segment_backend for where its refinement
-// of the storage concept is kept out of the model's way).
+// of the storage concept is kept out of the model's way). A second model (shared_harness,
+// below) runs two caches on one shared remote with distributed invalidation: memory ->
+// remote and memory -> disk -> remote, faults in both storages, the links taken down and up.
 //
 // After every command: no exception escaped; a get returned a miss or exactly the value the
 // model allows for the key (DESIGN.md invariant 2); the memory budget (grown while degraded)
@@ -52,6 +54,7 @@
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/storage/segment_log.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -60,6 +63,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -821,6 +825,425 @@ void run_model(const std::string& description) {
     sums.print(Backend::name);
 }
 
+#if !TIERGUARD_MODEL_REDIS
+// ---------------------------------------------------------------------------------------
+// Two caches on one shared tier with distributed invalidation (issue 15): A is memory ->
+// remote, B is memory -> disk -> remote (B's disk a fault-injected memory_storage). The
+// remote is a fault-injected shared memory_storage behind notifying_remote, which stands in
+// for Redis's pub/sub: a notice goes out with the write or removal (even a failed one, as
+// Redis runs the PUBLISH after an error reply) and is delivered at once to every subscriber
+// whose link is up; the model takes links down and up. The model, per key: `shared`, the
+// last value the remote acknowledged (nothing after an acknowledged erase), an upper bound:
+// pending erasures may remove it later; per cache, `local`, set when that cache's own
+// put or erase did not reach the remote (a value, or a tombstone), cleared when the cache
+// applies another cache's notice for the key or its link comes up (it flushes). A get of a
+// cache returns a miss, or, not stale: its `local` if set and its link is up, else
+// `shared`; stale (a faster tier's copy the remote could not confirm): only while that
+// cache's link is down, and a value once put for the key.
+
+// Redis's pub/sub as the model drives it: synchronous delivery, links set by the model.
+struct notice_bus {
+    struct subscriber {
+        std::function<void(std::span<const std::byte>)> on_notice;
+        std::function<void(bool)> on_link;
+        bool up = false;
+    };
+    std::array<std::shared_ptr<subscriber>, 2> subscribers{};               // by cache: A, B
+    std::vector<std::pair<std::size_t, std::vector<std::byte>>> delivered;  // to whom, what
+
+    void publish(std::span<const std::byte> notice) {
+        for (std::size_t i = 0; i < subscribers.size(); ++i) {
+            const auto s = subscribers[i];
+            if (!s || !s->up) continue;
+            delivered.emplace_back(i, std::vector<std::byte>(notice.begin(), notice.end()));
+            s->on_notice(notice);
+        }
+    }
+    void set_link(std::size_t who, bool up) {
+        const auto s = subscribers[who];
+        if (!s || s->up == up) return;
+        s->up = up;
+        s->on_link(up);
+    }
+};
+
+using faulty_remote = tierguard::storage::fault_injecting<remote_backend::inner, clock_type>;
+using faulty_disk = tierguard::storage::fault_injecting<memory_backend::inner, clock_type>;
+
+// A shared storage that carries notices (the shape of storage::redis) over faulty_remote.
+class notifying_remote {
+public:
+    using notice_bytes = std::span<const std::byte>;
+    using notice_handler = std::function<void(notice_bytes)>;
+    using link_handler = std::function<void(bool)>;
+    using error_handler = std::function<void(const tierguard::failure&)>;
+    static constexpr bool shared = true;
+
+    class subscription {
+    public:
+        subscription(std::shared_ptr<notice_bus> bus, std::size_t who) : m_bus(std::move(bus)), m_who(who) {}
+        subscription(subscription&& o) noexcept : m_bus(std::move(o.m_bus)), m_who(o.m_who) {}
+        subscription& operator=(subscription&&) = delete;
+        ~subscription() {
+            if (m_bus) m_bus->subscribers[m_who].reset();
+        }
+
+    private:
+        std::shared_ptr<notice_bus> m_bus;
+        std::size_t m_who;
+    };
+
+    notifying_remote(faulty_remote inner, std::shared_ptr<notice_bus> bus, std::size_t who)
+        : m_inner(std::move(inner)), m_bus(std::move(bus)), m_who(who) {}
+
+    [[nodiscard]] tierguard::result<std::vector<std::byte>> read(std::string_view name) { return m_inner.read(name); }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return m_inner.write(name, bytes);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes, notice_bytes notice) {
+        auto out = m_inner.write(name, bytes);
+        m_bus->publish(notice);
+        return out;
+    }
+    // Expiries are the tier's to check here (no TTL is used by this model).
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes, std::chrono::milliseconds) {
+        return write(name, bytes);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes, std::chrono::milliseconds,
+                                  notice_bytes notice) {
+        return write(name, bytes, notice);
+    }
+    tierguard::result<void> remove(std::string_view name) { return m_inner.remove(name); }
+    tierguard::result<void> remove(std::string_view name, notice_bytes notice) {
+        auto out = m_inner.remove(name);
+        m_bus->publish(notice);
+        return out;
+    }
+    tierguard::result<void> publish(notice_bytes notice) {
+        m_bus->publish(notice);
+        return {};
+    }
+    [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() { return m_inner.list(); }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason, time_point now) {
+        return m_inner.quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        return m_inner.clean(options);
+    }
+    // The link starts down; the model brings it up.
+    [[nodiscard]] tierguard::result<subscription> subscribe(notice_handler n, link_handler l, error_handler) const {
+        m_bus->subscribers[m_who] =
+            std::make_shared<notice_bus::subscriber>(notice_bus::subscriber{std::move(n), std::move(l), false});
+        return subscription(m_bus, m_who);
+    }
+
+private:
+    faulty_remote m_inner;
+    std::shared_ptr<notice_bus> m_bus;
+    std::size_t m_who;
+};
+
+struct near_policies : tierguard::cache_defaults {
+    using clock = clock_type;
+    using storage = tierguard::tiers<notifying_remote>;
+};
+struct layered_policies : tierguard::cache_defaults {
+    using clock = clock_type;
+    using storage = tierguard::tiers<faulty_disk, notifying_remote>;
+};
+using near_cache = tierguard::cache<std::string, std::string, near_policies>;
+using layered_cache = tierguard::cache<std::string, std::string, layered_policies>;
+static_assert(near_cache::has_invalidation && layered_cache::has_invalidation && layered_cache::invalidated_tier == 1);
+
+constexpr std::array<std::size_t, 4> shared_value_sizes = {8, 60, 200, 300};  // 300: no memory shard holds it
+
+struct shared_totals {
+    std::uint64_t sequences = 0, commands = 0, gets = 0, hits = 0, stale_hits = 0, misses = 0, puts = 0,
+                  puts_shared = 0, notices_applied = 0, link_changes = 0, recoveries = 0;
+    void print() const {
+        std::cout << "cache_model[two caches, memory -> remote and memory -> disk -> remote, invalidation]: "
+                  << sequences << " sequences, " << commands << " commands (" << puts << " puts, " << puts_shared
+                  << " reached the remote; " << gets << " gets: " << hits << " hits, " << stale_hits
+                  << " stale while the link was down, " << misses << " misses or failures; " << notices_applied
+                  << " notices applied to the other cache; " << link_changes << " link changes); recovered after "
+                  << recoveries << " of " << sequences << " sequences" << std::endl;
+    }
+};
+
+struct shared_harness {
+    static constexpr std::size_t key_count = 4;
+    shared_totals& sums;
+    clock_type clock;
+    std::shared_ptr<tierguard::storage::memory_storage> remote_store =
+        std::make_shared<tierguard::storage::memory_storage>();
+    std::shared_ptr<notice_bus> bus = std::make_shared<notice_bus>();
+    std::array<std::optional<tierguard::storage::fault_control>, 3> faults;  // A's remote, B's remote, B's disk
+    std::optional<near_cache> a;
+    std::optional<layered_cache> b;
+    std::array<std::optional<entry>, key_count> shared{};
+    std::array<std::array<std::optional<std::optional<entry>>, key_count>, 2> local{};  // by cache, key
+    std::array<std::vector<std::string>, key_count> history{};
+    std::array<bool, 2> link{};
+    std::array<std::vector<std::byte>, key_count> encoded{};
+    std::uint64_t serial = 0;
+    std::size_t acting = 0;
+
+    static std::string key_of(std::size_t k) { return keys[k]; }
+
+    template <class Cfg>
+    static void tune(Cfg& c) {
+        c.memory = {.byte_budget = memory_budget, .shards = memory_shards};
+    }
+    template <class TC>
+    static void tune_tier(TC& tc) {
+        tc.breaker = {
+            .failure_threshold = 3, .recovery_time = 2s, .max_recovery_time = max_recovery, .test_requests = 1};
+    }
+
+    shared_harness(shared_totals& t, std::uint64_t seed) : sums(t) {
+        ++sums.sequences;
+        for (std::size_t k = 0; k < key_count; ++k)
+            RC_ASSERT(tierguard::serializer::standard{}.encode(keys[k], encoded[k]).has_value());
+        auto remote_for = [&](std::size_t who, std::uint64_t salt) {
+            faulty_remote f(remote_backend::inner(remote_store), {.seed = seed ^ salt}, clock);
+            faults[who].emplace(f.control());
+            return notifying_remote(std::move(f), bus, who);
+        };
+        near_cache::config ca;
+        tune(ca);
+        tune_tier(std::get<0>(ca.tiers));
+        auto oa = near_cache::open(ca, {remote_for(0, 0x1111)}, clock);
+        RC_ASSERT(oa.has_value());
+        a.emplace(std::move(*oa));
+        layered_cache::config cb;
+        tune(cb);
+        tune_tier(std::get<0>(cb.tiers));
+        tune_tier(std::get<1>(cb.tiers));
+        std::get<0>(cb.tiers).disk.byte_budget = disk_budget;
+        faulty_disk disk(memory_backend::inner(std::make_shared<tierguard::storage::memory_storage>()),
+                         {.seed = seed ^ 0x3333}, clock);
+        faults[2].emplace(disk.control());
+        auto ob = layered_cache::open(cb, {std::move(disk), remote_for(1, 0x2222)}, clock);
+        RC_ASSERT(ob.has_value());
+        b.emplace(std::move(*ob));
+        for (std::size_t c = 0; c < 2; ++c) set_link(c, true);
+    }
+    shared_harness(const shared_harness&) = delete;
+    shared_harness& operator=(const shared_harness&) = delete;
+    ~shared_harness() {
+        b.reset();  // each stops its subscription first
+        a.reset();
+    }
+
+    template <class F>
+    decltype(auto) on(std::size_t c, F&& f) {
+        acting = c;
+        bus->delivered.clear();
+        if (c == 0) return f(*a);
+        return f(*b);
+    }
+
+    // The notices the other cache applied during the acting cache's command.
+    void book_notices() {
+        for (const auto& [who, n] : bus->delivered) {
+            if (who == acting) continue;  // its own: ignored by the cache
+            RC_ASSERT(n.size() >= 18);
+            ++sums.notices_applied;
+            if (n[17] == std::byte{2}) {
+                for (auto& l : local[who]) l.reset();
+                continue;
+            }
+            for (std::size_t k = 0; k < key_count; ++k)
+                if (std::equal(n.begin() + 18, n.end(), encoded[k].begin(), encoded[k].end())) local[who][k].reset();
+        }
+        bus->delivered.clear();
+    }
+
+    void set_link(std::size_t c, bool up) {
+        acting = c;
+        bus->delivered.clear();
+        bus->set_link(c, up);
+        if (up && !link[c])
+            for (auto& l : local[c]) l.reset();  // flushed: only the remote is left to answer
+        link[c] = up;
+        ++sums.link_changes;
+        book_notices();
+    }
+
+    std::uint64_t remote_errors(std::size_t c) {
+        const auto mt = c == 0 ? a->metrics() : b->metrics();
+        std::uint64_t sum = 0;
+        for (const auto n : mt.storage.back().errors) sum += n;
+        return sum;
+    }
+
+    void put(std::size_t c, std::size_t k, std::size_t size) {
+        const std::string value = make_value(++serial, size);
+        history[k].push_back(value);
+        const std::size_t remote_index = c == 0 ? 0 : 1;
+        auto stored = on(c, [&](auto& cache) { return cache.put(key_of(k), value); });
+        book_notices();
+        ++sums.puts;
+        const entry e{value, serial, time_point::max()};
+        if (stored && stored->stored_in_tier(remote_index)) {
+            shared[k] = e;
+            local[c][k].reset();
+            ++sums.puts_shared;
+        } else if (stored) {
+            local[c][k] = std::optional<entry>(e);
+        } else {
+            local[c][k] = std::optional<entry>();  // nothing of this cache may be served
+        }
+    }
+
+    void erase(std::size_t c, std::size_t k) {
+        const std::uint64_t before = remote_errors(c);
+        auto erased = on(c, [&](auto& cache) { return cache.erase(key_of(k)); });
+        book_notices();
+        RC_ASSERT(erased.has_value());
+        if (remote_errors(c) == before) {
+            shared[k].reset();
+            local[c][k].reset();
+        } else {
+            local[c][k] = std::optional<entry>();
+        }
+    }
+
+    void get(std::size_t c, std::size_t k, const char* phase = "command") {
+        auto got = on(c, [&](auto& cache) { return cache.get(key_of(k)); });
+        book_notices();
+        ++sums.gets;
+        if (!got) {
+            ++sums.misses;
+            return;
+        }
+        const std::string who = c == 0 ? "A" : "B";
+        const std::string what = std::string(phase) + ": " + who + ".get(" + show_key(keys[k]) + ") from the " +
+                                 std::string(tierguard::to_string(got->from)) + " tier returned " +
+                                 describe(got->value);
+        if (got->stale) {
+            ++sums.stale_hits;
+            if (link[c]) RC_FAIL(what + " marked stale while its link was up");
+            if (std::find(history[k].begin(), history[k].end(), got->value) == history[k].end())
+                RC_FAIL(what + ", never put for this key");
+            return;
+        }
+        ++sums.hits;
+        // Link down: only the remote answers unmarked (a pending erasure of its copy: a miss).
+        const std::optional<entry>& allowed = link[c] && local[c][k] ? *local[c][k] : shared[k];
+        if (!allowed || allowed->value != got->value)
+            RC_FAIL(what + "; the model allows a miss" + (allowed ? " or " + describe(allowed->value) : std::string()));
+    }
+
+    void set_rates(std::size_t which, const fault_rates& r) { faults[which]->set_rates(r); }
+
+    // After every command: each cache's link is as the model set it.
+    void check_invariants() {
+        RC_ASSERT(a->metrics().storage.back().link_up == link[0]);
+        RC_ASSERT(b->metrics().storage.back().link_up == link[1]);
+    }
+
+    // The faults stop, the links come up, the clock passes the longest open period: both
+    // caches write through to the remote again, and every get agrees with the model.
+    void recover() {
+        for (auto& f : faults) f->heal();
+        clock.advance(max_recovery + 1s);
+        for (std::size_t c = 0; c < 2; ++c) set_link(c, true);
+        for (std::size_t c = 0; c < 2; ++c) {
+            const std::uint32_t all = c == 0 ? 1U : 3U;
+            for (int i = 0; i < 2; ++i) {  // the first may be the half-open probe of one tier
+                auto stored = on(c, [&](auto& cache) { return cache.put("recovery-probe", "probe"); });
+                book_notices();
+                RC_ASSERT(stored.has_value());
+                if (i == 1) RC_ASSERT(stored->stored_tiers == all);
+            }
+        }
+        RC_ASSERT(!a->degraded() && !b->degraded());
+        for (std::size_t c = 0; c < 2; ++c)
+            for (std::size_t k = 0; k < key_count; ++k) get(c, k, "final check after recovery");
+        ++sums.recoveries;
+    }
+};
+
+using shared_command = rc::state::Command<gen_model, shared_harness>;
+
+const char* cache_name(std::size_t c) { return c == 0 ? "A" : "B"; }
+
+struct shared_put : shared_command {
+    std::size_t cache = *rc::gen::inRange<std::size_t>(0, 2);
+    std::size_t key = *rc::gen::inRange<std::size_t>(0, shared_harness::key_count);
+    std::size_t size = *rc::gen::elementOf(shared_value_sizes);
+    void run(const gen_model&, shared_harness& h) const override {
+        guarded(h, "put", [&] { h.put(cache, key, size); });
+    }
+    void show(std::ostream& os) const override {
+        os << cache_name(cache) << ".put(" << show_key(keys[key]) << ", " << size << " bytes)";
+    }
+};
+
+// A get or an erase of one key on one cache.
+template <bool Erase>
+struct shared_keyed : shared_command {
+    std::size_t cache = *rc::gen::inRange<std::size_t>(0, 2);
+    std::size_t key = *rc::gen::inRange<std::size_t>(0, shared_harness::key_count);
+    void run(const gen_model&, shared_harness& h) const override {
+        guarded(h, Erase ? "erase" : "get", [&] { Erase ? h.erase(cache, key) : h.get(cache, key); });
+    }
+    void show(std::ostream& os) const override {
+        os << cache_name(cache) << (Erase ? ".erase(" : ".get(") << show_key(keys[key]) << ")";
+    }
+};
+using shared_get = shared_keyed<false>;
+using shared_erase = shared_keyed<true>;
+
+struct shared_link : shared_command {
+    std::size_t cache = *rc::gen::inRange<std::size_t>(0, 2);
+    bool up = *rc::gen::arbitrary<bool>();
+    void run(const gen_model&, shared_harness& h) const override {
+        guarded(h, "link", [&] { h.set_link(cache, up); });
+    }
+    void show(std::ostream& os) const override { os << cache_name(cache) << ".link(" << (up ? "up" : "down") << ")"; }
+};
+
+struct shared_advance : shared_command {
+    std::chrono::milliseconds step = *rc::gen::elementOf(steps);
+    void run(const gen_model&, shared_harness& h) const override {
+        guarded(h, "advance", [&] { h.clock.advance(step); });
+    }
+    void show(std::ostream& os) const override { os << "advance(" << step.count() << "ms)"; }
+};
+
+struct shared_faults : shared_command {
+    std::size_t which = *rc::gen::inRange<std::size_t>(0, 3);
+    fault_rates rates = gen_rates();
+    void run(const gen_model&, shared_harness& h) const override {
+        guarded(h, "faults", [&] { h.set_rates(which, rates); });
+    }
+    void show(std::ostream& os) const override {
+        os << "faults(" << (which == 0 ? "A's remote" : which == 1 ? "B's remote" : "B's disk");
+        for (std::size_t k = 0; k < fault_count; ++k) {
+            const double p = rates.of(static_cast<fault>(k));
+            if (p != 0.0) os << ", " << tierguard::storage::to_string(static_cast<fault>(k)) << ' ' << p;
+        }
+        os << ")";
+    }
+};
+
+void run_shared_model() {
+    shared_totals sums;
+    tierguard_test::check_property("cache model: two caches on one remote with invalidation", [&sums] {
+        const auto seed = *rc::gen::arbitrary<std::uint64_t>().as("fault seed");
+        shared_harness h(sums, seed);
+        rc::state::check(gen_model{}, h,
+                         rc::state::gen::execOneOfWithArgs<shared_put, shared_put, shared_put, shared_get, shared_get,
+                                                           shared_get, shared_get, shared_erase, shared_link,
+                                                           shared_link, shared_advance, shared_faults>());
+        h.recover();
+    });
+    sums.print();
+}
+#endif
+
 }  // namespace
 
 #if TIERGUARD_MODEL_REDIS
@@ -842,5 +1265,9 @@ TEST_CASE("cache over a fault-injected posix_directory agrees with the reference
 
 TEST_CASE("cache over a fault-injected segment_log agrees with the reference model") {
     run_model<segment_backend>("cache model over fault_injecting<segment_log>");
+}
+
+TEST_CASE("two caches, memory -> remote and memory -> disk -> remote, with invalidation agree with the model") {
+    run_shared_model();
 }
 #endif

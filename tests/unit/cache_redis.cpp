@@ -11,6 +11,7 @@
 #include <tierguard/storage/redis.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -40,14 +41,16 @@ struct harness {
     tierguard_test::temp_dir dir;
     cache_type cache;
 
-    explicit harness(std::vector<std::string> endpoints) : cache(open(std::move(endpoints))) {}
+    /// `threshold`: the remote breaker's failure_threshold.
+    explicit harness(std::vector<std::string> endpoints, std::uint32_t threshold = 1)
+        : cache(open(std::move(endpoints), threshold)) {}
 
-    cache_type open(std::vector<std::string> endpoints) {
+    cache_type open(std::vector<std::string> endpoints, std::uint32_t threshold) {
         cache_type::config cfg;
         auto& [disk, rem] = cfg.tiers;
         disk.storage.root = dir.path() / "disk";
         rem.invalidation = false;  // the tiers and breakers alone; unit.cache_invalidation tests invalidation
-        rem.breaker.failure_threshold = 1;
+        rem.breaker.failure_threshold = threshold;
         rem.breaker.recovery_time = 10s;
         rem.breaker.test_requests = 1;
         remote::config rc;
@@ -111,6 +114,42 @@ TEST_CASE("cache over redis: a stopped server costs one command timeout, then me
     CHECK(h.cache.breaker<1>().state() == breaker_state::closed);
     CHECK_FALSE(h.cache.degraded());
     CHECK(h.cache.metrics().storage[1].pending_erasures == 0);
+}
+
+// Issue 15: after the first timeout the storage backs off (circuit_open without a round
+// trip); the cache's breaker must count those calls, or a breaker needing several failures
+// never opened while the server stayed stopped.
+TEST_CASE("cache over redis: a stopped server opens a breaker of several failures, and it closes by itself",
+          "[cache_redis][redis]") {
+    redis_server server;
+    constexpr std::uint32_t threshold = 4;
+    harness h({server.unix_url()}, threshold);
+    for (const char* k : {"in-memory", "on-disk", "remote-only"}) REQUIRE(h.cache.put(k, std::string("v-") + k));
+    h.cache.memory().erase("on-disk");
+    h.remote_only("remote-only");
+
+    server.stop();
+    for (std::uint32_t i = 0; i < threshold; ++i) {  // one timeout, then the endpoint's backoff
+        auto got = h.cache.get("remote-only");
+        REQUIRE_FALSE(got);
+        CHECK((i == 0 ? got.error().code() == errc::timeout : got.error().code() == errc::circuit_open));
+    }
+    CHECK(h.cache.breaker<1>().state() == breaker_state::open);
+    CHECK(h.cache.degraded());
+    CHECK(h.cache.metrics().storage[1].breaker_opens == 1);
+    CHECK(h.cache.get("in-memory")->from == tier::memory);
+    CHECK(h.cache.get("on-disk")->from == tier::disk);
+    for (int i = 0; i < 3; ++i) CHECK(h.cache.get("remote-only").error().code() == errc::circuit_open);
+    CHECK(h.cache.metrics().storage[1].errors_of(errc::timeout) == 1);  // one call waited on the server
+
+    server.resume();
+    h.clock.advance(11s);  // past the breaker's recovery time and the endpoint's backoff
+    auto back = h.cache.get("remote-only");
+    REQUIRE(back);
+    CHECK(back->value == "v-remote-only");
+    CHECK(back->from == tier::remote);
+    CHECK(h.cache.breaker<1>().state() == breaker_state::closed);
+    CHECK_FALSE(h.cache.degraded());
 }
 
 TEST_CASE("cache over redis: a server killed and restarted empty gives misses, never a wrong value",

@@ -7,12 +7,15 @@
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -552,4 +555,21 @@ TEST_CASE("disk tier: the schema version comes from value_traits, or from the po
     REQUIRE(got);
     CHECK(got->id == 42);
     CHECK(got->score == 0.5);
+}
+
+TEST_CASE("disk tier: an invalidation notice over a storage that carries none is refused, nothing written") {
+    tierguard_test::temp_dir tmp;
+    auto tier = open_posix(tmp.path() / "cache");
+    STATIC_REQUIRE_FALSE(decltype(tier)::carries_notices);
+    const std::array<std::byte, 2> notice{std::byte{1}, std::byte{2}};
+    auto put = tier.put("k", "v", std::chrono::seconds(10), std::span<const std::byte>(notice));
+    REQUIRE_FALSE(put);
+    CHECK(put.error().code() == errc::invalid_argument);
+    CHECK(put.error().message().find("disk_tier::put: a notice was given") != std::string::npos);
+    CHECK(tier.get("k").error().code() == errc::miss);
+    REQUIRE(tier.put("k", "v"));
+    auto erased = tier.erase("k", std::span<const std::byte>(notice));
+    REQUIRE_FALSE(erased);
+    CHECK(erased.error().code() == errc::invalid_argument);
+    CHECK(*tier.get("k") == "v");
 }
