@@ -138,6 +138,16 @@ struct hit {
     bool stale = false;
 };
 
+/// What a loader may return instead of a Value to choose the entry's TTL, as an HTTP
+/// response's max-age does: `return loaded<user>{.value = u, .ttl = 5min};` (or inside a
+/// result-like return). No ttl: the cache's default TTL. A ttl <= 0: the value is returned
+/// but not stored.
+template <class Value>
+struct loaded {
+    Value value;
+    std::optional<std::chrono::nanoseconds> ttl{};
+};
+
 /// One tier's counters in a cache_metrics snapshot.
 struct tier_metrics {
     tier which = tier::memory;
@@ -203,10 +213,10 @@ struct cache_metrics {
     std::uint64_t loads = 0;                   ///< get_or_load() calls of the loader
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
-    std::uint64_t stale_served = 0;            ///< expired values returned because the loader failed
-    std::uint64_t untrusted_served = 0;        ///< copies of faster tiers served (stale) while the link was down
-    histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
-    histogram_snapshot put_latency;            ///< put()
+    std::uint64_t stale_served = 0;  ///< get_or_load() answers that were stale because the load failed, one per caller
+    std::uint64_t untrusted_served = 0;  ///< copies of faster tiers served (stale) while the link was down
+    histogram_snapshot get_latency;      ///< lookups: memory hits sampled 1 in 64, all others timed
+    histogram_snapshot put_latency;      ///< put()
 };
 
 /// How a cache is doing, for a health endpoint.
@@ -517,7 +527,7 @@ public:
                 using S = std::tuple_element_t<i, storage_types>;
                 names[i] = name_of<S>(tc);
                 if (!verdict) return;
-                auto checked = disk_type_at<i>::validate(with_ttl(tc.disk, cfg.default_ttl));
+                auto checked = disk_type_at<i>::validate(disk_config_of(tc.disk, cfg));
                 if (checked) checked = breaker_type::validate(tc.breaker);
                 if (!checked && listed_tiers) {
                     const failure& f = checked.error();
@@ -743,12 +753,16 @@ public:
     }
 
     /// get(), or on a miss: calls loader(key) once, stores and returns its value (from ==
-    /// tier::none). Concurrent misses on one key share one loader call and its result.
-    /// The loader returns a Value, or a result-like object (has_value(), operator*,
-    /// error()); an error or an exception becomes errc::loader_failed carrying its
-    /// message (and, for a tierguard::failure, its OS error). With config.stale_grace > 0,
-    /// a value expired less than stale_grace ago is returned marked stale when the loader
-    /// fails. A storage failure on the way is no error: the loader's value is served.
+    /// tier::loader). Concurrent misses on one key share one loader call and its result.
+    /// The loader returns a Value or a loaded<Value> (its own TTL), or a result-like object
+    /// of either (std::expected-like: has_value(), value() or operator*, error()). It fails
+    /// by returning an error E (a tierguard::failure, std::error_code or error-code enum, a
+    /// string, an exception or exception_ptr, anything with message()) or by throwing:
+    /// either becomes errc::loader_failed, where() == tier::loader, carrying what it said
+    /// (and its OS error). With config.stale_grace > 0, a value expired less than
+    /// stale_grace ago, in memory or in a storage tier (also after a restart), is returned
+    /// marked stale when the loader fails. A storage failure on the way is no error: the
+    /// loader's value is served. See docs/POLICIES.md, "Loaders".
     template <class F>
         requires std::invocable<F&, const Key&>
     [[nodiscard]] result<hit<Value>> get_or_load(const Key& key, F&& loader) {
@@ -768,6 +782,7 @@ public:
             s.loads_shared.fetch_add(1, std::memory_order_relaxed);
             std::unique_lock lock(f->mutex);
             f->done_cv.wait(lock, [&] { return f->outcome.has_value(); });
+            if (f->stale_if_error) s.stale_served.fetch_add(1, std::memory_order_relaxed);
             return *f->outcome;
         }
         const flight_landing landing(s, key, f);
@@ -778,7 +793,7 @@ public:
             }
         }
         auto outcome = load(key, loader, std::move(stale));
-        landing.publish(outcome);
+        landing.publish(outcome, outcome && outcome->stale);
         return outcome;
     }
 
@@ -949,6 +964,7 @@ private:
         std::mutex mutex;
         std::condition_variable done_cv;
         std::optional<result<hit<Value>>> outcome;
+        bool stale_if_error = false;  // the outcome is a stale value served because the load failed
     };
 
     // A storage tier: its disk_tier (or what is needed to open it), breaker, pending
@@ -1184,6 +1200,12 @@ private:
         return cfg;
     }
 
+    // A storage tier keeps expired entries for stale-if-error as long as memory does.
+    [[nodiscard]] static disk_config disk_config_of(disk_config disk, const config& cfg) {
+        disk.stale_grace = cfg.stale_grace;
+        return with_ttl(disk, cfg.default_ttl);
+    }
+
     // open()'s work past validation: opens each tier over its given storage (or one opened
     // from its settings); a run-time fault leaves that tier detached and the cache degraded.
     [[nodiscard]] static result<cache> start(const config& cfg, typename per_tier<storage_types>::optionals storages,
@@ -1205,7 +1227,7 @@ private:
             if (misconfigured) return;
             const auto& tc = std::get<i>(settings);
             t.detached.emplace(typename std::remove_reference_t<decltype(t)>::detached_tier{
-                std::move(std::get<i>(storages)), tc.storage, with_ttl(tc.disk, cfg.default_ttl)});
+                std::move(std::get<i>(storages)), tc.storage, disk_config_of(tc.disk, cfg)});
             result<void> opened;
             {
                 std::lock_guard lock(t.attach_mutex);
@@ -1788,10 +1810,10 @@ private:
         flight_landing(const flight_landing&) = delete;
         flight_landing& operator=(const flight_landing&) = delete;
         ~flight_landing() {
-            if (!m_published) publish(fail(errc::loader_failed, tier::none, "the loading call threw"));
+            if (!m_published) publish(fail(errc::loader_failed, tier::loader, "the loading call threw"));
         }
 
-        void publish(const result<hit<Value>>& outcome) const {
+        void publish(const result<hit<Value>>& outcome, bool stale_if_error = false) const {
             {
                 std::lock_guard lock(m_state.flights_mutex);
                 m_state.flights.erase(m_key);
@@ -1799,6 +1821,7 @@ private:
             {
                 std::lock_guard lock(m_flight->mutex);
                 m_flight->outcome.emplace(outcome);
+                m_flight->stale_if_error = stale_if_error;
             }
             m_flight->done_cv.notify_all();
             m_published = true;
@@ -1811,19 +1834,55 @@ private:
         mutable bool m_published = false;
     };
 
-    // The loader's error as a failure: its message, and its OS error if it has one.
+    // The loader's error as a failure: what it says, and its OS error if it has one.
     template <class E>
     [[nodiscard]] static failure loader_failure(const E& error) {
+        auto failed = [](std::string why, std::error_code os = {}) {
+            return failure(errc::loader_failed, tier::loader, std::move(why), os);
+        };
         if constexpr (std::is_same_v<E, failure>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + error.message(), error.os_error());
+            return failed(std::string(to_string(error.code())) + ": " +
+                              (error.context().empty() ? error.error_code().message() : error.context()),
+                          error.os_error());
         } else if constexpr (std::is_same_v<E, std::error_code>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + error.message(), error);
+            return failed(std::string(error.category().name()) + " error " + std::to_string(error.value()), error);
+        } else if constexpr (requires { std::error_code(make_error_code(error)); }) {  // std::errc, an enum of yours
+            return loader_failure(std::error_code(make_error_code(error)));
+        } else if constexpr (std::is_same_v<E, std::exception_ptr>) {
+            try {
+                if (error) std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                return failed(std::string("exception: ") + e.what());
+            } catch (...) {}
+            return failed("an exception not derived from std::exception");
+        } else if constexpr (std::is_base_of_v<std::exception, E>) {
+            return failed(std::string("exception: ") + error.what());
         } else if constexpr (requires { std::string(error.message()); }) {
-            return failure(errc::loader_failed, tier::none, "loader: " + std::string(error.message()));
+            return failed(std::string(error.message()));
         } else if constexpr (std::is_convertible_v<const E&, std::string_view>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + std::string(std::string_view(error)));
+            return failed(std::string(std::string_view(error)));
         } else {
-            return failure(errc::loader_failed, tier::none, "loader returned an error");
+            return failed("returned an error");
+        }
+    }
+
+    // A loader's value with its TTL, from what it returned (a Value or a loaded<Value>).
+    template <class V>
+    [[nodiscard]] static loaded<Value> as_loaded(V&& v) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<V>, loaded<Value>>) {
+            return std::forward<V>(v);
+        } else {
+            return loaded<Value>{Value(std::forward<V>(v)), std::nullopt};
+        }
+    }
+
+    // A result-like return's value: operator* where it has one, else value().
+    template <class R>
+    [[nodiscard]] static decltype(auto) value_of(R&& r) {
+        if constexpr (requires { *std::forward<R>(r); }) {
+            return *std::forward<R>(r);
+        } else {
+            return std::forward<R>(r).value();
         }
     }
 
@@ -1834,44 +1893,64 @@ private:
         return any_tier([&](auto& t, auto) { return tier_attached(t) && t.disk->contains(key); });
     }
 
+    // Stale-if-error past memory: the first storage tier that keeps key's entry expired
+    // within the grace (a restart emptied memory). Breakers and superseded copies are
+    // respected as a get respects them.
+    std::optional<hit<Value>> stale_from_storage(const Key& key) {
+        std::optional<hit<Value>> kept;
+        any_tier([&](auto& t, auto) {
+            if (!tier_attached(t) || t.pending.contains(key) || !t.disk->indexed(key)) return false;
+            breaker_type& b = gate(t, key);
+            if (b.state() == breaker_state::open || !b.allow()) return false;
+            auto got = report(t, b, t.disk->find_stale(key));
+            if (got) kept.emplace(hit<Value>{std::move(got->value), t.kind, true});
+            return kept.has_value();
+        });
+        return kept;
+    }
+
     template <class F>
     result<hit<Value>> load(const Key& key, F& loader, std::optional<Value> stale) {
         state& s = *m;
         s.loads.fetch_add(1, std::memory_order_relaxed);
         std::optional<failure> failed;
-        std::optional<Value> value;
+        std::optional<loaded<Value>> value;
         try {
             using R = std::invoke_result_t<F&, const Key&>;
             if constexpr (requires(R r) {
                               { r.has_value() } -> std::convertible_to<bool>;
-                              Value(*std::move(r));
+                              as_loaded(value_of(std::move(r)));
                               r.error();
                           }) {
                 R r = loader(key);
                 if (r.has_value()) {
-                    value.emplace(*std::move(r));
+                    value.emplace(as_loaded(value_of(std::move(r))));
                 } else {
                     failed.emplace(loader_failure(r.error()));
                 }
             } else {
-                value.emplace(loader(key));
+                value.emplace(as_loaded(loader(key)));
             }
         } catch (const std::exception& e) {
-            failed.emplace(errc::loader_failed, tier::none, std::string("loader threw: ") + e.what());
+            failed.emplace(loader_failure(e));
         } catch (...) {
-            failed.emplace(errc::loader_failed, tier::none,
-                           "loader threw an exception not derived from std::exception");
+            failed.emplace(loader_failure(std::current_exception()));
         }
         if (failed) {
             s.load_failures.fetch_add(1, std::memory_order_relaxed);
+            std::optional<hit<Value>> kept;
             if (stale) {
-                s.stale_served.fetch_add(1, std::memory_order_relaxed);
-                return hit<Value>{std::move(*stale), tier::memory, true};
+                kept.emplace(hit<Value>{std::move(*stale), tier::memory, true});
+            } else {
+                kept = stale_from_storage(key);
             }
-            return unexpected(std::move(*failed));
+            if (!kept) return unexpected(std::move(*failed));
+            s.stale_served.fetch_add(1, std::memory_order_relaxed);
+            return std::move(*kept);
         }
-        (void)put(key, *value);
-        return hit<Value>{std::move(*value), tier::none, false};
+        const std::chrono::nanoseconds ttl = value->ttl.value_or(s.default_ttl);
+        if (ttl > std::chrono::nanoseconds::zero()) (void)put(key, value->value, ttl);
+        return hit<Value>{std::move(value->value), tier::loader, false};
     }
 
     // Writes, reads back and removes a canary blob, straight to tier t's storage.
@@ -1977,7 +2056,7 @@ private:
         out.counter("tierguard_load_failures_total", "Loader calls that failed.", {}, mt.load_failures);
         out.counter("tierguard_loads_shared_total", "get_or_load calls that shared another call's load.", {},
                     mt.loads_shared);
-        out.counter("tierguard_stale_served_total", "Expired values served because the loader failed.", {},
+        out.counter("tierguard_stale_served_total", "get_or_load answers that were stale because the load failed.", {},
                     mt.stale_served);
         out.counter("tierguard_untrusted_served_total",
                     "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},

@@ -1,0 +1,209 @@
+// get_or_load and its loaders (issue 17, "Loading"): stale-if-error from storage after a
+// restart, the loader contract, per-load TTLs, bulk loads, refresh-ahead and the load counters.
+#include "support/temp_dir.hpp"
+#include "support/test_framework.hpp"
+
+#include <tierguard/cache.hpp>
+#include <tierguard/clock/manual.hpp>
+#include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <variant>
+
+using namespace std::chrono_literals;
+using tierguard::errc;
+using tierguard::tier;
+
+namespace {
+
+template <class Storage>
+struct policies_on : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = Storage;
+};
+
+template <class Storage>
+using cache_on = tierguard::cache<std::string, std::string, policies_on<Storage>>;
+
+auto down(const std::string&) -> tierguard::result<std::string> {
+    return tierguard::fail(errc::timeout, tier::none, "backend down");
+}
+
+}  // namespace
+
+// Issue 17, Loading 2: after a restart with the backend down, the disk's expired entries
+// were deleted by the scrub at open (or, with scrub_on_open off, never served), so every
+// get_or_load answered loader_failed.
+TEMPLATE_TEST_CASE("cache_loading: stale-if-error serves a storage tier's expired entry after a restart", "",
+                   tierguard::storage::posix_directory, tierguard::storage::segment_log) {
+    using cache_t = cache_on<TestType>;
+    const tierguard_test::temp_dir tmp;
+    const bool scrub = GENERATE(true, false);
+    CAPTURE(scrub);
+    typename cache_t::config cfg;
+    cfg.storage.root = tmp.path() / "cache";
+    cfg.storage.sync = tierguard::durability::none;
+    cfg.stale_grace = 60s;
+    cfg.disk.scrub_on_open = scrub;
+    tierguard::clock::manual clock;
+    {
+        auto c = cache_t::open(cfg, clock);
+        REQUIRE(c);
+        REQUIRE(c->put("k", "v1", 10s));
+        REQUIRE(c->put("gone", "old", 10s));
+    }
+    clock.advance(40s);  // expired 30 s ago: within the grace
+    {
+        auto c = cache_t::open(cfg, clock);
+        REQUIRE(c);
+        auto plain = c->get("k");  // a get never serves stale values
+        REQUIRE_FALSE(plain);
+        CHECK((plain.error().code() == errc::miss || plain.error().code() == errc::expired));
+        REQUIRE(c->scrub());  // maintenance keeps the entry until the grace ends
+        auto stale = c->get_or_load("k", down);
+        REQUIRE(stale);
+        CHECK(stale->value == "v1");
+        CHECK(stale->stale);
+        CHECK(stale->from == tier::disk);
+        CHECK(c->metrics().stale_served == 1);
+        CHECK(c->metrics().load_failures == 1);
+    }
+    clock.advance(31s);  // past TTL + grace
+    {
+        auto c = cache_t::open(cfg, clock);
+        REQUIRE(c);
+        auto failed = c->get_or_load("k", down);
+        REQUIRE_FALSE(failed);
+        CHECK(failed.error().code() == errc::loader_failed);
+        CHECK(c->metrics().stale_served == 0);
+        CHECK_FALSE(c->disk().indexed("k"));  // removed once the grace ended
+    }
+}
+
+TEST_CASE("cache_loading: without a stale grace the disk drops an expired entry as before") {
+    using cache_t = cache_on<tierguard::storage::posix_directory>;
+    const tierguard_test::temp_dir tmp;
+    cache_t::config cfg;
+    cfg.storage.root = tmp.path() / "cache";
+    cfg.storage.sync = tierguard::durability::none;
+    tierguard::clock::manual clock;
+    {
+        auto c = cache_t::open(cfg, clock);
+        REQUIRE(c);
+        REQUIRE(c->put("k", "v1", 10s));
+    }
+    clock.advance(11s);
+    auto c = cache_t::open(cfg, clock);
+    REQUIRE(c);
+    CHECK(c->disk().stats().entries == 0);
+    auto failed = c->get_or_load("k", down);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().code() == errc::loader_failed);
+}
+
+namespace {
+
+// An std::expected look-alike with value() and no operator*, as some result types have.
+template <class T, class E>
+struct outcome_like {
+    std::variant<T, E> held;
+    [[nodiscard]] bool has_value() const { return held.index() == 0; }
+    [[nodiscard]] T value() && { return std::get<0>(std::move(held)); }
+    [[nodiscard]] const E& error() const { return std::get<1>(held); }
+};
+
+template <class E>
+outcome_like<std::string, E> failed_with(E error) {
+    return {std::variant<std::string, E>(std::in_place_index<1>, std::move(error))};
+}
+
+using memory_cache = tierguard::cache<std::string, std::string, policies_on<tierguard::no_storage>>;
+
+memory_cache open_memory(tierguard::clock::manual clock, memory_cache::config cfg = {}) {
+    auto c = memory_cache::open(cfg, clock);
+    REQUIRE(c);
+    return std::move(*c);
+}
+
+}  // namespace
+
+// Issue 17, Loading 1: a loaded value reported from == tier::none, failures read
+// "[tierguard.loader_failed] none tier: loader: [tierguard.timeout] none tier: ...", and a
+// loader could only fail through a result<T> whose error was a failure or had message().
+TEST_CASE("cache_loading: a loaded value comes from tier::loader, and each way to fail reads well") {
+    tierguard::clock::manual clock;
+    auto c = open_memory(clock);
+    CHECK(tierguard::to_string(tier::loader) == "loader");
+    auto got = c.get_or_load("k", [](const std::string& key) { return "v of " + key; });
+    REQUIRE(got);
+    CHECK(got->from == tier::loader);
+    CHECK(got->value == "v of k");
+
+    auto fails_with = [&](auto loader) {
+        auto r = c.get_or_load("missing", loader);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == errc::loader_failed);
+        CHECK(r.error().where() == tier::loader);
+        return r.error();
+    };
+    CHECK(fails_with(down).message() == "[tierguard.loader_failed] loader: timeout: backend down");
+    CHECK(fails_with([](const std::string&) -> outcome_like<std::string, std::string> {
+              return failed_with(std::string("no such user"));
+          }).message() == "[tierguard.loader_failed] loader: no such user");
+    CHECK(fails_with([](const std::string&) -> outcome_like<std::string, const char*> {
+              return failed_with<const char*>("refused");
+          }).message() == "[tierguard.loader_failed] loader: refused");
+    const auto refused = std::make_error_code(std::errc::connection_refused);
+    const auto by_code = fails_with(
+        [&](const std::string&) -> outcome_like<std::string, std::error_code> { return failed_with(refused); });
+    CHECK(by_code.os_error() == refused);
+    CHECK_THAT(by_code.message(), Catch::Matchers::StartsWith("[tierguard.loader_failed] loader: generic error"));
+    CHECK_THAT(by_code.message(), Catch::Matchers::EndsWith("(" + refused.message() + ")"));
+    CHECK(fails_with([](const std::string&) -> outcome_like<std::string, std::errc> {
+              return failed_with(std::errc::timed_out);
+          }).os_error() == std::errc::timed_out);
+    CHECK(fails_with([](const std::string&) -> std::string {
+              throw std::runtime_error("connection reset");
+          }).message() == "[tierguard.loader_failed] loader: exception: connection reset");
+    CHECK(fails_with([](const std::string&) -> outcome_like<std::string, std::exception_ptr> {
+              return failed_with(std::make_exception_ptr(std::out_of_range("id 7")));
+          }).message() == "[tierguard.loader_failed] loader: exception: id 7");
+    CHECK(fails_with([](const std::string&) -> std::string { throw 42; }).message() ==
+          "[tierguard.loader_failed] loader: an exception not derived from std::exception");
+    CHECK(c.metrics().load_failures == 8);
+}
+
+// Issue 17, Loading 4: the loader could not say how long its value lives.
+TEST_CASE("cache_loading: a loader's loaded<Value> sets the entry's TTL; a TTL <= 0 serves it unstored") {
+    tierguard::clock::manual clock;
+    auto c = open_memory(clock, {.default_ttl = 1h});
+    auto short_lived =
+        c.get_or_load("k", [](const std::string&) { return tierguard::loaded<std::string>{.value = "v", .ttl = 10s}; });
+    REQUIRE(short_lived);
+    CHECK(short_lived->value == "v");
+    CHECK(short_lived->from == tier::loader);
+    auto as_result = c.get_or_load("r", [](const std::string&) -> tierguard::result<tierguard::loaded<std::string>> {
+        return tierguard::loaded<std::string>{.value = "w", .ttl = 20s};
+    });
+    REQUIRE(as_result);
+    auto defaulted = c.get_or_load("d", [](const std::string&) { return tierguard::loaded<std::string>{"x"}; });
+    REQUIRE(defaulted);
+    auto unstored =
+        c.get_or_load("u", [](const std::string&) { return tierguard::loaded<std::string>{.value = "y", .ttl = 0s}; });
+    REQUIRE(unstored);
+    CHECK(unstored->value == "y");
+    CHECK_FALSE(c.contains("u"));
+    clock.advance(15s);
+    CHECK_FALSE(c.contains("k"));
+    CHECK(c.contains("r"));
+    CHECK(c.contains("d"));
+    clock.advance(10s);
+    CHECK_FALSE(c.contains("r"));
+    clock.advance(1h);
+    CHECK_FALSE(c.contains("d"));
+}

@@ -1,0 +1,57 @@
+// get_or_load under concurrency (issue 17, "Loading"): what concurrent callers sharing one
+// load get, and what the load counters count.
+#include "support/test_framework.hpp"
+
+#include <tierguard/cache.hpp>
+#include <tierguard/clock/manual.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using tierguard::errc;
+using tierguard::tier;
+
+namespace {
+
+struct memory_policies : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = tierguard::no_storage;
+};
+using memory_cache = tierguard::cache<std::string, std::string, memory_policies>;
+
+}  // namespace
+
+// Issue 17, Loading 6: callers that shared one failed load each got the stale value, but
+// stale_served counted the load once (25 answers, 17 counted).
+TEST_CASE("cache_loading concurrency: stale_served counts every caller that got a stale value") {
+    constexpr int callers = 8;
+    tierguard::clock::manual clock;
+    auto opened = memory_cache::open({.stale_grace = 1min}, clock);
+    REQUIRE(opened);
+    memory_cache& c = *opened;
+    REQUIRE(c.put("k", "old", 10s));
+    clock.advance(15s);
+    // The one load fails only once every other caller waits for it.
+    auto failing = [&](const std::string&) -> tierguard::result<std::string> {
+        while (c.metrics().loads_shared < callers - 1) std::this_thread::yield();
+        return tierguard::fail(errc::timeout, tier::none, "backend down");
+    };
+    std::atomic<int> stale_answers{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i)
+        threads.emplace_back([&] {
+            auto got = c.get_or_load("k", failing);
+            if (got && got->stale && got->value == "old") stale_answers.fetch_add(1);
+        });
+    for (auto& t : threads) t.join();
+    const auto mt = c.metrics();
+    CHECK(stale_answers.load() == callers);
+    CHECK(mt.loads == 1);
+    CHECK(mt.load_failures == 1);
+    CHECK(mt.loads_shared == callers - 1);
+    CHECK(mt.stale_served == callers);
+}
