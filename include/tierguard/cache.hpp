@@ -29,12 +29,14 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -210,7 +212,7 @@ struct cache_metrics {
     std::uint64_t bypassed_puts = 0;           ///< degradation::bypass: puts stored nowhere
     std::uint64_t bypassed_erases = 0;         ///< degradation::bypass: erases that removed nothing
     std::uint64_t pending_erasures = 0;        ///< storage copies waiting to be removed, all tiers
-    std::uint64_t loads = 0;                   ///< get_or_load() calls of the loader
+    std::uint64_t loads = 0;                   ///< loader calls by get_or_load() and get_or_load_all()
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
     std::uint64_t stale_served = 0;  ///< get_or_load() answers that were stale because the load failed, one per caller
@@ -769,22 +771,8 @@ public:
         std::optional<Value> stale;
         if (auto found = lookup(key, &stale)) return found;
         state& s = *m;
-        std::shared_ptr<flight> f;
-        bool leader = false;
-        {
-            std::lock_guard lock(s.flights_mutex);
-            auto [it, inserted] = s.flights.try_emplace(key);
-            if (inserted) it->second = std::make_shared<flight>();
-            f = it->second;
-            leader = inserted;
-        }
-        if (!leader) {
-            s.loads_shared.fetch_add(1, std::memory_order_relaxed);
-            std::unique_lock lock(f->mutex);
-            f->done_cv.wait(lock, [&] { return f->outcome.has_value(); });
-            if (f->stale_if_error) s.stale_served.fetch_add(1, std::memory_order_relaxed);
-            return *f->outcome;
-        }
+        auto [f, leader] = join_flight(key);
+        if (!leader) return await(*f);
         const flight_landing landing(s, key, f);
         if (stored_since_lookup(key)) {  // by a leader that landed after the lookup above
             if (auto found = lookup(key, &stale)) {
@@ -795,6 +783,94 @@ public:
         auto outcome = load(key, loader, std::move(stale));
         landing.publish(outcome, outcome && outcome->stale);
         return outcome;
+    }
+
+    /// get(key) for each of `keys`, answers in the same order.
+    [[nodiscard]] std::vector<result<hit<Value>>> get_all(std::span<const Key> keys) {
+        std::vector<result<hit<Value>>> out;
+        out.reserve(keys.size());
+        for (const Key& key : keys) out.push_back(get(key));
+        return out;
+    }
+
+    /// get_or_load() for each of `keys`, answers in the same order, with one call of
+    /// `loader(misses)` (a std::span<const Key>) for the keys no tier held. It returns
+    /// what it found as a range of pairs of a key and a Value or loaded<Value> (a std::map,
+    /// a std::vector<std::pair<Key, Value>>, ...), or a result-like object of one (see
+    /// get_or_load); a key it leaves out is answered errc::miss with where() ==
+    /// tier::loader. When it fails, each of its keys is answered as get_or_load answers a
+    /// failed load (stale within the grace, else errc::loader_failed). Single flight with
+    /// get_or_load(): a key another call is loading already is not passed to `loader`; its
+    /// answer is that load's, awaited after this call's own load (so two bulk calls never
+    /// wait for each other). Counts one load (and at most one load failure) per call of
+    /// `loader`, and one shared load per key awaited.
+    template <class F>
+        requires std::invocable<F&, std::span<const Key>>
+    [[nodiscard]] std::vector<result<hit<Value>>> get_or_load_all(std::span<const Key> keys, F&& loader) {
+        state& s = *m;
+        const std::size_t n = keys.size();
+        std::vector<std::optional<result<hit<Value>>>> answers(n);
+        std::vector<std::optional<Value>> stale(n);
+        std::vector<std::shared_ptr<flight>> others(n);  // keys another call is loading
+        std::deque<flight_landing> landings;             // the keys this call loads, in order
+        std::vector<std::size_t> led;                    // their positions in keys
+        for (std::size_t i = 0; i < n; ++i) {
+            if (auto found = lookup(keys[i], &stale[i])) {
+                answers[i].emplace(std::move(found));
+                continue;
+            }
+            auto [f, leader] = join_flight(keys[i]);
+            if (leader) {
+                landings.emplace_back(s, keys[i], std::move(f));
+                led.push_back(i);
+            } else {
+                others[i] = std::move(f);
+            }
+        }
+        std::vector<Key> misses;
+        std::vector<std::size_t> loading;  // positions in led
+        for (std::size_t j = 0; j < led.size(); ++j) {
+            const Key& key = keys[led[j]];
+            if (stored_since_lookup(key)) {  // by a load that landed after the lookup above
+                if (auto found = lookup(key, &stale[led[j]])) {
+                    landings[j].publish(found);
+                    answers[led[j]].emplace(std::move(found));
+                    continue;
+                }
+            }
+            misses.push_back(key);
+            loading.push_back(j);
+        }
+        if (!misses.empty()) {
+            s.loads.fetch_add(1, std::memory_order_relaxed);
+            std::optional<failure> failed;
+            auto found = call_loader(loader, std::span<const Key>(misses), failed);
+            std::vector<std::optional<loaded<Value>>> values(misses.size());
+            if (found) {
+                std::unordered_map<Key, std::size_t, hasher, key_equal> position;
+                for (std::size_t k = 0; k < misses.size(); ++k) position.try_emplace(misses[k], k);
+                for (auto&& [key, value] : *found)
+                    if (const auto it = position.find(key); it != position.end())
+                        values[it->second].emplace(as_loaded(std::move(value)));
+            } else {
+                s.load_failures.fetch_add(1, std::memory_order_relaxed);
+            }
+            for (std::size_t k = 0; k < misses.size(); ++k) {
+                const std::size_t i = led[loading[k]];
+                result<hit<Value>> outcome = fail(errc::miss, tier::loader, "the bulk loader returned no value for it");
+                if (values[k]) {
+                    outcome = store_loaded(keys[i], std::move(*values[k]));
+                } else if (failed) {
+                    outcome = after_failure(keys[i], *failed, std::move(stale[i]));
+                }
+                landings[loading[k]].publish(outcome, outcome && outcome->stale);
+                answers[i].emplace(std::move(outcome));
+            }
+        }
+        std::vector<result<hit<Value>>> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) out.push_back(others[i] ? await(*others[i]) : std::move(*answers[i]));
+        return out;
     }
 
     /// The counters of every tier, the breakers, degraded mode and latencies.
@@ -1909,48 +1985,97 @@ private:
         return kept;
     }
 
+    // A result-like return (std::expected-like): has_value(), value() or operator*, error().
+    template <class R>
+    static constexpr bool result_like = requires(R r) {
+        { r.has_value() } -> std::convertible_to<bool>;
+        value_of(std::move(r));
+        r.error();
+    };
+
+    // Calls loader(arg): what it returned (unwrapped from a result-like return), or nothing
+    // and `failed` set to the error it returned or the exception it threw.
+    template <class F, class A>
+    static auto call_loader(F& loader, const A& arg, std::optional<failure>& failed) {
+        using R = std::invoke_result_t<F&, const A&>;
+        auto guarded = [&](auto call) {
+            try {
+                call();
+            } catch (const std::exception& e) {
+                failed.emplace(loader_failure(e));
+            } catch (...) {
+                failed.emplace(loader_failure(std::current_exception()));
+            }
+        };
+        if constexpr (result_like<R>) {
+            std::optional<std::remove_cvref_t<decltype(value_of(std::declval<R>()))>> out;
+            guarded([&] {
+                R r = loader(arg);
+                if (r.has_value()) {
+                    out.emplace(value_of(std::move(r)));
+                } else {
+                    failed.emplace(loader_failure(r.error()));
+                }
+            });
+            return out;
+        } else {
+            std::optional<std::remove_cvref_t<R>> out;
+            guarded([&] { out.emplace(loader(arg)); });
+            return out;
+        }
+    }
+
+    // Joins the load of key under way, or starts one (true: this caller is its leader).
+    std::pair<std::shared_ptr<flight>, bool> join_flight(const Key& key) {
+        state& s = *m;
+        std::lock_guard lock(s.flights_mutex);
+        auto [it, inserted] = s.flights.try_emplace(key);
+        if (inserted) it->second = std::make_shared<flight>();
+        return {it->second, inserted};
+    }
+
+    // A caller that joined another's load: waits for its answer.
+    result<hit<Value>> await(flight& f) {
+        state& s = *m;
+        s.loads_shared.fetch_add(1, std::memory_order_relaxed);
+        std::unique_lock lock(f.mutex);
+        f.done_cv.wait(lock, [&] { return f.outcome.has_value(); });
+        if (f.stale_if_error) s.stale_served.fetch_add(1, std::memory_order_relaxed);
+        return *f.outcome;
+    }
+
+    // Stores a loaded value with its TTL (none: not stored) and answers it.
+    result<hit<Value>> store_loaded(const Key& key, loaded<Value> value) {
+        const std::chrono::nanoseconds ttl = value.ttl.value_or(m->default_ttl);
+        if (ttl > std::chrono::nanoseconds::zero()) (void)put(key, value.value, ttl);
+        return hit<Value>{std::move(value.value), tier::loader, false};
+    }
+
+    // A failed load's answer for key: the expired value memory kept (`stale`) or a storage
+    // tier kept, marked stale and counted; else the failure.
+    result<hit<Value>> after_failure(const Key& key, failure why, std::optional<Value> stale) {
+        std::optional<hit<Value>> kept;
+        if (stale) {
+            kept.emplace(hit<Value>{std::move(*stale), tier::memory, true});
+        } else {
+            kept = stale_from_storage(key);
+        }
+        if (!kept) return unexpected(std::move(why));
+        m->stale_served.fetch_add(1, std::memory_order_relaxed);
+        return std::move(*kept);
+    }
+
     template <class F>
     result<hit<Value>> load(const Key& key, F& loader, std::optional<Value> stale) {
         state& s = *m;
         s.loads.fetch_add(1, std::memory_order_relaxed);
         std::optional<failure> failed;
-        std::optional<loaded<Value>> value;
-        try {
-            using R = std::invoke_result_t<F&, const Key&>;
-            if constexpr (requires(R r) {
-                              { r.has_value() } -> std::convertible_to<bool>;
-                              as_loaded(value_of(std::move(r)));
-                              r.error();
-                          }) {
-                R r = loader(key);
-                if (r.has_value()) {
-                    value.emplace(as_loaded(value_of(std::move(r))));
-                } else {
-                    failed.emplace(loader_failure(r.error()));
-                }
-            } else {
-                value.emplace(as_loaded(loader(key)));
-            }
-        } catch (const std::exception& e) {
-            failed.emplace(loader_failure(e));
-        } catch (...) {
-            failed.emplace(loader_failure(std::current_exception()));
-        }
-        if (failed) {
+        auto found = call_loader(loader, key, failed);
+        if (!found) {
             s.load_failures.fetch_add(1, std::memory_order_relaxed);
-            std::optional<hit<Value>> kept;
-            if (stale) {
-                kept.emplace(hit<Value>{std::move(*stale), tier::memory, true});
-            } else {
-                kept = stale_from_storage(key);
-            }
-            if (!kept) return unexpected(std::move(*failed));
-            s.stale_served.fetch_add(1, std::memory_order_relaxed);
-            return std::move(*kept);
+            return after_failure(key, std::move(*failed), std::move(stale));
         }
-        const std::chrono::nanoseconds ttl = value->ttl.value_or(s.default_ttl);
-        if (ttl > std::chrono::nanoseconds::zero()) (void)put(key, value->value, ttl);
-        return hit<Value>{std::move(value->value), tier::loader, false};
+        return store_loaded(key, as_loaded(std::move(*found)));
     }
 
     // Writes, reads back and removes a canary blob, straight to tier t's storage.

@@ -10,10 +10,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <variant>
+#include <vector>
 
 using namespace std::chrono_literals;
 using tierguard::errc;
@@ -206,4 +210,75 @@ TEST_CASE("cache_loading: a loader's loaded<Value> sets the entry's TTL; a TTL <
     CHECK_FALSE(c.contains("r"));
     clock.advance(1h);
     CHECK_FALSE(c.contains("d"));
+}
+
+// Issue 17, Loading 5: there was no bulk read; n misses made n loader calls.
+TEST_CASE("cache_loading: get_all answers each key; get_or_load_all makes one loader call for the misses") {
+    tierguard::clock::manual clock;
+    auto c = open_memory(clock, {.stale_grace = 1min});
+    REQUIRE(c.put("held", "h"));
+    const std::vector<std::string> keys{"held", "a", "b", "absent"};
+
+    auto got = c.get_all(keys);
+    REQUIRE(got.size() == 4);
+    CHECK(got[0]->value == "h");
+    CHECK(got[1].error().is_miss());
+
+    std::vector<std::vector<std::string>> calls;
+    auto bulk = [&](std::span<const std::string> misses) {
+        calls.emplace_back(misses.begin(), misses.end());
+        std::map<std::string, std::string> found;
+        for (const auto& key : misses)
+            if (key != "absent") found.emplace(key, "v" + key);
+        return found;
+    };
+    auto loaded = c.get_or_load_all(keys, bulk);
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0] == std::vector<std::string>{"a", "b", "absent"});
+    REQUIRE(loaded.size() == 4);
+    CHECK(loaded[0]->from == tier::memory);
+    CHECK(loaded[1]->value == "va");
+    CHECK(loaded[1]->from == tier::loader);
+    CHECK(loaded[2]->value == "vb");
+    REQUIRE_FALSE(loaded[3]);
+    CHECK(loaded[3].error().code() == errc::miss);
+    CHECK(loaded[3].error().where() == tier::loader);
+    CHECK(c.contains("a"));
+    CHECK(c.metrics().loads == 1);
+
+    auto again = c.get_or_load_all(keys, bulk);  // only "absent" is missing now
+    REQUIRE(calls.size() == 2);
+    CHECK(calls[1] == std::vector<std::string>{"absent"});
+    CHECK(again[1]->from == tier::memory);
+
+    SECTION("a failed bulk load serves each key stale within the grace, and fails the rest") {
+        REQUIRE(c.put("old", "o", 10s));
+        clock.advance(15s);
+        const std::vector<std::string> two{"old", "new"};
+        auto failed = c.get_or_load_all(
+            two,
+            [](std::span<const std::string>) -> tierguard::result<std::vector<std::pair<std::string, std::string>>> {
+                return tierguard::fail(errc::timeout, tier::none, "backend down");
+            });
+        REQUIRE(failed[0]);
+        CHECK(failed[0]->stale);
+        CHECK(failed[0]->value == "o");
+        REQUIRE_FALSE(failed[1]);
+        CHECK(failed[1].error().message() == "[tierguard.loader_failed] loader: timeout: backend down");
+        const auto mt = c.metrics();
+        CHECK(mt.load_failures == 1);
+        CHECK(mt.stale_served == 1);
+    }
+    SECTION("values may carry their own TTL") {
+        const std::vector<std::string> one{"t"};
+        auto with_ttl = c.get_or_load_all(one, [](std::span<const std::string> misses) {
+            std::vector<std::pair<std::string, tierguard::loaded<std::string>>> out;
+            for (const auto& key : misses)
+                out.emplace_back(key, tierguard::loaded<std::string>{.value = "x", .ttl = 5s});
+            return out;
+        });
+        REQUIRE(with_ttl[0]);
+        clock.advance(6s);
+        CHECK_FALSE(c.contains("t"));
+    }
 }

@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -54,4 +56,39 @@ TEST_CASE("cache_loading concurrency: stale_served counts every caller that got 
     CHECK(mt.load_failures == 1);
     CHECK(mt.loads_shared == callers - 1);
     CHECK(mt.stale_served == callers);
+}
+
+// Issue 17, Loading 5: a bulk load shares the loads under way of single keys.
+TEST_CASE("cache_loading concurrency: get_or_load_all does not load a key that get_or_load is loading") {
+    tierguard::clock::manual clock;
+    auto opened = memory_cache::open({}, clock);
+    REQUIRE(opened);
+    memory_cache& c = *opened;
+    // The single load finishes only once the bulk call waits for it.
+    std::string single_value;
+    std::thread single([&] {
+        auto got = c.get_or_load("a", [&](const std::string&) {
+            while (c.metrics().loads_shared < 1) std::this_thread::yield();
+            return std::string("from single");
+        });
+        if (got) single_value = got->value;
+    });
+    while (c.metrics().loads < 1) std::this_thread::yield();  // the single load has begun
+    std::vector<std::string> asked;
+    const std::vector<std::string> keys{"a", "b"};
+    auto got = c.get_or_load_all(keys, [&](std::span<const std::string> misses) {
+        asked.assign(misses.begin(), misses.end());
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& key : misses) out.emplace_back(key, "from bulk");
+        return out;
+    });
+    single.join();
+    CHECK(single_value == "from single");
+    CHECK(asked == std::vector<std::string>{"b"});
+    REQUIRE(got.size() == 2);
+    CHECK(got[0]->value == "from single");
+    CHECK(got[1]->value == "from bulk");
+    const auto mt = c.metrics();
+    CHECK(mt.loads == 2);
+    CHECK(mt.loads_shared == 1);
 }
