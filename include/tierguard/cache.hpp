@@ -7,6 +7,7 @@
 #include <tierguard/degradation/concept.hpp>
 #include <tierguard/degradation/memory_only.hpp>
 #include <tierguard/detail/pending_erasures.hpp>
+#include <tierguard/detail/task_thread.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/detail/write_fence.hpp>
 #include <tierguard/disk_tier.hpp>
@@ -215,10 +216,12 @@ struct cache_metrics {
     std::uint64_t loads = 0;                   ///< loader calls by get_or_load() and get_or_load_all()
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
-    std::uint64_t stale_served = 0;  ///< get_or_load() answers that were stale because the load failed, one per caller
-    std::uint64_t untrusted_served = 0;  ///< copies of faster tiers served (stale) while the link was down
-    histogram_snapshot get_latency;      ///< lookups: memory hits sampled 1 in 64, all others timed
-    histogram_snapshot put_latency;      ///< put()
+    std::uint64_t stale_served = 0;            ///< get_or_load() answers stale for a failed load, per caller
+    std::uint64_t untrusted_served = 0;        ///< copies of faster tiers served (stale) while the link was down
+    std::uint64_t refreshes = 0;               ///< reloads by refresh-ahead (config::refresh_after)
+    std::uint64_t refresh_failures = 0;        ///< reloads by refresh-ahead that failed; the entry was kept
+    histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
+    histogram_snapshot put_latency;            ///< put()
 };
 
 /// How a cache is doing, for a health endpoint.
@@ -501,6 +504,11 @@ public:
         /// get_or_load(): how long past its TTL an entry may still be returned, marked
         /// stale, when the loader fails (stale-if-error). 0 = never.
         std::chrono::nanoseconds stale_grace{0};
+        /// get_or_load(): an entry it loaded (or refreshed) longer ago than this is answered
+        /// at once and reloaded on the cache's refresh thread, one reload per key at a time
+        /// (refresh-ahead, Caffeine's refreshAfterWrite). A failed reload keeps the entry.
+        /// 0 = never; set it below the TTL, or entries expire before they are refreshed.
+        std::chrono::nanoseconds refresh_after{0};
         /// Keys whose storage copy awaits removal (see the class comment) kept at most per
         /// storage tier; past it the whole tier is cleared when it is back.
         std::size_t max_pending_erasures = 100000;
@@ -515,6 +523,8 @@ public:
             return bad("cache config.promote_after is " + std::to_string(cfg.promote_after) + "; it must be 1 to 255");
         if (cfg.stale_grace < std::chrono::nanoseconds::zero())
             return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
+        if (cfg.refresh_after < std::chrono::nanoseconds::zero())
+            return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
         if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
         if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
         if constexpr (has_storage) {
@@ -580,6 +590,7 @@ public:
     cache(cache&&) noexcept = default;
     cache& operator=(cache&& other) noexcept {
         if (this != &other) {
+            stop_refresh();
             stop_invalidation();
             settle_pending();
             m = std::move(other.m);
@@ -594,6 +605,7 @@ public:
     /// storage tier is cleared; if even that fails, an io_error event says how many copies a
     /// restart may serve (docs/RELIABILITY.md). Each storage tier separately.
     ~cache() {
+        stop_refresh();
         stop_invalidation();
         settle_pending();
     }
@@ -769,7 +781,10 @@ public:
         requires std::invocable<F&, const Key&>
     [[nodiscard]] result<hit<Value>> get_or_load(const Key& key, F&& loader) {
         std::optional<Value> stale;
-        if (auto found = lookup(key, &stale)) return found;
+        if (auto found = lookup(key, &stale)) {
+            if (m->refresh_after > std::chrono::nanoseconds::zero() && !found->stale) refresh_if_due(key, loader);
+            return found;
+        }
         state& s = *m;
         auto [f, leader] = join_flight(key);
         if (!leader) return await(*f);
@@ -948,6 +963,8 @@ public:
         out.load_failures = s.load_failures.load(std::memory_order_relaxed);
         out.loads_shared = s.loads_shared.load(std::memory_order_relaxed);
         out.stale_served = s.stale_served.load(std::memory_order_relaxed);
+        out.refreshes = s.refreshes.load(std::memory_order_acquire);  // then the failures it counted
+        out.refresh_failures = s.refresh_failures.load(std::memory_order_relaxed);
         out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
         out.get_latency = s.get_latency.snapshot();
         out.put_latency = s.put_latency.snapshot();
@@ -1035,6 +1052,14 @@ public:
     [[nodiscard]] const clock_type& clock() const noexcept { return m->clock; }
 
 private:
+    // When a loaded key is due for a refresh, when it expires, and whether one runs.
+    struct refresh_record {
+        time_point due{};
+        time_point expiry{};
+        bool running = false;
+    };
+    static constexpr std::size_t refresh_queue = 1024;  // refreshes waiting for the thread, at most
+
     // One loader call that concurrent get_or_load() misses of a key wait for.
     struct flight {
         std::mutex mutex;
@@ -1126,7 +1151,8 @@ private:
               default_ttl(cfg.default_ttl),
               promote_after(cfg.promote_after),
               normal_budget(cfg.memory.byte_budget),
-              access(std::make_unique<std::atomic<std::uint8_t>[]>(access_slots)) {}
+              access(std::make_unique<std::atomic<std::uint8_t>[]>(access_slots)),
+              refresh_after(cfg.refresh_after) {}
 
         clock_type clock;
         memory_type memory;
@@ -1138,6 +1164,7 @@ private:
         std::uint32_t promote_after;
         std::size_t normal_budget;
         std::unique_ptr<std::atomic<std::uint8_t>[]> access;
+        std::chrono::nanoseconds refresh_after;
 
         // Degraded mode (any tier's): changed under mode_mutex, read without it.
         mutable std::mutex mode_mutex;
@@ -1164,6 +1191,15 @@ private:
         // Started when the invalidated tier attaches; stopped first in ~cache (its callbacks
         // use this state). Under the tier's attach_mutex until then.
         std::optional<typename detail::subscription_of<invalidated_storage>::type> subscription;
+        // Refresh-ahead (config::refresh_after), under refresh_mutex: when each key get_or_load
+        // loaded is due, pruned of expired and uncached keys as it doubles. The thread is
+        // stopped before the rest of the state goes (it is the last member, and ~cache stops it).
+        std::mutex refresh_mutex;
+        std::unordered_map<Key, refresh_record, hasher, key_equal> refresh_due;
+        std::size_t refresh_prune_at = 1024;
+        std::atomic<std::uint64_t> refreshes{0};
+        std::atomic<std::uint64_t> refresh_failures{0};
+        detail::task_thread refresher{refresh_queue};
     };
 
     static constexpr std::size_t access_slots = 4096;
@@ -2047,8 +2083,81 @@ private:
     // Stores a loaded value with its TTL (none: not stored) and answers it.
     result<hit<Value>> store_loaded(const Key& key, loaded<Value> value) {
         const std::chrono::nanoseconds ttl = value.ttl.value_or(m->default_ttl);
-        if (ttl > std::chrono::nanoseconds::zero()) (void)put(key, value.value, ttl);
+        if (ttl > std::chrono::nanoseconds::zero() && put(key, value.value, ttl)) note_loaded(key, ttl);
         return hit<Value>{std::move(value.value), tier::loader, false};
+    }
+
+    // Refresh-ahead: records when key, just stored with `ttl`, is due for a reload.
+    void note_loaded(const Key& key, std::chrono::nanoseconds ttl) {
+        state& s = *m;
+        if (s.refresh_after <= std::chrono::nanoseconds::zero()) return;
+        const time_point now = s.clock.now();
+        std::lock_guard lock(s.refresh_mutex);
+        if (s.refresh_due.size() >= s.refresh_prune_at) {
+            std::erase_if(s.refresh_due, [&](const auto& kv) {
+                return !kv.second.running && (detail::expired(kv.second.expiry, now) || !contains(kv.first));
+            });
+            s.refresh_prune_at = std::max<std::size_t>(1024, 2 * s.refresh_due.size());
+        }
+        refresh_record& r = s.refresh_due[key];
+        r.due = detail::expiry_after(now, s.refresh_after);
+        r.expiry = detail::expiry_after(now, ttl);
+    }
+
+    // A get_or_load() hit: if key is due, posts one reload of it to the refresh thread
+    // (none while one runs, or while a write of the key is in flight). Only a copyable
+    // loader can be handed to the thread; others are never refreshed ahead.
+    template <class F>
+    void refresh_if_due(const Key& key, F& loader) {
+        if constexpr (std::copy_constructible<std::decay_t<F>>) {
+            state& s = *m;
+            auto set_running = [&](bool from, bool to) {
+                std::lock_guard lock(s.refresh_mutex);
+                const auto it = s.refresh_due.find(key);
+                if (it == s.refresh_due.end() || it->second.running != from) return false;
+                if (to && !detail::expired(it->second.due, s.clock.now())) return false;
+                it->second.running = to;
+                return true;
+            };
+            if (!set_running(false, true)) return;
+            const std::uint64_t h = hash_of(key);
+            const auto ticket = s.fence.quiet(h);
+            // The task runs cache functions through a cache that borrows the state: this
+            // object may be moved while it runs (the thread stops before the state goes).
+            const bool posted =
+                ticket && s.refresher.post([sp = &s, key, loader = std::decay_t<F>(loader), h, t = *ticket]() mutable {
+                    cache borrowed{std::unique_ptr<state>(sp)};
+                    try {
+                        borrowed.refresh(key, loader, h, t);
+                    } catch (...) {  // a failed reload keeps the entry; refresh() counted what it could
+                    }
+                    (void)borrowed.m.release();
+                });
+            if (!posted) set_running(true, false);
+        } else {
+            (void)key;
+            (void)loader;
+        }
+    }
+
+    // The refresh thread's reload of key: stores the new value unless a write of the key
+    // began since the hit that asked for it (then the write's value stands).
+    template <class F>
+    void refresh(const Key& key, F& loader, std::uint64_t h, std::uint64_t ticket) {
+        state& s = *m;
+        std::optional<failure> failed;
+        auto found = call_loader(loader, key, failed);
+        if (found && s.fence.quiet_since(h, ticket)) (void)store_loaded(key, as_loaded(std::move(*found)));
+        {
+            std::lock_guard lock(s.refresh_mutex);
+            if (const auto it = s.refresh_due.find(key); it != s.refresh_due.end()) it->second.running = false;
+        }
+        if (!found) s.refresh_failures.fetch_add(1, std::memory_order_release);
+        s.refreshes.fetch_add(1, std::memory_order_release);  // last: a reader of the count sees the reload done
+    }
+
+    void stop_refresh() noexcept {
+        if (m) m->refresher.stop();
     }
 
     // A failed load's answer for key: the expired value memory kept (`stale`) or a storage
@@ -2183,6 +2292,9 @@ private:
                     mt.loads_shared);
         out.counter("tierguard_stale_served_total", "get_or_load answers that were stale because the load failed.", {},
                     mt.stale_served);
+        out.counter("tierguard_refreshes_total", "Reloads by refresh-ahead.", {}, mt.refreshes);
+        out.counter("tierguard_refresh_failures_total", "Reloads by refresh-ahead that failed; the entry was kept.", {},
+                    mt.refresh_failures);
         out.counter("tierguard_untrusted_served_total",
                     "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},
                     mt.untrusted_served);

@@ -8,6 +8,7 @@
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/storage/segment_log.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -15,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -281,4 +283,57 @@ TEST_CASE("cache_loading: get_all answers each key; get_or_load_all makes one lo
         clock.advance(6s);
         CHECK_FALSE(c.contains("t"));
     }
+}
+
+namespace {
+
+// Waits, without a clock, for the refresh thread to have finished `n` reloads.
+void await_refreshes(const memory_cache& c, std::uint64_t n) {
+    while (c.metrics().refreshes < n) std::this_thread::yield();
+}
+
+}  // namespace
+
+// Issue 17, Loading 3: every expiry made one caller wait for the backend; there was no
+// refresh-ahead.
+TEST_CASE(
+    "cache_loading: refresh_after answers at once and reloads in the background; a failed reload keeps the entry") {
+    tierguard::clock::manual clock;
+    auto c = open_memory(clock, {.default_ttl = 1min, .refresh_after = 30s});
+    std::atomic<int> calls{0};
+    std::atomic<bool> backend_up{true};
+    auto loader = [&](const std::string& key) -> tierguard::result<std::string> {
+        const int n = ++calls;
+        if (!backend_up) return tierguard::fail(errc::timeout, tier::none, "backend down");
+        return key + " v" + std::to_string(n);
+    };
+    REQUIRE(c.get_or_load("k", loader)->value == "k v1");
+    clock.advance(20s);  // not due yet
+    CHECK(c.get_or_load("k", loader)->value == "k v1");
+    CHECK(c.metrics().refreshes == 0);
+
+    clock.advance(15s);  // 35 s old: due
+    auto answered = c.get_or_load("k", loader);
+    REQUIRE(answered);
+    CHECK(answered->value == "k v1");  // the old value, at once
+    CHECK(answered->from == tier::memory);
+    await_refreshes(c, 1);
+    CHECK(c.get("k")->value == "k v2");
+    CHECK(calls == 2);
+    CHECK(c.metrics().loads == 1);  // the refresh is no load
+
+    clock.advance(35s);  // due again, and the backend fails
+    backend_up = false;
+    CHECK(c.get_or_load("k", loader)->value == "k v2");
+    await_refreshes(c, 2);
+    const auto mt = c.metrics();
+    CHECK(mt.refresh_failures == 1);
+    CHECK(c.get("k")->value == "k v2");  // kept
+    CHECK_THAT(c.to_prometheus(), Catch::Matchers::Contains("tierguard_refresh_failures_total 1"));
+}
+
+TEST_CASE("cache_loading: a negative refresh_after is refused") {
+    auto refused = memory_cache::open({.refresh_after = -1s});
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Catch::Matchers::Contains("refresh_after"));
 }

@@ -92,3 +92,38 @@ TEST_CASE("cache_loading concurrency: get_or_load_all does not load a key that g
     CHECK(mt.loads == 2);
     CHECK(mt.loads_shared == 1);
 }
+
+// Issue 17, Loading 3: callers that hit a due entry together start one reload between
+// them, and none of them waits for it.
+TEST_CASE("cache_loading concurrency: refresh-ahead runs one reload per key, and no caller waits for it") {
+    constexpr int callers = 8;
+    tierguard::clock::manual clock;
+    auto opened = memory_cache::open({.default_ttl = 1min, .refresh_after = 30s}, clock);
+    REQUIRE(opened);
+    memory_cache& c = *opened;
+    REQUIRE(c.get_or_load("k", [](const std::string&) { return std::string("v1"); }));
+    clock.advance(40s);
+    std::atomic<int> reloads{0};
+    std::atomic<bool> release{false};
+    // The reload blocks until every caller has its answer: a caller that waited for it
+    // would never return.
+    auto reload = [&](const std::string&) {
+        reloads.fetch_add(1);
+        while (!release.load()) std::this_thread::yield();
+        return std::string("v2");
+    };
+    std::atomic<int> old_answers{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i)
+        threads.emplace_back([&] {
+            auto got = c.get_or_load("k", reload);
+            if (got && got->value == "v1") old_answers.fetch_add(1);
+        });
+    for (auto& t : threads) t.join();
+    release = true;
+    while (c.metrics().refreshes < 1) std::this_thread::yield();
+    CHECK(old_answers.load() == callers);
+    CHECK(reloads.load() == 1);
+    CHECK(c.get("k")->value == "v2");
+    CHECK(c.metrics().refreshes == 1);
+}
