@@ -7,6 +7,7 @@
 #include <tierguard/degradation/concept.hpp>
 #include <tierguard/degradation/memory_only.hpp>
 #include <tierguard/detail/pending_erasures.hpp>
+#include <tierguard/detail/task_thread.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/detail/write_fence.hpp>
 #include <tierguard/disk_tier.hpp>
@@ -29,12 +30,14 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -138,6 +141,16 @@ struct hit {
     bool stale = false;
 };
 
+/// What a loader may return instead of a Value to choose the entry's TTL, as an HTTP
+/// response's max-age does: `return loaded<user>{.value = u, .ttl = 5min};` (or inside a
+/// result-like return). No ttl: the cache's default TTL. A ttl <= 0: the value is returned
+/// but not stored.
+template <class Value>
+struct loaded {
+    Value value;
+    std::optional<std::chrono::nanoseconds> ttl{};
+};
+
 /// One tier's counters in a cache_metrics snapshot.
 struct tier_metrics {
     tier which = tier::memory;
@@ -200,11 +213,13 @@ struct cache_metrics {
     std::uint64_t bypassed_puts = 0;           ///< degradation::bypass: puts stored nowhere
     std::uint64_t bypassed_erases = 0;         ///< degradation::bypass: erases that removed nothing
     std::uint64_t pending_erasures = 0;        ///< storage copies waiting to be removed, all tiers
-    std::uint64_t loads = 0;                   ///< get_or_load() calls of the loader
+    std::uint64_t loads = 0;                   ///< loader calls by get_or_load() and get_or_load_all()
     std::uint64_t load_failures = 0;           ///< loader calls that failed
     std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
-    std::uint64_t stale_served = 0;            ///< expired values returned because the loader failed
+    std::uint64_t stale_served = 0;            ///< get_or_load() answers stale for a failed load, per caller
     std::uint64_t untrusted_served = 0;        ///< copies of faster tiers served (stale) while the link was down
+    std::uint64_t refreshes = 0;               ///< reloads by refresh-ahead (config::refresh_after)
+    std::uint64_t refresh_failures = 0;        ///< reloads by refresh-ahead that failed; the entry was kept
     histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
     histogram_snapshot put_latency;            ///< put()
 };
@@ -489,6 +504,11 @@ public:
         /// get_or_load(): how long past its TTL an entry may still be returned, marked
         /// stale, when the loader fails (stale-if-error). 0 = never.
         std::chrono::nanoseconds stale_grace{0};
+        /// get_or_load(): an entry it loaded (or refreshed) longer ago than this is answered
+        /// at once and reloaded on the cache's refresh thread, one reload per key at a time
+        /// (refresh-ahead, Caffeine's refreshAfterWrite). A failed reload keeps the entry.
+        /// 0 = never; set it below the TTL, or entries expire before they are refreshed.
+        std::chrono::nanoseconds refresh_after{0};
         /// Keys whose storage copy awaits removal (see the class comment) kept at most per
         /// storage tier; past it the whole tier is cleared when it is back.
         std::size_t max_pending_erasures = 100000;
@@ -503,6 +523,8 @@ public:
             return bad("cache config.promote_after is " + std::to_string(cfg.promote_after) + "; it must be 1 to 255");
         if (cfg.stale_grace < std::chrono::nanoseconds::zero())
             return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
+        if (cfg.refresh_after < std::chrono::nanoseconds::zero())
+            return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
         if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
         if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
         if constexpr (has_storage) {
@@ -517,7 +539,7 @@ public:
                 using S = std::tuple_element_t<i, storage_types>;
                 names[i] = name_of<S>(tc);
                 if (!verdict) return;
-                auto checked = disk_type_at<i>::validate(with_ttl(tc.disk, cfg.default_ttl));
+                auto checked = disk_type_at<i>::validate(disk_config_of(tc.disk, cfg));
                 if (checked) checked = breaker_type::validate(tc.breaker);
                 if (!checked && listed_tiers) {
                     const failure& f = checked.error();
@@ -568,6 +590,7 @@ public:
     cache(cache&&) noexcept = default;
     cache& operator=(cache&& other) noexcept {
         if (this != &other) {
+            stop_refresh();
             stop_invalidation();
             settle_pending();
             m = std::move(other.m);
@@ -582,6 +605,7 @@ public:
     /// storage tier is cleared; if even that fails, an io_error event says how many copies a
     /// restart may serve (docs/RELIABILITY.md). Each storage tier separately.
     ~cache() {
+        stop_refresh();
         stop_invalidation();
         settle_pending();
     }
@@ -740,33 +764,27 @@ public:
     }
 
     /// get(), or on a miss: calls loader(key) once, stores and returns its value (from ==
-    /// tier::none). Concurrent misses on one key share one loader call and its result.
-    /// The loader returns a Value, or a result-like object (has_value(), operator*,
-    /// error()); an error or an exception becomes errc::loader_failed carrying its
-    /// message (and, for a tierguard::failure, its OS error). With config.stale_grace > 0,
-    /// a value expired less than stale_grace ago is returned marked stale when the loader
-    /// fails. A storage failure on the way is no error: the loader's value is served.
+    /// tier::loader). Concurrent misses on one key share one loader call and its result.
+    /// The loader returns a Value or a loaded<Value> (its own TTL), or a result-like object
+    /// of either (std::expected-like: has_value(), value() or operator*, error()). It fails
+    /// by returning an error E (a tierguard::failure, std::error_code or error-code enum, a
+    /// string, an exception or exception_ptr, anything with message()) or by throwing:
+    /// either becomes errc::loader_failed, where() == tier::loader, carrying what it said
+    /// (and its OS error). With config.stale_grace > 0, a value expired less than
+    /// stale_grace ago, in memory or in a storage tier (also after a restart), is returned
+    /// marked stale when the loader fails. A storage failure on the way is no error: the
+    /// loader's value is served. See docs/POLICIES.md, "Loaders".
     template <class F>
         requires std::invocable<F&, const Key&>
     [[nodiscard]] result<hit<Value>> get_or_load(const Key& key, F&& loader) {
         std::optional<Value> stale;
-        if (auto found = lookup(key, &stale)) return found;
+        if (auto found = lookup(key, &stale)) {
+            if (m->refresh_after > std::chrono::nanoseconds::zero() && !found->stale) refresh_if_due(key, loader);
+            return found;
+        }
         state& s = *m;
-        std::shared_ptr<flight> f;
-        bool leader = false;
-        {
-            std::lock_guard lock(s.flights_mutex);
-            auto [it, inserted] = s.flights.try_emplace(key);
-            if (inserted) it->second = std::make_shared<flight>();
-            f = it->second;
-            leader = inserted;
-        }
-        if (!leader) {
-            s.loads_shared.fetch_add(1, std::memory_order_relaxed);
-            std::unique_lock lock(f->mutex);
-            f->done_cv.wait(lock, [&] { return f->outcome.has_value(); });
-            return *f->outcome;
-        }
+        auto [f, leader] = join_flight(key);
+        if (!leader) return await(*f);
         const flight_landing landing(s, key, f);
         if (stored_since_lookup(key)) {  // by a leader that landed after the lookup above
             if (auto found = lookup(key, &stale)) {
@@ -775,8 +793,96 @@ public:
             }
         }
         auto outcome = load(key, loader, std::move(stale));
-        landing.publish(outcome);
+        landing.publish(outcome, outcome && outcome->stale);
         return outcome;
+    }
+
+    /// get(key) for each of `keys`, answers in the same order.
+    [[nodiscard]] std::vector<result<hit<Value>>> get_all(std::span<const Key> keys) {
+        std::vector<result<hit<Value>>> out;
+        out.reserve(keys.size());
+        for (const Key& key : keys) out.push_back(get(key));
+        return out;
+    }
+
+    /// get_or_load() for each of `keys`, answers in the same order, with one call of
+    /// `loader(misses)` (a std::span<const Key>) for the keys no tier held. It returns
+    /// what it found as a range of pairs of a key and a Value or loaded<Value> (a std::map,
+    /// a std::vector<std::pair<Key, Value>>, ...), or a result-like object of one (see
+    /// get_or_load); a key it leaves out is answered errc::miss with where() ==
+    /// tier::loader. When it fails, each of its keys is answered as get_or_load answers a
+    /// failed load (stale within the grace, else errc::loader_failed). Single flight with
+    /// get_or_load(): a key another call is loading already is not passed to `loader`; its
+    /// answer is that load's, awaited after this call's own load (so two bulk calls never
+    /// wait for each other). Counts one load (and at most one load failure) per call of
+    /// `loader`, and one shared load per key awaited.
+    template <class F>
+        requires std::invocable<F&, std::span<const Key>>
+    [[nodiscard]] std::vector<result<hit<Value>>> get_or_load_all(std::span<const Key> keys, F&& loader) {
+        state& s = *m;
+        const std::size_t n = keys.size();
+        std::vector<std::optional<result<hit<Value>>>> answers(n);
+        std::vector<std::optional<Value>> stale(n);
+        std::vector<std::shared_ptr<flight>> others(n);  // keys another call is loading
+        std::deque<flight_landing> landings;             // the keys this call loads, in order
+        std::vector<std::size_t> led;                    // their positions in keys
+        for (std::size_t i = 0; i < n; ++i) {
+            if (auto found = lookup(keys[i], &stale[i])) {
+                answers[i].emplace(std::move(found));
+                continue;
+            }
+            auto [f, leader] = join_flight(keys[i]);
+            if (leader) {
+                landings.emplace_back(s, keys[i], std::move(f));
+                led.push_back(i);
+            } else {
+                others[i] = std::move(f);
+            }
+        }
+        std::vector<Key> misses;
+        std::vector<std::size_t> loading;  // positions in led
+        for (std::size_t j = 0; j < led.size(); ++j) {
+            const Key& key = keys[led[j]];
+            if (stored_since_lookup(key)) {  // by a load that landed after the lookup above
+                if (auto found = lookup(key, &stale[led[j]])) {
+                    landings[j].publish(found);
+                    answers[led[j]].emplace(std::move(found));
+                    continue;
+                }
+            }
+            misses.push_back(key);
+            loading.push_back(j);
+        }
+        if (!misses.empty()) {
+            s.loads.fetch_add(1, std::memory_order_relaxed);
+            std::optional<failure> failed;
+            auto found = call_loader(loader, std::span<const Key>(misses), failed);
+            std::vector<std::optional<loaded<Value>>> values(misses.size());
+            if (found) {
+                std::unordered_map<Key, std::size_t, hasher, key_equal> position;
+                for (std::size_t k = 0; k < misses.size(); ++k) position.try_emplace(misses[k], k);
+                for (auto&& [key, value] : *found)
+                    if (const auto it = position.find(key); it != position.end())
+                        values[it->second].emplace(as_loaded(std::move(value)));
+            } else {
+                s.load_failures.fetch_add(1, std::memory_order_relaxed);
+            }
+            for (std::size_t k = 0; k < misses.size(); ++k) {
+                const std::size_t i = led[loading[k]];
+                result<hit<Value>> outcome = fail(errc::miss, tier::loader, "the bulk loader returned no value for it");
+                if (values[k]) {
+                    outcome = store_loaded(keys[i], std::move(*values[k]));
+                } else if (failed) {
+                    outcome = after_failure(keys[i], *failed, std::move(stale[i]));
+                }
+                landings[loading[k]].publish(outcome, outcome && outcome->stale);
+                answers[i].emplace(std::move(outcome));
+            }
+        }
+        std::vector<result<hit<Value>>> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) out.push_back(others[i] ? await(*others[i]) : std::move(*answers[i]));
+        return out;
     }
 
     /// The counters of every tier, the breakers, degraded mode and latencies.
@@ -854,6 +960,8 @@ public:
         out.load_failures = s.load_failures.load(std::memory_order_relaxed);
         out.loads_shared = s.loads_shared.load(std::memory_order_relaxed);
         out.stale_served = s.stale_served.load(std::memory_order_relaxed);
+        out.refreshes = s.refreshes.load(std::memory_order_acquire);  // then the failures it counted
+        out.refresh_failures = s.refresh_failures.load(std::memory_order_relaxed);
         out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
         out.get_latency = s.get_latency.snapshot();
         out.put_latency = s.put_latency.snapshot();
@@ -941,11 +1049,20 @@ public:
     [[nodiscard]] const clock_type& clock() const noexcept { return m->clock; }
 
 private:
+    // When a loaded key is due for a refresh, when it expires, and whether one runs.
+    struct refresh_record {
+        time_point due{};
+        time_point expiry{};
+        bool running = false;
+    };
+    static constexpr std::size_t refresh_queue = 1024;  // refreshes waiting for the thread, at most
+
     // One loader call that concurrent get_or_load() misses of a key wait for.
     struct flight {
         std::mutex mutex;
         std::condition_variable done_cv;
         std::optional<result<hit<Value>>> outcome;
+        bool stale_if_error = false;  // the outcome is a stale value served because the load failed
     };
 
     // A storage tier: its disk_tier (or what is needed to open it), breaker, pending
@@ -1031,7 +1148,8 @@ private:
               default_ttl(cfg.default_ttl),
               promote_after(cfg.promote_after),
               normal_budget(cfg.memory.byte_budget),
-              access(std::make_unique<std::atomic<std::uint8_t>[]>(access_slots)) {}
+              access(std::make_unique<std::atomic<std::uint8_t>[]>(access_slots)),
+              refresh_after(cfg.refresh_after) {}
 
         clock_type clock;
         memory_type memory;
@@ -1043,6 +1161,7 @@ private:
         std::uint32_t promote_after;
         std::size_t normal_budget;
         std::unique_ptr<std::atomic<std::uint8_t>[]> access;
+        std::chrono::nanoseconds refresh_after;
 
         // Degraded mode (any tier's): changed under mode_mutex, read without it.
         mutable std::mutex mode_mutex;
@@ -1069,6 +1188,15 @@ private:
         // Started when the invalidated tier attaches; stopped first in ~cache (its callbacks
         // use this state). Under the tier's attach_mutex until then.
         std::optional<typename detail::subscription_of<invalidated_storage>::type> subscription;
+        // Refresh-ahead (config::refresh_after), under refresh_mutex: when each key get_or_load
+        // loaded is due, pruned of expired and uncached keys as it doubles. The thread is
+        // stopped before the rest of the state goes (it is the last member, and ~cache stops it).
+        std::mutex refresh_mutex;
+        std::unordered_map<Key, refresh_record, hasher, key_equal> refresh_due;
+        std::size_t refresh_prune_at = 1024;
+        std::atomic<std::uint64_t> refreshes{0};
+        std::atomic<std::uint64_t> refresh_failures{0};
+        detail::task_thread refresher{refresh_queue};
     };
 
     static constexpr std::size_t access_slots = 4096;
@@ -1181,6 +1309,12 @@ private:
         return cfg;
     }
 
+    // A storage tier keeps expired entries for stale-if-error as long as memory does.
+    [[nodiscard]] static disk_config disk_config_of(disk_config disk, const config& cfg) {
+        disk.stale_grace = cfg.stale_grace;
+        return with_ttl(disk, cfg.default_ttl);
+    }
+
     // open()'s work past validation: opens each tier over its given storage (or one opened
     // from its settings); a run-time fault leaves that tier detached and the cache degraded.
     [[nodiscard]] static result<cache> start(const config& cfg, typename per_tier<storage_types>::optionals storages,
@@ -1202,7 +1336,7 @@ private:
             if (misconfigured) return;
             const auto& tc = std::get<i>(settings);
             t.detached.emplace(typename std::remove_reference_t<decltype(t)>::detached_tier{
-                std::move(std::get<i>(storages)), tc.storage, with_ttl(tc.disk, cfg.default_ttl)});
+                std::move(std::get<i>(storages)), tc.storage, disk_config_of(tc.disk, cfg)});
             result<void> opened;
             {
                 std::lock_guard lock(t.attach_mutex);
@@ -1823,10 +1957,10 @@ private:
         flight_landing(const flight_landing&) = delete;
         flight_landing& operator=(const flight_landing&) = delete;
         ~flight_landing() {
-            if (!m_published) publish(fail(errc::loader_failed, tier::none, "the loading call threw"));
+            if (!m_published) publish(fail(errc::loader_failed, tier::loader, "the loading call threw"));
         }
 
-        void publish(const result<hit<Value>>& outcome) const {
+        void publish(const result<hit<Value>>& outcome, bool stale_if_error = false) const {
             {
                 std::lock_guard lock(m_state.flights_mutex);
                 m_state.flights.erase(m_key);
@@ -1834,6 +1968,7 @@ private:
             {
                 std::lock_guard lock(m_flight->mutex);
                 m_flight->outcome.emplace(outcome);
+                m_flight->stale_if_error = stale_if_error;
             }
             m_flight->done_cv.notify_all();
             m_published = true;
@@ -1846,19 +1981,55 @@ private:
         mutable bool m_published = false;
     };
 
-    // The loader's error as a failure: its message, and its OS error if it has one.
+    // The loader's error as a failure: what it says, and its OS error if it has one.
     template <class E>
     [[nodiscard]] static failure loader_failure(const E& error) {
+        auto failed = [](std::string why, std::error_code os = {}) {
+            return failure(errc::loader_failed, tier::loader, std::move(why), os);
+        };
         if constexpr (std::is_same_v<E, failure>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + error.message(), error.os_error());
+            return failed(std::string(to_string(error.code())) + ": " +
+                              (error.context().empty() ? error.error_code().message() : error.context()),
+                          error.os_error());
         } else if constexpr (std::is_same_v<E, std::error_code>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + error.message(), error);
+            return failed(std::string(error.category().name()) + " error " + std::to_string(error.value()), error);
+        } else if constexpr (requires { std::error_code(make_error_code(error)); }) {  // std::errc, an enum of yours
+            return loader_failure(std::error_code(make_error_code(error)));
+        } else if constexpr (std::is_same_v<E, std::exception_ptr>) {
+            try {
+                if (error) std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                return failed(std::string("exception: ") + e.what());
+            } catch (...) {}
+            return failed("an exception not derived from std::exception");
+        } else if constexpr (std::is_base_of_v<std::exception, E>) {
+            return failed(std::string("exception: ") + error.what());
         } else if constexpr (requires { std::string(error.message()); }) {
-            return failure(errc::loader_failed, tier::none, "loader: " + std::string(error.message()));
+            return failed(std::string(error.message()));
         } else if constexpr (std::is_convertible_v<const E&, std::string_view>) {
-            return failure(errc::loader_failed, tier::none, "loader: " + std::string(std::string_view(error)));
+            return failed(std::string(std::string_view(error)));
         } else {
-            return failure(errc::loader_failed, tier::none, "loader returned an error");
+            return failed("returned an error");
+        }
+    }
+
+    // A loader's value with its TTL, from what it returned (a Value or a loaded<Value>).
+    template <class V>
+    [[nodiscard]] static loaded<Value> as_loaded(V&& v) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<V>, loaded<Value>>) {
+            return std::forward<V>(v);
+        } else {
+            return loaded<Value>{Value(std::forward<V>(v)), std::nullopt};
+        }
+    }
+
+    // A result-like return's value: operator* where it has one, else value().
+    template <class R>
+    [[nodiscard]] static decltype(auto) value_of(R&& r) {
+        if constexpr (requires { *std::forward<R>(r); }) {
+            return *std::forward<R>(r);
+        } else {
+            return std::forward<R>(r).value();
         }
     }
 
@@ -1869,44 +2040,186 @@ private:
         return any_tier([&](auto& t, auto) { return tier_attached(t) && t.disk->contains(key); });
     }
 
+    // Stale-if-error past memory: the first storage tier that keeps key's entry expired
+    // within the grace (a restart emptied memory). Breakers and superseded copies are
+    // respected as a get respects them.
+    std::optional<hit<Value>> stale_from_storage(const Key& key) {
+        std::optional<hit<Value>> kept;
+        any_tier([&](auto& t, auto) {
+            if (!tier_attached(t) || t.pending.contains(key) || !t.disk->indexed(key)) return false;
+            breaker_type& b = gate(t, key);
+            if (b.state() == breaker_state::open || !b.allow()) return false;
+            auto got = report(t, b, t.disk->find_stale(key));
+            if (got) kept.emplace(hit<Value>{std::move(got->value), t.kind, true});
+            return kept.has_value();
+        });
+        return kept;
+    }
+
+    // A result-like return (std::expected-like): has_value(), value() or operator*, error().
+    template <class R>
+    static constexpr bool result_like = requires(R r) {
+        { r.has_value() } -> std::convertible_to<bool>;
+        value_of(std::move(r));
+        r.error();
+    };
+
+    // Calls loader(arg): what it returned (unwrapped from a result-like return), or nothing
+    // and `failed` set to the error it returned or the exception it threw.
+    template <class F, class A>
+    static auto call_loader(F& loader, const A& arg, std::optional<failure>& failed) {
+        using R = std::invoke_result_t<F&, const A&>;
+        auto guarded = [&](auto call) {
+            try {
+                call();
+            } catch (const std::exception& e) {
+                failed.emplace(loader_failure(e));
+            } catch (...) {
+                failed.emplace(loader_failure(std::current_exception()));
+            }
+        };
+        if constexpr (result_like<R>) {
+            std::optional<std::remove_cvref_t<decltype(value_of(std::declval<R>()))>> out;
+            guarded([&] {
+                R r = loader(arg);
+                if (r.has_value()) {
+                    out.emplace(value_of(std::move(r)));
+                } else {
+                    failed.emplace(loader_failure(r.error()));
+                }
+            });
+            return out;
+        } else {
+            std::optional<std::remove_cvref_t<R>> out;
+            guarded([&] { out.emplace(loader(arg)); });
+            return out;
+        }
+    }
+
+    // Joins the load of key under way, or starts one (true: this caller is its leader).
+    std::pair<std::shared_ptr<flight>, bool> join_flight(const Key& key) {
+        state& s = *m;
+        std::lock_guard lock(s.flights_mutex);
+        auto [it, inserted] = s.flights.try_emplace(key);
+        if (inserted) it->second = std::make_shared<flight>();
+        return {it->second, inserted};
+    }
+
+    // A caller that joined another's load: waits for its answer.
+    result<hit<Value>> await(flight& f) {
+        state& s = *m;
+        s.loads_shared.fetch_add(1, std::memory_order_relaxed);
+        std::unique_lock lock(f.mutex);
+        f.done_cv.wait(lock, [&] { return f.outcome.has_value(); });
+        if (f.stale_if_error) s.stale_served.fetch_add(1, std::memory_order_relaxed);
+        return *f.outcome;
+    }
+
+    // Stores a loaded value with its TTL (none: not stored) and answers it.
+    result<hit<Value>> store_loaded(const Key& key, loaded<Value> value) {
+        const std::chrono::nanoseconds ttl = value.ttl.value_or(m->default_ttl);
+        if (ttl > std::chrono::nanoseconds::zero() && put(key, value.value, ttl)) note_loaded(key, ttl);
+        return hit<Value>{std::move(value.value), tier::loader, false};
+    }
+
+    // Refresh-ahead: records when key, just stored with `ttl`, is due for a reload.
+    void note_loaded(const Key& key, std::chrono::nanoseconds ttl) {
+        state& s = *m;
+        if (s.refresh_after <= std::chrono::nanoseconds::zero()) return;
+        const time_point now = s.clock.now();
+        std::lock_guard lock(s.refresh_mutex);
+        if (s.refresh_due.size() >= s.refresh_prune_at) {
+            std::erase_if(s.refresh_due, [&](const auto& kv) {
+                return !kv.second.running && (detail::expired(kv.second.expiry, now) || !contains(kv.first));
+            });
+            s.refresh_prune_at = std::max<std::size_t>(1024, 2 * s.refresh_due.size());
+        }
+        refresh_record& r = s.refresh_due[key];
+        r.due = detail::expiry_after(now, s.refresh_after);
+        r.expiry = detail::expiry_after(now, ttl);
+    }
+
+    // A get_or_load() hit: if key is due, posts one reload of it to the refresh thread
+    // (none while one runs, or while a write of the key is in flight). Only a copyable
+    // loader can be handed to the thread; others are never refreshed ahead.
+    template <class F>
+    void refresh_if_due(const Key& key, F& loader) {
+        if constexpr (std::copy_constructible<std::decay_t<F>>) {
+            state& s = *m;
+            auto set_running = [&](bool from, bool to) {
+                std::lock_guard lock(s.refresh_mutex);
+                const auto it = s.refresh_due.find(key);
+                if (it == s.refresh_due.end() || it->second.running != from) return false;
+                if (to && !detail::expired(it->second.due, s.clock.now())) return false;
+                it->second.running = to;
+                return true;
+            };
+            if (!set_running(false, true)) return;
+            const std::uint64_t h = hash_of(key);
+            const auto ticket = s.fence.quiet(h);
+            // The task runs cache functions through a cache that borrows the state: this
+            // object may be moved while it runs (the thread stops before the state goes).
+            const bool posted =
+                ticket && s.refresher.post([sp = &s, key, loader = std::decay_t<F>(loader), h, t = *ticket]() mutable {
+                    cache borrowed{std::unique_ptr<state>(sp)};
+                    try {
+                        borrowed.refresh(key, loader, h, t);
+                    } catch (...) {  // a failed reload keeps the entry; refresh() counted what it could
+                    }
+                    (void)borrowed.m.release();
+                });
+            if (!posted) set_running(true, false);
+        } else {
+            (void)key;
+            (void)loader;
+        }
+    }
+
+    // The refresh thread's reload of key: stores the new value unless a write of the key
+    // began since the hit that asked for it (then the write's value stands).
+    template <class F>
+    void refresh(const Key& key, F& loader, std::uint64_t h, std::uint64_t ticket) {
+        state& s = *m;
+        std::optional<failure> failed;
+        auto found = call_loader(loader, key, failed);
+        if (found && s.fence.quiet_since(h, ticket)) (void)store_loaded(key, as_loaded(std::move(*found)));
+        {
+            std::lock_guard lock(s.refresh_mutex);
+            if (const auto it = s.refresh_due.find(key); it != s.refresh_due.end()) it->second.running = false;
+        }
+        if (!found) s.refresh_failures.fetch_add(1, std::memory_order_release);
+        s.refreshes.fetch_add(1, std::memory_order_release);  // last: a reader of the count sees the reload done
+    }
+
+    void stop_refresh() noexcept {
+        if (m) m->refresher.stop();
+    }
+
+    // A failed load's answer for key: the expired value memory kept (`stale`) or a storage
+    // tier kept, marked stale and counted; else the failure.
+    result<hit<Value>> after_failure(const Key& key, failure why, std::optional<Value> stale) {
+        std::optional<hit<Value>> kept;
+        if (stale) {
+            kept.emplace(hit<Value>{std::move(*stale), tier::memory, true});
+        } else {
+            kept = stale_from_storage(key);
+        }
+        if (!kept) return unexpected(std::move(why));
+        m->stale_served.fetch_add(1, std::memory_order_relaxed);
+        return std::move(*kept);
+    }
+
     template <class F>
     result<hit<Value>> load(const Key& key, F& loader, std::optional<Value> stale) {
         state& s = *m;
         s.loads.fetch_add(1, std::memory_order_relaxed);
         std::optional<failure> failed;
-        std::optional<Value> value;
-        try {
-            using R = std::invoke_result_t<F&, const Key&>;
-            if constexpr (requires(R r) {
-                              { r.has_value() } -> std::convertible_to<bool>;
-                              Value(*std::move(r));
-                              r.error();
-                          }) {
-                R r = loader(key);
-                if (r.has_value()) {
-                    value.emplace(*std::move(r));
-                } else {
-                    failed.emplace(loader_failure(r.error()));
-                }
-            } else {
-                value.emplace(loader(key));
-            }
-        } catch (const std::exception& e) {
-            failed.emplace(errc::loader_failed, tier::none, std::string("loader threw: ") + e.what());
-        } catch (...) {
-            failed.emplace(errc::loader_failed, tier::none,
-                           "loader threw an exception not derived from std::exception");
-        }
-        if (failed) {
+        auto found = call_loader(loader, key, failed);
+        if (!found) {
             s.load_failures.fetch_add(1, std::memory_order_relaxed);
-            if (stale) {
-                s.stale_served.fetch_add(1, std::memory_order_relaxed);
-                return hit<Value>{std::move(*stale), tier::memory, true};
-            }
-            return unexpected(std::move(*failed));
+            return after_failure(key, std::move(*failed), std::move(stale));
         }
-        (void)put(key, *value);
-        return hit<Value>{std::move(*value), tier::none, false};
+        return store_loaded(key, as_loaded(std::move(*found)));
     }
 
     // Writes, reads back and removes a canary blob, straight to tier t's storage.
@@ -2012,8 +2325,11 @@ private:
         out.counter("tierguard_load_failures_total", "Loader calls that failed.", {}, mt.load_failures);
         out.counter("tierguard_loads_shared_total", "get_or_load calls that shared another call's load.", {},
                     mt.loads_shared);
-        out.counter("tierguard_stale_served_total", "Expired values served because the loader failed.", {},
+        out.counter("tierguard_stale_served_total", "get_or_load answers that were stale because the load failed.", {},
                     mt.stale_served);
+        out.counter("tierguard_refreshes_total", "Reloads by refresh-ahead.", {}, mt.refreshes);
+        out.counter("tierguard_refresh_failures_total", "Reloads by refresh-ahead that failed; the entry was kept.", {},
+                    mt.refresh_failures);
         out.counter("tierguard_untrusted_served_total",
                     "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},
                     mt.untrusted_served);

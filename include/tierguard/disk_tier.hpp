@@ -63,6 +63,10 @@ struct disk_config {
     /// Read and verify every entry at open (scrub). Off: the index is built from the
     /// listing alone, and damage is found when an entry is read.
     bool scrub_on_open = true;
+    /// Stale-if-error: an entry past its TTL is kept this long (scrub and reads leave it,
+    /// find() answers errc::expired, find_stale() returns it), then removed. The cache sets
+    /// it to its config.stale_grace. 0 = removed when its TTL passes.
+    std::chrono::nanoseconds stale_grace{0};
 };
 
 /// Counters of a disk tier since it was opened.
@@ -214,6 +218,8 @@ public:
             return bad("disk_config.quarantine_max_age is negative");
         if (cfg.emergency_eviction_backoff < std::chrono::nanoseconds::zero())
             return bad("disk_config.emergency_eviction_backoff is negative");
+        if (cfg.stale_grace < std::chrono::nanoseconds::zero())
+            return bad("disk_config.stale_grace is negative; use 0 to remove entries when their TTL passes");
         return {};
     }
 
@@ -256,16 +262,11 @@ public:
 
     /// As get(), with the entry's expiry (time_point::max() for none): what a tier in
     /// front of this one needs to keep a copy no longer than the entry lives.
-    [[nodiscard]] result<disk_entry<Value>> find(const Key& key) {
-        auto name_key = key_bytes(key);
-        if (!name_key) return unexpected(std::move(name_key).error());
-        const std::uint64_t h = hash_of(*name_key);
-        if constexpr (shared) return find_shared(h, *name_key);
-        std::lock_guard lock(*m_mutex);
-        auto found = find_locked(h, *name_key);
-        forget_evicted();  // removing a damaged or expired entry appends to a segment_log
-        return found;
-    }
+    [[nodiscard]] result<disk_entry<Value>> find(const Key& key) { return find_entry(key, false); }
+
+    /// As find(), but an entry past its TTL by less than disk_config::stale_grace is
+    /// returned too (its expiry says so): stale-if-error's read, for a loader that failed.
+    [[nodiscard]] result<disk_entry<Value>> find_stale(const Key& key) { return find_entry(key, true); }
 
     /// Stores `value` with the default TTL. Evicts least recently used entries to keep
     /// the budgets; on a full disk evicts emergency_eviction_fraction of the entries (none
@@ -674,20 +675,44 @@ private:
         if (ns == 0) return time_point::max();
         return time_point(std::chrono::floor<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
+    [[nodiscard]] result<disk_entry<Value>> find_entry(const Key& key, bool stale_ok) {
+        auto name_key = key_bytes(key);
+        if (!name_key) return unexpected(std::move(name_key).error());
+        const std::uint64_t h = hash_of(*name_key);
+        if constexpr (shared) return find_shared(h, *name_key, stale_ok);
+        std::lock_guard lock(*m_mutex);
+        auto found = find_locked(h, *name_key, stale_ok);
+        forget_evicted();  // removing a damaged or expired entry appends to a segment_log
+        return found;
+    }
+
+    // Past its TTL and its stale grace: the entry is removed.
+    [[nodiscard]] bool outlived(time_point expiry, time_point now) const noexcept {
+        return detail::expired(expiry, now) && detail::elapsed_sat(expiry, now) >= m_config.stale_grace;
+    }
+
+    // An entry expired within the grace, asked for by a plain find: counted as a miss.
+    [[nodiscard]] result<disk_entry<Value>> kept_for_stale() {
+        ++m_stats.misses;
+        return fail(errc::expired, tier_kind);
+    }
+
     // find() under the lock.
-    [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key) {
+    [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key,
+                                                        bool stale_ok) {
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
         if (idx == index_type::npos) {
             ++m_stats.misses;
             return fail(errc::miss, tier_kind);
         }
         const time_point now = m_clock.now();
-        if (detail::expired(m_index.at(idx).expiry, now)) {
+        if (outlived(m_index.at(idx).expiry, now)) {
             drop(idx, h);
             ++m_stats.expirations;
             ++m_stats.misses;
             return fail(errc::expired, tier_kind);
         }
+        if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
         auto entry = load(h, now, bytes, inflated);
@@ -704,6 +729,11 @@ private:
             ++m_stats.misses;
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
+        const time_point expiry = from_ns(entry->head.expiry_ns);
+        if (!stale_ok && detail::expired(expiry, now)) {  // indexed from a listing, without its expiry
+            m_index.at(idx).expiry = expiry;
+            return kept_for_stale();
+        }
         auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
@@ -716,7 +746,8 @@ private:
     }
 
     // find() over a shared storage: the read runs without the lock, the rest under it.
-    [[nodiscard]] result<disk_entry<Value>> find_shared(std::uint64_t h, std::span<const std::byte> name_key) {
+    [[nodiscard]] result<disk_entry<Value>> find_shared(std::uint64_t h, std::span<const std::byte> name_key,
+                                                        bool stale_ok) {
         const std::string name = name_of(h);
         auto read = m_storage.read(name);
         std::vector<std::byte> bytes;
@@ -732,6 +763,7 @@ private:
             ++m_stats.misses;
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
+        if (!stale_ok && detail::expired(from_ns(entry->head.expiry_ns), m_clock.now())) return kept_for_stale();
         auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
@@ -747,9 +779,9 @@ private:
                             notice_type notice = {}) {
         if constexpr (requires { m_storage.write(name, blob, std::chrono::milliseconds{1}); }) {
             if (expiry != time_point::max()) {
-                const auto px =
-                    std::max(std::chrono::ceil<std::chrono::milliseconds>(detail::elapsed_sat(m_clock.now(), expiry)),
-                             std::chrono::milliseconds{1});
+                const auto px = std::max(std::chrono::ceil<std::chrono::milliseconds>(detail::elapsed_sat(
+                                             m_clock.now(), detail::add_sat(expiry, m_config.stale_grace))),
+                                         std::chrono::milliseconds{1});
                 if constexpr (carries_notices)
                     if (notice) return m_storage.write(name, blob, px, *notice);
                 return m_storage.write(name, blob, px);
@@ -777,7 +809,8 @@ private:
 
     // Reads the frame stored under h into `bytes` and validates it; the view points into
     // `bytes`, or into `inflated` for a compressed payload. Damaged frames are quarantined,
-    // other-version and expired ones removed; each is counted and reported. Caller holds the lock.
+    // other-version and expired ones (past the stale grace) removed; each is counted and reported;
+    // an entry expired within the grace is returned. Caller holds the lock.
     // A verifying pass (`verifying`) reads with the storage's peek() where it has one, so
     // that it does not count as a use (segment_log would carry every blob on eviction).
     [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
@@ -824,7 +857,7 @@ private:
             remove_other_version(h, why);
             return unexpected(why);
         }
-        if (detail::expired(from_ns(decoded->head.expiry_ns), now)) {
+        if (outlived(from_ns(decoded->head.expiry_ns), now)) {
             // A shared store expires entries itself, and another process may be replacing it.
             if constexpr (!shared) (void)m_storage.remove(name);
             ++m_stats.expirations;

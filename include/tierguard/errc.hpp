@@ -98,10 +98,11 @@ public:
 
 /// Which tier produced a result or a failure.
 enum class tier : unsigned char {
-    none = 0,  ///< not attributable to a tier (a bad argument, a loader)
+    none = 0,  ///< not attributable to a tier (a bad argument)
     memory,
     disk,
     remote,
+    loader,  ///< get_or_load()'s loader: the value it returned, or its failure
 };
 
 [[nodiscard]] constexpr std::string_view to_string(tier t) noexcept {
@@ -110,6 +111,7 @@ enum class tier : unsigned char {
         case tier::memory: return "memory";
         case tier::disk: return "disk";
         case tier::remote: return "remote";
+        case tier::loader: return "loader";
     }
     return "unknown";
 }
@@ -135,13 +137,14 @@ public:
     [[nodiscard]] bool is_miss() const noexcept { return m_code == errc::miss; }
 
     /// One log line that starts with a stable id, e.g.
-    /// "[tierguard.too_large] memory tier: entry weighs 2048 bytes, a shard holds 1024".
+    /// "[tierguard.too_large] memory tier: entry weighs 2048 bytes, a shard holds 1024", or
+    /// "[tierguard.loader_failed] loader: timeout: database did not answer".
     [[nodiscard]] std::string message() const {
         std::string out = "[tierguard.";
         out += to_string(m_code);
         out += "] ";
         out += to_string(m_tier);
-        out += " tier: ";
+        out += m_tier == tier::loader ? ": " : " tier: ";
         out += m_context.empty() ? errc_category().message(static_cast<int>(m_code)) : m_context;
         if (m_os_error) {
             out += " (";

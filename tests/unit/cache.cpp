@@ -612,7 +612,7 @@ TEST_CASE("cache: get_or_load calls the loader on a miss only, and stores what i
     auto first = h.cache.get_or_load("k", loader);
     REQUIRE(first);
     CHECK(first->value == "loaded k");
-    CHECK(first->from == tier::none);
+    CHECK(first->from == tier::loader);
     auto second = h.cache.get_or_load("k", loader);
     REQUIRE(second);
     CHECK(second->from == tier::memory);

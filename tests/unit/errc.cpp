@@ -43,7 +43,7 @@ std::vector<errc> all_codes() {
     return codes;
 }
 
-constexpr std::array all_tiers{tier::none, tier::memory, tier::disk, tier::remote};
+constexpr std::array all_tiers{tier::none, tier::memory, tier::disk, tier::remote, tier::loader};
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -183,6 +183,7 @@ TEST_CASE("errc: to_string names are distinct and stable", "[errc]") {
         CHECK(tierguard::to_string(tier::memory) == "memory");
         CHECK(tierguard::to_string(tier::disk) == "disk");
         CHECK(tierguard::to_string(tier::remote) == "remote");
+        CHECK(tierguard::to_string(tier::loader) == "loader");
         std::set<std::string_view> names;
         for (const tier t : all_tiers) names.insert(tierguard::to_string(t));
         CHECK(names.size() == all_tiers.size());
@@ -276,7 +277,8 @@ TEST_CASE("failure: message()", "[errc][failure]") {
             for (const tier t : all_tiers) {
                 const failure f(code, t);
                 const std::string prefix = "[tierguard." + std::string(tierguard::to_string(code)) + "] " +
-                                           std::string(tierguard::to_string(t)) + " tier:";
+                                           std::string(tierguard::to_string(t)) +
+                                           (t == tier::loader ? ":" : " tier:");  // "loader:", not "loader tier:"
                 const std::string msg = f.message();
                 INFO("message: " << msg << ", expected prefix: " << prefix);
                 CHECK(starts_with(msg, prefix));

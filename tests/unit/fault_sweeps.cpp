@@ -275,7 +275,7 @@ std::vector<operation<C>> operations() {
                        REQUIRE(got);  // a storage failure on the way is served by the loader
                        CHECK((got->value == seeded_value("k4") || got->value == loaded_k4));
                        r.summary = "hit:" + std::string(tierguard::to_string(got->from));
-                       r.wrote = got->from == tier::none;
+                       r.wrote = got->from == tier::loader;
                        if (r.wrote) r.written["k4"] = loaded_k4;
                        // Served from the disk, the entry stays; loaded, its put reached the disk, or
                        // the disk copy it superseded is removed (at once, or pending until the close).
@@ -290,7 +290,7 @@ std::vector<operation<C>> operations() {
                        const auto got = c.get_or_load("absent", [](const std::string&) { return loaded_absent; });
                        REQUIRE(got);
                        CHECK(got->value == loaded_absent);
-                       CHECK(got->from == tier::none);
+                       CHECK(got->from == tier::loader);
                        r.summary = "loaded";
                        r.targets["absent"] = {gone, loaded_absent};
                        r.written["absent"] = loaded_absent;
