@@ -16,6 +16,7 @@
 #include <tierguard/memory_tier.hpp>
 #include <tierguard/metrics.hpp>
 #include <tierguard/result.hpp>
+#include <tierguard/serializer/concept.hpp>
 #include <tierguard/serializer/standard.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/weigher/concept.hpp>
@@ -35,6 +36,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -258,8 +260,43 @@ template <class Value>
     }
 }
 
+/// Whether Policies::breaker is a template of the clock, as the slot must be.
 template <class Policies, class Clock>
-using breaker_of = typename Policies::template breaker<Clock>;
+concept breaker_slot_template = requires {
+    typename Policies::template breaker<Clock>;
+};
+
+// A slot that fails its check is replaced by a stand-in that passes, so that the cache's
+// static_assert is the only error: the tiers built from the slot report nothing more.
+template <class Policies, class Clock>
+struct breaker_slot {
+    using type = breaker::consecutive_failures<Clock>;
+};
+template <class Policies, class Clock>
+    requires breaker_slot_template<Policies, Clock>
+struct breaker_slot<Policies, Clock> {
+    using type = typename Policies::template breaker<Clock>;
+};
+template <class Policies, class Clock>
+using breaker_of = typename breaker_slot<Policies, Clock>::type;
+
+template <class C>
+using checked_clock = std::conditional_t<clock_policy<C>, C, clock::system>;
+
+/// Stands in for a serializer that cannot encode Key or Value (see breaker_slot).
+struct unusable_serializer {
+    template <class T>
+    [[nodiscard]] result<void> encode(const T&, std::vector<std::byte>&) const {
+        return fail(errc::serialization_failed, tier::disk, "no serializer for this type");
+    }
+    template <class T>
+    [[nodiscard]] result<T> decode(std::span<const std::byte>, std::type_identity<T>) const {
+        return fail(errc::serialization_failed, tier::disk, "no serializer for this type");
+    }
+};
+template <class S, class Key, class Value>
+using checked_serializer =
+    std::conditional_t<serializer_policy<S, Key> && serializer_policy<S, Value>, S, unusable_serializer>;
 
 /// A storage's settings (S::config), or none for a storage the caller builds itself.
 template <class S>
@@ -356,7 +393,7 @@ class cache {
 public:
     using key_type = Key;
     using mapped_type = Value;
-    using clock_type = typename Policies::clock;
+    using clock_type = detail::checked_clock<typename Policies::clock>;
     /// Policies::storage as given: a storage, tiers<...>, or no_storage.
     using storage_type = typename Policies::storage;
     /// The storage tiers' storage types, fastest first: std::tuple<S...>.
@@ -385,8 +422,19 @@ public:
     using invalidated_storage = typename detail::storage_at<invalidated_tier, storage_types>::type;
 
     static_assert(tier_count <= 32, "tierguard::cache: at most 32 storage tiers");
-    static_assert(clock_policy<clock_type>,
-                  "tierguard::cache: Policies::clock does not model tierguard::clock_policy; see docs/POLICIES.md");
+    static_assert(clock_policy<typename Policies::clock>,
+                  "tierguard::cache: Policies::clock does not model tierguard::clock_policy (time_point, duration "
+                  "and a noexcept const now()); see docs/POLICIES.md");
+    static_assert(detail::breaker_slot_template<Policies, clock_type>,
+                  "tierguard::cache: Policies::breaker must be a template of the clock: "
+                  "`template <class Clock> using breaker = tierguard::breaker::consecutive_failures<Clock>;`; see "
+                  "docs/POLICIES.md");
+    static_assert(!has_storage || serializer_policy<typename Policies::serializer, Key>,
+                  "tierguard::cache: Policies::serializer cannot store Key in the storage tier (specialize "
+                  "tierguard::codec<Key>, or use storage = tierguard::no_storage); see docs/POLICIES.md");
+    static_assert(!has_storage || serializer_policy<typename Policies::serializer, Value>,
+                  "tierguard::cache: Policies::serializer cannot store Value in the storage tier (specialize "
+                  "tierguard::codec<Value>, or use storage = tierguard::no_storage); see docs/POLICIES.md");
     static_assert(weigher_policy<typename Policies::weigher, Key, Value>,
                   "tierguard::cache: Policies::weigher does not model tierguard::weigher_policy for Key and Value; "
                   "see docs/POLICIES.md");
@@ -415,7 +463,7 @@ private:
     template <class S>
     struct disk_policies {
         using storage = S;
-        using serializer = typename Policies::serializer;
+        using serializer = detail::checked_serializer<typename Policies::serializer, Key, Value>;
         using clock = clock_type;
         using listener = listener_type;
         static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
