@@ -634,12 +634,37 @@ public:
         settle_pending();
     }
 
+    /// Closes the cache without destroying it: does what the destructor does (superseded
+    /// copies removed first), then releases every storage tier (disk_tier::close(): the
+    /// directory's lock included, so another cache may open the same directory at once)
+    /// and empties the memory tier. Afterwards get, get_or_load, put, erase, clear and
+    /// scrub fail with errc::closed, contains() is false, the tiers read as detached in
+    /// metrics() and health() (no probe runs), and disk() of a tier that was attached is a
+    /// closed disk_tier. Idempotent.
+    /// Not to be called while another call on the cache runs.
+    void close() {
+        if (!m || m->closed.load(std::memory_order_acquire)) return;
+        stop_invalidation();
+        settle_pending();
+        m->closed.store(true, std::memory_order_release);
+        for_each_tier([](auto& t, auto) {
+            std::lock_guard lock(t.attach_mutex);
+            t.detached.reset();  // a storage kept for a probe holds its lock too
+            if (t.disk) t.disk->close();
+            t.attached.store(false, std::memory_order_release);
+        });
+        m->memory.clear();
+    }
+
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
     /// errc::miss and errc::expired (plain misses), errc::circuit_open (a storage tier's
     /// breaker is open), or the storage failure that made it a miss (errc::corrupted,
     /// errc::io_error, errc::version_mismatch, ...), with the tier in failure::where(). With
     /// several storage tiers, the first failure other than a plain miss wins.
-    [[nodiscard]] result<hit<Value>> get(const Key& key) { return lookup(key, nullptr); }
+    [[nodiscard]] result<hit<Value>> get(const Key& key) {
+        if (is_closed()) return closed_failure();
+        return lookup(key, nullptr);
+    }
 
     /// Stores `value` with the default TTL: memory, then every storage tier. See put_outcome.
     result<put_outcome> put(const Key& key, const Value& value) { return put(key, value, m->default_ttl); }
@@ -649,6 +674,7 @@ public:
     /// fail_fast while a storage tier is down, errc::serialization_failed, or the
     /// storage failure when memory did not take it either.
     result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+        if (is_closed()) return closed_failure();
         if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
         state& s = *m;
         const latency_scope timing(s.put_latency);
@@ -724,6 +750,7 @@ public:
     /// down: memory_only removes the other copies now and that tier's copy when it is
     /// back; bypass removes nothing and returns false; fail_fast returns errc::circuit_open.
     result<bool> erase(const Key& key) {
+        if (is_closed()) return closed_failure();
         state& s = *m;
         std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
@@ -754,6 +781,7 @@ public:
     /// Removes every entry from every tier. A storage tier that cannot be cleared now is
     /// never read again until it has been (the first such failure is returned).
     result<void> clear() {
+        if (is_closed()) return closed_failure();
         state& s = *m;
         s.memory.clear();
         result<void> outcome;
@@ -777,6 +805,7 @@ public:
     /// True if a tier holds an unexpired entry for `key`. Reads no file (the storage
     /// tiers' indexes answer) and counts nothing; a get may still miss.
     [[nodiscard]] bool contains(const Key& key) const {
+        if (is_closed()) return false;
         if (m->memory.contains(key)) return true;
         return any_tier(
             [&](auto& t, auto) { return !t.pending.contains(key) && tier_attached(t) && t.disk->contains(key); });
@@ -786,6 +815,7 @@ public:
     /// breaker is open.
     template <std::size_t I = 0>
     result<scrub_report> scrub() requires(I < tier_count) {
+        if (is_closed()) return closed_failure();
         auto& t = tier_at<I>();
         return guarded(t, *t.breakers.front(), [&] { return t.disk->scrub(); });
     }
@@ -800,6 +830,7 @@ public:
     template <class F>
         requires std::invocable<F&, const Key&>
     [[nodiscard]] result<hit<Value>> get_or_load(const Key& key, F&& loader) {
+        if (is_closed()) return closed_failure();
         std::optional<Value> stale;
         if (auto found = lookup(key, &stale)) return found;
         state& s = *m;
@@ -951,9 +982,12 @@ public:
         return report;
     }
 
-    /// The memory tier, for its statistics and for tests.
+    /// The memory tier, for its statistics and for tests. Writing through it bypasses the
+    /// cache's write fence: read, do not write, while the cache serves.
     [[nodiscard]] memory_type& memory() noexcept { return m->memory; }
-    /// Storage tier I's disk_tier (0, the fastest, by default); only while it is attached.
+    /// Storage tier I's disk_tier (0, the fastest, by default), for its stats(), name_for()
+    /// and storage(); only while it is attached (after close(), a tier that was attached
+    /// is a closed disk_tier). Writing through it bypasses the cache's pending erasures.
     template <std::size_t I = 0>
     [[nodiscard]] disk_type_at<I>& disk() noexcept requires(I < tier_count) {
         return *tier_at<I>().disk;
@@ -1117,6 +1151,7 @@ private:
         std::mutex flights_mutex;
         std::unordered_map<Key, std::shared_ptr<flight>, hasher, key_equal> flights;
         invalidation_state invalidation;
+        std::atomic<bool> closed{false};  // close(): the tiers are released
         // Started when the invalidated tier attaches; stopped first in ~cache (its callbacks
         // use this state). Under the tier's attach_mutex until then.
         std::optional<typename detail::subscription_of<invalidated_storage>::type> subscription;
@@ -1161,6 +1196,11 @@ private:
     };
 
     explicit cache(std::unique_ptr<state> s) : m(std::move(s)) {}
+
+    [[nodiscard]] bool is_closed() const noexcept { return m->closed.load(std::memory_order_acquire); }
+    [[nodiscard]] static unexpected<failure> closed_failure() {
+        return fail(errc::closed, tier::none, "the cache was closed (close()); open a new one");
+    }
 
     // Calls f(std::integral_constant<std::size_t, I>{}) for every storage tier I, in order.
     template <class F>
@@ -1786,7 +1826,7 @@ private:
     // The destructor's part of the pending-erasure rule: nothing superseded may outlive
     // the process in a storage tier (see ~cache).
     void settle_pending() noexcept {
-        if (!m) return;
+        if (!m || is_closed()) return;
         for_each_tier([&](auto& t, auto) { settle_pending(t); });
     }
 

@@ -256,6 +256,7 @@ public:
     /// As get(), with the entry's expiry (time_point::max() for none): what a tier in
     /// front of this one needs to keep a copy no longer than the entry lives.
     [[nodiscard]] result<disk_entry<Value>> find(const Key& key) {
+        if (m_closed) return closed_failure();
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
@@ -278,6 +279,7 @@ public:
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
     result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+        if (m_closed) return closed_failure();
         if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
@@ -370,6 +372,7 @@ public:
     /// If the storage fails to remove it, the entry stays (and stays indexed, unless the
     /// storage says it left: segment_log after a failed sync) and the failure is returned.
     result<bool> erase(const Key& key) {
+        if (m_closed) return closed_failure();
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
@@ -419,6 +422,7 @@ public:
 
     /// Removes every entry file the index knows; the first storage failure is returned.
     result<void> clear() {
+        if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
         result<void> outcome;
         std::vector<std::uint64_t> hashes;
@@ -449,6 +453,7 @@ public:
     /// the files, and evicts down to the budgets. Fails only if the storage cannot be
     /// listed or cleaned.
     result<scrub_report> scrub() {
+        if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
         scrub_report report;
         const time_point now = m_clock.now();
@@ -526,21 +531,37 @@ public:
         disk_stats out = m_stats;
         out.entries = m_index.live();
         out.bytes = m_index.bytes();
-        out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
+        if (!m_closed) out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
         return out;
     }
 
     [[nodiscard]] std::size_t size() const { return stats().entries; }
     [[nodiscard]] std::uint64_t bytes() const { return stats().bytes; }
 
-    /// The blob name an entry for `key` is stored under ("ab/cd/<16 hex digits>").
+    /// Releases the storage, and with it the directory's lock, without destroying the tier:
+    /// another tier or cache may then open the same directory. Afterwards get, find, put,
+    /// erase, clear and scrub fail with errc::closed, the index is empty (contains() is
+    /// false, stats() counts no entry) and storage() must not be used; name_for() still
+    /// answers. Idempotent. Not to be called while another call on the tier runs.
+    void close() {
+        std::lock_guard lock(*m_mutex);
+        if (m_closed) return;
+        m_stats.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
+        m_closed = true;
+        m_index.clear();
+        const storage_type released(std::move(m_storage));
+    }
+
+    /// The blob name an entry for `key` is stored under ("ab/cd/<16 hex digits>"): where
+    /// to look for it in the storage (tests damage it there; tierguard-cli inspect).
     [[nodiscard]] result<std::string> name_for(const Key& key) const {
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         return name_of(hash_of(*name_key));
     }
 
-    /// The underlying storage (tests inject faults through it).
+    /// The storage the tier owns (tests inject faults through it; its own stats()). Not
+    /// after close().
     [[nodiscard]] storage_type& storage() noexcept { return m_storage; }
     [[nodiscard]] const disk_config& config() const noexcept { return m_config; }
     [[nodiscard]] const clock_type& clock() const noexcept { return m_clock; }
@@ -556,6 +577,10 @@ private:
           m_mutex(std::make_unique<std::mutex>()),
           m_zlib(std::make_unique<frame::zlib_streams>()),
           m_storage_disk_full_at_open(storage_disk_full()) {}
+
+    [[nodiscard]] static unexpected<failure> closed_failure() {
+        return fail(errc::closed, tier_kind, "the tier was closed (close()); open a new one");
+    }
 
     // Full disks a storage handled itself and so never returned (segment_log evicts a
     // segment and retries), from its own counters; 0 for a storage that returns them all.
@@ -956,6 +981,7 @@ private:
     std::uint64_t m_storage_disk_full_at_open = 0;
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
+    bool m_closed = false;                       // close(): m_storage is moved from
 };
 
 }  // namespace tierguard

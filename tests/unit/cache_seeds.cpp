@@ -892,3 +892,39 @@ TEST_CASE("cache seeds: a second instance on a directory in use fails with errc:
     CHECK(got->value == "v2");
     CHECK(got->from == tier::disk);
 }
+
+TEST_CASE("cache seeds: close() releases the directory lock; the closed cache answers errc::closed (issue 17)") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    tierguard::clock::manual clock;
+    auto first = open_cache<seed_cache>(config_on(root), clock);
+    REQUIRE(first.put("k", "v"));
+
+    first.close();
+    first.close();  // idempotent
+    auto second = seed_cache::open(config_on(root), clock);
+    INFO((second ? std::string() : second.error().message()));
+    REQUIRE(second);
+    auto got = second->get("k");
+    REQUIRE(got);
+    CHECK(got->value == "v");
+
+    auto closed = [](const auto& r) { return !r && r.error().code() == errc::closed; };
+    CHECK(closed(first.get("k")));
+    CHECK(closed(first.put("k", "w")));
+    CHECK(closed(first.erase("k")));
+    CHECK(closed(first.clear()));
+    CHECK(closed(first.scrub()));
+    CHECK(closed(first.get_or_load("k", [](const std::string&) { return std::string("loaded"); })));
+    CHECK_FALSE(first.contains("k"));
+    CHECK_THAT(first.get("k").error().message(), Catch::Matchers::Contains("close()"));
+    CHECK(closed(first.disk().get("k")));
+    CHECK_FALSE(first.attached());
+    CHECK(first.metrics().storage.front().attached == false);
+    // The second cache's entry was not touched by the closed one, and closing the first
+    // again (or destroying it) does not disturb the second.
+    first.close();
+    got = second->get("k");
+    REQUIRE(got);
+    CHECK(got->value == "v");
+}

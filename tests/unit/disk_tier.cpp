@@ -553,3 +553,30 @@ TEST_CASE("disk tier: the schema version comes from value_traits, or from the po
     CHECK(got->id == 42);
     CHECK(got->score == 0.5);
 }
+
+TEST_CASE("disk tier: close() releases the directory lock; the closed tier answers errc::closed (issue 17)") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    auto tier = open_posix(root);
+    REQUIRE(tier.put("k", "v"));
+    const auto name = tier.name_for("k");
+    REQUIRE(name);
+
+    tier.close();
+    tier.close();  // idempotent
+    auto second = open_posix(root);
+    CHECK(*second.get("k") == "v");
+
+    auto closed = [](const auto& r) { return !r && r.error().code() == errc::closed; };
+    CHECK(closed(tier.get("k")));
+    CHECK(closed(tier.find("k")));
+    CHECK(closed(tier.put("k", "w")));
+    CHECK(closed(tier.erase("k")));
+    CHECK(closed(tier.clear()));
+    CHECK(closed(tier.scrub()));
+    CHECK_FALSE(tier.contains("k"));
+    CHECK_FALSE(tier.indexed("k"));
+    CHECK(tier.size() == 0);
+    CHECK(tier.name_for("k") == name);
+    CHECK(*second.get("k") == "v");  // nothing the closed tier was asked did reach the directory
+}
