@@ -657,10 +657,12 @@ public:
     }
 
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
-    /// errc::miss and errc::expired (plain misses), errc::circuit_open (a storage tier's
-    /// breaker is open), or the storage failure that made it a miss (errc::corrupted,
-    /// errc::io_error, errc::version_mismatch, ...), with the tier in failure::where(). With
-    /// several storage tiers, the first failure other than a plain miss wins.
+    /// errc::miss and errc::expired (plain misses; a storage tier answers miss for an entry
+    /// that had expired or had another schema version, whether or not a scrub removed it
+    /// first), errc::circuit_open (a storage tier's breaker is open), or the storage failure
+    /// that made it a miss (errc::corrupted, errc::io_error, ...), with the tier in
+    /// failure::where(). With several storage tiers, the first failure other than a plain
+    /// miss wins. errc::closed after close().
     [[nodiscard]] result<hit<Value>> get(const Key& key) {
         if (is_closed()) return closed_failure();
         return lookup(key, nullptr);
@@ -739,7 +741,7 @@ public:
                 }
                 return out;
             }
-            if (!in_memory) return unexpected(std::move(in_memory).error());
+            if (!in_memory) return unexpected(refused_everywhere(std::move(in_memory).error(), out.tier_failures));
             out.where = stored_in::memory;
             out.skipped = out.tier_failures.front().why;
             return out;
@@ -1196,6 +1198,19 @@ private:
     };
 
     explicit cache(std::unique_ptr<state> s) : m(std::move(s)) {}
+
+    // A put no tier took. A storage tier that refused the entry itself (too large, a key
+    // over its max_key_size) names the limit the caller crossed, and is answered first;
+    // the memory tier's reason follows.
+    [[nodiscard]] static failure refused_everywhere(failure memory_why, const std::vector<tier_failure>& tiers) {
+        for (const tier_failure& tf : tiers) {
+            const errc code = tf.why.code();
+            if (code == errc::too_large || code == errc::invalid_argument)
+                return failure(code, tf.why.where(), tf.why.context() + "; memory tier: " + memory_why.context(),
+                               tf.why.os_error());
+        }
+        return memory_why;
+    }
 
     [[nodiscard]] bool is_closed() const noexcept { return m->closed.load(std::memory_order_acquire); }
     [[nodiscard]] static unexpected<failure> closed_failure() {

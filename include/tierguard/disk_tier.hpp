@@ -246,8 +246,10 @@ public:
     disk_tier(disk_tier&&) noexcept = default;
     disk_tier& operator=(disk_tier&&) noexcept = default;
 
-    /// The value for `key`: errc::miss or errc::expired when there is none; errc::corrupted
-    /// (quarantined), errc::version_mismatch (removed), errc::io_error,
+    /// The value for `key`: errc::miss when there is none, also for an entry that had
+    /// expired or had another schema or format version (removed and counted in stats() as
+    /// expirations / version_mismatches, whether a scrub or this get met it first; the
+    /// context says which); errc::corrupted (quarantined), errc::io_error,
     /// errc::permission_denied when the entry could not be used.
     [[nodiscard]] result<Value> get(const Key& key) {
         return find(key).transform([](disk_entry<Value>&& e) { return std::move(e.value); });
@@ -578,6 +580,17 @@ private:
           m_zlib(std::make_unique<frame::zlib_streams>()),
           m_storage_disk_full_at_open(storage_disk_full()) {}
 
+    // An expired or other-version entry is removed and counted wherever it is met; a get
+    // answers it as a plain miss, as it does once a scrub has removed it, so the answer does
+    // not depend on scrub_on_open (issue 17). The context says why.
+    static constexpr const char* expired_removed = "the entry had expired; removed";
+    [[nodiscard]] static failure as_answered(failure f) {
+        if (f.code() == errc::expired) return failure(errc::miss, f.where(), expired_removed);
+        if (f.code() == errc::version_mismatch)
+            return failure(errc::miss, f.where(), f.context() + "; removed (version_mismatch)");
+        return f;
+    }
+
     [[nodiscard]] static unexpected<failure> closed_failure() {
         return fail(errc::closed, tier_kind, "the tier was closed (close()); open a new one");
     }
@@ -691,7 +704,7 @@ private:
             drop(idx, h);
             ++m_stats.expirations;
             ++m_stats.misses;
-            return fail(errc::expired, tier_kind);
+            return fail(errc::miss, tier_kind, expired_removed);
         }
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
@@ -703,7 +716,7 @@ private:
                 if (const auto still = m_index.find(h, h, std::equal_to<>{}); still != index_type::npos)
                     m_index.remove(still);
             }
-            return unexpected(std::move(entry).error());
+            return unexpected(as_answered(std::move(entry).error()));
         }
         if (!std::ranges::equal(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
             ++m_stats.misses;
@@ -731,7 +744,7 @@ private:
         if (!entry) {
             const errc code = entry.error().code();
             if (code == errc::miss || code == errc::expired) ++m_stats.misses;
-            return unexpected(std::move(entry).error());
+            return unexpected(as_answered(std::move(entry).error()));
         }
         if (!std::ranges::equal(entry->key, name_key)) {
             ++m_stats.misses;
