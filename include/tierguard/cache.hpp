@@ -17,6 +17,7 @@
 #include <tierguard/memory_tier.hpp>
 #include <tierguard/metrics.hpp>
 #include <tierguard/result.hpp>
+#include <tierguard/serializer/concept.hpp>
 #include <tierguard/serializer/standard.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 #include <tierguard/weigher/concept.hpp>
@@ -273,8 +274,43 @@ template <class Value>
     }
 }
 
+/// Whether Policies::breaker is a template of the clock, as the slot must be.
 template <class Policies, class Clock>
-using breaker_of = typename Policies::template breaker<Clock>;
+concept breaker_slot_template = requires {
+    typename Policies::template breaker<Clock>;
+};
+
+// A slot that fails its check is replaced by a stand-in that passes, so that the cache's
+// static_assert is the only error: the tiers built from the slot report nothing more.
+template <class Policies, class Clock>
+struct breaker_slot {
+    using type = breaker::consecutive_failures<Clock>;
+};
+template <class Policies, class Clock>
+    requires breaker_slot_template<Policies, Clock>
+struct breaker_slot<Policies, Clock> {
+    using type = typename Policies::template breaker<Clock>;
+};
+template <class Policies, class Clock>
+using breaker_of = typename breaker_slot<Policies, Clock>::type;
+
+template <class C>
+using checked_clock = std::conditional_t<clock_policy<C>, C, clock::system>;
+
+/// Stands in for a serializer that cannot encode Key or Value (see breaker_slot).
+struct unusable_serializer {
+    template <class T>
+    [[nodiscard]] result<void> encode(const T&, std::vector<std::byte>&) const {
+        return fail(errc::serialization_failed, tier::disk, "no serializer for this type");
+    }
+    template <class T>
+    [[nodiscard]] result<T> decode(std::span<const std::byte>, std::type_identity<T>) const {
+        return fail(errc::serialization_failed, tier::disk, "no serializer for this type");
+    }
+};
+template <class S, class Key, class Value>
+using checked_serializer =
+    std::conditional_t<serializer_policy<S, Key> && serializer_policy<S, Value>, S, unusable_serializer>;
 
 /// A storage's settings (S::config), or none for a storage the caller builds itself.
 template <class S>
@@ -371,7 +407,7 @@ class cache {
 public:
     using key_type = Key;
     using mapped_type = Value;
-    using clock_type = typename Policies::clock;
+    using clock_type = detail::checked_clock<typename Policies::clock>;
     /// Policies::storage as given: a storage, tiers<...>, or no_storage.
     using storage_type = typename Policies::storage;
     /// The storage tiers' storage types, fastest first: std::tuple<S...>.
@@ -400,8 +436,19 @@ public:
     using invalidated_storage = typename detail::storage_at<invalidated_tier, storage_types>::type;
 
     static_assert(tier_count <= 32, "tierguard::cache: at most 32 storage tiers");
-    static_assert(clock_policy<clock_type>,
-                  "tierguard::cache: Policies::clock does not model tierguard::clock_policy; see docs/POLICIES.md");
+    static_assert(clock_policy<typename Policies::clock>,
+                  "tierguard::cache: Policies::clock does not model tierguard::clock_policy (time_point, duration "
+                  "and a noexcept const now()); see docs/POLICIES.md");
+    static_assert(detail::breaker_slot_template<Policies, clock_type>,
+                  "tierguard::cache: Policies::breaker must be a template of the clock: "
+                  "`template <class Clock> using breaker = tierguard::breaker::consecutive_failures<Clock>;`; see "
+                  "docs/POLICIES.md");
+    static_assert(!has_storage || serializer_policy<typename Policies::serializer, Key>,
+                  "tierguard::cache: Policies::serializer cannot store Key in the storage tier (specialize "
+                  "tierguard::codec<Key>, or use storage = tierguard::no_storage); see docs/POLICIES.md");
+    static_assert(!has_storage || serializer_policy<typename Policies::serializer, Value>,
+                  "tierguard::cache: Policies::serializer cannot store Value in the storage tier (specialize "
+                  "tierguard::codec<Value>, or use storage = tierguard::no_storage); see docs/POLICIES.md");
     static_assert(weigher_policy<typename Policies::weigher, Key, Value>,
                   "tierguard::cache: Policies::weigher does not model tierguard::weigher_policy for Key and Value; "
                   "see docs/POLICIES.md");
@@ -430,7 +477,7 @@ private:
     template <class S>
     struct disk_policies {
         using storage = S;
-        using serializer = typename Policies::serializer;
+        using serializer = detail::checked_serializer<typename Policies::serializer, Key, Value>;
         using clock = clock_type;
         using listener = listener_type;
         static constexpr std::uint32_t schema_version = detail::schema_version_of<Policies, Value>;
@@ -610,12 +657,39 @@ public:
         settle_pending();
     }
 
+    /// Closes the cache without destroying it: does what the destructor does (superseded
+    /// copies removed first), then releases every storage tier (disk_tier::close(): the
+    /// directory's lock included, so another cache may open the same directory at once)
+    /// and empties the memory tier. Afterwards get, get_or_load, put, erase, clear and
+    /// scrub fail with errc::closed, contains() is false, the tiers read as detached in
+    /// metrics() and health() (no probe runs), and disk() of a tier that was attached is a
+    /// closed disk_tier. Idempotent.
+    /// Not to be called while another call on the cache runs.
+    void close() {
+        if (!m || m->closed.load(std::memory_order_acquire)) return;
+        stop_invalidation();
+        settle_pending();
+        m->closed.store(true, std::memory_order_release);
+        for_each_tier([](auto& t, auto) {
+            std::lock_guard lock(t.attach_mutex);
+            t.detached.reset();  // a storage kept for a probe holds its lock too
+            if (t.disk) t.disk->close();
+            t.attached.store(false, std::memory_order_release);
+        });
+        m->memory.clear();
+    }
+
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
-    /// errc::miss and errc::expired (plain misses), errc::circuit_open (a storage tier's
-    /// breaker is open), or the storage failure that made it a miss (errc::corrupted,
-    /// errc::io_error, errc::version_mismatch, ...), with the tier in failure::where(). With
-    /// several storage tiers, the first failure other than a plain miss wins.
-    [[nodiscard]] result<hit<Value>> get(const Key& key) { return lookup(key, nullptr); }
+    /// errc::miss and errc::expired (plain misses; a storage tier answers miss for an entry
+    /// that had expired or had another schema version, whether or not a scrub removed it
+    /// first), errc::circuit_open (a storage tier's breaker is open), or the storage failure
+    /// that made it a miss (errc::corrupted, errc::io_error, ...), with the tier in
+    /// failure::where(). With several storage tiers, the first failure other than a plain
+    /// miss wins. errc::closed after close().
+    [[nodiscard]] result<hit<Value>> get(const Key& key) {
+        if (is_closed()) return closed_failure();
+        return lookup(key, nullptr);
+    }
 
     /// Stores `value` with the default TTL: memory, then every storage tier. See put_outcome.
     result<put_outcome> put(const Key& key, const Value& value) { return put(key, value, m->default_ttl); }
@@ -625,6 +699,7 @@ public:
     /// fail_fast while a storage tier is down, errc::serialization_failed, or the
     /// storage failure when memory did not take it either.
     result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+        if (is_closed()) return closed_failure();
         if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
         state& s = *m;
         const latency_scope timing(s.put_latency);
@@ -686,7 +761,7 @@ public:
                 }
                 return out;
             }
-            if (!in_memory) return unexpected(std::move(in_memory).error());
+            if (!in_memory) return unexpected(refused_everywhere(std::move(in_memory).error(), out.tier_failures));
             out.where = stored_in::memory;
             out.skipped = out.tier_failures.front().why;
             return out;
@@ -697,6 +772,7 @@ public:
     /// down: memory_only removes the other copies now and that tier's copy when it is
     /// back; bypass removes nothing and returns false; fail_fast returns errc::circuit_open.
     result<bool> erase(const Key& key) {
+        if (is_closed()) return closed_failure();
         state& s = *m;
         std::uint32_t granted = 0;
         if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
@@ -727,6 +803,7 @@ public:
     /// Removes every entry from every tier. A storage tier that cannot be cleared now is
     /// never read again until it has been (the first such failure is returned).
     result<void> clear() {
+        if (is_closed()) return closed_failure();
         state& s = *m;
         s.memory.clear();
         result<void> outcome;
@@ -750,6 +827,7 @@ public:
     /// True if a tier holds an unexpired entry for `key`. Reads no file (the storage
     /// tiers' indexes answer) and counts nothing; a get may still miss.
     [[nodiscard]] bool contains(const Key& key) const {
+        if (is_closed()) return false;
         if (m->memory.contains(key)) return true;
         return any_tier(
             [&](auto& t, auto) { return !t.pending.contains(key) && tier_attached(t) && t.disk->contains(key); });
@@ -759,6 +837,7 @@ public:
     /// breaker is open.
     template <std::size_t I = 0>
     result<scrub_report> scrub() requires(I < tier_count) {
+        if (is_closed()) return closed_failure();
         auto& t = tier_at<I>();
         return guarded(t, *t.breakers.front(), [&] { return t.disk->scrub(); });
     }
@@ -777,6 +856,7 @@ public:
     template <class F>
         requires std::invocable<F&, const Key&>
     [[nodiscard]] result<hit<Value>> get_or_load(const Key& key, F&& loader) {
+        if (is_closed()) return closed_failure();
         std::optional<Value> stale;
         if (auto found = lookup(key, &stale)) {
             if (m->refresh_after > std::chrono::nanoseconds::zero() && !found->stale) refresh_if_due(key, loader);
@@ -819,6 +899,7 @@ public:
     template <class F>
         requires std::invocable<F&, std::span<const Key>>
     [[nodiscard]] std::vector<result<hit<Value>>> get_or_load_all(std::span<const Key> keys, F&& loader) {
+        if (is_closed()) return std::vector<result<hit<Value>>>(keys.size(), closed_failure());
         state& s = *m;
         const std::size_t n = keys.size();
         std::vector<std::optional<result<hit<Value>>>> answers(n);
@@ -1008,9 +1089,12 @@ public:
         return report;
     }
 
-    /// The memory tier, for its statistics and for tests.
+    /// The memory tier, for its statistics and for tests. Writing through it bypasses the
+    /// cache's write fence: read, do not write, while the cache serves.
     [[nodiscard]] memory_type& memory() noexcept { return m->memory; }
-    /// Storage tier I's disk_tier (0, the fastest, by default); only while it is attached.
+    /// Storage tier I's disk_tier (0, the fastest, by default), for its stats(), name_for()
+    /// and storage(); only while it is attached (after close(), a tier that was attached
+    /// is a closed disk_tier). Writing through it bypasses the cache's pending erasures.
     template <std::size_t I = 0>
     [[nodiscard]] disk_type_at<I>& disk() noexcept requires(I < tier_count) {
         return *tier_at<I>().disk;
@@ -1185,6 +1269,7 @@ private:
         std::mutex flights_mutex;
         std::unordered_map<Key, std::shared_ptr<flight>, hasher, key_equal> flights;
         invalidation_state invalidation;
+        std::atomic<bool> closed{false};  // close(): the tiers are released
         // Started when the invalidated tier attaches; stopped first in ~cache (its callbacks
         // use this state). Under the tier's attach_mutex until then.
         std::optional<typename detail::subscription_of<invalidated_storage>::type> subscription;
@@ -1238,6 +1323,24 @@ private:
     };
 
     explicit cache(std::unique_ptr<state> s) : m(std::move(s)) {}
+
+    // A put no tier took. A storage tier that refused the entry itself (too large, a key
+    // over its max_key_size) names the limit the caller crossed, and is answered first;
+    // the memory tier's reason follows.
+    [[nodiscard]] static failure refused_everywhere(failure memory_why, const std::vector<tier_failure>& tiers) {
+        for (const tier_failure& tf : tiers) {
+            const errc code = tf.why.code();
+            if (code == errc::too_large || code == errc::invalid_argument)
+                return failure(code, tf.why.where(), tf.why.context() + "; memory tier: " + memory_why.context(),
+                               tf.why.os_error());
+        }
+        return memory_why;
+    }
+
+    [[nodiscard]] bool is_closed() const noexcept { return m->closed.load(std::memory_order_acquire); }
+    [[nodiscard]] static unexpected<failure> closed_failure() {
+        return fail(errc::closed, tier::none, "the cache was closed (close()); open a new one");
+    }
 
     // Calls f(std::integral_constant<std::size_t, I>{}) for every storage tier I, in order.
     template <class F>
@@ -1907,7 +2010,7 @@ private:
     // The destructor's part of the pending-erasure rule: nothing superseded may outlive
     // the process in a storage tier (see ~cache).
     void settle_pending() noexcept {
-        if (!m) return;
+        if (!m || is_closed()) return;
         for_each_tier([&](auto& t, auto) { settle_pending(t); });
     }
 

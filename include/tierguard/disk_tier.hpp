@@ -253,8 +253,10 @@ public:
     disk_tier(disk_tier&&) noexcept = default;
     disk_tier& operator=(disk_tier&&) noexcept = default;
 
-    /// The value for `key`: errc::miss or errc::expired when there is none; errc::corrupted
-    /// (quarantined), errc::version_mismatch (removed), errc::io_error,
+    /// The value for `key`: errc::miss when there is none, also for an entry that had
+    /// expired or had another schema or format version (removed and counted in stats() as
+    /// expirations / version_mismatches, whether a scrub or this get met it first; the
+    /// context says which); errc::corrupted (quarantined), errc::io_error,
     /// errc::permission_denied when the entry could not be used.
     [[nodiscard]] result<Value> get(const Key& key) {
         return find(key).transform([](disk_entry<Value>&& e) { return std::move(e.value); });
@@ -296,6 +298,7 @@ public:
     /// the write and the notice's PUBLISH go out in one round trip; a failure of either
     /// fails the put (the value may be stored: see docs/REMOTE.md).
     result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl, notice_type notice = {}) {
+        if (m_closed) return closed_failure();
         if (auto ok = check_notice(notice, "put"); !ok) return ok;
         if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
@@ -390,6 +393,7 @@ public:
     /// storage says it left: segment_log after a failed sync) and the failure is returned.
     /// A `notice` is PUBLISHed with the removal in one round trip, as by put().
     result<bool> erase(const Key& key, notice_type notice = {}) {
+        if (m_closed) return closed_failure();
         if (auto ok = check_notice(notice, "erase"); !ok) return unexpected(std::move(ok).error());
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
@@ -440,6 +444,7 @@ public:
 
     /// Removes every entry file the index knows; the first storage failure is returned.
     result<void> clear() {
+        if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
         result<void> outcome;
         std::vector<std::uint64_t> hashes;
@@ -470,6 +475,7 @@ public:
     /// the files, and evicts down to the budgets. Fails only if the storage cannot be
     /// listed or cleaned.
     result<scrub_report> scrub() {
+        if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
         scrub_report report;
         const time_point now = m_clock.now();
@@ -547,21 +553,37 @@ public:
         disk_stats out = m_stats;
         out.entries = m_index.live();
         out.bytes = m_index.bytes();
-        out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
+        if (!m_closed) out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
         return out;
     }
 
     [[nodiscard]] std::size_t size() const { return stats().entries; }
     [[nodiscard]] std::uint64_t bytes() const { return stats().bytes; }
 
-    /// The blob name an entry for `key` is stored under ("ab/cd/<16 hex digits>").
+    /// Releases the storage, and with it the directory's lock, without destroying the tier:
+    /// another tier or cache may then open the same directory. Afterwards get, find, put,
+    /// erase, clear and scrub fail with errc::closed, the index is empty (contains() is
+    /// false, stats() counts no entry) and storage() must not be used; name_for() still
+    /// answers. Idempotent. Not to be called while another call on the tier runs.
+    void close() {
+        std::lock_guard lock(*m_mutex);
+        if (m_closed) return;
+        m_stats.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
+        m_closed = true;
+        m_index.clear();
+        const storage_type released(std::move(m_storage));
+    }
+
+    /// The blob name an entry for `key` is stored under ("ab/cd/<16 hex digits>"): where
+    /// to look for it in the storage (tests damage it there; tierguard-cli inspect).
     [[nodiscard]] result<std::string> name_for(const Key& key) const {
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         return name_of(hash_of(*name_key));
     }
 
-    /// The underlying storage (tests inject faults through it).
+    /// The storage the tier owns (tests inject faults through it; its own stats()). Not
+    /// after close().
     [[nodiscard]] storage_type& storage() noexcept { return m_storage; }
     [[nodiscard]] const disk_config& config() const noexcept { return m_config; }
     [[nodiscard]] const clock_type& clock() const noexcept { return m_clock; }
@@ -577,6 +599,21 @@ private:
           m_mutex(std::make_unique<std::mutex>()),
           m_zlib(std::make_unique<frame::zlib_streams>()),
           m_storage_disk_full_at_open(storage_disk_full()) {}
+
+    // An expired or other-version entry is removed and counted wherever it is met; a get
+    // answers it as a plain miss, as it does once a scrub has removed it, so the answer does
+    // not depend on scrub_on_open (issue 17). The context says why.
+    static constexpr const char* expired_removed = "the entry had expired; removed";
+    [[nodiscard]] static failure as_answered(failure f) {
+        if (f.code() == errc::expired) return failure(errc::miss, f.where(), expired_removed);
+        if (f.code() == errc::version_mismatch)
+            return failure(errc::miss, f.where(), f.context() + "; removed (version_mismatch)");
+        return f;
+    }
+
+    [[nodiscard]] static unexpected<failure> closed_failure() {
+        return fail(errc::closed, tier_kind, "the tier was closed (close()); open a new one");
+    }
 
     // Full disks a storage handled itself and so never returned (segment_log evicts a
     // segment and retries), from its own counters; 0 for a storage that returns them all.
@@ -676,6 +713,7 @@ private:
         return time_point(std::chrono::floor<time_point::duration>(std::chrono::nanoseconds(ns)));
     }
     [[nodiscard]] result<disk_entry<Value>> find_entry(const Key& key, bool stale_ok) {
+        if (m_closed) return closed_failure();
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         const std::uint64_t h = hash_of(*name_key);
@@ -710,7 +748,7 @@ private:
             drop(idx, h);
             ++m_stats.expirations;
             ++m_stats.misses;
-            return fail(errc::expired, tier_kind);
+            return fail(errc::miss, tier_kind, expired_removed);
         }
         if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         std::vector<std::byte> bytes;
@@ -723,7 +761,7 @@ private:
                 if (const auto still = m_index.find(h, h, std::equal_to<>{}); still != index_type::npos)
                     m_index.remove(still);
             }
-            return unexpected(std::move(entry).error());
+            return unexpected(as_answered(std::move(entry).error()));
         }
         if (!std::ranges::equal(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
             ++m_stats.misses;
@@ -757,7 +795,7 @@ private:
         if (!entry) {
             const errc code = entry.error().code();
             if (code == errc::miss || code == errc::expired) ++m_stats.misses;
-            return unexpected(std::move(entry).error());
+            return unexpected(as_answered(std::move(entry).error()));
         }
         if (!std::ranges::equal(entry->key, name_key)) {
             ++m_stats.misses;
@@ -1031,6 +1069,7 @@ private:
     std::uint64_t m_storage_disk_full_at_open = 0;
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
+    bool m_closed = false;                       // close(): m_storage is moved from
 };
 
 }  // namespace tierguard

@@ -32,10 +32,11 @@ enum class errc : int {
     serialization_failed,  ///< the value could not be encoded or decoded
     loader_failed,         ///< the user's loader reported an error
     locked,                ///< another process (or instance) holds the cache directory
+    closed,                ///< the cache or tier was closed (close()); open a new one
 };
 
 /// The number of errc codes (they run from 1 to errc_count).
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::locked);
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::closed);
 
 /// Stable, searchable name of a code, e.g. "too_large".
 [[nodiscard]] constexpr std::string_view to_string(errc code) noexcept {
@@ -54,6 +55,7 @@ inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::locked)
         case errc::serialization_failed: return "serialization_failed";
         case errc::loader_failed: return "loader_failed";
         case errc::locked: return "locked";
+        case errc::closed: return "closed";
     }
     return "unknown";
 }
@@ -79,6 +81,7 @@ public:
             case errc::serialization_failed: return "serialization failed";
             case errc::loader_failed: return "loader failed";
             case errc::locked: return "cache directory is locked by another process";
+            case errc::closed: return "the cache or tier was closed";
         }
         return "unknown tierguard error";
     }

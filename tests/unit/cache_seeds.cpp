@@ -485,7 +485,8 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
 
             auto got = v2.get(key);
             REQUIRE_FALSE(got);
-            CHECK(got.error().code() == errc::version_mismatch);
+            CHECK(got.error().is_miss());  // as after a scrub (issue 17); counted below
+            CHECK_THAT(got.error().context(), Catch::Matchers::Contains("version_mismatch"));
             CHECK(got.error().where() == tier::disk);
             CHECK_FALSE(fs::exists(file));  // removed as it was met
             CHECK(v2.metrics().storage.front().version_mismatches == static_cast<std::uint64_t>(i + 1));
@@ -503,7 +504,7 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         CHECK(mt.storage.front().quarantined == 0);
         CHECK(mt.storage.front().corrupted == 0);
         CHECK(mt.storage.front().hits == 0);
-        CHECK(mt.storage.front().errors_of(errc::version_mismatch) == static_cast<std::uint64_t>(old_entries));
+        CHECK(mt.storage.front().errors_of(errc::version_mismatch) == 0);  // a miss, not an error
         CHECK(v2.disk().size() == 0);
         CHECK(v2.disk().storage().quarantined() == 0);
     }
@@ -715,7 +716,7 @@ TEST_CASE("cache seeds: seed 003, a user record whose value_traits schema_versio
             CHECK(fs::exists(file));
             auto got = cache.get(key);
             REQUIRE_FALSE(got);  // never the misread record
-            CHECK(got.error().code() == errc::version_mismatch);
+            CHECK(got.error().is_miss());
             CHECK_FALSE(fs::exists(file));
             auto again = cache.get(key);
             REQUIRE_FALSE(again);
@@ -891,4 +892,120 @@ TEST_CASE("cache seeds: a second instance on a directory in use fails with errc:
     REQUIRE(got);
     CHECK(got->value == "v2");
     CHECK(got->from == tier::disk);
+}
+
+TEST_CASE("cache seeds: close() releases the directory lock; the closed cache answers errc::closed (issue 17)") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    tierguard::clock::manual clock;
+    auto first = open_cache<seed_cache>(config_on(root), clock);
+    REQUIRE(first.put("k", "v"));
+
+    first.close();
+    first.close();  // idempotent
+    auto second = seed_cache::open(config_on(root), clock);
+    INFO((second ? std::string() : second.error().message()));
+    REQUIRE(second);
+    auto got = second->get("k");
+    REQUIRE(got);
+    CHECK(got->value == "v");
+
+    auto closed = [](const auto& r) { return !r && r.error().code() == errc::closed; };
+    CHECK(closed(first.get("k")));
+    CHECK(closed(first.put("k", "w")));
+    CHECK(closed(first.erase("k")));
+    CHECK(closed(first.clear()));
+    CHECK(closed(first.scrub()));
+    CHECK(closed(first.get_or_load("k", [](const std::string&) { return std::string("loaded"); })));
+    CHECK_FALSE(first.contains("k"));
+    CHECK_THAT(first.get("k").error().message(), Catch::Matchers::Contains("close()"));
+    CHECK(closed(first.disk().get("k")));
+    CHECK_FALSE(first.attached());
+    CHECK(first.metrics().storage.front().attached == false);
+    // The second cache's entry was not touched by the closed one, and closing the first
+    // again (or destroying it) does not disturb the second.
+    first.close();
+    got = second->get("k");
+    REQUIRE(got);
+    CHECK(got->value == "v");
+}
+
+TEST_CASE("cache seeds: a key over the disk's max_key_size fails naming that limit (issue 17)") {
+    tierguard_test::temp_dir tmp;
+    tierguard::clock::manual clock;
+    auto cache = open_cache<seed_cache>(config_on(tmp.path() / "cache"), clock);
+    const std::string key((std::size_t{1} << 20) + 2, 'k');  // the default max_key_size is 1 MiB
+
+    auto stored = cache.put(key, "v");
+    REQUIRE_FALSE(stored);
+    INFO(stored.error().message());
+    CHECK(stored.error().code() == errc::invalid_argument);
+    CHECK(stored.error().where() == tier::disk);
+    CHECK_THAT(stored.error().message(), Catch::Matchers::Contains("disk_config.max_key_size (1048576)"));
+    // The memory tier refused it too (it weighs more than a shard holds): said after.
+    CHECK_THAT(stored.error().message(), Catch::Matchers::Contains("; memory tier: entry weighs"));
+    CHECK_FALSE(cache.get(key));
+}
+
+TEST_CASE("cache seeds: with 64 shards an entry over 1 MiB goes to storage only, and says why (issue 17)") {
+    tierguard_test::temp_dir tmp;
+    tierguard::clock::manual clock;
+    auto cache = open_cache<seed_cache>(config_on(tmp.path() / "cache"), clock);
+    const std::string big((std::size_t{1} << 20) + 1, 'v');  // 64 MiB / 64 shards = 1 MiB a shard
+
+    auto stored = cache.put("big", big);
+    REQUIRE(stored);
+    CHECK(stored->where == stored_in::storage);
+    REQUIRE(stored->skipped);
+    CHECK(stored->skipped->code() == errc::too_large);
+    CHECK(stored->skipped->where() == tier::memory);
+    CHECK_THAT(stored->skipped->message(), Catch::Matchers::Contains("byte_budget / shards"));
+    for (int i = 0; i < 2; ++i) {  // never promoted: every get reads storage
+        auto got = cache.get("big");
+        REQUIRE(got);
+        CHECK(got->from == tier::disk);
+        CHECK(got->value == big);
+    }
+}
+
+TEST_CASE("cache seeds: expired and other-version entries answer miss whether or not scrub_on_open (issue 17)") {
+    const bool scrub = GENERATE(true, false);
+    INFO("scrub_on_open = " << scrub);
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    tierguard::clock::manual clock;
+    write_old_entries(root, clock);
+    {
+        auto v1 = open_cache<seed_cache>(config_on(root), clock);
+        REQUIRE(v1.put("short", "s", 10s));
+        REQUIRE(v1.put("later", "l", 1h));
+    }
+    clock.advance(20s);
+
+    {
+        auto cfg = config_on(root);
+        cfg.disk.scrub_on_open = scrub;
+        auto reopened = open_cache<seed_cache>(cfg, clock);
+        auto expired = reopened.get("short");
+        REQUIRE_FALSE(expired);
+        CHECK(expired.error().is_miss());
+        CHECK(expired.error().where() == tier::disk);
+        CHECK(reopened.disk().stats().expirations == 1);  // counted, by the scrub or by the get
+        REQUIRE(reopened.get("later"));
+        reopened.memory().clear();  // the disk tier's answer, not the memory copy's
+        clock.advance(2h);          // expires while the cache is open: the same answer
+        auto later = reopened.get("later");
+        REQUIRE_FALSE(later);
+        CHECK(later.error().is_miss());
+    }
+    auto cfg = v2_cache::config();
+    cfg.storage = {.root = root, .sync = tierguard::durability::none};
+    cfg.disk.scrub_on_open = scrub;
+    auto v2 = open_cache<v2_cache>(cfg, clock);
+    for (int i = 0; i < old_entries; ++i) {
+        auto got = v2.get("user:" + std::to_string(i));
+        REQUIRE_FALSE(got);
+        CHECK(got.error().is_miss());
+    }
+    CHECK(v2.disk().stats().version_mismatches == static_cast<std::uint64_t>(old_entries));
 }

@@ -34,7 +34,7 @@ enum class breaker_state : unsigned char {
 /// Counted: io_error, disk_full, permission_denied, timeout, and locked (another process
 /// holds the tier's directory: the tier cannot serve). Not counted, because the tier
 /// answered and only the entry or the call was unusable: miss, expired, version_mismatch,
-/// too_large, invalid_argument, serialization_failed, loader_failed, and circuit_open
+/// too_large, invalid_argument, serialization_failed, loader_failed, closed, and circuit_open
 /// (the breaker's own rejection; counting it would keep a breaker open by itself).
 ///
 /// corrupted is not counted on its own: one bad file says nothing about the disk (seed
@@ -56,7 +56,8 @@ enum class breaker_state : unsigned char {
         case errc::too_large:
         case errc::invalid_argument:
         case errc::serialization_failed:
-        case errc::loader_failed: return false;
+        case errc::loader_failed:
+        case errc::closed: return false;
     }
     return false;
 }
