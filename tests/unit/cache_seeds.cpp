@@ -917,6 +917,16 @@ TEST_CASE("cache seeds: close() releases the directory lock; the closed cache an
     CHECK(closed(first.clear()));
     CHECK(closed(first.scrub()));
     CHECK(closed(first.get_or_load("k", [](const std::string&) { return std::string("loaded"); })));
+    const std::array<std::string, 2> keys{"k", "other"};
+    for (const auto& answer : first.get_all(keys)) CHECK(closed(answer));
+    bool bulk_called = false;
+    const auto bulk = first.get_or_load_all(keys, [&](std::span<const std::string>) {
+        bulk_called = true;
+        return std::vector<std::pair<std::string, std::string>>{};
+    });
+    REQUIRE(bulk.size() == 2);
+    for (const auto& answer : bulk) CHECK(closed(answer));
+    CHECK_FALSE(bulk_called);
     CHECK_FALSE(first.contains("k"));
     CHECK_THAT(first.get("k").error().message(), Catch::Matchers::Contains("close()"));
     CHECK(closed(first.disk().get("k")));
