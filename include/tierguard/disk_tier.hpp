@@ -8,6 +8,7 @@
 #include <tierguard/detail/storage_secret.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/frame.hpp>
+#include <tierguard/hash.hpp>
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/listener/none.hpp>
 #include <tierguard/memory_tier.hpp>
@@ -23,12 +24,17 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace tierguard {
@@ -277,7 +283,9 @@ public:
     result<void> put(const Key& key, const Value& value) { return put(key, value, m_config.default_ttl); }
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
-    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+    /// `tags` are stored in the frame (docs/FORMAT.md) and indexed for keys_tagged().
+    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl,
+                     std::span<const std::string> tags = {}) {
         if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
             std::lock_guard lock(*m_mutex);
             ++m_stats.rejected;
@@ -294,7 +302,7 @@ public:
         // Under the lock: the frame deflates through the tier's one set of zlib streams.
         std::unique_lock lock(*m_mutex);
         if (auto ok = frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob,
-                                    *m_zlib);
+                                    *m_zlib, frame::limits{}, tags);
             !ok) {
             ++m_stats.rejected;
             return unexpected(std::move(ok).error());
@@ -362,6 +370,7 @@ public:
             return written;
         }
         m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
+        note_meta(h, *name_key, tags);
         ++m_stats.writes;
         return {};
     }
@@ -496,6 +505,7 @@ public:
             }
             ++report.entries_checked;
             seen.push_back(*h);
+            note_meta(*h, entry->key, frame::tags_of(entry->tags));
             const auto idx = m_index.find(*h, *h, std::equal_to<>{});
             const std::size_t weight = static_cast<std::size_t>(blob.size);
             const time_point expiry = from_ns(entry->head.expiry_ns);
@@ -508,6 +518,7 @@ public:
             }
         }
         report.index_dropped = keep_only(seen);
+        m_meta_complete = true;
         const auto evictions_before = m_stats.evictions;
         make_room(0);
         report.evicted = m_stats.evictions - evictions_before;
@@ -538,6 +549,89 @@ public:
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         return name_of(hash_of(*name_key));
+    }
+
+    // --- Tags, prefixes and warming (docs/RELIABILITY.md, "Invalidation of related entries")
+
+    /// The keys of the entries stored with `tag`, from the tier's tag index. The index is
+    /// built by put() and by the scrub at open; after an open without scrub (or over a
+    /// storage that lost its index) the first call reads every entry once to build it
+    /// (errc::io_error if the storage cannot be listed). Entries this tier no longer holds
+    /// are never returned. A shared tier keeps no index: it returns no keys.
+    /// Thread-safe; O(entries with the tag).
+    [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
+        std::lock_guard lock(*m_mutex);
+        std::vector<Key> out;
+        if constexpr (!shared) {
+            if (auto ok = read_meta(); !ok) return unexpected(std::move(ok).error());
+            const auto it = m_tagged.find(tag);
+            if (it == m_tagged.end()) return out;
+            for (const std::uint64_t h : it->second)
+                if (const auto k = m_keys_of.find(h); k != m_keys_of.end() && held(h)) append_key(k->second, out);
+        }
+        return out;
+    }
+
+    /// The keys of the entries whose key starts with `prefix` (keys that convert to a
+    /// std::string_view), from the tier's key index: a range of it when the serializer
+    /// stores such keys as their bytes (serializer::standard does), else a walk of the index
+    /// (no storage read). Index as for keys_tagged(). Thread-safe.
+    [[nodiscard]] result<std::vector<Key>> keys_with_prefix(std::string_view prefix) requires
+        std::convertible_to<const Key&, std::string_view> && std::constructible_from<Key, std::string_view> {
+        std::lock_guard lock(*m_mutex);
+        std::vector<Key> out;
+        if constexpr (!shared) {
+            if (auto ok = read_meta(); !ok) return unexpected(std::move(ok).error());
+            std::vector<std::byte> encoded;
+            const bool raw = m_serializer.encode(Key(prefix), encoded).has_value() && encoded.size() == prefix.size() &&
+                             std::memcmp(encoded.data(), prefix.data(), prefix.size()) == 0;
+            auto it = raw ? m_keys.lower_bound(prefix) : m_keys.begin();
+            for (; it != m_keys.end() && (!raw || std::string_view(it->first).starts_with(prefix)); ++it) {
+                if (!held(it->second)) continue;
+                const std::size_t before = out.size();
+                append_key(it->first, out);
+                if (!raw && out.size() > before && !std::string_view(out.back()).starts_with(prefix)) out.pop_back();
+            }
+        }
+        return out;
+    }
+
+    /// Calls f(Key&&, disk_entry<Value>&&) for each of the `n` most recently used live
+    /// entries, the least recent of them first (so that an LRU filled in this order keeps
+    /// the hottest longest): warming a memory tier at open. Entries that cannot be read are
+    /// skipped (and handled as a get would: quarantined, removed). Does not change the
+    /// recency order. How many were passed to f. Holds the tier's lock throughout. None
+    /// for a shared tier.
+    template <class F>
+    std::size_t visit_hottest(std::size_t n, F&& f) {
+        std::size_t visited = 0;
+        if constexpr (!shared) {
+            std::lock_guard lock(*m_mutex);
+            std::vector<std::uint64_t> order;
+            order.reserve(m_index.live());
+            m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            const time_point now = m_clock.now();
+            std::vector<std::byte> bytes;
+            std::vector<std::byte> inflated;
+            for (auto it = order.end() - static_cast<std::ptrdiff_t>(std::min(n, order.size())); it != order.end();
+                 ++it) {
+                const auto idx = m_index.find(*it, *it, std::equal_to<>{});
+                if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
+                const time_point expiry = m_index.at(idx).expiry;
+                auto entry = load(*it, now, bytes, inflated, true);
+                if (!entry) continue;
+                auto key = m_serializer.decode(entry->key, std::type_identity<Key>{});
+                auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
+                if (!key || !value) continue;
+                f(std::move(*key), disk_entry<Value>{std::move(*value), expiry});
+                ++visited;
+            }
+            forget_evicted();
+        } else {
+            (void)n;
+            (void)f;
+        }
+        return visited;
     }
 
     /// The underlying storage (tests inject faults through it).
@@ -939,6 +1033,90 @@ private:
         }
         make_room(0);
         forget_evicted();
+        m_meta_complete = m_index.live() == 0;  // keys and tags are read on first need (read_meta)
+        return {};
+    }
+
+    // Whether the index holds h.
+    [[nodiscard]] bool held(std::uint64_t h) const { return m_index.find(h, h, std::equal_to<>{}) != index_type::npos; }
+
+    // Decodes the key bytes `name_key` onto out (a key the serializer refuses is left out).
+    void append_key(std::string_view name_key, std::vector<Key>& out) const {
+        const auto* p = reinterpret_cast<const std::byte*>(name_key.data());
+        if (auto key = m_serializer.decode(std::span(p, name_key.size()), std::type_identity<Key>{}))
+            out.push_back(std::move(*key));
+    }
+
+    // Records the key bytes and tags of the entry under h (after a write or a read of its
+    // frame). Entries the index dropped since are left behind and skipped by held(); they
+    // are pruned once they outnumber the live ones. Caller holds the lock.
+    void note_meta(std::uint64_t h, std::span<const std::byte> name_key, std::span<const std::string> tags) {
+        if constexpr (!shared) {
+            std::string key(reinterpret_cast<const char*>(name_key.data()), name_key.size());
+            if (auto old = m_keys_of.find(h); old != m_keys_of.end() && old->second != key) m_keys.erase(old->second);
+            m_keys.insert_or_assign(key, h);
+            m_keys_of.insert_or_assign(h, std::move(key));
+            forget_tags(h);
+            if (!tags.empty()) {
+                auto& mine = m_tags_of[h];
+                for (const std::string& tag : tags) {
+                    mine.push_back(tag);
+                    auto it = m_tagged.find(std::string_view(tag));
+                    if (it == m_tagged.end()) it = m_tagged.emplace(tag, std::unordered_set<std::uint64_t>{}).first;
+                    it->second.insert(h);
+                }
+            }
+            if (m_keys_of.size() > 2 * m_index.live() + 1024) prune_meta();
+        }
+    }
+
+    void forget_tags(std::uint64_t h) {
+        const auto it = m_tags_of.find(h);
+        if (it == m_tags_of.end()) return;
+        for (const std::string& tag : it->second) {
+            if (const auto t = m_tagged.find(std::string_view(tag)); t != m_tagged.end()) {
+                t->second.erase(h);
+                if (t->second.empty()) m_tagged.erase(t);
+            }
+        }
+        m_tags_of.erase(it);
+    }
+
+    void prune_meta() {
+        for (auto it = m_keys_of.begin(); it != m_keys_of.end();) {
+            if (held(it->first)) {
+                ++it;
+                continue;
+            }
+            forget_tags(it->first);
+            m_keys.erase(it->second);
+            it = m_keys_of.erase(it);
+        }
+    }
+
+    // Builds the key and tag indexes by reading every indexed entry, if open() did not
+    // (scrub_on_open off). Entries that cannot be read are handled as a get would.
+    [[nodiscard]] result<void> read_meta() {
+        if (m_meta_complete) return {};
+        std::vector<std::uint64_t> hashes;
+        m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
+        const time_point now = m_clock.now();
+        std::vector<std::byte> bytes;
+        std::vector<std::byte> inflated;
+        for (const std::uint64_t h : hashes) {
+            auto entry = load(h, now, bytes, inflated, true);
+            if (!entry) {
+                const errc code = entry.error().code();
+                if (code == errc::io_error || code == errc::permission_denied)
+                    return unexpected(std::move(entry).error());  // the index stays incomplete: retried next time
+                if (const auto idx = m_index.find(h, h, std::equal_to<>{}); idx != index_type::npos)
+                    m_index.remove(idx);
+                continue;
+            }
+            note_meta(h, entry->key, frame::tags_of(entry->tags));
+        }
+        forget_evicted();
+        m_meta_complete = true;
         return {};
     }
 
@@ -956,6 +1134,13 @@ private:
     std::uint64_t m_storage_disk_full_at_open = 0;
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
+    // Key and tag indexes (not for a shared tier): key bytes -> hash, ordered for prefixes;
+    // hash -> key bytes; tag -> hashes; hash -> its tags (tagged entries only).
+    std::map<std::string, std::uint64_t, std::less<>> m_keys;
+    std::unordered_map<std::uint64_t, std::string> m_keys_of;
+    std::unordered_map<std::string, std::unordered_set<std::uint64_t>, default_hash, std::equal_to<>> m_tagged;
+    std::unordered_map<std::uint64_t, std::vector<std::string>> m_tags_of;
+    bool m_meta_complete = true;
 };
 
 }  // namespace tierguard
