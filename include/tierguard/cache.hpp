@@ -224,20 +224,24 @@ struct warm_options {
 /// A cache's counters at one instant: cache::metrics(), and to_prometheus() renders it.
 struct cache_metrics {
     tier_metrics memory;
-    std::vector<tier_metrics> storage;             ///< one per storage tier, fastest first; empty without one
-    bool degraded = false;                         ///< a storage tier's breaker is not closed (or it is detached)
-    std::uint64_t degraded_entered = 0;            ///< times the cache entered degraded mode
-    std::chrono::nanoseconds degraded_time{};      ///< spent degraded, the current stretch included
-    std::uint64_t promotions = 0;                  ///< storage hits copied into memory (memory.promotions)
-    std::uint64_t bypassed_gets = 0;               ///< degradation::bypass: gets answered as misses
-    std::uint64_t bypassed_puts = 0;               ///< degradation::bypass: puts stored nowhere
-    std::uint64_t bypassed_erases = 0;             ///< degradation::bypass: erases that removed nothing
-    std::uint64_t pending_erasures = 0;            ///< storage copies waiting to be removed, all tiers
-    std::uint64_t loads = 0;                       ///< get_or_load() calls of the loader
-    std::uint64_t load_failures = 0;               ///< loader calls that failed
-    std::uint64_t loads_shared = 0;                ///< get_or_load() calls that waited for another's load
-    std::uint64_t stale_served = 0;                ///< expired values returned because the loader failed
-    std::uint64_t untrusted_served = 0;            ///< copies of faster tiers served (stale) while the link was down
+    std::vector<tier_metrics> storage;         ///< one per storage tier, fastest first; empty without one
+    bool degraded = false;                     ///< a storage tier's breaker is not closed (or it is detached)
+    std::uint64_t degraded_entered = 0;        ///< times the cache entered degraded mode
+    std::chrono::nanoseconds degraded_time{};  ///< spent degraded, the current stretch included
+    std::uint64_t promotions = 0;              ///< storage hits copied into memory (memory.promotions)
+    std::uint64_t bypassed_gets = 0;           ///< degradation::bypass: gets answered as misses
+    std::uint64_t bypassed_puts = 0;           ///< degradation::bypass: puts stored nowhere
+    std::uint64_t bypassed_erases = 0;         ///< degradation::bypass: erases that removed nothing
+    std::uint64_t pending_erasures = 0;        ///< storage copies waiting to be removed, all tiers
+    std::uint64_t loads = 0;                   ///< get_or_load() calls of the loader
+    std::uint64_t load_failures = 0;           ///< loader calls that failed
+    std::uint64_t loads_shared = 0;            ///< get_or_load() calls that waited for another's load
+    std::uint64_t stale_served = 0;            ///< expired values returned because the loader failed
+    std::uint64_t untrusted_served = 0;        ///< copies of faster tiers served (stale) while the link was down
+    histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
+    histogram_snapshot put_latency;            ///< put()
+
+    // Related entries and warming (invalidate_tag, invalidate_prefix, warm, config::warm_on_open).
     std::uint64_t invalidations_by_tag = 0;        ///< invalidate_tag() calls
     std::uint64_t invalidations_by_prefix = 0;     ///< invalidate_prefix() calls
     std::uint64_t invalidated_entries = 0;         ///< keys invalidate_tag()/invalidate_prefix() removed from a tier
@@ -246,8 +250,6 @@ struct cache_metrics {
     std::uint64_t warm_failed = 0;                 ///< warm(): keys whose loader failed or whose value no tier took
     std::uint64_t warmed_at_open = 0;              ///< entries config::warm_on_open copied from storage into memory
     std::chrono::nanoseconds warm_at_open_time{};  ///< wall time that copy took (steady clock)
-    histogram_snapshot get_latency;                ///< lookups: memory hits sampled 1 in 64, all others timed
-    histogram_snapshot put_latency;                ///< put()
 };
 
 /// How a cache is doing, for a health endpoint.
