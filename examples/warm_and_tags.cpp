@@ -26,6 +26,7 @@ int run(const std::filesystem::path& root) {
     using namespace std::chrono_literals;
     profile_cache::config cfg;
     cfg.storage.root = root;
+    cfg.storage.sync = tierguard::durability::none;  // a cache: a crash may lose entries, never corrupt one
     cfg.default_ttl = 1h;
     const char* teams[] = {"team:red", "team:blue"};
 
@@ -48,7 +49,7 @@ int run(const std::filesystem::path& root) {
 
     // Warm the catalogue on 4 threads while this thread serves profile requests.
     std::vector<std::string> products;
-    for (int p = 0; p < 1000; ++p) products.push_back("product:" + std::to_string(p));
+    for (int p = 0; p < 200; ++p) products.push_back("product:" + std::to_string(p));
     tierguard::warm_progress report;
     std::jthread warmer([&] {
         tierguard::warm_options opts;
