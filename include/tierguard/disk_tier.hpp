@@ -518,7 +518,7 @@ public:
             }
         }
         report.index_dropped = keep_only(seen);
-        m_meta_complete = true;
+        m_meta_complete = report.io_errors == 0;  // else read_meta reads what could not be read
         const auto evictions_before = m_stats.evictions;
         make_room(0);
         report.evicted = m_stats.evictions - evictions_before;
@@ -556,8 +556,9 @@ public:
     /// The keys of the entries stored with `tag`, from the tier's tag index. The index is
     /// built by put() and by the scrub at open; after an open without scrub (or over a
     /// storage that lost its index) the first call reads every entry once to build it
-    /// (errc::io_error if the storage cannot be listed). Entries this tier no longer holds
-    /// are never returned. A shared tier keeps no index: it returns no keys.
+    /// (errc::io_error if the storage cannot be listed or an entry read; so does a scrub
+    /// that could not read every entry). Only entries the index holds are returned. A shared
+    /// tier keeps no index: it returns no keys.
     /// Thread-safe; O(entries with the tag).
     [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
         std::lock_guard lock(*m_mutex);
@@ -1094,27 +1095,37 @@ private:
         }
     }
 
-    // Builds the key and tag indexes by reading every indexed entry, if open() did not
-    // (scrub_on_open off). Entries that cannot be read are handled as a get would.
+    // Builds the key and tag indexes by reading every entry the storage lists, if open() or
+    // the last scrub did not (scrub_on_open off, or files it could not read: those are
+    // indexed again here). Entries that cannot be used are handled as a get would; an I/O
+    // error leaves the indexes incomplete, to be read again by the next lookup.
     [[nodiscard]] result<void> read_meta() {
         if (m_meta_complete) return {};
-        std::vector<std::uint64_t> hashes;
-        m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
+        auto listing = m_storage.list();
+        if (!listing) {
+            note_io_error(listing.error());
+            return unexpected(std::move(listing).error());
+        }
         const time_point now = m_clock.now();
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
-        for (const std::uint64_t h : hashes) {
-            auto entry = load(h, now, bytes, inflated, true);
-            if (!entry) {
-                const errc code = entry.error().code();
-                if (code == errc::io_error || code == errc::permission_denied)
-                    return unexpected(std::move(entry).error());  // the index stays incomplete: retried next time
-                if (const auto idx = m_index.find(h, h, std::equal_to<>{}); idx != index_type::npos)
-                    m_index.remove(idx);
+        for (const blob_info& blob : *listing) {
+            const auto h = blob.name == meta_name ? std::nullopt : parse_name(blob.name);
+            if (!h) continue;
+            auto entry = load(*h, now, bytes, inflated, true);
+            if (entry && hash_of(entry->key) == *h) {
+                if (!held(*h))
+                    m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, from_ns(entry->head.expiry_ns),
+                                   static_cast<std::size_t>(blob.size));
+                note_meta(*h, entry->key, frame::tags_of(entry->tags));
                 continue;
             }
-            note_meta(h, entry->key, frame::tags_of(entry->tags));
+            if (entry) continue;  // another secret's: left to scrub
+            const errc code = entry.error().code();
+            if (code == errc::io_error || code == errc::permission_denied) return unexpected(std::move(entry).error());
+            if (const auto idx = m_index.find(*h, *h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
         }
+        make_room(0);
         forget_evicted();
         m_meta_complete = true;
         return {};

@@ -614,9 +614,10 @@ struct harness {
 
     // The cache finds a key by its tag in its own index (this lifetime's last put of it) and
     // in a non-shared storage tier's index (the tag in the stored frame), then erases it as
-    // erase() does. If no storage call failed, each key found is gone from every tier;
-    // otherwise (a refused or failed lookup or erase) any of them may remain, not yet
-    // removed from storage.
+    // erase() does. If no storage call failed, each key found is gone from every tier. The
+    // model knows the stored frame only while the key is not pending (a pending key's copy
+    // may have been removed already, or have left the index when a removal failed): such a
+    // key, and every key after a refused or failed lookup or erase, may or may not remain.
     void invalidate(const std::string& tag) {
         const std::uint64_t errors_before = disk_errors();
         auto removed = cache->invalidate_tag(tag);
@@ -624,17 +625,16 @@ struct harness {
         const bool reached = removed.has_value() && disk_errors() == errors_before;
         if (!removed) RC_ASSERT(disk_errors() != errors_before);  // an error is a storage tier's
         for (key_model& km : model) {
-            const bool found = km.noted == tag || (!shared && km.disk && km.disk->tag == tag);
-            if (!found) continue;
-            if (reached) {
+            const bool stored_with_tag = !shared && km.disk && km.disk->tag == tag;
+            const bool found = km.noted == tag || (stored_with_tag && !km.pending);
+            if (reached && found) {
                 km.truth.reset();
-                km.disk.reset();
-                km.pending = false;
-            } else {
+                if (!km.pending) km.disk.reset();
+                km.resurrected = false;
+                km.noted.clear();
+            } else if (found || stored_with_tag) {
                 km.pending = true;
             }
-            km.resurrected = false;
-            km.noted.clear();
         }
         if (removed) sums.invalidated += *removed;
     }
