@@ -2246,9 +2246,9 @@ private:
         out.counter("tierguard_untrusted_served_total",
                     "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},
                     mt.untrusted_served);
-        out.counter("tierguard_invalidations_total", "invalidate_tag and invalidate_prefix calls.", {lbl{"by", "tag"}},
-                    mt.invalidations_by_tag);
-        out.counter("tierguard_invalidations_total", "", {lbl{"by", "prefix"}}, mt.invalidations_by_prefix);
+        out.counter("tierguard_related_invalidations_total", "invalidate_tag and invalidate_prefix calls.",
+                    {lbl{"by", "tag"}}, mt.invalidations_by_tag);
+        out.counter("tierguard_related_invalidations_total", "", {lbl{"by", "prefix"}}, mt.invalidations_by_prefix);
         out.counter("tierguard_invalidated_entries_total", "Keys invalidate_tag and invalidate_prefix removed.", {},
                     mt.invalidated_entries);
         out.counter("tierguard_warm_total", "Keys warm() handled, by outcome.", {lbl{"outcome", "warmed"}}, mt.warmed);
