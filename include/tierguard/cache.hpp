@@ -2401,7 +2401,7 @@ private:
         if constexpr (From > 0) {
             for_each_tier([&](auto& t, auto index) {
                 if constexpr (decltype(index)::value < From) {
-                    if (auto ttl = left()) promote_into(t, key, h, ticket, entry.value, *ttl);
+                    if (auto ttl = left()) promote_into(t, key, h, ticket, entry.value, *ttl, entry.tags);
                 }
             });
         }
@@ -2427,14 +2427,14 @@ private:
     // made a pending erasure). A tier whose copy awaits removal is left to the flush.
     template <class T>
     void promote_into(T& t, const Key& key, std::uint64_t h, std::uint64_t ticket, const Value& value,
-                      std::chrono::nanoseconds ttl) {
+                      std::chrono::nanoseconds ttl, std::span<const std::string> tags) {
         if (t.pending.contains(key)) return;
         breaker_type& b = gate(t, key);
         if (b.state() == breaker_state::open || !b.allow()) {
             t.promotions_skipped.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl); })) return;
+        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl, tags); })) return;
         if (m->fence.quiet_since(h, ticket)) {
             t.promotions.fetch_add(1, std::memory_order_relaxed);
             return;

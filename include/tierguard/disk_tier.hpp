@@ -124,6 +124,7 @@ template <class Value>
 struct disk_entry {
     Value value;
     std::chrono::system_clock::time_point expiry;
+    std::vector<std::string> tags{};  ///< the tags it was put with (a copy into a faster tier keeps them)
 };
 
 /// The warm tier: entries as self-describing, checksummed frames in a Storage.
@@ -624,7 +625,7 @@ public:
                 auto key = m_serializer.decode(entry->key, std::type_identity<Key>{});
                 auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
                 if (!key || !value) continue;
-                f(std::move(*key), disk_entry<Value>{std::move(*value), expiry});
+                f(std::move(*key), disk_entry<Value>{std::move(*value), expiry, frame::tags_of(entry->tags)});
                 ++visited;
             }
             forget_evicted();
@@ -787,7 +788,7 @@ private:
         }
         m_index.touch(idx);
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
+        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
     }
 
     // find() over a shared storage: the read runs without the lock, the rest under it.
@@ -813,7 +814,7 @@ private:
             return fail(errc::corrupted, tier_kind, "entry " + name + ": " + value.error().message());
         }
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns)};
+        return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns), frame::tags_of(entry->tags)};
     }
 
     // Writes a frame; with the storage's expiring write when it has one.

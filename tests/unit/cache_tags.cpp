@@ -284,3 +284,39 @@ TEST_CASE("cache: a failing index read is reported; the keys found elsewhere are
     CHECK(*cache.invalidate_tag("t") == 1);  // the index is read now that the storage answers
     CHECK_FALSE(cache.contains("a"));
 }
+
+namespace {
+struct two_tier_policies : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = tierguard::tiers<::storage, ::storage>;
+};
+using two_tiers = tierguard::cache<std::string, std::string, two_tier_policies>;
+}  // namespace
+
+TEST_CASE("cache: a copy from a slower storage tier into a faster one keeps its tags") {
+    tierguard::clock::manual clock;
+    auto slow = std::make_shared<tierguard::storage::memory_storage>();
+    auto open = [&] {
+        two_tiers::config cfg;
+        std::get<0>(cfg.tiers).name = "near";
+        std::get<1>(cfg.tiers).name = "far";
+        auto c = two_tiers::open(
+            cfg,
+            {storage(tierguard_test::shared_memory_storage(std::make_shared<tierguard::storage::memory_storage>())),
+             storage(tierguard_test::shared_memory_storage(slow))},
+            clock);
+        REQUIRE(c);
+        return std::move(*c);
+    };
+    {
+        auto cache = open();
+        REQUIRE(cache.put("user:42", "p", {.tags = {"user:42"}}));
+    }
+    auto cache = open();  // a fresh near tier: only the far one holds the entry
+    REQUIRE(cache.get("user:42")->from == tier::disk);
+    const auto near = cache.disk<0>().keys_tagged("user:42");
+    REQUIRE(near);
+    CHECK(*near == std::vector<std::string>{"user:42"});
+    CHECK(*cache.invalidate_tag("user:42") == 1);
+    CHECK_FALSE(cache.disk<1>().contains("user:42"));
+}
