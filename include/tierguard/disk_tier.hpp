@@ -586,7 +586,7 @@ public:
             if (auto ok = read_meta(); !ok) return unexpected(std::move(ok).error());
             std::vector<std::byte> encoded;
             const bool raw = m_serializer.encode(Key(prefix), encoded).has_value() && encoded.size() == prefix.size() &&
-                             std::memcmp(encoded.data(), prefix.data(), prefix.size()) == 0;
+                             (prefix.empty() || std::memcmp(encoded.data(), prefix.data(), prefix.size()) == 0);
             auto it = raw ? m_keys.lower_bound(prefix) : m_keys.begin();
             for (; it != m_keys.end() && (!raw || std::string_view(it->first).starts_with(prefix)); ++it) {
                 if (!held(it->second)) continue;

@@ -423,6 +423,7 @@ namespace detail {
                                  std::to_string(lim.max_tags));
     const auto tags =
         bytes.subspan(header_size + head.key_length + (head.tagged() ? tags_length_size : 0), head.tags_length);
+    if (head.tagged() && tags.empty()) return detail::corrupted("the tags flag is set but the tags section is empty");
     if (auto ok = detail::check_tags(tags); !ok) return unexpected(std::move(ok).error());
 
     if (!head.compressed() && head.stored_length != head.raw_length)

@@ -134,6 +134,18 @@ TEST_CASE("frame: the tags section (docs/FORMAT.md's tagged example)") {
         REQUIRE_FALSE(d3);
         CHECK(d3.error().code() == errc::corrupted);
     }
+    SECTION("a tags flag with an empty section is corrupted (the encoder never writes one)") {
+        auto empty = from_hex(
+            "54 47 46 52 01 00 04 00 01 00 00 00 07 00 00 00"
+            "05 00 00 00 05 00 00 00 00 00 00 00 00 00 00 00"
+            "75 73 65 72 3a 34 32 00 00 00 00 68 65 6c 6c 6f 00 00 00 00");
+        const std::size_t crc_at = empty.size() - 4;
+        const auto crc = frame::checksum(std::span(empty).first(crc_at));
+        for (int i = 0; i < 4; ++i) empty[crc_at + i] = static_cast<std::byte>(crc >> (8 * i));
+        const auto d4 = frame::decode(empty);
+        REQUIRE_FALSE(d4);
+        CHECK(d4.error().context().find("tags section is empty") != std::string::npos);
+    }
     SECTION("empty tags are refused at encode") {
         const std::vector<std::string> empty{""};
         const auto e = frame::encode(bytes_of("k"), bytes_of("v"), 1, 0, 0, out, frame::limits{}, empty);
