@@ -34,16 +34,20 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -202,6 +206,35 @@ struct tier_metrics {
     }
 };
 
+/// One put's options: `ttl` (the cache's default_ttl when empty) and `tags`, which name the
+/// entry for invalidate_tag() and are stored with it in every storage tier.
+struct put_options {
+    std::optional<std::chrono::nanoseconds> ttl{};
+    std::vector<std::string> tags{};
+};
+
+/// Where a warm() call stands: the keys done so far, out of `total`.
+struct warm_progress {
+    std::size_t total = 0;
+    std::size_t warmed = 0;   ///< loaded and stored
+    std::size_t skipped = 0;  ///< already held by a tier: not loaded
+    std::size_t failed = 0;   ///< the loader failed (threw or returned an error), or no tier took the value
+    bool stopped = false;     ///< the stop token was triggered before every key was done
+};
+
+/// How warm() runs. `threads` workers (1 or more) load keys in parallel; with `executor`
+/// set, warm() hands it `threads` tasks instead of starting threads (each task must run
+/// exactly once, on any thread) and waits for them. `on_progress` is called after every
+/// key, one call at a time. `stop` ends the warming early: keys not yet started are not
+/// loaded. `put` gives the TTL and tags of the values stored.
+struct warm_options {
+    std::size_t threads = 4;
+    std::function<void(std::function<void()>)> executor{};
+    std::function<void(const warm_progress&)> on_progress{};
+    std::stop_token stop{};
+    put_options put{};
+};
+
 /// A cache's counters at one instant: cache::metrics(), and to_prometheus() renders it.
 struct cache_metrics {
     tier_metrics memory;
@@ -223,6 +256,16 @@ struct cache_metrics {
     std::uint64_t refresh_failures = 0;        ///< reloads by refresh-ahead that failed; the entry was kept
     histogram_snapshot get_latency;            ///< lookups: memory hits sampled 1 in 64, all others timed
     histogram_snapshot put_latency;            ///< put()
+
+    // Related entries and warming (invalidate_tag, invalidate_prefix, warm, config::warm_on_open).
+    std::uint64_t invalidations_by_tag = 0;        ///< invalidate_tag() calls
+    std::uint64_t invalidations_by_prefix = 0;     ///< invalidate_prefix() calls
+    std::uint64_t invalidated_entries = 0;         ///< keys invalidate_tag()/invalidate_prefix() removed from a tier
+    std::uint64_t warmed = 0;                      ///< warm(): keys loaded and stored
+    std::uint64_t warm_skipped = 0;                ///< warm(): keys a tier already held
+    std::uint64_t warm_failed = 0;                 ///< warm(): keys whose loader failed or whose value no tier took
+    std::uint64_t warmed_at_open = 0;              ///< entries config::warm_on_open copied from storage into memory
+    std::chrono::nanoseconds warm_at_open_time{};  ///< wall time that copy took (steady clock)
 };
 
 /// How a cache is doing, for a health endpoint.
@@ -548,6 +591,9 @@ public:
         /// in a fixed table of 4096 counters by key hash, so keys that share a counter may
         /// be promoted early; never late. Copies into faster storage tiers are not delayed.
         std::uint32_t promote_after = 1;
+        /// At open, copy up to this many of the first storage tier's most recently used
+        /// entries into memory (warming; metrics warmed_at_open and warm_at_open_time). 0 = none.
+        std::size_t warm_on_open = 0;
         /// get_or_load(): how long past its TTL an entry may still be returned, marked
         /// stale, when the loader fails (stale-if-error). 0 = never.
         std::chrono::nanoseconds stale_grace{0};
@@ -698,7 +744,9 @@ public:
     /// Errors: errc::too_large when no tier can hold it, errc::circuit_open under
     /// fail_fast while a storage tier is down, errc::serialization_failed, or the
     /// storage failure when memory did not take it either.
-    result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl) {
+    /// `tags` as in put(key, value, put_options).
+    result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl,
+                            std::span<const std::string> tags = {}) {
         if (is_closed()) return closed_failure();
         if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
         state& s = *m;
@@ -717,6 +765,7 @@ public:
         const write_scope scope(s.fence, h);
         const time_point deadline = detail::expiry_after(s.clock.now(), ttl);
         auto in_memory = s.memory.put(key, value, ttl);
+        s.tags.note(key, tags, s.memory);
         if (in_memory) {
             s.memory_writes.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -733,10 +782,11 @@ public:
                 // to get there (a probe that attaches the tier first, say).
                 auto store =
                     [&](typename std::remove_reference_t<decltype(t)>::disk_t::notice_type notice) -> result<void> {
-                    if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry, notice);  // never
+                    if (deadline == time_point::max())
+                        return t.disk->put(key, value, no_expiry, tags, notice);  // never
                     const time_point now = s.clock.now();
                     if (!detail::expired(deadline, now))
-                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline), notice);
+                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline), tags, notice);
                     auto gone = t.disk->erase(key, notice);  // expired on the way: only an older copy is left to remove
                     if (!gone) return unexpected(std::move(gone).error());
                     return {};
@@ -966,6 +1016,109 @@ public:
         return out;
     }
 
+    // --- Related entries and warming (docs/RELIABILITY.md: "Invalidation of related
+    // entries", "Warming")
+
+    /// put(key, value) with `opts.ttl` (default_ttl when empty) and `opts.tags`. Tags name
+    /// the entry for invalidate_tag(); storage tiers keep them in the entry's frame, so a
+    /// restart keeps them. Errors as put(); errc::invalid_argument for an empty tag or one
+    /// over 65535 bytes, errc::too_large for more than 64 KiB of tags (from a storage tier).
+    result<put_outcome> put(const Key& key, const Value& value, const put_options& opts) {
+        return put(key, value, opts.ttl.value_or(m->default_ttl), opts.tags);
+    }
+
+    /// Removes every entry put with `tag` from every tier, each key as erase() removes it;
+    /// returns how many keys a tier held. The keys come from the cache's own tag index (keys
+    /// it put with tags; pruned of keys memory no longer holds) and from each non-shared
+    /// storage tier's index (built from the frames, so it survives restarts). A shared tier
+    /// keeps no index: its copies of keys found elsewhere are removed (and announced), others
+    /// stay until their TTL (docs/RELIABILITY.md). A put racing the call: see the docs; in
+    /// short, per key, a put that returned before invalidate_tag was called is removed, one
+    /// called after invalidate_tag returned survives. Errors: the first storage tier whose
+    /// index could not be read (errc::circuit_open, errc::io_error, ...) or the first failed
+    /// erase; every key found is removed all the same. Thread-safe.
+    result<std::size_t> invalidate_tag(std::string_view tag) {
+        if (is_closed()) return closed_failure();
+        m->invalidations_by_tag.fetch_add(1, std::memory_order_relaxed);
+        return invalidate_keys(m->tags.take(tag), [&](auto& disk) { return disk.keys_tagged(tag); });
+    }
+
+    /// As invalidate_tag(), for every key that starts with `prefix` (keys that convert to a
+    /// std::string_view): memory's keys are walked; non-shared storage tiers answer from
+    /// their key index without reading the storage.
+    result<std::size_t> invalidate_prefix(std::string_view prefix) requires
+        std::convertible_to<const Key&, std::string_view> && std::constructible_from<Key, std::string_view> {
+        if (is_closed()) return closed_failure();
+        state& s = *m;
+        s.invalidations_by_prefix.fetch_add(1, std::memory_order_relaxed);
+        std::vector<Key> keys;
+        for (std::size_t i = 0; i < s.memory.shard_count(); ++i)
+            for (Key& key : s.memory.eviction_order(i))
+                if (std::string_view(key).starts_with(prefix)) keys.push_back(std::move(key));
+        return invalidate_keys(std::move(keys), [&](auto& disk) { return disk.keys_with_prefix(prefix); });
+    }
+
+    /// Loads `keys` that no tier holds (contains()) with loader(key) and puts them with
+    /// `opts.put`: opts.threads calls at a time, on threads of its own or through
+    /// opts.executor; the loader must be callable from several threads at once. The loader
+    /// returns and fails as for get_or_load(); a failure is counted (warm_failed) and goes
+    /// no further: no breaker, no error event, no effect on serving. Returns when every key
+    /// is done or opts.stop is triggered; on_progress (which must not throw) follows each
+    /// key. Serving continues meanwhile: a get or put of a key being warmed is as with any
+    /// concurrent put.
+    template <class F>
+        requires std::invocable<F&, const Key&> warm_progress warm(std::span<const Key> keys, F&& loader,
+                                                                   const warm_options& opts = {}) {
+            state& s = *m;
+            warm_progress progress{keys.size(), 0, 0, 0, false};
+            std::mutex progress_mutex;
+            std::atomic<std::size_t> next{0};
+            auto work = [&] {
+                for (std::size_t i = next.fetch_add(1); i < keys.size(); i = next.fetch_add(1)) {
+                    if (opts.stop.stop_requested()) {
+                        std::lock_guard lock(progress_mutex);
+                        progress.stopped = true;
+                        return;
+                    }
+                    std::size_t warm_progress::*outcome = &warm_progress::skipped;
+                    if (!contains(keys[i])) {
+                        std::optional<failure> failed;
+                        auto found = call_loader(loader, keys[i], failed);
+                        outcome = &warm_progress::failed;
+                        if (found) {
+                            loaded<Value> value = as_loaded(std::move(*found));
+                            put_options how = opts.put;
+                            if (value.ttl) how.ttl = value.ttl;
+                            auto stored = put(keys[i], value.value, how);
+                            if (stored && stored->where != stored_in::nowhere) outcome = &warm_progress::warmed;
+                        }
+                    }
+                    (outcome == &warm_progress::warmed    ? s.warmed
+                     : outcome == &warm_progress::skipped ? s.warm_skipped
+                                                          : s.warm_failed)
+                        .fetch_add(1, std::memory_order_relaxed);
+                    std::lock_guard lock(progress_mutex);
+                    ++(progress.*outcome);
+                    if (opts.on_progress) opts.on_progress(progress);
+                }
+            };
+            const std::size_t workers = std::min(std::max<std::size_t>(opts.threads, 1), keys.size());
+            if (opts.executor) {
+                std::latch done(static_cast<std::ptrdiff_t>(workers));
+                for (std::size_t w = 0; w < workers; ++w)
+                    opts.executor([&] {
+                        work();
+                        done.count_down();
+                    });
+                done.wait();
+            } else if (workers != 0) {
+                std::vector<std::jthread> pool;
+                for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+                work();
+            }
+            return progress;
+        }
+
     /// The counters of every tier, the breakers, degraded mode and latencies.
     [[nodiscard]] cache_metrics metrics() const {
         const state& s = *m;
@@ -1044,6 +1197,14 @@ public:
         out.refreshes = s.refreshes.load(std::memory_order_acquire);  // then the failures it counted
         out.refresh_failures = s.refresh_failures.load(std::memory_order_relaxed);
         out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
+        out.invalidations_by_tag = s.invalidations_by_tag.load(std::memory_order_relaxed);
+        out.invalidations_by_prefix = s.invalidations_by_prefix.load(std::memory_order_relaxed);
+        out.invalidated_entries = s.invalidated_entries.load(std::memory_order_relaxed);
+        out.warmed = s.warmed.load(std::memory_order_relaxed);
+        out.warm_skipped = s.warm_skipped.load(std::memory_order_relaxed);
+        out.warm_failed = s.warm_failed.load(std::memory_order_relaxed);
+        out.warmed_at_open = s.warmed_at_open;
+        out.warm_at_open_time = s.warm_at_open_time;
         out.get_latency = s.get_latency.snapshot();
         out.put_latency = s.put_latency.snapshot();
         return out;
@@ -1222,6 +1383,59 @@ private:
         using type = std::tuple<std::unique_ptr<tier_state<S>>...>;
     };
 
+    // The tags of the keys this cache put with tags, for invalidate_tag(): memory keeps no
+    // tags, and a shared tier no index. Once it holds more keys than memory (plus 1024),
+    // keys memory no longer holds leave it (a non-shared storage tier's index has them).
+    struct tag_index {
+        std::mutex mutex;
+        std::unordered_map<std::string, std::unordered_set<Key, hasher, key_equal>, default_hash, std::equal_to<>> keys;
+        std::unordered_map<Key, std::vector<std::string>, hasher, key_equal> tags_of;
+        std::atomic<bool> used{false};  // a tag was ever noted: untagged puts then look too
+
+        void note(const Key& key, std::span<const std::string> tags, const memory_type& memory) {
+            if (tags.empty() && !used.load(std::memory_order_acquire)) return;
+            std::lock_guard lock(mutex);
+            forget(key);
+            if (tags.empty()) return;
+            used.store(true, std::memory_order_release);
+            auto& mine = tags_of[key];
+            for (const std::string& tag : tags) {
+                mine.push_back(tag);
+                auto it = keys.find(std::string_view(tag));
+                if (it == keys.end()) it = keys.emplace(tag, std::unordered_set<Key, hasher, key_equal>{}).first;
+                it->second.insert(key);
+            }
+            if (tags_of.size() > 2 * memory.size() + 1024) {
+                std::vector<Key> gone;
+                for (const auto& entry : tags_of)
+                    if (!memory.contains(entry.first)) gone.push_back(entry.first);
+                for (const Key& k : gone) forget(k);
+            }
+        }
+
+        // The keys noted with `tag`, which leave the index.
+        std::vector<Key> take(std::string_view tag) {
+            std::lock_guard lock(mutex);
+            const auto it = keys.find(tag);
+            if (it == keys.end()) return {};
+            std::vector<Key> out(it->second.begin(), it->second.end());
+            for (const Key& k : out) forget(k);
+            return out;
+        }
+
+        void forget(const Key& key) {
+            const auto it = tags_of.find(key);
+            if (it == tags_of.end()) return;
+            for (const std::string& tag : it->second) {
+                if (const auto t = keys.find(std::string_view(tag)); t != keys.end()) {
+                    t->second.erase(key);
+                    if (t->second.empty()) keys.erase(t);
+                }
+            }
+            tags_of.erase(it);
+        }
+    };
+
     struct state {
         state(const config& cfg, clock_type c, listener_type l)
             : clock(std::move(c)),
@@ -1263,6 +1477,15 @@ private:
         std::atomic<std::uint64_t> loads{0};
         std::atomic<std::uint64_t> load_failures{0};
         std::atomic<std::uint64_t> loads_shared{0};
+        tag_index tags;
+        std::atomic<std::uint64_t> invalidations_by_tag{0};
+        std::atomic<std::uint64_t> invalidations_by_prefix{0};
+        std::atomic<std::uint64_t> invalidated_entries{0};
+        std::atomic<std::uint64_t> warmed{0};
+        std::atomic<std::uint64_t> warm_skipped{0};
+        std::atomic<std::uint64_t> warm_failed{0};
+        std::uint64_t warmed_at_open = 0;  // set by open()
+        std::chrono::nanoseconds warm_at_open_time{0};
         std::array<std::atomic<std::uint64_t>, errc_count> memory_errors{};
         latency_histogram get_latency;
         latency_histogram put_latency;
@@ -1463,6 +1686,7 @@ private:
             c.refresh_mode(t);
         });
         if (misconfigured) return unexpected(std::move(*misconfigured));
+        if (cfg.warm_on_open != 0) c.warm_from_storage(cfg.warm_on_open);
         return c;
     }
 
@@ -2325,6 +2549,54 @@ private:
         return store_loaded(key, as_loaded(std::move(*found)));
     }
 
+    // invalidate_tag()'s and invalidate_prefix()'s work: `keys` plus those `lookup` finds in
+    // each non-shared storage tier's index, each erased once.
+    template <class F>
+    result<std::size_t> invalidate_keys(std::vector<Key> keys, F&& lookup) {
+        std::optional<failure> first;
+        for_each_tier([&](auto& t, auto) {
+            if constexpr (!std::remove_reference_t<decltype(t)>::shared) {
+                auto found = guarded(t, *t.breakers.front(), [&] { return lookup(*t.disk); });
+                if (found) {
+                    keys.insert(keys.end(), std::make_move_iterator(found->begin()),
+                                std::make_move_iterator(found->end()));
+                } else if (!first) {
+                    first = std::move(found).error();
+                }
+            }
+        });
+        std::unordered_set<Key, hasher, key_equal> seen;
+        std::size_t removed = 0;
+        for (const Key& key : keys) {
+            if (!seen.insert(key).second) continue;
+            auto gone = erase(key);
+            if (gone && *gone) ++removed;
+            if (!gone && !first) first = std::move(gone).error();
+        }
+        m->invalidated_entries.fetch_add(removed, std::memory_order_relaxed);
+        if (first) return unexpected(std::move(*first));
+        return removed;
+    }
+
+    // config::warm_on_open: the first storage tier's `n` most recently used entries into memory.
+    void warm_from_storage(std::size_t n) {
+        if constexpr (has_storage) {
+            state& s = *m;
+            auto& t = tier_at<0>();
+            if (!tier_attached(t)) return;
+            const auto started = std::chrono::steady_clock::now();
+            const time_point now = s.clock.now();
+            t.disk->visit_hottest(n, [&](Key&& key, disk_entry<Value>&& entry) {
+                if (detail::expired(entry.expiry, now)) return;
+                const auto ttl = entry.expiry == time_point::max() ? no_expiry : detail::elapsed_sat(now, entry.expiry);
+                if (s.memory.put(std::move(key), std::move(entry.value), ttl)) ++s.warmed_at_open;
+            });
+            s.warm_at_open_time = std::chrono::steady_clock::now() - started;
+        } else {
+            (void)n;
+        }
+    }
+
     // Writes, reads back and removes a canary blob, straight to tier t's storage.
     template <class T>
     [[nodiscard]] result<void> probe_storage(T& t) {
@@ -2436,6 +2708,18 @@ private:
         out.counter("tierguard_untrusted_served_total",
                     "Faster tiers' copies served, marked stale, while the invalidation link was down.", {},
                     mt.untrusted_served);
+        out.counter("tierguard_related_invalidations_total", "invalidate_tag and invalidate_prefix calls.",
+                    {lbl{"by", "tag"}}, mt.invalidations_by_tag);
+        out.counter("tierguard_related_invalidations_total", "", {lbl{"by", "prefix"}}, mt.invalidations_by_prefix);
+        out.counter("tierguard_invalidated_entries_total", "Keys invalidate_tag and invalidate_prefix removed.", {},
+                    mt.invalidated_entries);
+        out.counter("tierguard_warm_total", "Keys warm() handled, by outcome.", {lbl{"outcome", "warmed"}}, mt.warmed);
+        out.counter("tierguard_warm_total", "", {lbl{"outcome", "skipped"}}, mt.warm_skipped);
+        out.counter("tierguard_warm_total", "", {lbl{"outcome", "failed"}}, mt.warm_failed);
+        out.gauge("tierguard_warmed_at_open", "Entries copied from storage into memory at open.", {},
+                  static_cast<double>(mt.warmed_at_open));
+        out.gauge("tierguard_warm_at_open_seconds", "Time the copy into memory at open took.", {},
+                  std::chrono::duration<double>(mt.warm_at_open_time).count());
         out.histogram("tierguard_get_latency_seconds",
                       "Latency of gets; memory hits sampled 1 in 64, every other get timed.", {}, mt.get_latency);
         out.histogram("tierguard_put_latency_seconds", "Latency of puts.", {}, mt.put_latency);
@@ -2579,7 +2863,7 @@ private:
         if constexpr (From > 0) {
             for_each_tier([&](auto& t, auto index) {
                 if constexpr (decltype(index)::value < From) {
-                    if (auto ttl = left()) promote_into(t, key, h, ticket, entry.value, *ttl);
+                    if (auto ttl = left()) promote_into(t, key, h, ticket, entry.value, *ttl, entry.tags);
                 }
             });
         }
@@ -2605,14 +2889,14 @@ private:
     // made a pending erasure). A tier whose copy awaits removal is left to the flush.
     template <class T>
     void promote_into(T& t, const Key& key, std::uint64_t h, std::uint64_t ticket, const Value& value,
-                      std::chrono::nanoseconds ttl) {
+                      std::chrono::nanoseconds ttl, std::span<const std::string> tags) {
         if (t.pending.contains(key)) return;
         breaker_type& b = gate(t, key);
         if (b.state() == breaker_state::open || !b.allow()) {
             t.promotions_skipped.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl); })) return;
+        if (!allowed(t, b, [&] { return t.disk->put(key, value, ttl, tags); })) return;
         if (m->fence.quiet_since(h, ticket)) {
             t.promotions.fetch_add(1, std::memory_order_relaxed);
             return;

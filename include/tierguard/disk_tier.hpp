@@ -8,6 +8,7 @@
 #include <tierguard/detail/storage_secret.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/frame.hpp>
+#include <tierguard/hash.hpp>
 #include <tierguard/listener/concept.hpp>
 #include <tierguard/listener/none.hpp>
 #include <tierguard/memory_tier.hpp>
@@ -23,6 +24,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +33,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace tierguard {
@@ -123,6 +128,7 @@ template <class Value>
 struct disk_entry {
     Value value;
     std::chrono::system_clock::time_point expiry;
+    std::vector<std::string> tags{};  ///< the tags it was put with (a copy into a faster tier keeps them)
 };
 
 /// The warm tier: entries as self-describing, checksummed frames in a Storage.
@@ -294,10 +300,12 @@ public:
     };
 
     /// As put(key, value), with this entry's own TTL; errc::invalid_argument if ttl <= 0.
+    /// `tags` are stored in the frame (docs/FORMAT.md) and indexed for keys_tagged().
     /// With a `notice` (only over a storage that carries_notices, else errc::invalid_argument)
     /// the write and the notice's PUBLISH go out in one round trip; a failure of either
     /// fails the put (the value may be stored: see docs/REMOTE.md).
-    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl, notice_type notice = {}) {
+    result<void> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl,
+                     std::span<const std::string> tags = {}, notice_type notice = {}) {
         if (m_closed) return closed_failure();
         if (auto ok = check_notice(notice, "put"); !ok) return ok;
         if (auto ok = detail::check_ttl(ttl, tier_kind, "TTL"); !ok) {
@@ -316,7 +324,7 @@ public:
         // Under the lock: the frame deflates through the tier's one set of zlib streams.
         std::unique_lock lock(*m_mutex);
         if (auto ok = frame::encode(*name_key, payload, schema_version, to_ns(expiry), m_config.compression_level, blob,
-                                    *m_zlib);
+                                    *m_zlib, frame::limits{}, tags);
             !ok) {
             ++m_stats.rejected;
             return unexpected(std::move(ok).error());
@@ -384,6 +392,7 @@ public:
             return written;
         }
         m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
+        note_meta(h, *name_key, tags);
         ++m_stats.writes;
         return {};
     }
@@ -523,6 +532,7 @@ public:
             }
             ++report.entries_checked;
             seen.push_back(*h);
+            note_meta(*h, entry->key, frame::tags_of(entry->tags));
             const auto idx = m_index.find(*h, *h, std::equal_to<>{});
             const std::size_t weight = static_cast<std::size_t>(blob.size);
             const time_point expiry = from_ns(entry->head.expiry_ns);
@@ -535,6 +545,7 @@ public:
             }
         }
         report.index_dropped = keep_only(seen);
+        m_meta_complete = report.io_errors == 0;  // else read_meta reads what could not be read
         const auto evictions_before = m_stats.evictions;
         make_room(0);
         report.evicted = m_stats.evictions - evictions_before;
@@ -580,6 +591,93 @@ public:
         auto name_key = key_bytes(key);
         if (!name_key) return unexpected(std::move(name_key).error());
         return name_of(hash_of(*name_key));
+    }
+
+    // --- Tags, prefixes and warming (docs/RELIABILITY.md, "Invalidation of related entries")
+
+    /// The keys of the entries stored with `tag`, from the tier's tag index. The index is
+    /// built by put() and by the scrub at open; after an open without scrub (or over a
+    /// storage that lost its index) the first call reads every entry once to build it
+    /// (errc::io_error if the storage cannot be listed or an entry read; so does a scrub
+    /// that could not read every entry). Only entries the index holds are returned. A shared
+    /// tier keeps no index: it returns no keys.
+    /// Thread-safe; O(entries with the tag).
+    [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
+        if (m_closed) return closed_failure();
+        std::lock_guard lock(*m_mutex);
+        std::vector<Key> out;
+        if constexpr (!shared) {
+            if (auto ok = read_meta(); !ok) return unexpected(std::move(ok).error());
+            const auto it = m_tagged.find(tag);
+            if (it == m_tagged.end()) return out;
+            for (const std::uint64_t h : it->second)
+                if (const auto k = m_keys_of.find(h); k != m_keys_of.end() && held(h)) append_key(k->second, out);
+        }
+        return out;
+    }
+
+    /// The keys of the entries whose key starts with `prefix` (keys that convert to a
+    /// std::string_view), from the tier's key index: a range of it when the serializer
+    /// stores such keys as their bytes (serializer::standard does), else a walk of the index
+    /// (no storage read). Index as for keys_tagged(). Thread-safe.
+    [[nodiscard]] result<std::vector<Key>> keys_with_prefix(std::string_view prefix) requires
+        std::convertible_to<const Key&, std::string_view> && std::constructible_from<Key, std::string_view> {
+        if (m_closed) return closed_failure();
+        std::lock_guard lock(*m_mutex);
+        std::vector<Key> out;
+        if constexpr (!shared) {
+            if (auto ok = read_meta(); !ok) return unexpected(std::move(ok).error());
+            std::vector<std::byte> encoded;
+            const bool raw = m_serializer.encode(Key(prefix), encoded).has_value() && encoded.size() == prefix.size() &&
+                             (prefix.empty() || std::memcmp(encoded.data(), prefix.data(), prefix.size()) == 0);
+            auto it = raw ? m_keys.lower_bound(prefix) : m_keys.begin();
+            for (; it != m_keys.end() && (!raw || std::string_view(it->first).starts_with(prefix)); ++it) {
+                if (!held(it->second)) continue;
+                const std::size_t before = out.size();
+                append_key(it->first, out);
+                if (!raw && out.size() > before && !std::string_view(out.back()).starts_with(prefix)) out.pop_back();
+            }
+        }
+        return out;
+    }
+
+    /// Calls f(Key&&, disk_entry<Value>&&) for each of the `n` most recently used live
+    /// entries, the least recent of them first (so that an LRU filled in this order keeps
+    /// the hottest longest): warming a memory tier at open. Entries that cannot be read are
+    /// skipped (and handled as a get would: quarantined, removed). Does not change the
+    /// recency order. How many were passed to f. Holds the tier's lock throughout. None
+    /// for a shared tier.
+    template <class F>
+    std::size_t visit_hottest(std::size_t n, F&& f) {
+        std::size_t visited = 0;
+        if constexpr (!shared) {
+            if (m_closed) return 0;
+            std::lock_guard lock(*m_mutex);
+            std::vector<std::uint64_t> order;
+            order.reserve(m_index.live());
+            m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            const time_point now = m_clock.now();
+            std::vector<std::byte> bytes;
+            std::vector<std::byte> inflated;
+            for (auto it = order.end() - static_cast<std::ptrdiff_t>(std::min(n, order.size())); it != order.end();
+                 ++it) {
+                const auto idx = m_index.find(*it, *it, std::equal_to<>{});
+                if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
+                const time_point expiry = m_index.at(idx).expiry;
+                auto entry = load(*it, now, bytes, inflated, true);
+                if (!entry) continue;
+                auto key = m_serializer.decode(entry->key, std::type_identity<Key>{});
+                auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
+                if (!key || !value) continue;
+                f(std::move(*key), disk_entry<Value>{std::move(*value), expiry, frame::tags_of(entry->tags)});
+                ++visited;
+            }
+            forget_evicted();
+        } else {
+            (void)n;
+            (void)f;
+        }
+        return visited;
     }
 
     /// The storage the tier owns (tests inject faults through it; its own stats()). Not
@@ -780,7 +878,7 @@ private:
         }
         m_index.touch(idx);
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry};
+        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
     }
 
     // find() over a shared storage: the read runs without the lock, the rest under it.
@@ -808,7 +906,7 @@ private:
             return fail(errc::corrupted, tier_kind, "entry " + name + ": " + value.error().message());
         }
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns)};
+        return disk_entry<Value>{std::move(*value), from_ns(entry->head.expiry_ns), frame::tags_of(entry->tags)};
     }
 
     // Writes a frame; with the storage's expiring write when it has one, and the notice
@@ -1052,6 +1150,100 @@ private:
         }
         make_room(0);
         forget_evicted();
+        m_meta_complete = m_index.live() == 0;  // keys and tags are read on first need (read_meta)
+        return {};
+    }
+
+    // Whether the index holds h.
+    [[nodiscard]] bool held(std::uint64_t h) const { return m_index.find(h, h, std::equal_to<>{}) != index_type::npos; }
+
+    // Decodes the key bytes `name_key` onto out (a key the serializer refuses is left out).
+    void append_key(std::string_view name_key, std::vector<Key>& out) const {
+        const auto* p = reinterpret_cast<const std::byte*>(name_key.data());
+        if (auto key = m_serializer.decode(std::span(p, name_key.size()), std::type_identity<Key>{}))
+            out.push_back(std::move(*key));
+    }
+
+    // Records the key bytes and tags of the entry under h (after a write or a read of its
+    // frame). Entries the index dropped since are left behind and skipped by held(); they
+    // are pruned once they outnumber the live ones. Caller holds the lock.
+    void note_meta(std::uint64_t h, std::span<const std::byte> name_key, std::span<const std::string> tags) {
+        if constexpr (!shared) {
+            std::string key(reinterpret_cast<const char*>(name_key.data()), name_key.size());
+            if (auto old = m_keys_of.find(h); old != m_keys_of.end() && old->second != key) m_keys.erase(old->second);
+            m_keys.insert_or_assign(key, h);
+            m_keys_of.insert_or_assign(h, std::move(key));
+            forget_tags(h);
+            if (!tags.empty()) {
+                auto& mine = m_tags_of[h];
+                for (const std::string& tag : tags) {
+                    mine.push_back(tag);
+                    auto it = m_tagged.find(std::string_view(tag));
+                    if (it == m_tagged.end()) it = m_tagged.emplace(tag, std::unordered_set<std::uint64_t>{}).first;
+                    it->second.insert(h);
+                }
+            }
+            if (m_keys_of.size() > 2 * m_index.live() + 1024) prune_meta();
+        }
+    }
+
+    void forget_tags(std::uint64_t h) {
+        const auto it = m_tags_of.find(h);
+        if (it == m_tags_of.end()) return;
+        for (const std::string& tag : it->second) {
+            if (const auto t = m_tagged.find(std::string_view(tag)); t != m_tagged.end()) {
+                t->second.erase(h);
+                if (t->second.empty()) m_tagged.erase(t);
+            }
+        }
+        m_tags_of.erase(it);
+    }
+
+    void prune_meta() {
+        for (auto it = m_keys_of.begin(); it != m_keys_of.end();) {
+            if (held(it->first)) {
+                ++it;
+                continue;
+            }
+            forget_tags(it->first);
+            m_keys.erase(it->second);
+            it = m_keys_of.erase(it);
+        }
+    }
+
+    // Builds the key and tag indexes by reading every entry the storage lists, if open() or
+    // the last scrub did not (scrub_on_open off, or files it could not read: those are
+    // indexed again here). Entries that cannot be used are handled as a get would; an I/O
+    // error leaves the indexes incomplete, to be read again by the next lookup.
+    [[nodiscard]] result<void> read_meta() {
+        if (m_meta_complete) return {};
+        auto listing = m_storage.list();
+        if (!listing) {
+            note_io_error(listing.error());
+            return unexpected(std::move(listing).error());
+        }
+        const time_point now = m_clock.now();
+        std::vector<std::byte> bytes;
+        std::vector<std::byte> inflated;
+        for (const blob_info& blob : *listing) {
+            const auto h = blob.name == meta_name ? std::nullopt : parse_name(blob.name);
+            if (!h) continue;
+            auto entry = load(*h, now, bytes, inflated, true);
+            if (entry && hash_of(entry->key) == *h) {
+                if (!held(*h))
+                    m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, from_ns(entry->head.expiry_ns),
+                                   static_cast<std::size_t>(blob.size));
+                note_meta(*h, entry->key, frame::tags_of(entry->tags));
+                continue;
+            }
+            if (entry) continue;  // another secret's: left to scrub
+            const errc code = entry.error().code();
+            if (code == errc::io_error || code == errc::permission_denied) return unexpected(std::move(entry).error());
+            if (const auto idx = m_index.find(*h, *h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
+        }
+        make_room(0);
+        forget_evicted();
+        m_meta_complete = true;
         return {};
     }
 
@@ -1070,6 +1262,13 @@ private:
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
     bool m_closed = false;                       // close(): m_storage is moved from
+    // Key and tag indexes (not for a shared tier): key bytes -> hash, ordered for prefixes;
+    // hash -> key bytes; tag -> hashes; hash -> its tags (tagged entries only).
+    std::map<std::string, std::uint64_t, std::less<>> m_keys;
+    std::unordered_map<std::uint64_t, std::string> m_keys_of;
+    std::unordered_map<std::string, std::unordered_set<std::uint64_t>, default_hash, std::equal_to<>> m_tagged;
+    std::unordered_map<std::uint64_t, std::vector<std::string>> m_tags_of;
+    bool m_meta_complete = true;
 };
 
 }  // namespace tierguard

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <span>
@@ -33,8 +34,12 @@ namespace tierguard::frame {
 inline constexpr std::array<std::byte, 4> magic{std::byte{0x54}, std::byte{0x47}, std::byte{0x46}, std::byte{0x52}};
 /// The layout this header writes and the only one it reads.
 inline constexpr std::uint16_t current_format_version = 1;
-/// flags bit 0: the payload is a zlib stream. Every other bit is reserved and must be 0.
+/// flags bit 0: the payload is a zlib stream.
 inline constexpr std::uint16_t flag_zlib = 0x0001;
+/// flags bit 2: a tags section follows the key. Every bit but 0 and 2 is reserved and must be 0.
+inline constexpr std::uint16_t flag_tags = 0x0004;
+/// The bytes of a tags section's length field.
+inline constexpr std::size_t tags_length_size = 4;
 /// Bytes before the key.
 inline constexpr std::size_t header_size = 32;
 /// The trailing CRC-32.
@@ -47,6 +52,7 @@ inline constexpr std::size_t overhead = header_size + checksum_size;
 struct limits {
     std::size_t max_key = std::size_t{1} << 20;
     std::size_t max_payload = std::size_t{64} << 20;  ///< after inflate
+    std::size_t max_tags = std::size_t{64} << 10;     ///< bytes of the tags section's body
 };
 
 /// The fixed-size fields of a frame, as stored.
@@ -58,11 +64,17 @@ struct header {
     std::uint32_t stored_length;  ///< payload bytes in the frame
     std::uint32_t raw_length;     ///< payload bytes after inflate
     std::int64_t expiry_ns;       ///< system_clock nanoseconds since the Unix epoch; 0 = never
+    std::uint32_t tags_length;    ///< bytes of the tags section after its length field; 0 without one
 
     [[nodiscard]] constexpr bool compressed() const noexcept { return (flags & flag_zlib) != 0; }
-    /// overhead + key_length + stored_length, without overflow.
+    [[nodiscard]] constexpr bool tagged() const noexcept { return (flags & flag_tags) != 0; }
+    /// Bytes between the key and the payload: the tags section, if any.
+    [[nodiscard]] constexpr std::uint64_t tags_size() const noexcept {
+        return tagged() ? tags_length_size + std::uint64_t{tags_length} : 0;
+    }
+    /// overhead + key_length + tags section + stored_length, without overflow.
     [[nodiscard]] constexpr std::uint64_t total_size() const noexcept {
-        return std::uint64_t{overhead} + key_length + stored_length;
+        return std::uint64_t{overhead} + key_length + tags_size() + stored_length;
     }
 };
 
@@ -71,6 +83,7 @@ struct decoded {
     header head;
     std::vector<std::byte> key;
     std::vector<std::byte> payload;
+    std::vector<std::string> tags;
 };
 
 /// A frame that passed every check, as views: the key into the frame's bytes, the payload
@@ -79,7 +92,20 @@ struct view {
     header head;
     std::span<const std::byte> key;
     std::span<const std::byte> payload;
+    std::span<const std::byte> tags;  ///< the tags section's body (see tags_of); empty without one
 };
+
+/// The tags of a tags section's body that decode_view validated: each a u16 length and its bytes.
+[[nodiscard]] inline std::vector<std::string> tags_of(std::span<const std::byte> body) {
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at + 2 <= body.size();) {
+        const std::size_t n = tierguard::detail::load_le<std::uint16_t>(body.data() + at);
+        const auto* text = reinterpret_cast<const char*>(body.data() + at + 2);
+        out.emplace_back(text, std::min(n, body.size() - at - 2));
+        at += 2 + n;
+    }
+    return out;
+}
 
 /// The zlib streams of a series of encode and decode calls: each call resets a stream
 /// instead of setting one up (deflateInit allocates and clears about 256 KiB). A stream is
@@ -213,16 +239,59 @@ namespace detail {
     head.stored_length = tierguard::detail::load_le<std::uint32_t>(p + 16);
     head.raw_length = tierguard::detail::load_le<std::uint32_t>(p + 20);
     head.expiry_ns = static_cast<std::int64_t>(tierguard::detail::load_le<std::uint64_t>(p + 24));
+    head.tags_length = 0;
     if (head.format_version != current_format_version)
         return fail(errc::version_mismatch, tier::disk,
                     "frame: format_version " + std::to_string(head.format_version) + ", this build reads only " +
                         std::to_string(current_format_version));
-    if ((head.flags & ~flag_zlib) != 0)
-        return corrupted("flags " + std::to_string(head.flags) + " set reserved bits (only bit 0, zlib, is defined)");
+    if ((head.flags & ~(flag_zlib | flag_tags)) != 0)
+        return corrupted("flags " + std::to_string(head.flags) +
+                         " set reserved bits (only bit 0, zlib, and bit 2, tags, are defined)");
+    if (head.tagged()) {
+        const std::uint64_t length_at = std::uint64_t{header_size} + head.key_length;
+        if (length_at + tags_length_size + checksum_size > bytes.size())
+            return corrupted("the tags section's length field at offset " + std::to_string(length_at) +
+                             " lies past the end of the " + std::to_string(bytes.size()) + "-byte frame");
+        head.tags_length = tierguard::detail::load_le<std::uint32_t>(p + length_at);
+    }
     if (head.total_size() != bytes.size())
         return corrupted("length fields say " + std::to_string(head.total_size()) + " bytes, file has " +
                          std::to_string(bytes.size()));
     return head;
+}
+
+// A tags section's body must be whole tags, each a u16 length (1 or more) and its bytes.
+[[nodiscard]] inline result<void> check_tags(std::span<const std::byte> body) {
+    for (std::size_t at = 0; at < body.size();) {
+        if (body.size() - at < 2)
+            return corrupted("tags section ends inside a tag's length at offset " + std::to_string(at));
+        const std::size_t n = tierguard::detail::load_le<std::uint16_t>(body.data() + at);
+        if (n == 0) return corrupted("empty tag at offset " + std::to_string(at) + " of the tags section");
+        if (body.size() - at - 2 < n)
+            return corrupted("tag of " + std::to_string(n) + " bytes at offset " + std::to_string(at) +
+                             " runs past the tags section's " + std::to_string(body.size()) + " bytes");
+        at += 2 + n;
+    }
+    return {};
+}
+
+// The body of the tags section for `tags`, or why they cannot be stored.
+[[nodiscard]] inline result<std::vector<std::byte>> tags_body(std::span<const std::string> tags, const limits& lim) {
+    std::vector<std::byte> body;
+    for (const std::string& tag : tags) {
+        if (tag.empty() || tag.size() > std::numeric_limits<std::uint16_t>::max())
+            return fail(errc::invalid_argument, tier::disk,
+                        "frame: a tag of " + std::to_string(tag.size()) + " bytes (a tag has 1 to 65535 bytes)");
+        const std::size_t at = body.size();
+        body.resize(at + 2 + tag.size());
+        tierguard::detail::store_le(body.data() + at, static_cast<std::uint16_t>(tag.size()));
+        std::memcpy(body.data() + at + 2, tag.data(), tag.size());
+    }
+    if (body.size() > lim.max_tags)
+        return fail(errc::too_large, tier::disk,
+                    "frame: tags of " + std::to_string(body.size()) + " bytes exceed the limit of " +
+                        std::to_string(lim.max_tags));
+    return body;
 }
 
 }  // namespace detail
@@ -233,9 +302,13 @@ namespace detail {
 /// keeps the result only if it is smaller than the payload. Errors: errc::too_large if the
 /// key or payload exceeds `lim` or 4 GiB - 1 bytes, errc::invalid_argument for a level
 /// outside 0..9; `out` is then empty. Deflates through `zlib`. Throws only std::bad_alloc.
+/// Non-empty `tags` add a tags section (flag_tags): each tag 1 to 65535 bytes
+/// (errc::invalid_argument), all within lim.max_tags (errc::too_large); no tags, no section,
+/// so an untagged frame is byte for byte what earlier versions wrote.
 [[nodiscard]] inline result<void> encode(std::span<const std::byte> key, std::span<const std::byte> payload,
                                          std::uint32_t schema_version, std::int64_t expiry_ns, int compression_level,
-                                         std::vector<std::byte>& out, zlib_streams& zlib, const limits& lim = {}) {
+                                         std::vector<std::byte>& out, zlib_streams& zlib, const limits& lim = {},
+                                         std::span<const std::string> tags = {}) {
     out.clear();
     constexpr std::size_t u32_max = std::numeric_limits<std::uint32_t>::max();
     if (key.size() > lim.max_key || key.size() > u32_max)
@@ -250,9 +323,13 @@ namespace detail {
         return fail(errc::invalid_argument, tier::disk,
                     "frame: compression level " + std::to_string(compression_level) + " is not in 0..9");
 
-    const std::size_t payload_at = header_size + key.size();
+    auto tag_bytes = detail::tags_body(tags, lim);
+    if (!tag_bytes) return unexpected(std::move(tag_bytes).error());
+    const std::size_t tags_at = header_size + key.size();
+    const std::size_t payload_at = tags_at + (tags.empty() ? 0 : tags_length_size + tag_bytes->size());
     out.resize(payload_at + payload.size() + checksum_size);
     std::size_t stored = 0;
+    const std::uint16_t tag_flag = tags.empty() ? 0 : flag_tags;
     std::uint16_t flags = 0;
     if (compression_level > 0 && payload.size() > 1) {
         z_stream* stream = zlib.deflater(compression_level);
@@ -279,13 +356,17 @@ namespace detail {
     std::byte* p = out.data();
     std::copy(magic.begin(), magic.end(), p);
     tierguard::detail::store_le(p + 4, current_format_version);
-    tierguard::detail::store_le(p + 6, flags);
+    tierguard::detail::store_le(p + 6, static_cast<std::uint16_t>(flags | tag_flag));
     tierguard::detail::store_le(p + 8, schema_version);
     tierguard::detail::store_le(p + 12, static_cast<std::uint32_t>(key.size()));
     tierguard::detail::store_le(p + 16, static_cast<std::uint32_t>(stored));
     tierguard::detail::store_le(p + 20, static_cast<std::uint32_t>(payload.size()));
     tierguard::detail::store_le(p + 24, static_cast<std::uint64_t>(expiry_ns));
     std::copy(key.begin(), key.end(), p + header_size);
+    if (tag_flag != 0) {
+        tierguard::detail::store_le(p + tags_at, static_cast<std::uint32_t>(tag_bytes->size()));
+        std::copy(tag_bytes->begin(), tag_bytes->end(), p + tags_at + tags_length_size);
+    }
     const std::size_t crc_at = payload_at + stored;
     tierguard::detail::store_le(p + crc_at, checksum(std::span(out).first(crc_at)));
     return {};
@@ -294,9 +375,10 @@ namespace detail {
 /// As encode above, with zlib streams of its own.
 [[nodiscard]] inline result<void> encode(std::span<const std::byte> key, std::span<const std::byte> payload,
                                          std::uint32_t schema_version, std::int64_t expiry_ns, int compression_level,
-                                         std::vector<std::byte>& out, const limits& lim = {}) {
+                                         std::vector<std::byte>& out, const limits& lim = {},
+                                         std::span<const std::string> tags = {}) {
     zlib_streams zlib;
-    return encode(key, payload, schema_version, expiry_ns, compression_level, out, zlib, lim);
+    return encode(key, payload, schema_version, expiry_ns, compression_level, out, zlib, lim, tags);
 }
 
 /// Reads a frame's header for inspection: checks the minimum size, the magic, the format
@@ -336,18 +418,26 @@ namespace detail {
         return detail::corrupted("raw_length " + std::to_string(head.raw_length) + " exceeds the limit of " +
                                  std::to_string(lim.max_payload));
 
+    if (head.tags_length > lim.max_tags)
+        return detail::corrupted("tags_length " + std::to_string(head.tags_length) + " exceeds the limit of " +
+                                 std::to_string(lim.max_tags));
+    const auto tags =
+        bytes.subspan(header_size + head.key_length + (head.tagged() ? tags_length_size : 0), head.tags_length);
+    if (head.tagged() && tags.empty()) return detail::corrupted("the tags flag is set but the tags section is empty");
+    if (auto ok = detail::check_tags(tags); !ok) return unexpected(std::move(ok).error());
+
     if (!head.compressed() && head.stored_length != head.raw_length)
         return detail::corrupted("uncompressed payload: stored_length " + std::to_string(head.stored_length) +
                                  " differs from raw_length " + std::to_string(head.raw_length));
 
     const auto key = bytes.subspan(header_size, head.key_length);
-    const auto stored = bytes.subspan(header_size + head.key_length, head.stored_length);
-    if (!head.compressed()) return view{head, key, stored};
+    const auto stored = bytes.subspan(header_size + head.key_length + head.tags_size(), head.stored_length);
+    if (!head.compressed()) return view{head, key, stored, tags};
     z_stream* stream = zlib.inflater();
     if (stream == nullptr) return detail::corrupted("inflateInit failed");
     if (auto ok = detail::inflate_exact(stored, head.raw_length, *stream, inflated); !ok)
         return unexpected(std::move(ok).error());
-    return view{head, key, inflated};
+    return view{head, key, inflated, tags};
 }
 
 /// As decode_view, with zlib streams of its own, returning copies of the key and payload.
@@ -356,7 +446,7 @@ namespace detail {
     std::vector<std::byte> inflated;
     auto entry = decode_view(bytes, inflated, zlib, lim);
     if (!entry) return unexpected(std::move(entry).error());
-    decoded out{entry->head, std::vector<std::byte>(entry->key.begin(), entry->key.end()), {}};
+    decoded out{entry->head, std::vector<std::byte>(entry->key.begin(), entry->key.end()), {}, tags_of(entry->tags)};
     if (entry->head.compressed())
         out.payload = std::move(inflated);
     else

@@ -23,7 +23,7 @@ namespace frame = tierguard::frame;
 bool same_header(const frame::header& a, const frame::header& b) {
     return a.format_version == b.format_version && a.flags == b.flags && a.schema_version == b.schema_version &&
            a.key_length == b.key_length && a.stored_length == b.stored_length && a.raw_length == b.raw_length &&
-           a.expiry_ns == b.expiry_ns;
+           a.expiry_ns == b.expiry_ns && a.tags_length == b.tags_length;
 }
 
 // Decodes one frame and checks what decode promises about it.
@@ -42,7 +42,8 @@ void check(std::span<const std::byte> input) {
     // Stored raw, the same inputs must give back the very same bytes.
     const int level = head.compressed() ? 9 : 0;
     std::vector<std::byte> again;
-    if (!frame::encode(decoded->key, decoded->payload, head.schema_version, head.expiry_ns, level, again))
+    if (!frame::encode(decoded->key, decoded->payload, head.schema_version, head.expiry_ns, level, again,
+                       frame::limits{}, decoded->tags))
         mismatch("a decoded entry could not be re-encoded");
     if (!head.compressed() && !std::equal(again.begin(), again.end(), input.begin(), input.end()))
         mismatch("re-encoding an uncompressed frame changed its bytes");
@@ -51,6 +52,7 @@ void check(std::span<const std::byte> input) {
     if (!back) mismatch("a re-encoded frame does not decode");
     if (back->key != decoded->key) mismatch("key");
     if (back->payload != decoded->payload) mismatch("payload");
+    if (back->tags != decoded->tags) mismatch("tags");
     if (back->head.schema_version != head.schema_version) mismatch("schema_version");
     if (back->head.expiry_ns != head.expiry_ns) mismatch("expiry_ns");
     if (back->head.raw_length != head.raw_length) mismatch("raw_length");

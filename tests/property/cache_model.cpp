@@ -1,5 +1,5 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
-// sequences of put, get, erase, clock advances, scrubs, reopens and fault-rate changes run
+// sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens and fault-rate changes run
 // against the cache and a reference model, once over memory_storage, once over a shared
 // memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
 // posix_directory (real files, renames and scans, faults injected around it) and once over a
@@ -280,21 +280,27 @@ struct entry {
     std::string value;
     std::uint64_t serial = 0;
     time_point expiry = time_point::max();
+    std::string tag;  // "" = none
     friend bool operator==(const entry&, const entry&) = default;
 };
+
+// Tags a put may carry ("" = none); invalidate_tag picks one of the others.
+const std::array<std::string, 3> tags = {"", "red", "blue"};
 
 struct key_model {
     std::optional<entry> truth;
     std::optional<entry> disk;
     bool pending = false;
     bool resurrected = false;  // truth is an older storage copy that a reopen brought back
+    std::string noted;         // the tag of this lifetime's last put (the cache's own tag index)
 };
 
 // Counts over one property's run, for the summary line.
 struct totals {
     std::uint64_t sequences = 0, commands = 0, gets = 0, memory_hits = 0, disk_hits = 0, misses = 0, failed_gets = 0,
                   puts = 0, puts_memory_only = 0, puts_storage = 0, failed_puts = 0, reopens = 0, failed_opens = 0,
-                  degraded_opens = 0, scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0;
+                  degraded_opens = 0, scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0, invalidations = 0,
+                  invalidated = 0;
     std::array<std::uint64_t, fault_count> faults{};
     std::uint64_t storage_calls = 0;
     // segment_log only (booked as each cache closes): what its segment eviction did.
@@ -314,8 +320,9 @@ struct totals {
             << " failed; " << gets << " gets: " << memory_hits << " memory hits, " << disk_hits << " storage hits, "
             << misses << " plain misses, " << failed_gets << " failed; " << reopens << " reopens, " << failed_opens
             << " opens refused, " << degraded_opens << " opened degraded; " << scrubs << " scrubs, " << failed_scrubs
-            << " failed; " << resurrected << " resurrected after reopen), " << storage_calls << " storage calls, "
-            << injected << " faults injected:";
+            << " failed; " << resurrected << " resurrected after reopen; " << invalidations << " invalidate_tag, "
+            << invalidated << " keys removed), " << storage_calls << " storage calls, " << injected
+            << " faults injected:";
         for (std::size_t k = 0; k < fault_count; ++k)
             out << ' ' << tierguard::storage::to_string(static_cast<fault>(k)) << '=' << faults[k];
         out << "; storage tier back in service after " << recoveries << " of " << sequences << " sequences";
@@ -557,17 +564,21 @@ struct harness {
         }
     }
 
-    void put(std::size_t k, std::size_t size, std::chrono::milliseconds ttl) {
+    void put(std::size_t k, std::size_t size, std::chrono::milliseconds ttl, const std::string& tag) {
         const std::string& key = keys[k];
         const std::string value = make_value(++serial, size);
         const time_point began = clock.now();
         const std::size_t budget = cache->memory().byte_budget();  // the one this put meets
-        auto stored = ttl == 0ms ? cache->put(key, value) : cache->put(key, value, ttl);
+        tierguard::put_options options;
+        if (ttl != 0ms) options.ttl = ttl;
+        if (!tag.empty()) options.tags = {tag};
+        auto stored = options.ttl || !tag.empty() ? cache->put(key, value, options) : cache->put(key, value);
         ++sums.puts;
         key_model& km = model[k];
         km.resurrected = false;
+        km.noted = tag;
         const std::chrono::nanoseconds life = ttl == 0ms ? std::chrono::nanoseconds(default_ttl) : ttl;
-        const entry e{value, serial, began + std::chrono::duration_cast<clock_type::duration>(life)};
+        const entry e{value, serial, began + std::chrono::duration_cast<clock_type::duration>(life), tag};
         if (!stored) {
             // Only a value that no memory shard can hold may fail: the storage failed too.
             RC_ASSERT(!fits_memory_shard(key, value, budget));
@@ -606,6 +617,33 @@ struct harness {
         }
     }
 
+    // The cache finds a key by its tag in its own index (this lifetime's last put of it) and
+    // in a non-shared storage tier's index (the tag in the stored frame), then erases it as
+    // erase() does. If no storage call failed, each key found is gone from every tier. The
+    // model knows the stored frame only while the key is not pending (a pending key's copy
+    // may have been removed already, or have left the index when a removal failed): such a
+    // key, and every key after a refused or failed lookup or erase, may or may not remain.
+    void invalidate(const std::string& tag) {
+        const std::uint64_t errors_before = disk_errors();
+        auto removed = cache->invalidate_tag(tag);
+        ++sums.invalidations;
+        const bool reached = removed.has_value() && disk_errors() == errors_before;
+        if (!removed) RC_ASSERT(disk_errors() != errors_before);  // an error is a storage tier's
+        for (key_model& km : model) {
+            const bool stored_with_tag = !shared && km.disk && km.disk->tag == tag;
+            const bool found = km.noted == tag || (stored_with_tag && !km.pending);
+            if (reached && found) {
+                km.truth.reset();
+                if (!km.pending) km.disk.reset();
+                km.resurrected = false;
+                km.noted.clear();
+            } else if (found || stored_with_tag) {
+                km.pending = true;
+            }
+        }
+        if (removed) sums.invalidated += *removed;
+    }
+
     void scrub() {
         auto report = cache->scrub();
         ++sums.scrubs;
@@ -620,6 +658,7 @@ struct harness {
             km.resurrected = km.pending && km.disk && km.truth != km.disk;
             km.truth = km.disk;
             km.pending = false;
+            km.noted.clear();
         }
         ++sums.reopens;
         open();
@@ -703,14 +742,25 @@ struct put_cmd : command<H> {
     std::size_t key = *rc::gen::inRange<std::size_t>(0, keys.size());
     std::size_t size = *rc::gen::elementOf(value_sizes);
     std::chrono::milliseconds ttl = *rc::gen::elementOf(ttls);
+    std::string tag = *rc::gen::elementOf(tags);
     void run(const gen_model&, H& h) const override {
-        guarded(h, "put", [&] { h.put(key, size, ttl); });
+        guarded(h, "put", [&] { h.put(key, size, ttl, tag); });
     }
     void show(std::ostream& os) const override {
         os << "put(" << show_key(keys[key]) << ", " << size << " bytes";
         if (ttl != 0ms) os << ", ttl " << ttl.count() << "ms";
+        if (!tag.empty()) os << ", tag " << tag;
         os << ")";
     }
+};
+
+template <class H>
+struct invalidate_cmd : command<H> {
+    std::string tag = tags[*rc::gen::inRange<std::size_t>(1, tags.size())];
+    void run(const gen_model&, H& h) const override {
+        guarded(h, "invalidate_tag", [&] { h.invalidate(tag); });
+    }
+    void show(std::ostream& os) const override { os << "invalidate_tag(" << tag << ")"; }
 };
 
 template <class H>
@@ -816,10 +866,10 @@ void run_model(const std::string& description) {
         rc::state::check(
             gen_model{}, h,
             // Listed more than once: drawn more often (a reopen in about 1 of 20 commands).
-            rc::state::gen::execOneOfWithArgs<put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>,
-                                              get_cmd<H>, get_cmd<H>, get_cmd<H>, get_cmd<H>, get_cmd<H>, erase_cmd<H>,
-                                              advance_cmd<H>, advance_cmd<H>, scrub_cmd<H>, reopen_cmd<H>,
-                                              faults_cmd<H>, faults_cmd<H>, faults_cmd<H>, heal_cmd<H>>());
+            rc::state::gen::execOneOfWithArgs<
+                put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>, put_cmd<H>, get_cmd<H>, get_cmd<H>,
+                get_cmd<H>, get_cmd<H>, get_cmd<H>, erase_cmd<H>, invalidate_cmd<H>, advance_cmd<H>, advance_cmd<H>,
+                scrub_cmd<H>, reopen_cmd<H>, faults_cmd<H>, faults_cmd<H>, faults_cmd<H>, heal_cmd<H>>());
         h.recover();
     });
     sums.print(Backend::name);
