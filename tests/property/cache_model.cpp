@@ -1134,7 +1134,7 @@ struct shared_harness {
         auto stored = on(c, [&](auto& cache) { return cache.put(key_of(k), value); });
         book_notices();
         ++sums.puts;
-        const entry e{value, serial, time_point::max()};
+        const entry e{value, serial, time_point::max(), {}};
         if (stored && stored->stored_in_tier(remote_index)) {
             shared[k] = e;
             local[c][k].reset();
