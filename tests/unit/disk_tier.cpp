@@ -562,7 +562,7 @@ TEST_CASE("disk tier: an invalidation notice over a storage that carries none is
     auto tier = open_posix(tmp.path() / "cache");
     STATIC_REQUIRE_FALSE(decltype(tier)::carries_notices);
     const std::array<std::byte, 2> notice{std::byte{1}, std::byte{2}};
-    auto put = tier.put("k", "v", std::chrono::seconds(10), std::span<const std::byte>(notice));
+    auto put = tier.put("k", "v", std::chrono::seconds(10), {}, std::span<const std::byte>(notice));
     REQUIRE_FALSE(put);
     CHECK(put.error().code() == errc::invalid_argument);
     CHECK(put.error().message().find("disk_tier::put: a notice was given") != std::string::npos);
