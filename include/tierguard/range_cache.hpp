@@ -78,41 +78,40 @@ struct range_version {
 
 /// Counters of a range cache since it was opened (seed 004's names where it has one).
 struct range_metrics {
-    std::uint64_t reads = 0;                ///< read calls
-    std::uint64_t read_failures = 0;        ///< reads that returned an error
-    std::uint64_t memory_hits = 0;          ///< blocks served from the memory tier
-    std::uint64_t disk_hits = 0;            ///< blocks served from the storage
-    std::uint64_t misses = 0;               ///< blocks not cached when read
-    std::uint64_t origin_requests = 0;      ///< fetch calls
-    std::uint64_t origin_bytes = 0;         ///< bytes fetched
-    std::uint64_t origin_failures = 0;      ///< fetch calls that failed or returned too few bytes
-    std::uint64_t shared_fetches = 0;       ///< blocks a read took from another read's fetch
-    std::uint64_t blocks_stored = 0;        ///< block files written
-    std::uint64_t blocks_not_stored = 0;    ///< fetched blocks not kept (write failed, object limit)
-    std::uint64_t evictions = 0;            ///< block files removed to keep the budget
-    std::uint64_t emergency_evictions = 0;  ///< of which after a full disk
-    std::uint64_t invalidations = 0;        ///< objects dropped because their version changed
-    std::uint64_t corruption_metadata = 0;  ///< metadata records that failed validation
-    std::uint64_t corruption_missing_range =
-        0;                                    ///< referenced block files missing or damaged when read (or deep-cleaned)
-    std::uint64_t inconsistency_fixed = 0;    ///< references to absent block files removed
-    std::uint64_t partial_write_cleanup = 0;  ///< temp files of interrupted writes removed
-    std::uint64_t disk_full_events = 0;       ///< writes refused with ENOSPC / EDQUOT
-    std::uint64_t orphaned_files_cleaned = 0;  ///< block files without metadata removed
-    std::uint64_t io_errors = 0;               ///< other storage failures
-    std::uint64_t degraded_reads = 0;          ///< reads answered by the origin alone: the storage could not be opened
-    std::uint64_t objects = 0;                 ///< objects with metadata now
-    std::uint64_t blocks = 0;                  ///< block files now
-    std::uint64_t bytes = 0;                   ///< bytes of block files now
-    std::uint64_t memory_bytes = 0;            ///< bytes of blocks in the memory tier now
-    histogram_snapshot read_latency;           ///< read calls, origin time included
+    std::uint64_t reads = 0;                     ///< read calls
+    std::uint64_t read_failures = 0;             ///< reads that returned an error
+    std::uint64_t memory_hits = 0;               ///< blocks served from the memory tier
+    std::uint64_t disk_hits = 0;                 ///< blocks served from the storage
+    std::uint64_t misses = 0;                    ///< blocks not cached when read
+    std::uint64_t origin_requests = 0;           ///< fetch calls
+    std::uint64_t origin_bytes = 0;              ///< bytes fetched
+    std::uint64_t origin_failures = 0;           ///< fetch calls that failed or returned too few bytes
+    std::uint64_t shared_fetches = 0;            ///< blocks a read took from another read's fetch
+    std::uint64_t blocks_stored = 0;             ///< block files written
+    std::uint64_t blocks_not_stored = 0;         ///< fetched blocks not kept (write failed, object limit)
+    std::uint64_t evictions = 0;                 ///< block files removed to keep the budget
+    std::uint64_t emergency_evictions = 0;       ///< of which after a full disk
+    std::uint64_t invalidations = 0;             ///< objects dropped because their version changed
+    std::uint64_t corruption_metadata = 0;       ///< metadata records that failed validation
+    std::uint64_t corruption_missing_range = 0;  ///< referenced block files missing/damaged: read or deep cleanup
+    std::uint64_t inconsistency_fixed = 0;       ///< references to absent or wrong-size block files removed
+    std::uint64_t partial_write_cleanup = 0;     ///< temp files of interrupted writes removed
+    std::uint64_t disk_full_events = 0;          ///< writes refused with ENOSPC / EDQUOT
+    std::uint64_t orphaned_files_cleaned = 0;    ///< block files without metadata removed
+    std::uint64_t io_errors = 0;                 ///< other storage failures
+    std::uint64_t degraded_reads = 0;            ///< reads the origin alone answered (the storage unusable)
+    std::uint64_t objects = 0;                   ///< objects with metadata now
+    std::uint64_t blocks = 0;                    ///< block files now
+    std::uint64_t bytes = 0;                     ///< bytes of block files now
+    std::uint64_t memory_bytes = 0;              ///< bytes of blocks in the memory tier now
+    histogram_snapshot read_latency;             ///< read calls, origin time included
 };
 
 /// What one cleanup() found and did (seed 004's perform_cache_cleanup statistics).
 struct range_cleanup_report {
     std::uint64_t temp_files_cleaned = 0;      ///< leftovers of interrupted writes
     std::uint64_t orphaned_files_cleaned = 0;  ///< block files no metadata references, and foreign files
-    std::uint64_t inconsistencies_fixed = 0;   ///< references to absent block files removed
+    std::uint64_t inconsistencies_fixed = 0;   ///< references to absent or wrong-size block files removed
     std::uint64_t corrupt_metadata = 0;        ///< metadata records quarantined
     std::uint64_t damaged_blocks = 0;          ///< block files that failed verification (deep only), quarantined
     std::uint64_t objects_removed = 0;         ///< objects left without a block, removed
@@ -457,8 +456,9 @@ public:
         counter("tierguard_range_corruption_metadata_total", "Metadata records that failed validation.",
                 r.corruption_metadata);
         counter("tierguard_range_corruption_missing_range_total",
-                "Referenced block files found missing or damaged when read.", r.corruption_missing_range);
-        counter("tierguard_range_inconsistency_fixed_total", "References to absent block files removed.",
+                "Referenced block files found missing or damaged by a read or a deep cleanup.",
+                r.corruption_missing_range);
+        counter("tierguard_range_inconsistency_fixed_total", "References to absent or wrong-size block files removed.",
                 r.inconsistency_fixed);
         counter("tierguard_range_partial_write_cleanup_total", "Temp files of interrupted writes removed.",
                 r.partial_write_cleanup);
@@ -466,6 +466,8 @@ public:
         counter("tierguard_range_orphaned_files_cleaned_total", "Block files without metadata removed.",
                 r.orphaned_files_cleaned);
         counter("tierguard_range_io_errors_total", "Storage failures other than a full disk.", r.io_errors);
+        counter("tierguard_range_degraded_reads_total",
+                "Reads answered by the origin alone because the storage could not be opened.", r.degraded_reads);
         out.gauge("tierguard_range_objects", "Objects cached.", {}, static_cast<double>(r.objects));
         out.gauge("tierguard_range_blocks", "Block files held.", {}, static_cast<double>(r.blocks));
         out.gauge("tierguard_range_bytes", "Bytes of block files held.", {{"tier", "disk"}},
