@@ -841,7 +841,8 @@ TEST_CASE("issue 16 trial point 2: open on a fresh directory of a real full tmpf
             {
                 std::ofstream out(filler, std::ios::binary);
                 const std::string chunk(4096, 'f');
-                for (int i = 0; i < 1024 && out.write(chunk.data(), chunk.size()).flush(); ++i) {}
+                for (int i = 0; i < 1024 && out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())).flush();
+                     ++i) {}
             }
             tierguard::clock::manual clock;
             auto dir = tierguard::storage::posix_directory::open({.root = mount_point.path() / "cache"});
