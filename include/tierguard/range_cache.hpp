@@ -259,6 +259,9 @@ public:
     static constexpr std::uint32_t block_schema = 0x52430002;
     /// The blob holding the directory's hash secret.
     static constexpr std::string_view secret_name = "tierguard-range-secret";
+    /// While the storage is detached (see open()), reads try it again at most this often,
+    /// by the cache's clock: a try may walk the whole directory.
+    static constexpr std::chrono::seconds attach_interval{1};
     /// Longest key and validator accepted.
     static constexpr std::size_t max_key_size = 4096;
 
@@ -295,9 +298,10 @@ public:
     /// bad, or the storage fails with a misconfiguration (is_runtime_fault() false) or, with
     /// read_only, at all. A run-time fault (a full disk, an I/O error) opens the cache
     /// detached (attached() false, event storage_unavailable): reads are answered by the
-    /// origin alone (degraded_reads), and each read first tries the storage again; the first
-    /// that succeeds (the secret written, the directory verified) attaches it (event
-    /// storage_attached) and caching starts.
+    /// origin alone (degraded_reads), and a read tries the storage again at most once per
+    /// attach_interval (as cleanup() does every time); the first try that succeeds (the
+    /// secret written, the directory verified) attaches it (event storage_attached) and
+    /// caching starts.
     [[nodiscard]] static result<range_cache> open(storage_type storage, const range_config& cfg = {},
                                                   clock_type clock = clock_type(),
                                                   listener_type listener = listener_type()) {
@@ -539,6 +543,7 @@ private:
         std::condition_variable cv;
         bool attached = false;          // the secret is loaded and the directory verified (see open())
         bool detached_at_open = false;  // open() met a run-time fault of the storage
+        time_point next_attach{};       // while detached: no read tries the storage before this
         std::array<std::uint64_t, 2> secret{};
         std::unordered_map<std::uint64_t, object_state> objects;
         std::unordered_set<std::uint64_t> dirty;  // objects whose record must be rewritten
@@ -679,7 +684,9 @@ private:
         bool degraded = false;
         {
             std::lock_guard lock(m->mutex);
-            if (!m->attached && !attach_locked()) {
+            if (!m->attached && m->clock.now() >= m->next_attach && !attach_locked())
+                m->next_attach = m->clock.now() + attach_interval;
+            if (!m->attached) {
                 degraded = true;
                 ++m->counters.degraded_reads;
             }
