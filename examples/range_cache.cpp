@@ -43,7 +43,7 @@ int run(const fs::path& scratch) {
     std::string folder;
     {
         auto cache = open();
-        if (!cache) return std::printf("%s\n", cache.error().message().c_str()), 1;
+        if (!cache) return std::printf("%s\n", range_cache::describe(cache.error()).c_str()), 1;
         auto cold = cache->read("model.bin", version, 1 << 20, 4 << 20, fetch);  // 16 blocks, all missing
         std::printf("cold read of 4 MiB: %s, origin calls %d\n", cold ? "ok" : "failed", origin_calls);
         auto warm = cache->read("model.bin", version, (1 << 20) + 100, 3 << 20, fetch);
@@ -64,7 +64,7 @@ int run(const fs::path& scratch) {
             << "garbage";
     }
     auto cache = open();  // verification at open finds the damaged record
-    if (!cache) return std::printf("%s\n", cache.error().message().c_str()), 1;
+    if (!cache) return std::printf("%s\n", range_cache::describe(cache.error()).c_str()), 1;
     const int before = origin_calls;
     auto again = cache->read("model.bin", version, 1 << 20, 4 << 20, fetch);
     std::printf("after damage: read %s, origin calls +%d (block 5 fetched again)\n", again ? "ok" : "failed",

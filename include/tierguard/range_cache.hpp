@@ -52,7 +52,7 @@ struct range_config {
     std::uint64_t max_object_bytes = 0;
     /// Bytes of hot blocks kept in memory (tierguard::memory_tier); 0 = no memory tier.
     std::size_t memory_budget = std::size_t{64} << 20;
-    /// Shards of the memory tier; a block must fit memory_budget / memory_shards.
+    /// Shards of the memory tier; open() refuses a block_size over memory_budget / memory_shards.
     std::size_t memory_shards = 8;
     /// Largest origin request, rounded down to whole blocks (at least one): a read works in
     /// windows of this many bytes, so it also bounds the memory a read holds at once.
@@ -93,12 +93,13 @@ struct range_metrics {
     std::uint64_t emergency_evictions = 0;       ///< of which after a full disk
     std::uint64_t invalidations = 0;             ///< objects dropped because their version changed
     std::uint64_t corruption_metadata = 0;       ///< metadata records that failed validation
-    std::uint64_t corruption_missing_range = 0;  ///< referenced block files missing or damaged when read
-    std::uint64_t inconsistency_fixed = 0;       ///< references to absent block files removed
+    std::uint64_t corruption_missing_range = 0;  ///< referenced block files missing/damaged: read or deep cleanup
+    std::uint64_t inconsistency_fixed = 0;       ///< references to absent or wrong-size block files removed
     std::uint64_t partial_write_cleanup = 0;     ///< temp files of interrupted writes removed
     std::uint64_t disk_full_events = 0;          ///< writes refused with ENOSPC / EDQUOT
     std::uint64_t orphaned_files_cleaned = 0;    ///< block files without metadata removed
     std::uint64_t io_errors = 0;                 ///< other storage failures
+    std::uint64_t degraded_reads = 0;            ///< reads the origin alone answered (the storage unusable)
     std::uint64_t objects = 0;                   ///< objects with metadata now
     std::uint64_t blocks = 0;                    ///< block files now
     std::uint64_t bytes = 0;                     ///< bytes of block files now
@@ -110,12 +111,13 @@ struct range_metrics {
 struct range_cleanup_report {
     std::uint64_t temp_files_cleaned = 0;      ///< leftovers of interrupted writes
     std::uint64_t orphaned_files_cleaned = 0;  ///< block files no metadata references, and foreign files
-    std::uint64_t inconsistencies_fixed = 0;   ///< references to absent block files removed
+    std::uint64_t inconsistencies_fixed = 0;   ///< references to absent or wrong-size block files removed
     std::uint64_t corrupt_metadata = 0;        ///< metadata records quarantined
     std::uint64_t damaged_blocks = 0;          ///< block files that failed verification (deep only), quarantined
     std::uint64_t objects_removed = 0;         ///< objects left without a block, removed
     std::uint64_t quarantine_purged = 0;       ///< quarantined files past quarantine_max_age
-    std::uint64_t objects_checked = 0;
+    std::uint64_t records_restored = 0;        ///< records absent on disk for objects held, written again
+    std::uint64_t objects_checked = 0;         ///< records on disk, and objects held whose record was absent
     std::uint64_t blocks_checked = 0;
     std::uint64_t io_errors = 0;  ///< files that could not be read or removed
 };
@@ -257,6 +259,9 @@ public:
     static constexpr std::uint32_t block_schema = 0x52430002;
     /// The blob holding the directory's hash secret.
     static constexpr std::string_view secret_name = "tierguard-range-secret";
+    /// While the storage is detached (see open()), reads try it again at most this often,
+    /// by the cache's clock: a try may walk the whole directory.
+    static constexpr std::chrono::seconds attach_interval{1};
     /// Longest key and validator accepted.
     static constexpr std::size_t max_key_size = 4096;
 
@@ -269,6 +274,12 @@ public:
         if (cfg.memory_budget != 0) {
             if (auto ok = memory_type::validate(memory_settings(cfg)); !ok)
                 return bad("range_config.memory_budget / memory_shards: " + ok.error().context());
+            if (cfg.block_size > cfg.memory_budget / cfg.memory_shards)
+                return bad("range_config.block_size is " + std::to_string(cfg.block_size) +
+                           " bytes, more than a memory shard holds (memory_budget / memory_shards = " +
+                           std::to_string(cfg.memory_budget / cfg.memory_shards) +
+                           "): no block could enter the memory tier; raise memory_budget, lower memory_shards "
+                           "or set memory_budget to 0");
         }
         if (!(cfg.emergency_eviction_fraction > 0.0 && cfg.emergency_eviction_fraction <= 1.0))
             return bad("range_config.emergency_eviction_fraction is " +
@@ -283,67 +294,85 @@ public:
     /// Opens a range cache over `storage`: validates the configuration, reads (or makes)
     /// the hash secret, then verifies the directory as cleanup() does (without reading the
     /// blocks): every metadata record is read and checked, references to absent block files
-    /// dropped, orphans and leftovers removed, each counted. Fails only if the configuration
-    /// is bad or the storage cannot be used.
+    /// dropped, orphans and leftovers removed, each counted. Fails if the configuration is
+    /// bad, or the storage fails with a misconfiguration (is_runtime_fault() false) or, with
+    /// read_only, at all. A run-time fault (a full disk, an I/O error) opens the cache
+    /// detached (attached() false, event storage_unavailable): reads are answered by the
+    /// origin alone (degraded_reads), and a read tries the storage again at most once per
+    /// attach_interval (as cleanup() does every time); the first try that succeeds (the
+    /// secret written, the directory verified) attaches it (event storage_attached) and
+    /// caching starts.
     [[nodiscard]] static result<range_cache> open(storage_type storage, const range_config& cfg = {},
                                                   clock_type clock = clock_type(),
                                                   listener_type listener = listener_type()) {
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
         range_cache cache(std::move(storage), cfg, std::move(clock), std::move(listener));
-        state& s = *cache.m;
-        bool replaced = false;
-        auto secret = detail::load_or_make_secret(s.storage, secret_name, s.clock.now(), replaced, !cfg.read_only);
-        if (!secret) return unexpected(std::move(secret).error());
-        s.secret = *secret;
-        if (replaced) {
-            const failure why(errc::corrupted, tier::disk, "the range cache's secret was damaged; starting afresh");
-            cache.emit(event_kind::corrupted, secret_name, &why);
+        std::lock_guard lock(cache.m->mutex);
+        if (auto ok = cache.attach_locked(); !ok) {
+            if (cfg.read_only || !is_runtime_fault(ok.error())) return unexpected(std::move(ok).error());
+            if (ok.error().code() == errc::disk_full)
+                ++cache.m->counters.disk_full_events;
+            else
+                ++cache.m->counters.io_errors;
+            cache.m->detached_at_open = true;
+            cache.emit(event_kind::storage_unavailable,
+                       "range cache: the storage could not be opened; reads go to the origin until it can be",
+                       &ok.error());
         }
-        std::lock_guard lock(s.mutex);
-        if (auto report = cache.reconcile_locked(false); !report) return unexpected(std::move(report).error());
         return cache;
+    }
+
+    /// False while the storage could not be opened (see open()): reads then go to the origin.
+    [[nodiscard]] bool attached() const {
+        std::lock_guard lock(m->mutex);
+        return m->attached;
     }
 
     range_cache(range_cache&&) noexcept = default;
     range_cache& operator=(range_cache&&) noexcept = default;
 
-    /// Reads [offset, offset + length) of version `v` of object `key` into `out`
-    /// (out.size() == length), fetching missing blocks with
+    /// Reads up to out.size() bytes from `offset` of version `v` of object `key` into `out`,
+    /// as pread does: the range is cut at v.size (a short read at the end, 0 bytes from
+    /// v.size on); returns how many bytes were read. Missing blocks are fetched with
     /// `fetch(std::uint64_t offset, std::span<std::byte> out) -> result<void>`, which must
     /// fill all of `out` with the origin's bytes at `offset` (requests are block-aligned and
-    /// end at the object's size at most). Errors: errc::invalid_argument for a range past
-    /// v.size or an oversized key; errc::loader_failed when the origin failed (its failure's
-    /// message kept in the context) or threw; `out` is then unspecified. Storage failures
-    /// never fail a read: the origin answers instead.
+    /// end at the object's size at most). Errors: errc::invalid_argument for an oversized
+    /// key or validator; errc::loader_failed when the origin failed (its failure's message
+    /// kept in the context) or threw; `out` is then unspecified. Storage failures never fail
+    /// a read: the origin answers instead. Every call counts in reads, a failed one also in
+    /// read_failures.
     template <class Fetch>
         requires std::invocable<Fetch&, std::uint64_t, std::span<std::byte>>
-    [[nodiscard]] result<void> read(std::string_view key, const range_version& v, std::uint64_t offset,
-                                    std::span<std::byte> out, Fetch&& fetch) {
+    [[nodiscard]] result<std::size_t> read(std::string_view key, const range_version& v, std::uint64_t offset,
+                                           std::span<std::byte> out, Fetch&& fetch) {
         auto unused = [](std::span<const std::byte>) {};
-        return observed(key, v, offset, out.size(), fetch, unused, out);
+        auto n = observed(key, v, offset, out.size(), fetch, unused, out);
+        if (!n) return unexpected(std::move(n).error());
+        return static_cast<std::size_t>(*n);
     }
 
-    /// As read() into a span, returning the bytes in a new vector.
+    /// As read() into a span, returning the bytes in a new vector (shorter than `length`
+    /// where the range passes v.size).
     template <class Fetch>
         requires std::invocable<Fetch&, std::uint64_t, std::span<std::byte>>
     [[nodiscard]] result<std::vector<std::byte>> read(std::string_view key, const range_version& v,
                                                       std::uint64_t offset, std::uint64_t length, Fetch&& fetch) {
-        if (auto ok = check_range(key, v, offset, length); !ok) return unexpected(std::move(ok).error());
-        std::vector<std::byte> out(static_cast<std::size_t>(length));
+        std::vector<std::byte> out(static_cast<std::size_t>(clamped(v, offset, length)));
         if (auto ok = read(key, v, offset, std::span<std::byte>(out), fetch); !ok)
             return unexpected(std::move(ok).error());
         return out;
     }
 
-    /// Streams [offset, offset + length) to `sink(std::span<const std::byte>)`, in order, a
-    /// window (max_request_bytes) at a time, so a read larger than memory holds one window.
-    /// On an error the bytes already given to the sink were the range's right prefix, and the
-    /// read as a whole failed: the caller must not use them as the whole range.
+    /// Streams [offset, offset + length), cut at v.size as read() does, to
+    /// `sink(std::span<const std::byte>)` in order, one call per window (max_request_bytes),
+    /// so a read larger than memory holds one window; returns the bytes streamed. On an
+    /// error the bytes already given to the sink were the range's right prefix, and the read
+    /// as a whole failed: the caller must not use them as the whole range.
     template <class Fetch, class Sink>
         requires std::invocable<Fetch&, std::uint64_t, std::span<std::byte>> &&
             std::invocable<Sink&, std::span<const std::byte>>
-    [[nodiscard]] result<void> read_stream(std::string_view key, const range_version& v, std::uint64_t offset,
-                                           std::uint64_t length, Fetch&& fetch, Sink&& sink) {
+    [[nodiscard]] result<std::uint64_t> read_stream(std::string_view key, const range_version& v, std::uint64_t offset,
+                                                    std::uint64_t length, Fetch&& fetch, Sink&& sink) {
         return observed(key, v, offset, length, fetch, sink, {});
     }
 
@@ -356,6 +385,10 @@ public:
     /// cannot be cleaned or listed.
     result<range_cleanup_report> cleanup(bool deep = false) {
         std::lock_guard lock(m->mutex);
+        if (!m->attached) {
+            auto report = attach_locked();
+            if (!report || !deep) return report;
+        }
         return reconcile_locked(deep);
     }
 
@@ -427,8 +460,9 @@ public:
         counter("tierguard_range_corruption_metadata_total", "Metadata records that failed validation.",
                 r.corruption_metadata);
         counter("tierguard_range_corruption_missing_range_total",
-                "Referenced block files found missing or damaged when read.", r.corruption_missing_range);
-        counter("tierguard_range_inconsistency_fixed_total", "References to absent block files removed.",
+                "Referenced block files found missing or damaged by a read or a deep cleanup.",
+                r.corruption_missing_range);
+        counter("tierguard_range_inconsistency_fixed_total", "References to absent or wrong-size block files removed.",
                 r.inconsistency_fixed);
         counter("tierguard_range_partial_write_cleanup_total", "Temp files of interrupted writes removed.",
                 r.partial_write_cleanup);
@@ -436,6 +470,8 @@ public:
         counter("tierguard_range_orphaned_files_cleaned_total", "Block files without metadata removed.",
                 r.orphaned_files_cleaned);
         counter("tierguard_range_io_errors_total", "Storage failures other than a full disk.", r.io_errors);
+        counter("tierguard_range_degraded_reads_total",
+                "Reads answered by the origin alone because the storage could not be opened.", r.degraded_reads);
         out.gauge("tierguard_range_objects", "Objects cached.", {}, static_cast<double>(r.objects));
         out.gauge("tierguard_range_blocks", "Block files held.", {}, static_cast<double>(r.blocks));
         out.gauge("tierguard_range_bytes", "Bytes of block files held.", {{"tier", "disk"}},
@@ -445,6 +481,17 @@ public:
         out.histogram("tierguard_range_read_duration_seconds", "Range read latency, origin time included.", {},
                       r.read_latency);
         return out.str();
+    }
+
+    /// A range cache failure as one log line, "[tierguard.<code>] range cache: <context>"
+    /// (plus the OS error): failure::message() with the range cache named instead of the
+    /// tier (a range cache's failures carry tier::disk for the storage, tier::none otherwise).
+    [[nodiscard]] static std::string describe(const failure& why) {
+        std::string out =
+            "[tierguard." + std::string(to_string(why.code())) + "] range cache: " +
+            (why.context().empty() ? errc_category().message(static_cast<int>(why.code())) : why.context());
+        if (why.os_error()) out += " (" + why.os_error().message() + ')';
+        return out;
     }
 
     [[nodiscard]] const range_config& config() const noexcept { return m->config; }
@@ -494,6 +541,9 @@ private:
         [[no_unique_address]] listener_type listener;
         std::mutex mutex;
         std::condition_variable cv;
+        bool attached = false;          // the secret is loaded and the directory verified (see open())
+        bool detached_at_open = false;  // open() met a run-time fault of the storage
+        time_point next_attach{};       // while detached: no read tries the storage before this
         std::array<std::uint64_t, 2> secret{};
         std::unordered_map<std::uint64_t, object_state> objects;
         std::unordered_set<std::uint64_t> dirty;  // objects whose record must be rewritten
@@ -592,28 +642,26 @@ private:
         return out;
     }
 
+    // The size of block i's file: frame::overhead, block_key's size and the block's bytes.
+    static std::uint64_t block_file_size(const object_state& o, std::uint32_t i) noexcept {
+        return frame::overhead + (4 + o.key.size()) + (4 + o.version.validator.size()) + 8 + 4 + block_length(o, i);
+    }
+
     // The memory tier's key of a block: the same identity, as a string.
     static std::string memory_key(std::span<const std::byte> key, const range_version& v, std::uint32_t index) {
         const auto id = block_key(key, v, index);
         return std::string(reinterpret_cast<const char*>(id.data()), id.size());
     }
 
-    [[nodiscard]] result<void> check_range(std::string_view key, const range_version& v, std::uint64_t offset,
-                                           std::uint64_t length) const {
-        if (key.size() > max_key_size || v.validator.size() > max_key_size)
-            return fail(errc::invalid_argument, tier::none,
-                        "range_cache: key or validator longer than " + std::to_string(max_key_size) + " bytes");
-        if (offset > v.size || length > v.size - offset)
-            return fail(errc::invalid_argument, tier::none,
-                        "range_cache: range [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                            ") is past the object's size " + std::to_string(v.size));
-        return {};
+    // The length of [offset, offset + length) cut at the object's end.
+    static std::uint64_t clamped(const range_version& v, std::uint64_t offset, std::uint64_t length) noexcept {
+        return offset < v.size ? std::min(length, v.size - offset) : 0;
     }
 
     // stream(), timed and counted.
     template <class Fetch, class Sink>
-    result<void> observed(std::string_view key, const range_version& v, std::uint64_t offset, std::uint64_t length,
-                          Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
+    result<std::uint64_t> observed(std::string_view key, const range_version& v, std::uint64_t offset,
+                                   std::uint64_t length, Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
         const auto started = std::chrono::steady_clock::now();
         auto outcome = stream(key, v, offset, length, fetch, sink, direct);
         m->read_latency.observe(std::chrono::steady_clock::now() - started);
@@ -626,20 +674,40 @@ private:
     // The range to `sink`, or, when `direct` is not empty, into `direct` (the range's bytes):
     // blocks wholly inside it are then read from the storage straight into it.
     template <class Fetch, class Sink>
-    result<void> stream(std::string_view key, const range_version& v, std::uint64_t offset, std::uint64_t length,
-                        Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
-        if (auto ok = check_range(key, v, offset, length); !ok) return ok;
-        if (length == 0) return {};
+    result<std::uint64_t> stream(std::string_view key, const range_version& v, std::uint64_t offset,
+                                 std::uint64_t length, Fetch& fetch, Sink& sink, std::span<std::byte> direct) {
+        if (key.size() > max_key_size || v.validator.size() > max_key_size)
+            return fail(errc::invalid_argument, tier::none,
+                        "key or validator longer than " + std::to_string(max_key_size) + " bytes");
+        length = clamped(v, offset, length);
+        if (length == 0) return 0;
+        bool degraded = false;
+        {
+            std::lock_guard lock(m->mutex);
+            if (!m->attached && m->clock.now() >= m->next_attach && !attach_locked())
+                m->next_attach = m->clock.now() + attach_interval;
+            if (!m->attached) {
+                degraded = true;
+                ++m->counters.degraded_reads;
+            }
+        }
         const auto k = as_bytes(key);
         const std::uint32_t bs = m->config.block_size;
         const std::uint64_t window = std::max<std::uint64_t>(1, m->config.max_request_bytes / bs);
         const std::uint64_t first = offset / bs;
         const std::uint64_t last = (offset + length - 1) / bs;  // inclusive
+        std::vector<std::byte> joined;  // a window's pieces for the sink, when there are several
         for (std::uint64_t w = first; w <= last; w += window) {
             const auto lo = static_cast<std::uint32_t>(w);
             const auto hi = static_cast<std::uint32_t>(std::min<std::uint64_t>(last + 1, w + window));
             std::vector<detail::range_block_ptr> got;
-            if (auto ok = window_blocks(k, v, lo, hi, fetch, got, direct, offset); !ok) return ok;
+            if (auto ok = degraded ? origin_window(v, lo, hi, fetch, got)
+                                   : window_blocks(k, v, lo, hi, fetch, got, direct, offset);
+                !ok)
+                return unexpected(std::move(ok).error());
+            std::span<const std::byte> single;
+            std::size_t pieces = 0;
+            joined.clear();
             for (std::uint32_t i = lo; i < hi; ++i) {
                 if (!got[i - lo]) continue;  // read into `direct` in place
                 const std::uint64_t start = std::uint64_t{i} * bs;
@@ -647,12 +715,34 @@ private:
                 const std::uint64_t from = std::max(offset, start) - start;
                 const std::uint64_t to = std::min<std::uint64_t>(offset + length, start + data.size()) - start;
                 const auto piece = data.subspan(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from));
-                if (direct.empty())
-                    sink(piece);
-                else
+                if (!direct.empty()) {
                     std::memcpy(direct.data() + (start + from - offset), piece.data(), piece.size());
+                } else if (++pieces == 1) {
+                    single = piece;
+                } else {
+                    if (pieces == 2) joined.assign(single.begin(), single.end());
+                    joined.insert(joined.end(), piece.begin(), piece.end());
+                }
             }
+            if (pieces != 0) sink(pieces == 1 ? single : std::span<const std::byte>(joined));
         }
+        return length;
+    }
+
+    // Blocks [lo, hi) straight from the origin (the storage could not be opened), in one
+    // request: got[0] holds all their bytes (the others null), nothing is cached.
+    template <class Fetch>
+    result<void> origin_window(const range_version& v, std::uint32_t lo, std::uint32_t hi, Fetch& fetch,
+                               std::vector<detail::range_block_ptr>& got) {
+        const std::uint32_t bs = m->config.block_size;
+        const std::uint64_t start = std::uint64_t{lo} * bs;
+        auto bytes = std::make_shared<detail::range_block>();
+        bytes->frame.resize(static_cast<std::size_t>(std::min<std::uint64_t>(v.size, std::uint64_t{hi} * bs) - start));
+        bytes->length = bytes->frame.size();
+        bytes->framed = false;
+        if (auto error = call_origin(fetch, start, bytes->frame)) return unexpected(std::move(*error));
+        got.assign(hi - lo, nullptr);
+        got[0] = std::move(bytes);
         return {};
     }
 
@@ -1236,6 +1326,25 @@ private:
         }
     }
 
+    // Reads (or makes) the hash secret and verifies the directory (reconcile_locked's
+    // report); then the storage is in use. Event storage_attached unless at open.
+    result<range_cleanup_report> attach_locked() {
+        state& s = *m;
+        bool replaced = false;
+        auto secret = detail::load_or_make_secret(s.storage, secret_name, s.clock.now(), replaced, !s.config.read_only);
+        if (!secret) return unexpected(std::move(secret).error());
+        s.secret = *secret;
+        if (replaced) {
+            const failure why(errc::corrupted, tier::disk, "the range cache's secret was damaged; starting afresh");
+            emit(event_kind::corrupted, secret_name, &why);
+        }
+        auto report = reconcile_locked(false);
+        if (!report) return report;
+        s.attached = true;
+        if (s.detached_at_open) emit(event_kind::storage_attached, "range cache: the storage is in use", nullptr);
+        return report;
+    }
+
     // open() and cleanup(): brings the index, the records and the files into agreement.
     result<range_cleanup_report> reconcile_locked(bool deep) {
         state& s = *m;
@@ -1278,6 +1387,22 @@ private:
                 records.push_back(parsed->object);
             }
         }
+        // Whether block i of object h has a file of the right size; if not, the reference
+        // is counted as fixed, and a file of the wrong size (torn, truncated) removed here
+        // rather than counted again as an orphan.
+        auto block_file_ok = [&](std::uint64_t h, const object_state& o, std::uint32_t i) {
+            const blob_info* file = nullptr;
+            if (const auto f = files.find(h); f != files.end())
+                if (const auto b = f->second.find(i); b != f->second.end()) file = b->second;
+            if (file != nullptr && file->size == block_file_size(o, i)) return true;
+            ++report.inconsistencies_fixed;
+            ++s.counters.inconsistency_fixed;
+            if (file != nullptr) {
+                remove_blob_locked(file->name);
+                files[h].erase(i);
+            }
+            return false;
+        };
         // Records: adopt those the index lacks (at open, all), drop damaged ones.
         for (const std::uint64_t h : records) {
             ++report.objects_checked;
@@ -1312,18 +1437,11 @@ private:
                 object_state& o = s.objects.emplace(h, std::move(*record)).first->second;
                 for (std::uint32_t i = 0; i < held.size(); ++i) {
                     if (!held[i]) continue;
-                    const auto f = files.find(h);
-                    const blob_info* file = nullptr;
-                    if (f != files.end())
-                        if (const auto b = f->second.find(i); b != f->second.end()) file = b->second;
-                    const std::size_t expected =
-                        frame::overhead + block_key(o.key, o.version, i).size() + block_length(o, i);
-                    if (file == nullptr || file->size != expected) {
-                        ++report.inconsistencies_fixed;
-                        ++s.counters.inconsistency_fixed;
+                    if (!block_file_ok(h, o, i)) {
                         s.dirty.insert(h);
                         continue;
                     }
+                    const blob_info* file = files[h][i];
                     o.held[i] = true;
                     ++o.held_count;
                     o.stored_bytes += file->size;
@@ -1336,16 +1454,16 @@ private:
         // Objects in the index: a record on disk (rewritten if it went), and a file for every held block.
         const std::unordered_set<std::uint64_t> recorded(records.begin(), records.end());
         for (auto& [h, o] : s.objects) {
-            if (!recorded.contains(h)) s.dirty.insert(h);
-            const auto f = files.find(h);
+            if (!recorded.contains(h)) {
+                s.dirty.insert(h);
+                ++report.objects_checked;
+                ++report.records_restored;
+            }
             for (std::uint32_t i = 0; i < o.held.size(); ++i) {
                 if (!o.held[i]) continue;
                 ++report.blocks_checked;
-                const bool present = f != files.end() && f->second.contains(i);
-                if (!present) {
+                if (!block_file_ok(h, o, i)) {
                     forget_block_locked(h, o, i);
-                    ++report.inconsistencies_fixed;
-                    ++s.counters.inconsistency_fixed;
                 } else if (deep && !load_block_locked(h, o, i)) {
                     ++report.damaged_blocks;
                 }

@@ -350,19 +350,20 @@ range)
     expect_rc 1; expect_out 'no object for key "missing.bin"'
     run verify "$range"
     expect_rc 0; expect_out '^inconsistencies +0 '
-    # Damage: a block gone (failure 4), a block overwritten (its size is wrong), a stray block (failure 6).
+    # Damage: a block gone (failure 4), a block overwritten (its size is wrong: one inconsistency, its file
+    # removed with the reference, not counted again as an orphan), a stray block (failure 6).
     rm "$range/$folder/00000001"
     echo junk >"$range/$folder/00000002"
     echo stray >"$range/$folder/00000005"
     before=$(snapshot "$range")
     run verify "$range" --json
     expect_rc 1
-    expect_json 'd["kind"] == "range_cache" and not d["modified"] and d["inconsistencies_fixed"] == 2 and d["orphaned_files_cleaned"] == 2'
+    expect_json 'd["kind"] == "range_cache" and not d["modified"] and d["inconsistencies_fixed"] == 2 and d["orphaned_files_cleaned"] == 1'
     expect_json 'd["directory"] == "'"$range"'" and d["storage"] == "posix_directory"'
     expect_json '[p["name"] for p in d["problems"]] == ["'"$folder/00000002"'", "'"$folder/00000005"'"]'
     [[ $(snapshot "$range") == "$before" ]] || fail "verify changed $range"
     run scrub "$range"
-    expect_rc 0; expect_out '^inconsistencies +2 \(fixed\)'; expect_out '^orphaned files +2 \(fixed\)'
+    expect_rc 0; expect_out '^inconsistencies +2 \(fixed\)'; expect_out '^orphaned files +1 \(fixed\)'
     [[ ! -e "$range/$folder/00000005" ]] || fail "scrub left the stray block"
     expect_out "^REMOVED +$folder/00000005: a block file no record holds"
     run verify "$range"

@@ -188,10 +188,44 @@ TEST_CASE("range cache: a failing origin fails the read; nothing partial is retu
     CHECK(t.error().code() == errc::loader_failed);
     CHECK(t.error().context().find("socket closed") != std::string::npos);
     CHECK(cache.metrics().origin_failures == 2);
-    // A range past the object is refused before anything is fetched.
-    auto past = cache.read("obj", v, 7 * block, 2 * block, good);
-    REQUIRE(!past);
-    CHECK(past.error().code() == errc::invalid_argument);
+}
+
+TEST_CASE("issue 16 trial point 8: a read past the object's end is cut there as pread does, and counted") {
+    temp_dir dir;
+    auto cache = open_posix(dir.path() / "cache");
+    const range_version v{"e", 8 * block};
+    origin o{"e"};
+    auto tail = cache.read("obj", v, 7 * block + 10, 2 * block, o);  // short read at the end
+    REQUIRE(tail);
+    CHECK(tail->size() == block - 10);
+    CHECK(matches(*tail, "e", 7 * block + 10));
+    auto at_end = cache.read("obj", v, 8 * block, 10, o);  // empty from the end on
+    REQUIRE(at_end);
+    CHECK(at_end->empty());
+    auto beyond = cache.read("obj", v, 100 * block, 10, o);
+    REQUIRE(beyond);
+    CHECK(beyond->empty());
+    std::vector<std::byte> span(3 * block);
+    auto n = cache.read("obj", v, 6 * block, std::span<std::byte>(span), o);
+    REQUIRE(n);
+    CHECK(*n == 2 * block);
+    span.resize(*n);
+    CHECK(matches(span, "e", 6 * block));
+    std::uint64_t streamed = 0;
+    auto s = cache.read_stream("obj", v, 5 * block, ~std::uint64_t{0}, o,
+                               [&](std::span<const std::byte> piece) { streamed += piece.size(); });
+    REQUIRE(s);
+    CHECK(*s == 3 * block);
+    CHECK(streamed == 3 * block);
+    CHECK(o.requests.size() == 3);  // blocks 7, 6 and 5, once each; nothing past the end asked for
+    for (const auto& [at, length] : o.requests) CHECK(at + length <= v.size);
+    auto oversized = cache.read(std::string(posix_cache::max_key_size + 1, 'k'), v, 0, 1, o);
+    REQUIRE(!oversized);
+    CHECK(oversized.error().code() == errc::invalid_argument);
+    // Every call is counted, the failed one also as a failure.
+    const auto m = cache.metrics();
+    CHECK(m.reads == 6);
+    CHECK(m.read_failures == 1);
 }
 
 TEST_CASE("range cache: a read larger than a window streams window by window") {
@@ -208,8 +242,10 @@ TEST_CASE("range cache: a read larger than a window streams window by window") {
         all.insert(all.end(), s.begin(), s.end());
     });
     REQUIRE(r);
+    CHECK(*r == 20 * block - 20);
     CHECK(matches(all, "e", 10));
     CHECK(all.size() == 20 * block - 20);
+    CHECK(pieces.size() == 5);      // issue 16 trial point 14: the sink gets one window at a time
     CHECK(o.requests.size() == 5);  // one per window of 4 blocks
     for (const auto& [offset, length] : o.requests) CHECK(length <= 4 * block);
 }
@@ -575,7 +611,9 @@ TEST_CASE("range cache: a deep cleanup reads every block and quarantines a damag
     auto cache = open_posix(root);
     origin o{"e"};
     REQUIRE(cache.read("obj", {"e", 3 * block}, 0, 3 * block, o));
-    write_file(root / posix_cache::block_name(cache.folder_for("obj"), 1), std::string(block + 100, 'z'));
+    // Same size as the block file (the shallow check passes it), other bytes.
+    const fs::path damaged = root / posix_cache::block_name(cache.folder_for("obj"), 1);
+    write_file(damaged, std::string(static_cast<std::size_t>(fs::file_size(damaged)), 'z'));
     auto shallow = cache.cleanup();
     REQUIRE(shallow);
     CHECK(shallow->damaged_blocks == 0);
@@ -584,6 +622,55 @@ TEST_CASE("range cache: a deep cleanup reads every block and quarantines a damag
     CHECK(deep->damaged_blocks == 1);
     CHECK(cache.inspect("obj")->blocks == std::vector<std::uint32_t>{0, 2});
     CHECK(std::distance(fs::directory_iterator(root / "quarantine"), fs::directory_iterator()) == 1);
+    CHECK(cache.metrics().corruption_missing_range == 1);  // METRICS.md: "when read or deep-cleaned"
+}
+
+TEST_CASE("issue 16 trial points 9 and 10: a truncated block is found by open and by cleanup(), counted once") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    const auto [first, second] = cache_two(root, "first", 3, "second", 3);
+    fs::resize_file(root / posix_cache::block_name(first, 1), 100);
+    {
+        auto cache = open_posix(root);  // at open
+        const auto m = cache.metrics();
+        CHECK(m.inconsistency_fixed == 1);
+        CHECK(m.orphaned_files_cleaned == 0);
+        CHECK(!fs::exists(root / posix_cache::block_name(first, 1)));
+        CHECK(cache.inspect("first")->blocks == std::vector<std::uint32_t>{0, 2});
+    }
+    auto cache = open_posix(root);  // while running: a plain (not deep) cleanup
+    fs::resize_file(root / posix_cache::block_name(second, 2), 100);
+    auto report = cache.cleanup();
+    REQUIRE(report);
+    CHECK(report->inconsistencies_fixed == 1);
+    CHECK(report->orphaned_files_cleaned == 0);
+    CHECK(cache.metrics().inconsistency_fixed == 1);
+    CHECK(cache.metrics().orphaned_files_cleaned == 0);
+    CHECK(!fs::exists(root / posix_cache::block_name(second, 2)));
+    CHECK(cache.inspect("second")->blocks == std::vector<std::uint32_t>{0, 1});
+    origin o{"e"};
+    auto bytes = cache.read("second", {"e", 3 * block}, 0, 3 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    CHECK(o.requests.size() == 1);  // the truncated block, fetched again
+}
+
+TEST_CASE("issue 16 trial point 12: a record deleted while running is written again by cleanup(), and reported") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    auto cache = open_posix(root);
+    origin o{"e"};
+    REQUIRE(cache.read("obj", {"e", 2 * block}, 0, 2 * block, o));
+    const fs::path record = root / posix_cache::metadata_name(cache.folder_for("obj"));
+    REQUIRE(fs::remove(record));
+    auto report = cache.cleanup();
+    REQUIRE(report);
+    CHECK(report->records_restored == 1);
+    CHECK(report->objects_checked == 1);
+    CHECK(report->blocks_checked == 2);
+    CHECK(fs::exists(record));
+    REQUIRE(cache.read("obj", {"e", 2 * block}, 0, 2 * block, o));
+    CHECK(o.requests.size() == 1);
 }
 
 TEST_CASE("range cache: segment_log works as the storage for small blocks") {
@@ -645,6 +732,69 @@ TEST_CASE("range cache: open refuses a bad configuration, naming the setting") {
     REQUIRE(!r);
     CHECK(r.error().code() == errc::invalid_argument);
     CHECK(r.error().context().find("range_config.block_size") != std::string::npos);
+    // Issue 16 trial point 15: a log line that names the range cache, not a tier.
+    CHECK(faulty_cache::describe(r.error()).rfind("[tierguard.invalid_argument] range cache: range_config.block_size",
+                                                  0) == 0);
+}
+
+TEST_CASE("issue 16 trial point 13: open refuses a block larger than a memory shard holds") {
+    auto cfg = small_blocks();
+    cfg.block_size = 1 << 20;
+    cfg.memory_budget = 4 << 20;
+    cfg.memory_shards = 8;  // 512 KiB a shard
+    auto r = faulty_cache::open(faulty_storage(tierguard::storage::memory_storage()), cfg);
+    REQUIRE(!r);
+    CHECK(r.error().code() == errc::invalid_argument);
+    CHECK(r.error().context().find("memory shard") != std::string::npos);
+    cfg.memory_shards = 4;  // 1 MiB a shard: a block fits
+    CHECK(faulty_cache::open(faulty_storage(tierguard::storage::memory_storage()), cfg));
+    cfg.memory_budget = 0;  // no memory tier: any block size
+    cfg.memory_shards = 8;
+    CHECK(faulty_cache::open(faulty_storage(tierguard::storage::memory_storage()), cfg));
+}
+
+TEST_CASE("issue 16 trial point 2: open on a full disk runs detached; reads go to the origin; caching starts later") {
+    tierguard::clock::manual clock;
+    faulty_storage faulty(tierguard::storage::memory_storage(), {}, clock);
+    auto ctl = faulty.control();
+    using tierguard::storage::fault;
+    using tierguard::storage::op;
+    ctl.script(op::write, 1, fault::disk_full, tierguard::storage::fault_mode::from_then_on);
+    auto cfg = small_blocks();
+    cfg.max_request_bytes = 2 * block;
+    auto cache = faulty_cache::open(std::move(faulty), cfg, clock);
+    REQUIRE(cache);
+    CHECK(!cache->attached());
+    CHECK(cache->metrics().disk_full_events == 1);
+    origin o{"e"};
+    const range_version v{"e", 4 * block};
+    auto bytes = cache->read("obj", v, 10, 4 * block, o);
+    REQUIRE(bytes);
+    CHECK(bytes->size() == 4 * block - 10);
+    CHECK(matches(*bytes, "e", 10));
+    CHECK(o.requests.size() == 2);  // block-aligned windows, as ever
+    CHECK(o.requests[0] == std::pair<std::uint64_t, std::uint64_t>{0, 2 * block});
+    CHECK(!cache->attached());
+    auto m = cache->metrics();
+    CHECK(m.degraded_reads == 1);
+    CHECK(m.reads == 1);
+    CHECK(m.read_failures == 0);
+    CHECK(m.blocks == 0);
+    // Space frees: within attach_interval of the last try reads still go to the origin
+    // alone; the next read after it writes the secret, attaches the storage, and caches.
+    ctl.heal();
+    REQUIRE(cache->read("obj", v, 0, block, o));
+    CHECK(!cache->attached());
+    clock.advance(faulty_cache::attach_interval);
+    REQUIRE(cache->read("obj", v, 0, 4 * block, o));
+    CHECK(cache->attached());
+    CHECK(cache->inspect("obj")->blocks.size() == 4);
+    const auto asked = o.requests.size();
+    auto again = cache->read("obj", v, 0, 4 * block, o);
+    REQUIRE(again);
+    CHECK(matches(*again, "e", 0));
+    CHECK(o.requests.size() == asked);  // served from the storage
+    CHECK(cache->metrics().degraded_reads == 2);
 }
 
 #if defined(__linux__)
@@ -683,6 +833,45 @@ TEST_CASE("issue 16 failure 3: on a real full tmpfs reads are answered, blocks e
     }
     INFO("the child failed its check number "
          << code << " (1: a read, 2: no full disk met, 3: over the file system, 4-5: caching did not resume)");
+    CHECK(code == 0);
+}
+
+TEST_CASE("issue 16 trial point 2: open on a fresh directory of a real full tmpfs runs detached until space frees") {
+    temp_dir mount_point;
+    const int code = tierguard_test::in_child(
+        [&]() -> int {
+            if (!tierguard_test::mount_private_tmpfs(mount_point.path().c_str(), "size=256k,mode=0700")) return 77;
+            const fs::path filler = mount_point.path() / "filler";
+            {
+                std::ofstream out(filler, std::ios::binary);
+                const std::string chunk(4096, 'f');
+                for (int i = 0; i < 1024 && out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())).flush();
+                     ++i) {}
+            }
+            tierguard::clock::manual clock;
+            auto dir = tierguard::storage::posix_directory::open({.root = mount_point.path() / "cache"});
+            if (!dir) return 1;
+            auto cache = posix_cache::open(std::move(*dir), small_blocks(), clock);
+            if (!cache) return 2;
+            if (cache->attached() || cache->metrics().disk_full_events != 1) return 3;
+            const range_version v{"e", 4 * block};
+            origin o{"e"};
+            auto bytes = cache->read("obj", v, 0, v.size, o);
+            if (!bytes || !matches(*bytes, "e", 0) || cache->metrics().degraded_reads != 1) return 4;
+            fs::remove(filler);  // space frees
+            clock.advance(posix_cache::attach_interval);
+            if (!cache->read("obj", v, 0, v.size, o) || !cache->attached()) return 5;
+            if (cache->inspect("obj")->blocks.size() != 4) return 6;
+            return 0;
+        },
+        120);
+    if (code == 77) {
+        WARN("skipped: namespaces unavailable (unshare or mount refused)");
+        return;
+    }
+    INFO("the child failed its check number " << code
+                                              << " (1: the directory, 2: open failed, 3: not detached, 4: a degraded "
+                                                 "read, 5: did not attach, 6: caching did not start)");
     CHECK(code == 0);
 }
 #endif
