@@ -485,7 +485,8 @@ public:
 
     /// A range cache failure as one log line, "[tierguard.<code>] range cache: <context>"
     /// (plus the OS error): failure::message() with the range cache named instead of the
-    /// tier (a range cache's failures carry tier::disk for the storage, tier::none otherwise).
+    /// tier (a range cache's failures carry tier::disk for the storage, tier::loader for the
+    /// origin, tier::none otherwise).
     [[nodiscard]] static std::string describe(const failure& why) {
         std::string out =
             "[tierguard." + std::string(to_string(why.code())) + "] range cache: " +
@@ -898,7 +899,7 @@ private:
             const auto it = s.flights.find(mkeys[i - lo]);
             if (it == s.flights.end()) continue;
             it->second->done = true;
-            it->second->error.emplace(errc::loader_failed, tier::none, "the fetching read ran out of memory");
+            it->second->error.emplace(errc::loader_failed, tier::loader, "the fetching read ran out of memory");
             s.flights.erase(it);
         }
         s.cv.notify_all();
@@ -916,17 +917,17 @@ private:
             } else {
                 auto r = fetch(start, out);
                 if constexpr (std::is_same_v<returned, bool>) {
-                    if (!r) error.emplace(errc::loader_failed, tier::none, where + " failed");
+                    if (!r) error.emplace(errc::loader_failed, tier::loader, where + " failed");
                 } else if (!r) {
-                    error.emplace(errc::loader_failed, tier::none, where + ": " + r.error().message());
+                    error.emplace(errc::loader_failed, tier::loader, where + ": " + r.error().message());
                 }
             }
         } catch (const std::bad_alloc&) {
             throw;
         } catch (const std::exception& e) {
-            error.emplace(errc::loader_failed, tier::none, where + " threw: " + e.what());
+            error.emplace(errc::loader_failed, tier::loader, where + " threw: " + e.what());
         } catch (...) {
-            error.emplace(errc::loader_failed, tier::none, where + " threw a non-standard exception");
+            error.emplace(errc::loader_failed, tier::loader, where + " threw a non-standard exception");
         }
         std::lock_guard lock(m->mutex);
         ++m->counters.origin_requests;
