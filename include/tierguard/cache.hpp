@@ -85,10 +85,12 @@ struct cache_defaults {
 
 /// Where a put left the value.
 enum class stored_in : unsigned char {
-    nowhere,             ///< neither tier took it (bypass while the storage tier is down)
-    memory,              ///< memory only: the storage tier was down or refused it
-    storage,             ///< the storage tier only (too large for the memory tier)
-    memory_and_storage,  ///< both: a write-through
+    nowhere,  ///< neither tier took it (bypass while the storage tier is down)
+    memory,   ///< memory only: the storage tier was down or refused it
+    storage,  ///< the storage tier only (too large for the memory tier)
+    /// Memory and at least one storage tier: with several, stored_in_tier(i) says which
+    /// (a tier that missed it is listed in tier_failures).
+    memory_and_storage,
 };
 
 [[nodiscard]] constexpr std::string_view to_string(stored_in s) noexcept {
