@@ -874,8 +874,8 @@ public:
     [[nodiscard]] health_report health(bool probe = false) {
         health_report report;
         report.tiers.push_back(tier_health{});
-        retry_pending();
         refresh_modes();
+        retry_pending();
         auto worsen = [&](health_status st) {
             if (static_cast<int>(st) > static_cast<int>(report.status)) report.status = st;
         };
@@ -1815,13 +1815,15 @@ private:
              nullptr);
     }
 
-    // Gives each tier with pending erasures whose breaker permits a call (closed, or a
-    // half-open trial) that call: its erasures, reported to the breaker. Without it, a cache
-    // whose gets all hit memory would never try the tier again, and its breaker would stay
-    // half-open with the erasures pending. One atomic load per tier when nothing is pending.
+    // Gives each tier with pending erasures whose breaker is half-open its trials: the
+    // erasures, reported to the breaker (after a memory hit, and in health()). Without it, a
+    // cache whose gets all hit memory would never try the tier again, and its breaker would
+    // stay half-open with the erasures pending. (A closed breaker's pending erasures go with the next read of the key,
+    // or when a failure opened it and it closes.) Two atomic loads per tier when nothing is pending.
     void retry_pending() {
         for_each_tier([&](auto& t, auto) {
-            if (t.pending.empty() || !tier_attached(t) || t.retrying_pending.exchange(true, std::memory_order_acquire))
+            if (t.pending.empty() || t.last_state.load(std::memory_order_acquire) == breaker_state::closed ||
+                !tier_attached(t) || t.retrying_pending.exchange(true, std::memory_order_acquire))
                 return;
             try {
                 retry_pending(t);
@@ -1835,8 +1837,9 @@ private:
 
     template <class T>
     void retry_pending(T& t) {
+        if (t.breakers.size() == 1 && t.breakers.front()->state() != breaker_state::half_open) return;
         auto [keys, overflowed] = t.pending.snapshot();
-        auto permits = [](breaker_type& b) { return b.state() != breaker_state::open && b.allow(); };
+        auto permits = [](breaker_type& b) { return b.state() == breaker_state::half_open && b.allow(); };
         if (overflowed) {
             breaker_type& b = *t.breakers.front();
             if (!permits(b)) return;
@@ -2090,7 +2093,6 @@ private:
 
     result<hit<Value>> lookup(const Key& key, std::optional<Value>* stale) {
         state& s = *m;
-        retry_pending();
         if constexpr (has_storage && degradation_mode == degraded_mode::bypass) {
             std::optional<failure> down;
             any_tier([&](auto& t, auto) {
@@ -2107,9 +2109,11 @@ private:
             if (!trusted()) [[unlikely]]
                 return untrusted_lookup(key);
         }
-        if (sample_hit()) [[unlikely]]
-            return timed_lookup(key, stale);
-        return lookup_from<false>(key, stale);
+        result<hit<Value>> found = sample_hit() ? timed_lookup(key, stale) : lookup_from<false>(key, stale);
+        // A get that reached no storage tier gives a half-open one its trials here.
+        if (found && found->from == tier::memory) [[likely]]
+            retry_pending();
+        return found;
     }
 
     // Kept out of line: inlined next to the untimed path, the timed copy cost every

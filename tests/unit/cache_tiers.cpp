@@ -382,13 +382,13 @@ TEST_CASE("cache tiers: a half-open breaker with pending erasures gets its trial
         INFO("trial from " << (by_health ? "health()" : "a get that hits memory"));
         harness h;
         REQUIRE(h.cache.put("k", "v1"));
-        h.cache.breaker<1>().force_open();
-        REQUIRE(h.cache.put("k", "v2"));  // memory and disk; the remote keeps v1, pending
         auto& b = h.cache.breaker<1>();
-        b.reset();
-        for (int i = 0; i < 20 && b.state() != breaker_state::open; ++i)  // opened by failures, not forced
-            if (b.allow()) b.on_failure(errc::io_error);
+        fail_all(*h.remote_faults, errc::io_error);
+        for (int i = 0; i < 20 && b.state() != breaker_state::open; ++i)  // gets that reach the remote fail
+            CHECK_FALSE(h.cache.get("absent-" + std::to_string(i)));
         REQUIRE(b.state() == breaker_state::open);
+        *h.remote_faults = nullptr;
+        REQUIRE(h.cache.put("k", "v2"));  // memory and disk; the remote keeps v1, pending
         REQUIRE(h.cache.metrics().storage[1].pending_erasures == 1);
         h.clock.advance(61s);  // past the default recovery time: half-open
         REQUIRE(b.state() == breaker_state::half_open);
