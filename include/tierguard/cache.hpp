@@ -93,10 +93,12 @@ struct cache_defaults {
 
 /// Where a put left the value.
 enum class stored_in : unsigned char {
-    nowhere,             ///< neither tier took it (bypass while the storage tier is down)
-    memory,              ///< memory only: the storage tier was down or refused it
-    storage,             ///< the storage tier only (too large for the memory tier)
-    memory_and_storage,  ///< both: a write-through
+    nowhere,  ///< neither tier took it (bypass while the storage tier is down)
+    memory,   ///< memory only: the storage tier was down or refused it
+    storage,  ///< the storage tier only (too large for the memory tier)
+    /// Memory and at least one storage tier: with several, stored_in_tier(i) says which
+    /// (a tier that missed it is listed in tier_failures).
+    memory_and_storage,
 };
 
 [[nodiscard]] constexpr std::string_view to_string(stored_in s) noexcept {
@@ -1223,6 +1225,7 @@ public:
         health_report report;
         report.tiers.push_back(tier_health{});
         refresh_modes();
+        retry_pending();
         auto worsen = [&](health_status st) {
             if (static_cast<int>(st) > static_cast<int>(report.status)) report.status = st;
         };
@@ -1344,6 +1347,7 @@ private:
         std::vector<std::unique_ptr<breaker_type>> breakers;
         std::vector<std::string> endpoint_ids;  // the storage's endpoints, matching `breakers` when split
         detail::pending_erasures<Key, hasher, key_equal> pending;
+        std::atomic<bool> retrying_pending{false};                     // a thread is in retry_pending(t)
         std::atomic<breaker_state> last_state{breaker_state::closed};  // changed under state::mode_mutex
         std::atomic<std::uint64_t> index_misses{0};
         std::atomic<std::uint64_t> untiered_disk_full{0};  // full disks the disk tier did not count: opening it, probes
@@ -1358,7 +1362,8 @@ private:
     struct invalidation_state {
         bool enabled = false;  // set by open(), fixed afterwards
         std::array<std::byte, 16> sender{};
-        std::atomic<bool> link_up{false};  // false until the subscription's first on_link(true)
+        std::atomic<bool> link_up{false};   // false until the subscription's first on_link(true)
+        std::atomic<unsigned> flushing{0};  // flushes of the faster tiers running (untrusted meanwhile)
         std::atomic<std::uint64_t> link_losses{0};
         std::atomic<std::uint64_t> flushes{0};
         std::atomic<std::uint64_t> received{0};
@@ -1811,7 +1816,9 @@ private:
     // Whether the faster tiers may answer: no invalidation, or its link is up.
     [[nodiscard]] bool trusted() const noexcept {
         if constexpr (has_invalidation) {
-            return !m->invalidation.enabled || m->invalidation.link_up.load(std::memory_order_acquire);
+            const invalidation_state& inv = m->invalidation;
+            return !inv.enabled ||
+                   (inv.link_up.load(std::memory_order_acquire) && inv.flushing.load(std::memory_order_acquire) == 0);
         } else {
             return true;
         }
@@ -1934,8 +1941,16 @@ private:
     }
 
     // Empties memory and the storage tiers faster than the invalidated one; a tier that
-    // cannot be cleared is not read again until it has been.
+    // cannot be cleared is not read again until it has been. Meanwhile the faster tiers are
+    // untrusted (gets ask the invalidated tier first), so the flush blocks no call.
     static void flush_faster(state& s) {
+        struct untrusted_scope {
+            std::atomic<unsigned>& n;
+            explicit untrusted_scope(std::atomic<unsigned>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
+            untrusted_scope(const untrusted_scope&) = delete;
+            untrusted_scope& operator=(const untrusted_scope&) = delete;
+            ~untrusted_scope() { n.fetch_sub(1, std::memory_order_acq_rel); }
+        } const untrusted(s.invalidation.flushing);
         s.memory.clear();
         for_each_faster(s, [&](auto& t) {
             if (tier_attached(t) && t.disk->clear()) {
@@ -2259,6 +2274,59 @@ private:
                  " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
                  "be removed, nor the storage cleared; a restart may serve them",
              nullptr);
+    }
+
+    // Gives each tier with pending erasures whose breaker is half-open its trials: the
+    // erasures, reported to the breaker (after a memory hit, and in health()). Without it, a
+    // cache whose gets all hit memory would never try the tier again, and its breaker would
+    // stay half-open with the erasures pending. (A closed breaker's pending erasures go with the next read of the key,
+    // or when a failure opened it and it closes.) Two atomic loads per tier when nothing is pending.
+    void retry_pending() {
+        for_each_tier([&](auto& t, auto) {
+            if (t.pending.empty() || t.last_state.load(std::memory_order_acquire) == breaker_state::closed ||
+                !tier_attached(t) || t.retrying_pending.exchange(true, std::memory_order_acquire))
+                return;
+            try {
+                retry_pending(t);
+            } catch (...) {
+                t.retrying_pending.store(false, std::memory_order_release);
+                throw;
+            }
+            t.retrying_pending.store(false, std::memory_order_release);
+        });
+    }
+
+    template <class T>
+    void retry_pending(T& t) {
+        if (t.breakers.size() == 1 && t.breakers.front()->state() != breaker_state::half_open) return;
+        auto [keys, overflowed] = t.pending.snapshot();
+        auto permits = [](breaker_type& b) { return b.state() == breaker_state::half_open && b.allow(); };
+        if (overflowed) {
+            breaker_type& b = *t.breakers.front();
+            if (!permits(b)) return;
+            auto cleared = [&]() -> result<void> {
+                auto done = t.disk->clear();
+                if (!done) return done;
+                return announce(t, nullptr);
+            }();
+            if (cleared) t.pending.clear_overflow();
+            (void)report(t, b, std::move(cleared));
+            keys.clear();
+        }
+        for (const Key& key : keys) {
+            if (t.pending.empty()) break;  // the breaker closed and refresh_mode flushed the rest
+            breaker_type& b = gate(t, key);
+            if (!permits(b)) continue;
+            auto erased = erase_announced(t, key);
+            if (erased) t.pending.remove(key);  // before the breaker closes, which would flush it again
+            (void)report(t, b, std::move(erased));
+        }
+        // The trials a half-open breaker still asks for: health(true)'s probe. (With a
+        // breaker per endpoint, each closes at its endpoint's next call.)
+        if (t.breakers.size() != 1 || !t.pending.empty()) return;
+        breaker_type& b = *t.breakers.front();
+        for (int i = 0; i < 64 && b.state() == breaker_state::half_open && b.allow(); ++i)
+            if (!report(t, b, probe_storage(t))) break;
     }
 
     // Removes the copies in tier t that writes during its outage superseded.
@@ -2744,9 +2812,11 @@ private:
             if (!trusted()) [[unlikely]]
                 return untrusted_lookup(key);
         }
-        if (sample_hit()) [[unlikely]]
-            return timed_lookup(key, stale);
-        return lookup_from<false>(key, stale);
+        result<hit<Value>> found = sample_hit() ? timed_lookup(key, stale) : lookup_from<false>(key, stale);
+        // A get that reached no storage tier gives a half-open one its trials here.
+        if (found && found->from == tier::memory) [[likely]]
+            retry_pending();
+        return found;
     }
 
     // Kept out of line: inlined next to the untimed path, the timed copy cost every

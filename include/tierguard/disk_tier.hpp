@@ -451,29 +451,42 @@ public:
         return idx != index_type::npos && !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
 
-    /// Removes every entry file the index knows; the first storage failure is returned.
+    /// Removes every entry file the index knows (over a shared storage: every entry it
+    /// lists); the first storage failure is returned. The index is emptied at once under
+    /// the tier's lock, so gets miss from then on; the files are removed after, one at a
+    /// time without the lock, so other threads' gets, puts and stats() never wait for the
+    /// whole clear. An entry put again meanwhile is kept, unless the put lands between
+    /// this check and the file's removal: then its file is gone and a get of it misses.
     result<void> clear() {
         if (m_closed) return closed_failure();
-        std::lock_guard lock(*m_mutex);
-        result<void> outcome;
         std::vector<std::uint64_t> hashes;
         if constexpr (shared) {
             auto listing = m_storage.list();
             if (!listing) {
+                std::lock_guard lock(*m_mutex);
                 note_io_error(listing.error());
                 return unexpected(std::move(listing).error());
             }
             for (const blob_info& blob : *listing)
                 if (const auto h = parse_name(blob.name)) hashes.push_back(*h);
+        } else {
+            std::lock_guard lock(*m_mutex);
+            m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
+            m_index.clear();
         }
-        m_index.for_each_lru([&](std::uint32_t idx) { hashes.push_back(m_index.at(idx).hash); });
-        m_index.clear();
+        result<void> outcome;
         for (const std::uint64_t h : hashes) {
+            if constexpr (!shared) {
+                std::lock_guard lock(*m_mutex);
+                if (m_index.find(h, h, std::equal_to<>{}) != index_type::npos) continue;  // put again since
+            }
             if (auto removed = m_storage.remove(name_of(h)); !removed && removed.error().code() != errc::miss) {
+                std::lock_guard lock(*m_mutex);
                 note_io_error(removed.error());
                 if (outcome) outcome = unexpected(std::move(removed).error());
             }
         }
+        std::lock_guard lock(*m_mutex);
         forget_evicted();
         return outcome;
     }

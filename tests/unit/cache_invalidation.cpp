@@ -9,6 +9,7 @@
 
 #include <tierguard/cache.hpp>
 #include <tierguard/clock/manual.hpp>
+#include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/redis.hpp>
 
 #include <sys/wait.h>
@@ -17,10 +18,13 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -187,6 +191,68 @@ struct counting_policies : tierguard::cache_defaults {
 };
 using counting_cache = tierguard::cache<std::string, std::string, counting_policies>;
 static_assert(counting_cache::has_invalidation && counting_cache::disk_type::carries_notices);
+
+/// Holds every remove() of a gated_storage while closed, until the test opens it.
+struct removal_gate {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool closed = false;
+    int waiting = 0;  // removes that reached the closed gate
+
+    void pass() {
+        std::unique_lock lock(mutex);
+        if (!closed) return;
+        ++waiting;
+        cv.wait(lock, [&] { return !closed; });
+    }
+    void set_closed(bool c) {
+        {
+            const std::lock_guard lock(mutex);
+            closed = c;
+        }
+        cv.notify_all();
+    }
+    [[nodiscard]] bool reached() {
+        const std::lock_guard lock(mutex);
+        return waiting > 0;
+    }
+};
+
+/// memory_storage as a local disk tier whose removals the test can hold (a slow clear of
+/// thousands of files, made deterministic).
+class gated_storage {
+public:
+    explicit gated_storage(std::shared_ptr<removal_gate> g) : m_gate(std::move(g)) {}
+    [[nodiscard]] tierguard::result<std::vector<std::byte>> read(std::string_view name) const {
+        return m_inner->read(name);
+    }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return m_inner->write(name, bytes);
+    }
+    tierguard::result<void> remove(std::string_view name) {
+        m_gate->pass();
+        return m_inner->remove(name);
+    }
+    [[nodiscard]] tierguard::result<std::vector<tierguard::blob_info>> list() const { return m_inner->list(); }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return m_inner->quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        return m_inner->clean(options);
+    }
+
+private:
+    std::shared_ptr<tierguard::storage::memory_storage> m_inner =
+        std::make_shared<tierguard::storage::memory_storage>();
+    std::shared_ptr<removal_gate> m_gate;
+};
+
+struct gated_policies : tierguard::cache_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = tierguard::tiers<gated_storage, remote>;
+};
+using gated_cache = tierguard::cache<std::string, std::string, gated_policies>;
 
 /// Polls `done` until it holds or 20 s pass (a cap for a loaded machine, never asserted on).
 template <class F>
@@ -545,4 +611,93 @@ TEST_CASE("invalidation: two processes, B never goes back to an older value", "[
     INFO("polls: " << polls);
     CHECK(regressions == 0);
     CHECK(newest == rounds);
+}
+
+TEST_CASE("invalidation: a flush of a large disk tier blocks no get, put or metrics(), and serves no old copy",
+          "[cache_invalidation][redis]") {
+    redis_server server;
+    tierguard::clock::manual clock;
+    auto gate = std::make_shared<removal_gate>();
+    gated_cache::config cfg;
+    auto& [disk, rem] = cfg.tiers;
+    breaker_of_one(rem);
+    auto far = remote::open(fast(server.unix_url()), clock);
+    REQUIRE(far);
+    auto opened = gated_cache::open(cfg, {gated_storage(gate), std::move(*far)}, clock);
+    REQUIRE(opened);
+    gated_cache& b = *opened;
+    REQUIRE(eventually([&] { return link_up(b); }));
+    constexpr int entries = 300;
+    for (int i = 0; i < entries; ++i) REQUIRE(b.put("k" + std::to_string(i), "old"));
+    REQUIRE(b.disk<0>().stats().entries == entries);
+
+    // Another cache clears the shared tier and writes "k0" again: b flushes its faster
+    // tiers, and its first removal is held by the gate.
+    auto a = open_near(server.unix_url(), clock);
+    gate->set_closed(true);
+    REQUIRE(a.clear());
+    REQUIRE(eventually([&] { return gate->reached(); }));
+    REQUIRE(a.put("k0", "new"));
+
+    // Meanwhile, on another thread (the flush never ends while the test waits for them):
+    auto calls = std::async(std::launch::async, [&] {
+        auto got = b.get("k0");
+        auto gone = b.get("k1");
+        auto mt = b.metrics();
+        auto put = b.put("k2", "mine");
+        return std::tuple(std::move(got), std::move(gone), mt.storage.size(), std::move(put));
+    });
+    const bool finished = calls.wait_for(20s) == std::future_status::ready;
+    CHECK(finished);  // before the fix: every call waited for the disk tier's lock
+    CHECK(gate->reached());
+    gate->set_closed(false);
+    auto [got, gone, tiers, put] = calls.get();
+    REQUIRE(got);
+    CHECK(got->value == "new");  // from the shared tier, never the disk's superseded "old"
+    CHECK(got->from == tier::remote);
+    CHECK_FALSE(gone);  // cleared from the shared tier: its disk copy is not served
+    CHECK(tiers == 2);
+    CHECK(put);
+
+    REQUIRE(eventually([&] { return shared_tier<gated_cache>(b.metrics()).invalidation_flushes >= 2; }));
+    CHECK(value_of(b, "k2") == "mine");
+    b.memory().clear();
+    CHECK(value_of(b, "k1") == "<miss>");
+    CHECK(value_of(b, "k2") == "mine");  // put during the flush: kept
+    CHECK(b.disk<0>().stats().entries <= 2);
+}
+
+TEST_CASE(
+    "invalidation: after SIGCONT, puts made while the breaker was open are erased from the server by gets "
+    "that all hit memory",
+    "[cache_invalidation][redis]") {
+    redis_server server;
+    tierguard::clock::manual clock;
+    auto b = open_near(server.unix_url(), clock);
+    REQUIRE(eventually([&] { return link_up(b); }));
+    REQUIRE(b.put("k", "v1"));
+
+    server.stop();
+    (void)b.put("k", "v2");  // times out: the breaker opens
+    REQUIRE(b.breaker<0>().state() == tierguard::breaker_state::open);
+    REQUIRE(eventually([&] { return !link_up(b); }));
+    server.resume();
+    REQUIRE(eventually([&] { return link_up(b); }));  // memory was flushed; the breaker is still open
+
+    // A reload while the breaker is open: memory only, the server's v1 awaits erasure.
+    REQUIRE(b.put("k", "v3"));
+    CHECK(b.metrics().pending_erasures == 1);
+    clock.advance(10s);  // the breaker's recovery time: half-open
+    REQUIRE(b.breaker<0>().state() == tierguard::breaker_state::half_open);
+    for (int i = 0; i < 3; ++i) {
+        auto got = b.get("k");
+        REQUIRE(got);
+        CHECK(got->value == "v3");
+        CHECK(got->from == tier::memory);
+    }
+    CHECK(b.metrics().pending_erasures == 0);
+    CHECK(b.breaker<0>().state() == tierguard::breaker_state::closed);
+    CHECK(b.health().status == tierguard::health_status::healthy);
+    b.memory().clear();
+    CHECK(value_of(b, "k") == "<miss>");  // v1 left the server; v3 never reached it
 }

@@ -211,3 +211,32 @@ TEST_CASE("cache over redis: with two servers, one killed, the other's keys keep
     CHECK(mt.storage[1].breaker_opens == 1);
     CHECK(h.cache.degraded());
 }
+
+// Issue 15 (MEDIUM 7): a wrong password or a dead endpoint does not stop open(); health()
+// only reports what calls met (a failure below the breaker's threshold leaves it healthy,
+// with last_error), and health(true) is the startup connectivity check.
+TEST_CASE("cache over redis: health(true) at startup names a wrong password and a dead endpoint",
+          "[cache_redis][redis]") {
+    redis_server server({.args = {"--requirepass", "right"}, .password = "right"});
+    tierguard_test::temp_dir dead;
+    for (const bool wrong_password : {true, false}) {
+        INFO((wrong_password ? "wrong password" : "dead endpoint"));
+        const std::string url = wrong_password ? "unix://:wrong@" + server.unix_url().substr(7)
+                                               : "unix://" + (dead.path() / "nobody.sock").string();
+        harness h({url}, 3);
+        CHECK(h.cache.health().status == tierguard::health_status::healthy);  // nothing tried yet
+        auto probed = h.cache.health(true);                                   // the startup check
+        CHECK(probed.status == tierguard::health_status::degraded);
+        REQUIRE(probed.tiers.size() == 3);
+        CHECK(probed.tiers[1].probe_error == std::nullopt);
+        REQUIRE(probed.tiers[2].probe_error);
+        CHECK(probed.tiers[2].probe_error->code() == (wrong_password ? errc::permission_denied : errc::io_error));
+
+        h.clock.advance(1s);            // past the endpoint's backoff: the next call reaches the server
+        CHECK_FALSE(h.cache.get("k"));  // one failure of three: the breaker stays closed
+        auto quiet = h.cache.health();
+        CHECK(quiet.status == tierguard::health_status::healthy);
+        REQUIRE(quiet.tiers[2].last_error);
+        CHECK(quiet.tiers[2].last_error->code() == (wrong_password ? errc::permission_denied : errc::io_error));
+    }
+}

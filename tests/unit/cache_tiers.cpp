@@ -375,3 +375,35 @@ TEST_CASE("cache tiers: a promotion into a faster storage tier never outlives a 
     REQUIRE(later);
     CHECK(later->value == "new");
 }
+
+TEST_CASE("cache tiers: a half-open breaker with pending erasures gets its trial though every get hits memory",
+          "[cache_tiers]") {
+    for (const bool by_health : {false, true}) {
+        INFO("trial from " << (by_health ? "health()" : "a get that hits memory"));
+        harness h;
+        REQUIRE(h.cache.put("k", "v1"));
+        auto& b = h.cache.breaker<1>();
+        fail_all(*h.remote_faults, errc::io_error);
+        for (int i = 0; i < 20 && b.state() != breaker_state::open; ++i)  // gets that reach the remote fail
+            CHECK_FALSE(h.cache.get("absent-" + std::to_string(i)));
+        REQUIRE(b.state() == breaker_state::open);
+        *h.remote_faults = nullptr;
+        REQUIRE(h.cache.put("k", "v2"));  // memory and disk; the remote keeps v1, pending
+        REQUIRE(h.cache.metrics().storage[1].pending_erasures == 1);
+        h.clock.advance(61s);  // past the default recovery time: half-open
+        REQUIRE(b.state() == breaker_state::half_open);
+
+        if (by_health) {
+            CHECK(h.cache.health().status == tierguard::health_status::healthy);
+        } else {
+            auto got = h.cache.get("k");
+            REQUIRE(got);
+            CHECK(got->value == "v2");
+            CHECK(got->from == tier::memory);
+            CHECK(h.cache.health().status == tierguard::health_status::healthy);
+        }
+        CHECK(h.cache.metrics().pending_erasures == 0);
+        CHECK(b.state() == breaker_state::closed);
+        CHECK_FALSE(h.remote_holds("k"));
+    }
+}

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <set>
 #include <span>
@@ -599,4 +600,41 @@ TEST_CASE("disk tier: close() releases the directory lock; the closed tier answe
     CHECK(tier.size() == 0);
     CHECK(tier.name_for("k") == name);
     CHECK(*second.get("k") == "v");  // nothing the closed tier was asked did reach the directory
+}
+
+// Issue 15: a clear of thousands of files held the tier's lock throughout, so every get,
+// put and stats() of other threads waited seconds (the cache clears its local disk tier
+// at every invalidation link up). The first removal here lets another thread call the tier
+// and waits for it (a 20 s cap for a deadlock, not a timing).
+TEST_CASE("disk tier: clear() removes files without holding the tier's lock; an entry put meanwhile stays") {
+    tierguard::clock::manual clock;
+    auto faults = std::make_shared<scripted::script>();
+    auto opened = scripted_tier::open(scripted(tierguard::storage::memory_storage(), faults), {}, clock);
+    REQUIRE(opened);
+    scripted_tier& tier = *opened;
+    for (int i = 0; i < 100; ++i) REQUIRE(tier.put("k" + std::to_string(i), "old"));
+    std::future<bool> others;  // outlives the clear: its destructor would wait for the lock
+    bool answered = false;
+    std::string again;  // a key put again during the clear: not the one being removed
+    *faults = [&](tierguard_test::storage_op op, std::string_view name) -> std::optional<tierguard::failure> {
+        if (op != tierguard_test::storage_op::remove || others.valid()) return std::nullopt;
+        again = tier.name_for("k7").value() == name ? "k8" : "k7";
+        others = std::async(std::launch::async, [&] {
+            const bool missed = !tier.get("k5");  // the index was emptied first
+            const bool counted = tier.stats().entries == 0;
+            const bool put = tier.put(again, "new").has_value();
+            return missed && counted && put;
+        });
+        answered = others.wait_for(20s) == std::future_status::ready;
+        return std::nullopt;
+    };
+    REQUIRE(tier.clear());
+    REQUIRE(others.valid());
+    CHECK(answered);  // before: the get waited for the whole clear
+    CHECK(others.get());
+    auto kept = tier.get(again);
+    REQUIRE(kept);
+    CHECK(*kept == "new");
+    CHECK(tier.stats().entries == 1);
+    CHECK_FALSE(tier.get("k5"));
 }

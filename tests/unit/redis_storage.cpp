@@ -93,6 +93,7 @@ TEST_CASE("redis: endpoint URLs are parsed, and a bad one says what is wrong wit
 
     const std::vector<std::pair<std::string, std::string>> bad = {
         {"http://host", "must start with redis:// or unix://"},
+        {"rediss://host:6380", "TLS is not supported"},
         {"redis://", "the host is empty"},
         {"redis://host:0", "port must be a number from 1 to 65535"},
         {"redis://host:65536", "port must be a number from 1 to 65535"},
@@ -230,6 +231,9 @@ TEST_CASE("redis: a stopped server times out within the command timeout, and ser
     REQUIRE_FALSE(stalled);
     CHECK(stalled.error().code() == errc::timeout);
     CHECK(stalled.error().where() == tierguard::tier::remote);
+    // Issue 15 (LOW 9): every timeout reads alike, without EAGAIN's "Resource temporarily unavailable".
+    CHECK(stalled.error().message().find("read reply: no answer within config.command_timeout (") != std::string::npos);
+    CHECK(stalled.error().message().find("temporarily") == std::string::npos);
     // The endpoint backs off: calls fail fast until the backoff has passed on the clock.
     CHECK(errc_of(s.read("k")) == errc::circuit_open);
     CHECK(errc_of(s.write("k", bytes_of("x"))) == errc::circuit_open);
@@ -349,6 +353,7 @@ TEST_CASE("redis: a server that answers garbage is an io_error or a timeout, nev
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == errc::io_error);
         CHECK(r.error().message().find("not the Redis protocol") != std::string::npos);
+        CHECK(r.error().message().find("\\x22") == std::string::npos);  // hiredis's quotes shown as quotes
     }
     SECTION("a reply of the wrong type") {
         fake_server fake("+OK\r\n", false);

@@ -47,6 +47,9 @@ public:
         return m_overflowed || m_keys.contains(key);
     }
 
+    /// True if nothing is pending (no key, no overflow). Lock-free.
+    [[nodiscard]] bool empty() const noexcept { return m_count.load(std::memory_order_acquire) == 0; }
+
     /// Recorded keys, for metrics (0 after an overflow until reset).
     [[nodiscard]] std::size_t size() const {
         std::lock_guard lock(m_mutex);

@@ -92,6 +92,10 @@ namespace redis_url_detail {
     } else if (url.starts_with("unix://")) {
         out.unix_socket = true;
         rest = url.substr(7);
+    } else if (url.starts_with("rediss://")) {
+        return bad(
+            "TLS is not supported (hiredis 0.14 has none): use redis:// over a private network or a TLS "
+            "tunnel to a loopback port, or unix://");
     } else {
         return bad("the URL must start with redis:// or unix://");
     }

@@ -72,6 +72,24 @@ using command = std::span<const std::string_view>;
     return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT ? errc::timeout : errc::io_error;
 }
 
+/// hiredis's error text as it reads (quotes kept), other bytes as \xNN, at most 96 shown.
+[[nodiscard]] inline std::string printable(std::string_view text) {
+    constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < text.size() && i < 96; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15U];
+        }
+    }
+    if (text.size() > 96) out += "...";
+    return out;
+}
+
 /// The code of an error reply: OOM (maxmemory reached) disk_full, NOAUTH/WRONGPASS/NOPERM
 /// and a refused AUTH permission_denied, WRONGTYPE (a key under the prefix that is not a
 /// string) corrupted, anything else io_error.
@@ -785,6 +803,15 @@ private:
         return {};
     }
 
+    /// What a timeout says, as every timeout of this storage does: "no answer within
+    /// config.command_timeout (100 ms)", or for a connect, config.connect_timeout.
+    [[nodiscard]] std::string no_answer(bool connecting) const {
+        return connecting ? "no connection within config.connect_timeout (" +
+                                std::to_string(m_config.connect_timeout.count()) + " ms)"
+                          : "no answer within config.command_timeout (" +
+                                std::to_string(m_config.command_timeout.count()) + " ms)";
+    }
+
     /// The failure a hiredis call left in `c`'s context (errno `err` captured right after it).
     [[nodiscard]] unexpected<failure> context_failure(connection& c, std::string_view operation, std::string_view name,
                                                       std::string_view step, int err) const {
@@ -793,9 +820,10 @@ private:
         std::string context = where(operation, name, *c.ep) + ": " + std::string(step) + ": ";
         switch (ctx.err) {
             case REDIS_ERR_IO:
-                context += "I/O error";
-                if (err == 0) return fail(errc::io_error, tier::remote, context + " (" + ctx.errstr + ")");
-                return fail(redis_detail::connection_errc(err), tier::remote, std::move(context),
+                if (err == 0) return fail(errc::io_error, tier::remote, context + "I/O error (" + ctx.errstr + ")");
+                if (redis_detail::connection_errc(err) == errc::timeout)
+                    return fail(errc::timeout, tier::remote, std::move(context) + no_answer(step == "connect"));
+                return fail(errc::io_error, tier::remote, context + "I/O error",
                             std::error_code(err, std::generic_category()));
 #if defined(REDIS_ERR_TIMEOUT)
             case REDIS_ERR_TIMEOUT:  // hiredis >= 1.0 says so itself
@@ -806,9 +834,9 @@ private:
                 return fail(errc::io_error, tier::remote, context + "the server closed the connection",
                             std::error_code(ECONNRESET, std::generic_category()));
             case REDIS_ERR_PROTOCOL:
-                return fail(
-                    errc::io_error, tier::remote,
-                    context + "the server's answer is not the Redis protocol: " + detail::quoted_name(ctx.errstr));
+                return fail(errc::io_error, tier::remote,
+                            context + "the server's answer is not the Redis protocol (" +
+                                redis_detail::printable(ctx.errstr) + ")");
             default: return fail(errc::io_error, tier::remote, context + ctx.errstr);
         }
     }
@@ -894,7 +922,10 @@ private:
             if (n < 0) {
                 const int err = errno;
                 c.broken = true;
-                return fail(redis_detail::connection_errc(err), tier::remote, where(operation, name, *c.ep) + ": send",
+                const errc code = redis_detail::connection_errc(err);
+                if (code == errc::timeout)
+                    return fail(code, tier::remote, where(operation, name, *c.ep) + ": send: " + no_answer(false));
+                return fail(code, tier::remote, where(operation, name, *c.ep) + ": send",
                             std::error_code(err, std::generic_category()));
             }
             bytes.remove_prefix(static_cast<std::size_t>(n));
