@@ -222,6 +222,7 @@ struct warm_progress {
     std::size_t skipped = 0;  ///< already held by a tier: not loaded
     std::size_t failed = 0;   ///< the loader failed (threw or returned an error), or no tier took the value
     bool stopped = false;     ///< the stop token was triggered before every key was done
+    bool closed = false;      ///< the cache was closed before warm() began: nothing was done
 };
 
 /// How warm() runs. `threads` workers (1 or more) load keys in parallel; with `executor`
@@ -602,7 +603,7 @@ public:
         /// get_or_load(): an entry it loaded (or refreshed) longer ago than this is answered
         /// at once and reloaded on the cache's refresh thread, one reload per key at a time
         /// (refresh-ahead, Caffeine's refreshAfterWrite). A failed reload keeps the entry.
-        /// 0 = never; set it below the TTL, or entries expire before they are refreshed.
+        /// 0 = never; else below default_ttl (open() refuses it otherwise: errc::invalid_argument).
         std::chrono::nanoseconds refresh_after{0};
         /// Keys whose storage copy awaits removal (see the class comment) kept at most per
         /// storage tier; past it the whole tier is cleared when it is back.
@@ -620,6 +621,10 @@ public:
             return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
         if (cfg.refresh_after < std::chrono::nanoseconds::zero())
             return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
+        if (cfg.refresh_after > std::chrono::nanoseconds::zero() && cfg.refresh_after >= cfg.default_ttl)
+            return bad("cache config.refresh_after (" + std::to_string(cfg.refresh_after.count()) +
+                       " ns) is not below config.default_ttl (" + std::to_string(cfg.default_ttl.count()) +
+                       " ns); entries would expire before they are refreshed");
         if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
         if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
         if constexpr (has_storage) {
@@ -1066,13 +1071,17 @@ public:
     /// returns and fails as for get_or_load(); a failure is counted (warm_failed) and goes
     /// no further: no breaker, no error event, no effect on serving. Returns when every key
     /// is done or opts.stop is triggered; on_progress (which must not throw) follows each
-    /// key. Serving continues meanwhile: a get or put of a key being warmed is as with any
-    /// concurrent put.
+    /// key. After close() it returns at once, `closed` set. Serving continues meanwhile: a
+    /// get or put of a key being warmed is as with any concurrent put.
     template <class F>
         requires std::invocable<F&, const Key&> warm_progress warm(std::span<const Key> keys, F&& loader,
                                                                    const warm_options& opts = {}) {
-            state& s = *m;
             warm_progress progress{keys.size(), 0, 0, 0, false};
+            if (is_closed()) {
+                progress.closed = true;
+                return progress;
+            }
+            state& s = *m;
             std::mutex progress_mutex;
             std::atomic<std::size_t> next{0};
             auto work = [&] {
@@ -2436,8 +2445,8 @@ private:
     }
 
     // Stale-if-error past memory: the first storage tier that keeps key's entry expired
-    // within the grace (a restart emptied memory). Breakers and superseded copies are
-    // respected as a get respects them.
+    // within the grace (a restart emptied memory), or live (a concurrent put stored it:
+    // not marked stale). Breakers and superseded copies are respected as a get respects them.
     std::optional<hit<Value>> stale_from_storage(const Key& key) {
         std::optional<hit<Value>> kept;
         any_tier([&](auto& t, auto) {
@@ -2445,7 +2454,10 @@ private:
             breaker_type& b = gate(t, key);
             if (b.state() == breaker_state::open || !b.allow()) return false;
             auto got = report(t, b, t.disk->find_stale(key));
-            if (got) kept.emplace(hit<Value>{std::move(got->value), t.kind, true});
+            if (got) {
+                const bool expired = detail::expired(got->expiry, t.disk->clock().now());
+                kept.emplace(hit<Value>{std::move(got->value), t.kind, expired});
+            }
             return kept.has_value();
         });
         return kept;
@@ -2591,7 +2603,8 @@ private:
     }
 
     // A failed load's answer for key: the expired value memory kept (`stale`) or a storage
-    // tier kept, marked stale and counted; else the failure.
+    // tier kept (marked stale and counted only if expired: a concurrent put may have stored
+    // a live one since the lookup); else the failure.
     result<hit<Value>> after_failure(const Key& key, failure why, std::optional<Value> stale) {
         std::optional<hit<Value>> kept;
         if (stale) {
@@ -2600,7 +2613,7 @@ private:
             kept = stale_from_storage(key);
         }
         if (!kept) return unexpected(std::move(why));
-        m->stale_served.fetch_add(1, std::memory_order_relaxed);
+        if (kept->stale) m->stale_served.fetch_add(1, std::memory_order_relaxed);
         return std::move(*kept);
     }
 

@@ -141,13 +141,16 @@ public:
 
     /// One log line that starts with a stable id, e.g.
     /// "[tierguard.too_large] memory tier: entry weighs 2048 bytes, a shard holds 1024", or
-    /// "[tierguard.loader_failed] loader: timeout: database did not answer".
+    /// "[tierguard.loader_failed] loader: timeout: database did not answer"; no tier part for
+    /// tier::none ("[tierguard.closed] the cache was closed").
     [[nodiscard]] std::string message() const {
         std::string out = "[tierguard.";
         out += to_string(m_code);
         out += "] ";
-        out += to_string(m_tier);
-        out += m_tier == tier::loader ? ": " : " tier: ";
+        if (m_tier != tier::none) {
+            out += to_string(m_tier);
+            out += m_tier == tier::loader ? ": " : " tier: ";
+        }
         out += m_context.empty() ? errc_category().message(static_cast<int>(m_code)) : m_context;
         if (m_os_error) {
             out += " (";

@@ -219,7 +219,9 @@ public:
     }
 
     /// Reads as get_with() does, and also an entry whose TTL passed less than
-    /// memory_config::stale_grace ago (such a read counts as a hit): calls f(value, stale),
+    /// memory_config::stale_grace ago (such a read counts as a miss, as any read of an
+    /// expired entry; the expiration is counted when the grace ends and the entry is
+    /// dropped): calls f(value, stale),
     /// stale = the TTL passed, and returns what f returns. f returns a result<T> itself,
     /// so it can build T inside it (no move after the copy); a miss or an expired entry
     /// returns the failure in that result<T>, as for get().
@@ -508,8 +510,9 @@ private:
         bool stale;
     };
 
-    // The entry for key in s (its lock held), counted as a hit; or the failure to return,
-    // counted as a miss (a dead entry is dropped on the way, a stale one kept).
+    // The entry for key in s (its lock held), counted as a hit (a stale one as a miss); or
+    // the failure to return, counted as a miss (a dead entry is dropped on the way, a stale
+    // one kept).
     template <class K>
     [[nodiscard]] result<found_entry> find_live(shard& s, std::size_t si, std::uint64_t h, const K& key,
                                                 bool accept_stale) {
@@ -526,11 +529,12 @@ private:
             ++s.misses;
             return fail(errc::expired, tier::memory);
         }
-        if (a == age::stale && !accept_stale) {
+        if (a == age::stale) {  // a miss; kept for stale-if-error, its expiration counted when dropped
             ++s.misses;
-            return fail(errc::expired, tier::memory);
+            if (!accept_stale) return fail(errc::expired, tier::memory);
+        } else {
+            ++s.hits;
         }
-        ++s.hits;
         return found_entry{idx, a == age::stale};
     }
 
@@ -550,15 +554,10 @@ private:
                 bump(r->local.misses);
                 return fail(errc::miss, tier::memory);
             }
-            const age a = age_of(s.lru.at(idx));
-            if (a == age::fresh || (a == age::stale && accept_stale)) {
+            if (age_of(s.lru.at(idx)) == age::fresh) {
                 bump(r->local.hits);
                 note_use(s, idx);
-                return on_hit(std::as_const(s.lru.at(idx).data().value), a == age::stale);
-            }
-            if (a == age::stale) {
-                bump(r->local.misses);
-                return fail(errc::expired, tier::memory);
+                return on_hit(std::as_const(s.lru.at(idx).data().value), false);
             }
         }
         std::lock_guard lock(s.mutex);

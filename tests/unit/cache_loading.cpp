@@ -337,3 +337,67 @@ TEST_CASE("cache_loading: a negative refresh_after is refused") {
     REQUIRE_FALSE(refused);
     CHECK_THAT(refused.error().message(), Catch::Matchers::Contains("refresh_after"));
 }
+
+// Issue 17, trial 4: while warm() stored keys, a failed concurrent get_or_load answered the
+// live value just stored in the disk tier marked stale (and counted it in stale_served).
+TEST_CASE("cache_loading: a failed load answers a live storage entry stored meanwhile as fresh") {
+    using cache_t = cache_on<tierguard::storage::posix_directory>;
+    const tierguard_test::temp_dir tmp;
+    cache_t::config cfg;
+    cfg.storage.root = tmp.path() / "cache";
+    cfg.storage.sync = tierguard::durability::none;
+    cfg.stale_grace = 60s;
+    tierguard::clock::manual clock;
+    auto c = cache_t::open(cfg, clock);
+    REQUIRE(c);
+    auto stored_then_down = [&](const std::string& key) -> tierguard::result<std::string> {
+        REQUIRE(c->disk().put(key, "fresh", 10min));  // as a concurrent warm() would
+        return down(key);
+    };
+    auto got = c->get_or_load("k", stored_then_down);
+    REQUIRE(got);
+    CHECK(got->value == "fresh");
+    CHECK(got->from == tier::disk);
+    CHECK_FALSE(got->stale);
+    CHECK(c->metrics().stale_served == 0);
+}
+
+// Issue 17, trial 2: with stale_grace > 0 a get of an expired memory entry counted a hit
+// (and no miss); without a grace it counted a miss. The expiration is counted once, when
+// the entry is dropped: at once without a grace, when the grace has passed with one.
+TEST_CASE("cache_loading: an expired memory entry counts a miss, with or without a grace") {
+    const auto grace = GENERATE(as<std::chrono::nanoseconds>{}, 0s, 1min);
+    CAPTURE(grace.count());
+    tierguard::clock::manual clock;
+    auto c = open_memory(clock, {.stale_grace = grace});
+    REQUIRE(c.put("k", "v", 10s));
+    REQUIRE(c.get("k"));
+    clock.advance(20s);
+    auto expired = c.get("k");
+    REQUIRE_FALSE(expired);
+    auto after_get = c.metrics().memory;
+    CHECK(after_get.hits == 1);
+    CHECK(after_get.misses == 1);
+    CHECK(after_get.expirations == (grace > 0s ? 0U : 1U));
+    auto loaded = c.get_or_load("k", down);
+    CHECK(loaded.has_value() == (grace > 0s));  // stale-if-error still has the entry
+    if (loaded) CHECK(loaded->stale);
+    CHECK(c.metrics().memory.hits == 1);
+    CHECK(c.metrics().memory.misses == 2);
+    clock.advance(2min);  // past any grace: dropped by the next read, counted once
+    REQUIRE_FALSE(c.get("k"));
+    CHECK(c.metrics().memory.expirations == 1);
+}
+
+// Issue 17, trial 5: a refresh_after not below the TTL was accepted, so entries expired
+// before they were refreshed.
+TEST_CASE("cache_loading: a refresh_after not below default_ttl is refused, naming both") {
+    const auto refresh = GENERATE(as<std::chrono::nanoseconds>{}, 1min, 2min);
+    auto refused = memory_cache::open({.default_ttl = 1min, .refresh_after = refresh});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == errc::invalid_argument);
+    CHECK_THAT(refused.error().message(),
+               Catch::Matchers::Contains("refresh_after (" + std::to_string(refresh.count()) + " ns)") &&
+                   Catch::Matchers::Contains("default_ttl (60000000000 ns)"));
+    CHECK(memory_cache::open({.default_ttl = 1min, .refresh_after = 30s}));
+}

@@ -181,3 +181,22 @@ TEST_CASE("warm_on_open: off by default") {
     CHECK(cache.metrics().warmed_at_open == 0);
     CHECK_FALSE(cache.memory().contains("a"));
 }
+
+// Issue 17, trial 11: after close(), warm() loaded nothing and reported every key failed,
+// without saying the cache was closed.
+TEST_CASE("warm: after close() returns at once, closed set and nothing counted") {
+    harness h;
+    auto cache = h.open();
+    cache.close();
+    int calls = 0;
+    const auto report = cache.warm(keys(3), [&](const std::string& k) {
+        ++calls;
+        return k;
+    });
+    CHECK(report.closed);
+    CHECK(report.total == 3);
+    CHECK(report.failed == 0);
+    CHECK(report.warmed + report.skipped == 0);
+    CHECK(calls == 0);
+    CHECK(cache.metrics().warm_failed == 0);
+}

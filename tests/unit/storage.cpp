@@ -891,6 +891,24 @@ TEST_CASE("posix_directory: EACCES is permission_denied (checked as an unprivile
               return static_cast<int>(errc_of(s->read("cd/z")));
           }));
     CHECK(temp_files(root).empty());
+
+    // Issue 17, trial 1: under a root chmod 0500, rmdir of a blob folder that was not empty
+    // got EACCES before ENOTEMPTY, so clean() failed and the cache detached the whole tier.
+    const int cleaned = as_unprivileged([&] {
+        auto s = posix_directory::open({.root = root});
+        if (!s || ::chmod(root.c_str(), 0700) != 0 || !s->write("ef/c9/x", bytes_of("x"))) return 110;
+        if (::chmod(root.c_str(), 0500) != 0) return 111;
+        auto report = s->clean({.now = std::chrono::system_clock::now()});
+        const bool kept = s->read("ef/c9/x").has_value();
+        if (::chmod(root.c_str(), 0700) != 0) return 111;
+        if (!report) return 112 + static_cast<int>(report.error().code());  // above 112: clean() failed
+        return kept ? 0 : 111;
+    });
+    INFO("clean under a root chmod 0500: child exit code " << cleaned);
+    if (cleaned == could_not_drop)
+        WARN("skipped: could not drop privileges to uid 65534");
+    else
+        CHECK(cleaned == 0);
 }
 
 #if defined(__linux__)
