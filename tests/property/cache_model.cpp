@@ -1,10 +1,9 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
-// sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens and fault-rate changes run
-// against the cache and a reference model, once over memory_storage, once over a shared
-// memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
-// posix_directory (real files, renames and scans, faults injected around it) and once over a
-// real segment_log (append-only segment files; see segment_backend for where its refinement
-// of the storage concept is kept out of the model's way). A second model (shared_harness,
+// sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens and fault-rate changes
+// run against the cache and a reference model, once over memory_storage, once over a shared memory_storage standing in
+// for a remote tier (Redis: the disk tier in shared mode), once over a real posix_directory (real files, renames and
+// scans, faults injected around it) and once over a real segment_log (append-only segment files; see segment_backend
+// for where its refinement of the storage concept is kept out of the model's way). A second model (shared_harness,
 // below) runs two caches on one shared remote with distributed invalidation: memory ->
 // remote and memory -> disk -> remote, faults in both storages, the links taken down and up.
 //
