@@ -2962,7 +2962,11 @@ private:
         const auto ttl = left();
         if (!ttl) return;
         s.fence.copy_if_quiet(h, ticket, [&] {
-            if (s.memory.put(key, entry.value, *ttl)) s.promotions.fetch_add(1, std::memory_order_relaxed);
+            if (!s.memory.put(key, entry.value, *ttl)) return;
+            s.promotions.fetch_add(1, std::memory_order_relaxed);
+            // invalidate_tag() must find the memory copy even when the tier's index cannot
+            // answer (an entry it could not read again): the cache's own index notes it.
+            if (!entry.tags.empty()) s.tags.note(key, entry.tags, s.memory);
         });
     }
 

@@ -629,14 +629,18 @@ struct harness {
         const bool reached = removed.has_value() && disk_errors() == errors_before;
         if (!removed) RC_ASSERT(disk_errors() != errors_before);  // an error is a storage tier's
         for (key_model& km : model) {
-            const bool stored_with_tag = !shared && km.disk && km.disk->tag == tag;
+            // A copy read from the storage tier (promoted into memory) is noted with its tags
+            // too, so the cache may find and erase any key whose stored copy has the tag; the
+            // model cannot tell which, so a failed call leaves every such key pending.
+            const bool tagged_copy = km.disk && km.disk->tag == tag;
+            const bool stored_with_tag = !shared && tagged_copy;
             const bool found = km.noted == tag || (stored_with_tag && !km.pending);
             if (reached && found) {
                 km.truth.reset();
                 if (!km.pending) km.disk.reset();
                 km.resurrected = false;
                 km.noted.clear();
-            } else if (found || stored_with_tag) {
+            } else if (found || tagged_copy) {
                 km.pending = true;
             }
         }
