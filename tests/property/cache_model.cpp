@@ -292,6 +292,7 @@ struct key_model {
     bool pending = false;
     bool resurrected = false;  // truth is an older storage copy that a reopen brought back
     std::string noted;         // the tag of this lifetime's last put (the cache's own tag index)
+    std::string copied;        // the tag of a copy a get read from storage: the cache may have noted it
 };
 
 // Counts over one property's run, for the summary line.
@@ -560,6 +561,7 @@ struct harness {
         } else {
             RC_ASSERT(got->from == storage_tier);
             ++sums.disk_hits;
+            km.copied = km.truth->tag;  // promoted into memory (unless skipped) with its tags
         }
     }
 
@@ -576,6 +578,7 @@ struct harness {
         key_model& km = model[k];
         km.resurrected = false;
         km.noted = tag;
+        km.copied.clear();
         const std::chrono::nanoseconds life = ttl == 0ms ? std::chrono::nanoseconds(default_ttl) : ttl;
         const entry e{value, serial, began + std::chrono::duration_cast<clock_type::duration>(life), tag};
         if (!stored) {
@@ -640,9 +643,10 @@ struct harness {
                 if (!km.pending) km.disk.reset();
                 km.resurrected = false;
                 km.noted.clear();
-            } else if (found || tagged_copy) {
+            } else if (found || tagged_copy || km.copied == tag) {
                 km.pending = true;
             }
+            if (km.copied == tag) km.copied.clear();  // taken from the cache's index either way
         }
         if (removed) sums.invalidated += *removed;
     }
@@ -662,6 +666,7 @@ struct harness {
             km.truth = km.disk;
             km.pending = false;
             km.noted.clear();
+            km.copied.clear();
         }
         ++sums.reopens;
         open();
