@@ -1,5 +1,6 @@
 // Invalidation of related entries (issue 17): tags stored with entries (the frame's tags
 // section), invalidate_tag() and invalidate_prefix() over memory and disk, across restarts.
+#include "support/restartable_cache.hpp"
 #include "support/scripted_storage.hpp"
 #include "support/shared_memory_storage.hpp"
 #include "support/test_framework.hpp"
@@ -51,19 +52,7 @@ std::vector<std::byte> from_hex(std::string_view hex) {
     return out;
 }
 
-// A cache over a storage that outlives it: reopening it is a restart.
-struct harness {
-    tierguard::clock::manual clock;
-    std::shared_ptr<tierguard::storage::memory_storage> backing =
-        std::make_shared<tierguard::storage::memory_storage>();
-    std::shared_ptr<storage::script> faults = std::make_shared<storage::script>();
-
-    cache_t open(cache_t::config cfg = {}) {
-        auto c = cache_t::open(cfg, storage(tierguard_test::shared_memory_storage(backing), faults), clock);
-        REQUIRE(c);
-        return std::move(*c);
-    }
-};
+using harness = tierguard_test::restartable_cache<cache_t>;
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
     std::sort(v.begin(), v.end());

@@ -1,4 +1,5 @@
 // Warming (issue 17, seed 003 §3): warm(keys, loader, options) and config::warm_on_open.
+#include "support/restartable_cache.hpp"
 #include "support/scripted_storage.hpp"
 #include "support/shared_memory_storage.hpp"
 #include "support/test_framework.hpp"
@@ -33,18 +34,7 @@ struct warm_policies : tierguard::cache_defaults {
 };
 using cache_t = tierguard::cache<std::string, std::string, warm_policies>;
 
-struct harness {
-    tierguard::clock::manual clock;
-    std::shared_ptr<tierguard::storage::memory_storage> backing =
-        std::make_shared<tierguard::storage::memory_storage>();
-    std::shared_ptr<storage::script> faults = std::make_shared<storage::script>();
-
-    cache_t open(cache_t::config cfg = {}) {
-        auto c = cache_t::open(cfg, storage(tierguard_test::shared_memory_storage(backing), faults), clock);
-        REQUIRE(c);
-        return std::move(*c);
-    }
-};
+using harness = tierguard_test::restartable_cache<cache_t>;
 
 std::vector<std::string> keys(int n) {
     std::vector<std::string> out;
