@@ -52,8 +52,8 @@ struct memory_config {
 struct memory_stats {
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;       ///< gets that found nothing, including expired entries
-    std::uint64_t evictions = 0;    ///< entries dropped to make room (budget or count)
-    std::uint64_t expirations = 0;  ///< entries dropped because their TTL passed
+    std::uint64_t evictions = 0;    ///< unexpired entries dropped to make room (budget or count)
+    std::uint64_t expirations = 0;  ///< entries dropped after their TTL passed, once each (docs/METRICS.md)
     std::uint64_t rejected = 0;     ///< puts refused (too large, invalid TTL)
     std::size_t entries = 0;
     std::size_t bytes = 0;
@@ -271,12 +271,10 @@ public:
         }
         const readers_out out_of_shard(*this, s, si);
         const std::uint32_t old = s.lru.find(h, key, m_equal);
-        if (old != lru_type::npos) s.lru.remove(old);
+        if (old != lru_type::npos) drop(s, old, false);
         while (s.lru.live() != 0 &&
-               (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries))) {
-            s.lru.remove(s.lru.victim());
-            ++s.evictions;
-        }
+               (s.lru.bytes() + weight > s.byte_budget || (s.max_entries != 0 && s.lru.live() >= s.max_entries)))
+            drop(s, s.lru.victim(), true);
         const std::uint32_t pos =
             s.lru.insert(h, std::move(key), std::move(value), detail::expiry_after(m_clock.now(), ttl), weight);
         // Replacing a value is a use of its key: the policy keeps it as it would a read one.
@@ -348,10 +346,7 @@ public:
             std::lock_guard lock(s.mutex);
             const readers_out out_of_shard(*this, s, i);
             s.byte_budget = byte_budget / m_shard_count;
-            while (s.lru.bytes() > s.byte_budget) {
-                s.lru.remove(s.lru.victim());
-                ++s.evictions;
-            }
+            while (s.lru.bytes() > s.byte_budget) drop(s, s.lru.victim(), true);
         }
         m_byte_budget = byte_budget;
         return {};
@@ -503,6 +498,18 @@ private:
         const time_point now = m_clock.now();
         if (n.expiry > now) return age::fresh;
         return detail::elapsed_sat(n.expiry, now) < m_stale_grace ? age::stale : age::dead;
+    }
+
+    // Removes the live entry at pos (the shard's lock held, readers out), replaced by a put
+    // or, if evicted, to make room: an entry whose TTL has passed counts as an expiration
+    // (its only one: reads within the grace count none), any other evicted one as an eviction.
+    void drop(shard& s, std::uint32_t pos, bool evicted) noexcept {
+        if (age_of(s.lru.at(pos)) != age::fresh) {
+            ++s.expirations;
+        } else if (evicted) {
+            ++s.evictions;
+        }
+        s.lru.remove(pos);
     }
 
     struct found_entry {

@@ -313,6 +313,55 @@ TEST_CASE("memory tier: within the stale grace only get_with_stale sees an expir
     CHECK(tier.purge_expired() == 1);
 }
 
+TEST_CASE("memory tier: an expired entry's expiration is counted once, whichever way it leaves") {
+    tierguard::clock::manual clock;
+    // LRU, so that the entry read first is the one evicted first.
+    lru_tier tier({.byte_budget = 1024, .max_entries = 2, .shards = 1, .stale_grace = 10s}, clock);
+    auto stale_read = [&](const char* key) {
+        return tier.get_with_stale(key, [](const std::string&, bool stale) { return tierguard::result<bool>(stale); });
+    };
+    auto expirations = [&] { return tier.stats().expirations; };
+
+    // Read several times within the grace, dropped by a read after it.
+    REQUIRE(tier.put("read", "v", 1s));
+    clock.advance(2s);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(*stale_read("read"));
+        CHECK(tier.get("read").error().code() == errc::expired);
+    }
+    CHECK(expirations() == 0);
+    clock.advance(10s);
+    CHECK(tier.get("read").error().code() == errc::expired);
+    CHECK(expirations() == 1);
+
+    // Read within the grace, then evicted to make room: one expiration, no eviction.
+    REQUIRE(tier.put("evicted", "v", 1s));
+    clock.advance(2s);
+    CHECK(*stale_read("evicted"));
+    REQUIRE(tier.put("a", "v"));
+    REQUIRE(tier.put("b", "v"));
+    CHECK_FALSE(tier.contains("evicted"));
+    CHECK(tier.size() == 2);
+    CHECK(expirations() == 2);
+    CHECK(tier.stats().evictions == 0);
+
+    // Read within the grace, then replaced by a put: one expiration.
+    REQUIRE(tier.erase("b"));
+    REQUIRE(tier.put("replaced", "old", 1s));
+    clock.advance(2s);
+    CHECK(*stale_read("replaced"));
+    REQUIRE(tier.put("replaced", "new"));
+    CHECK(expirations() == 3);
+    CHECK(*tier.get("replaced") == "new");
+
+    // A fresh entry evicted is an eviction; erase and purge of nothing count nothing.
+    REQUIRE(tier.put("c", "v"));
+    CHECK(tier.purge_expired() == 0);
+    const auto stats = tier.stats();
+    CHECK(stats.evictions == 1);
+    CHECK(stats.expirations == 3);
+}
+
 TEST_CASE("memory tier: a TTL of zero or less is refused; a huge TTL saturates instead of overflowing") {
     tierguard::clock::manual clock;
     auto tier = make_tier({.byte_budget = 1024, .shards = 1}, clock);
