@@ -76,17 +76,21 @@ struct model {
         return {e.value, errc::miss};
     }
 
-    bool put(std::size_t shard, model_entry e) {
+    // An entry replaced or evicted after its TTL passed counts one expiration, not an eviction.
+    bool put(std::size_t shard, model_entry e, time_point now) {
         if (weight(e) > shard_bytes) {
             ++rejected;
             return false;
         }
-        if (auto it = find(shard, e.key); it != shards[shard].end()) shards[shard].erase(it);
+        if (auto it = find(shard, e.key); it != shards[shard].end()) {
+            if (expired(*it, now)) ++expirations;
+            shards[shard].erase(it);
+        }
         auto& list = shards[shard];
         while (!list.empty() &&
                (bytes(shard) + weight(e) > shard_bytes || (shard_entries != 0 && list.size() >= shard_entries))) {
+            ++(expired(list.front(), now) ? expirations : evictions);
             list.erase(list.begin());
-            ++evictions;
         }
         list.push_back(std::move(e));
         return true;
@@ -137,7 +141,7 @@ TEST_CASE("memory tier agrees with a reference LRU model under random operations
                     } else {
                         put = tier.put(key, value);
                     }
-                    const bool accepted = ref.put(shard, {key, value, expiry});
+                    const bool accepted = ref.put(shard, {key, value, expiry}, now);
                     RC_ASSERT(put.has_value() == accepted);
                     if (!accepted) RC_ASSERT(put.error().code() == errc::too_large);
                     break;
