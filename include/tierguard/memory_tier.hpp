@@ -19,6 +19,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,79 @@ struct memory_defaults {
 };
 
 namespace detail {
+// Inline hash and equality of short strings for the memory tier's probes, which the
+// default hash and std::equal_to<> would send through a library call each
+// (std::_Hash_bytes, memcmp). They read only the string's own bytes.
+inline std::uint64_t load_bytes(const char* p, std::size_t n) noexcept {
+    std::uint64_t v = 0;
+    std::memcpy(&v, p, n);
+    return v;
+}
+
+// The loads of wyhash for 1 to 16 bytes (as a, b); every byte is in one of them.
+inline void short_string_words(std::string_view s, std::uint64_t& a, std::uint64_t& b) noexcept {
+    const std::size_t n = s.size();
+    const char* p = s.data();
+    if (n >= 8) {
+        a = load_bytes(p, 8);
+        b = load_bytes(p + n - 8, 8);
+    } else if (n >= 4) {
+        a = load_bytes(p, 4);
+        b = load_bytes(p + n - 4, 4);
+    } else {
+        a = n == 0
+                ? 0
+                : (std::uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+                      (std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) | static_cast<unsigned char>(p[n - 1]);
+        b = 0;
+    }
+}
+
+#if defined(__SIZEOF_INT128__)
+inline constexpr bool inline_string_hash = true;
+__extension__ using uint128 = unsigned __int128;
+
+// wyhash's mixing: the two halves of a 128-bit product, xored.
+inline std::uint64_t mum(std::uint64_t a, std::uint64_t b) noexcept {
+    const uint128 r = static_cast<uint128>(a) * b;
+    return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+}
+
+// A hash of a string of at most 16 bytes, every output bit depending on every input
+// bit (wyhash's final steps, fixed seed).
+inline std::uint64_t short_string_hash(std::string_view s) noexcept {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    short_string_words(s, a, b);
+    constexpr std::uint64_t k0 = 0xa0761d6478bd642fULL;
+    constexpr std::uint64_t k1 = 0xe7037ed1a0b428dbULL;
+    constexpr std::uint64_t k2 = 0x8ebc6af09c88c6e3ULL;
+    return mum(mum(a ^ k1, b ^ k2) ^ k0 ^ s.size(), k1);
+}
+#else
+inline constexpr bool inline_string_hash = false;
+#endif
+
+// std::equal_to<> for the probes: strings of 8 to 16 bytes compared in two words each.
+struct probe_equal_to {
+    using is_transparent = void;
+    template <class A, class B>
+    [[nodiscard]] bool operator()(const A& a, const B& b) const {
+        if constexpr (std::is_convertible_v<const A&, std::string_view> &&
+                      std::is_convertible_v<const B&, std::string_view>) {
+            const std::string_view x(a);
+            const std::string_view y(b);
+            const std::size_t n = x.size();
+            if (n != y.size()) return false;
+            if (n < 8 || n > 16) return x == y;
+            return ((load_bytes(x.data(), 8) ^ load_bytes(y.data(), 8)) |
+                    (load_bytes(x.data() + n - 8, 8) ^ load_bytes(y.data() + n - 8, 8))) == 0;
+        } else {
+            return a == b;
+        }
+    }
+};
+
 // Policies::eviction, or the default for policy packs written before the slot existed.
 template <class P>
 struct eviction_of {
@@ -463,10 +537,11 @@ private:
         }
     }
 
-    // libstdc++ and libc++ hash strings with murmur2 or CityHash, each output bit
-    // depending on every input bit: the default hash of a string needs no mixing, which
-    // saves a get three dependent multiplications. Other hashes (identity hashes of
-    // integers, FNV-1a's weak low bits) are mixed.
+    // The default hash of a string of at most 16 bytes is detail::short_string_hash,
+    // inline. Longer ones: libstdc++ and libc++ hash strings with murmur2 or CityHash, each
+    // output bit depending on every input bit, so they need no mixing, which saves a get
+    // three dependent multiplications. Other hashes (identity hashes of integers, FNV-1a's
+    // weak low bits) are mixed.
     static constexpr bool strings_hash_well =
 #if defined(__GLIBCXX__) || defined(_LIBCPP_VERSION)
         sizeof(std::size_t) == sizeof(std::uint64_t);
@@ -476,9 +551,16 @@ private:
 
     template <class K>
     [[nodiscard]] std::uint64_t hash_of(const K& key) const noexcept {
-        if constexpr (strings_hash_well && std::is_same_v<hasher, default_hash> &&
-                      std::is_convertible_v<const K&, std::string_view>) {
-            return m_hash(key);
+        if constexpr (std::is_same_v<hasher, default_hash> && std::is_convertible_v<const K&, std::string_view>) {
+            const std::string_view s(key);
+            if constexpr (detail::inline_string_hash) {
+                if (s.size() <= 16) return detail::short_string_hash(s);
+            }
+            if constexpr (strings_hash_well) {
+                return m_hash(s);
+            } else {
+                return detail::mix(static_cast<std::uint64_t>(m_hash(s)));
+            }
         } else {
             return detail::mix(static_cast<std::uint64_t>(m_hash(key)));
         }
@@ -612,7 +694,10 @@ private:
     [[no_unique_address]] clock_type m_clock;
     [[no_unique_address]] weigher_type m_weigher{};
     [[no_unique_address]] hasher m_hash{};
-    [[no_unique_address]] key_equal m_equal{};
+    // key_equal, or the same comparison inlined for short strings where it is std::equal_to<>.
+    [[no_unique_address]] std::conditional_t<std::is_same_v<key_equal, std::equal_to<>>, detail::probe_equal_to,
+                                             key_equal>
+        m_equal{};
 };
 
 }  // namespace tierguard

@@ -98,6 +98,31 @@ TEST_CASE("memory tier: lookups by string_view and literal do not allocate") {
     CHECK(after == before);
 }
 
+TEST_CASE("memory tier: keys of every length up to 40 bytes are found by std::string, string_view and literal") {
+    // Short keys are hashed and compared inline in words (issue 18): each length class,
+    // and keys that differ in one byte at any position, must stay distinct and findable.
+    auto tier = make_tier({.byte_budget = 1 << 20, .shards = 4});
+    std::vector<std::string> keys;
+    for (std::size_t n = 0; n <= 40; ++n) {
+        const std::string base(n, 'k');
+        keys.push_back(base);
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string other = base;
+            other[i] = static_cast<char>(i % 2 == 0 ? '\0' : '\xff');
+            keys.push_back(other);
+        }
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) REQUIRE(tier.put(keys[i], std::to_string(i)));
+    REQUIRE(tier.size() == keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        CHECK(*tier.get(keys[i]) == std::to_string(i));
+        CHECK(*tier.get(std::string_view(keys[i])) == std::to_string(i));
+        CHECK(tier.shard_of(keys[i]) == tier.shard_of(std::string_view(keys[i])));
+    }
+    CHECK(*tier.get("kkkkkkkkkkkk") == *tier.get(std::string(12, 'k')));
+    CHECK(tier.get(std::string(41, 'k')).error().code() == errc::miss);
+}
+
 TEST_CASE("memory tier (lru): evicts the least recently used entry of a shard") {
     // Each entry weighs 3 bytes (key "kN" 2 + value 1): room for three.
     lru_tier tier({.byte_budget = 9, .shards = 1});
