@@ -574,12 +574,15 @@ private:
     // Past its TTL an entry is stale for m_stale_grace (kept for get_with_stale), then dead.
     enum class age : unsigned char { fresh, stale, dead };
 
-    // Reads the clock only for entries that can expire, so a cache without TTLs never pays for it.
+    // Reads the clock only for entries that can expire, so a cache without TTLs never pays
+    // for it; the check for those stays small enough to be inlined into a get.
     [[nodiscard]] age age_of(const typename lru_type::slot& n) const noexcept {
-        if (n.expiry == time_point::max()) return age::fresh;
+        return n.expiry == time_point::max() ? age::fresh : age_now(n.expiry);
+    }
+    [[nodiscard]] age age_now(time_point expiry) const noexcept {
         const time_point now = m_clock.now();
-        if (n.expiry > now) return age::fresh;
-        return detail::elapsed_sat(n.expiry, now) < m_stale_grace ? age::stale : age::dead;
+        if (expiry > now) return age::fresh;
+        return detail::elapsed_sat(expiry, now) < m_stale_grace ? age::stale : age::dead;
     }
 
     // Removes the live entry at pos (the shard's lock held, readers out), replaced by a put
