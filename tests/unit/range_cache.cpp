@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
+
 using namespace std::chrono_literals;
 using tierguard::errc;
 using tierguard::range_version;
@@ -1020,4 +1022,125 @@ TEST_CASE("issue 16: a disk hit wholly inside the caller's span is read into it 
     REQUIRE(bytes);
     CHECK(matches(*bytes, "e", 0));
     CHECK(o.requests.empty());
+}
+
+namespace {
+
+tierguard::range_config verify_once() {
+    tierguard::range_config cfg = small_blocks();
+    cfg.verify_reads = tierguard::range_verify::once_per_file_change;
+    return cfg;
+}
+
+// A manual clock far enough past the real time that every file written now has settled
+// (range_cache::verify_settle).
+tierguard::clock::manual settled_clock() { return tierguard::clock::manual(std::chrono::system_clock::now() + 1h); }
+
+std::int64_t ctime_ns(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+}
+
+// Overwrites one byte of `p` in place, through the file system, again until its ctime has
+// moved (a write in the same tick of the file system's clock leaves it as it was; the
+// cache's verify_settle covers that for real time, which this test fakes with a manual clock).
+void damage_in_place(const fs::path& p, std::streamoff at) {
+    const std::int64_t before = ctime_ns(p);
+    for (int attempt = 0; attempt < 1'000'000 && ctime_ns(p) == before; ++attempt) {
+        std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(at);
+        f.put('\x7f');
+    }
+    REQUIRE(ctime_ns(p) != before);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "range cache: under verify_reads once_per_file_change a re-read of an unchanged block file is not checked again") {
+    temp_dir dir;
+    for (const auto mode : {tierguard::range_verify::always, tierguard::range_verify::once_per_file_change}) {
+        CAPTURE(static_cast<int>(mode));
+        tierguard::range_config cfg = small_blocks();
+        cfg.verify_reads = mode;
+        auto cache = open_posix(dir.path() / ("cache" + std::to_string(static_cast<int>(mode))), cfg, settled_clock());
+        const range_version v{"e", 8 * block};
+        origin o{"e"};
+        REQUIRE(cache.read("obj", v, 0, 8 * block, o));  // fetched and stored
+        for (int round = 1; round <= 3; ++round) {
+            auto bytes = cache.read("obj", v, 0, 8 * block, o);
+            REQUIRE(bytes);
+            CHECK(matches(*bytes, "e", 0));
+            // always: every block each round; once: the first round only.
+            CHECK(cache.metrics().blocks_verified ==
+                  (mode == tierguard::range_verify::always ? 8u * static_cast<unsigned>(round) : 8u));
+        }
+        CHECK(cache.metrics().disk_hits == 24);
+        CHECK(o.requests.size() == 1);
+    }
+}
+
+TEST_CASE("range cache: under verify_reads once_per_file_change damage written through the file system is caught") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    auto cache = open_posix(root, verify_once(), settled_clock());
+    const range_version v{"e", 8 * block};
+    origin o{"e"};
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));  // checked once: each identity recorded
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.metrics().blocks_verified == 8);
+    o.requests.clear();
+
+    // A byte of block 2 changed in place (same inode, same size); block 6's file copied over
+    // block 5's (a new file, same size); block 7 truncated and then grown back to its size.
+    const std::string folder = cache.folder_for("obj");
+    damage_in_place(root / posix_cache::block_name(folder, 2), 300);
+    fs::copy_file(root / posix_cache::block_name(folder, 6), root / posix_cache::block_name(folder, 5),
+                  fs::copy_options::overwrite_existing);
+    const auto size7 = fs::file_size(root / posix_cache::block_name(folder, 7));
+    fs::resize_file(root / posix_cache::block_name(folder, 7), size7 / 2);
+    fs::resize_file(root / posix_cache::block_name(folder, 7), size7);
+    auto bytes = cache.read("obj", v, 0, 8 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    REQUIRE(o.requests.size() == 3);
+    CHECK(o.requests[0] == std::pair<std::uint64_t, std::uint64_t>{2 * block, block});
+    CHECK(o.requests[1] == std::pair<std::uint64_t, std::uint64_t>{5 * block, block});
+    CHECK(o.requests[2] == std::pair<std::uint64_t, std::uint64_t>{7 * block, block});
+    CHECK(cache.metrics().corruption_missing_range == 3);
+    // Re-stored blocks are new files: checked once again, then trusted as the others.
+    o.requests.clear();
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    CHECK(o.requests.empty());
+    CHECK(cache.metrics().blocks_verified == 8 + 3);
+}
+
+TEST_CASE(
+    "range cache: under verify_reads once_per_file_change a file changed within verify_settle is checked every time") {
+    temp_dir dir;
+    // The clock at the real time: every block file was written less than verify_settle ago.
+    auto cache =
+        open_posix(dir.path() / "cache", verify_once(), tierguard::clock::manual(std::chrono::system_clock::now()));
+    const range_version v{"e", 4 * block};
+    origin o{"e"};
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    CHECK(cache.metrics().blocks_verified == 8);
+}
+
+TEST_CASE("range cache: open refuses a verify_reads value that is not a range_verify, naming it") {
+    temp_dir dir;
+    auto storage = tierguard::storage::posix_directory::open({.root = dir.path() / "cache"});
+    REQUIRE(storage);
+    tierguard::range_config cfg = small_blocks();
+    cfg.verify_reads = static_cast<tierguard::range_verify>(7);
+    auto cache = posix_cache::open(std::move(*storage), cfg);
+    REQUIRE_FALSE(cache);
+    CHECK(cache.error().code() == errc::invalid_argument);
+    CHECK(cache.error().context() ==
+          "range_config.verify_reads is 7; it must be range_verify::always or range_verify::once_per_file_change");
 }
