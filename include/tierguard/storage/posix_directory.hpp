@@ -9,6 +9,7 @@
 #include <tierguard/storage/concept.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -500,20 +501,40 @@ private:
                                                  blob_identity* identity) const {
         std::size_t capacity = 0;
         for (const auto part : parts) capacity += part.size();
-        auto fd = open_regular(name, std::min<std::uint64_t>(capacity, m_config.max_blob_size),
-                               capacity < m_config.max_blob_size ? "the buffers given" : "max_blob_size");
-        if (!fd) return unexpected(std::move(fd).error());
-        std::vector<::iovec> io;
-        io.reserve(parts.size());
+        const std::uint64_t limit = std::min<std::uint64_t>(capacity, m_config.max_blob_size);
+        const std::string_view limit_name = capacity < m_config.max_blob_size ? "the buffers given" : "max_blob_size";
+        // With `identity`, one fstat after the read serves the checks too: the file is
+        // opened without blocking, and the readv never goes past the parts.
+        detail::posix::unique_fd fd;
+        std::uint64_t size = limit;
+        if (identity == nullptr) {
+            auto opened = open_regular(name, limit, limit_name);
+            if (!opened) return unexpected(std::move(opened).error());
+            fd = std::move(opened->first);
+            size = opened->second;
+        } else {
+            if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok)
+                return unexpected(std::move(ok).error());
+            auto opened = open_blob(name);
+            if (!opened) return unexpected(std::move(opened).error());
+            fd = std::move(*opened);
+        }
+        std::array<::iovec, 4> few{};  // the range cache reads 3 parts: no allocation
+        std::vector<::iovec> many(parts.size() > few.size() ? parts.size() : 0);
+        const std::span<::iovec> room = many.empty() ? std::span<::iovec>(few) : std::span<::iovec>(many);
+        std::size_t used = 0;
         for (const auto part : parts)
-            if (!part.empty()) io.push_back(::iovec{part.data(), part.size()});
+            if (!part.empty()) room[used++] = ::iovec{part.data(), part.size()};
+        const std::span<::iovec> io = room.first(used);
         std::size_t got = 0;
-        for (std::size_t first = 0; got < fd->second && first < io.size();) {
+        int failed = 0;
+        for (std::size_t first = 0; got < size && first < io.size();) {
             const int count = static_cast<int>(std::min<std::size_t>(io.size() - first, IOV_MAX));
-            const ssize_t n = ::readv(fd->first.get(), io.data() + first, count);
+            const ssize_t n = ::readv(fd.get(), io.data() + first, count);
             if (n < 0) {
                 if (errno == EINTR) continue;
-                return unexpected(detail::os_failure(errno, "read", name, "read"));
+                failed = errno;
+                break;
             }
             if (n == 0) break;
             got += static_cast<std::size_t>(n);
@@ -527,12 +548,14 @@ private:
         }
         if (identity != nullptr) {
             struct stat st {};
-            if (::fstat(fd->first.get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+            if (::fstat(fd.get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+            if (auto ok = check_regular(name, st, limit, limit_name); !ok) return unexpected(std::move(ok).error());
             *identity = blob_identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                                       static_cast<std::uint64_t>(st.st_size),
                                       std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
                                       std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
         }
+        if (failed != 0) return unexpected(detail::os_failure(failed, "read", name, "read"));
         return got;
     }
 
@@ -643,16 +666,23 @@ private:
         if (!fd) return unexpected(std::move(fd).error());
         struct stat st {};
         if (::fstat(fd->get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+        if (auto ok = check_regular(name, st, limit, limit_name); !ok) return unexpected(std::move(ok).error());
+        return std::pair{std::move(*fd), static_cast<std::size_t>(st.st_size)};
+    }
+
+    // Whether `st` is a regular file of at most `limit` bytes; errc::corrupted, errc::too_large if not.
+    [[nodiscard]] static result<void> check_regular(std::string_view name, const struct stat& st, std::uint64_t limit,
+                                                    std::string_view limit_name) {
         if (!S_ISREG(st.st_mode))
-            return fail(
-                errc::corrupted, tier::disk,
-                "read " + std::string(name) + ": found " + px::describe_mode(st.st_mode) + " where a blob belongs");
+            return fail(errc::corrupted, tier::disk,
+                        "read " + std::string(name) + ": found " + detail::posix::describe_mode(st.st_mode) +
+                            " where a blob belongs");
         const auto size = static_cast<std::uint64_t>(st.st_size);
         if (size > limit)
             return fail(errc::too_large, tier::disk,
                         "read " + std::string(name) + ": the file holds " + std::to_string(size) + " bytes, over " +
                             std::string(limit_name) + " (" + std::to_string(limit) + "); not read");
-        return std::pair{std::move(*fd), static_cast<std::size_t>(size)};
+        return {};
     }
 
     // Opens blob `name` for reading, never blocking on a FIFO: in one open_beneath call
