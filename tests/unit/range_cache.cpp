@@ -1144,3 +1144,92 @@ TEST_CASE("range cache: open refuses a verify_reads value that is not a range_ve
     CHECK(cache.error().context() ==
           "range_config.verify_reads is 7; it must be range_verify::always or range_verify::once_per_file_change");
 }
+
+namespace {
+
+// posix_directory, counting its walks; with `one_walk` false it lacks clean(options, listing)
+// (as a storage without it), so a cache over it cleans and then lists.
+template <bool one_walk>
+struct walk_counting_directory {
+    tierguard::storage::posix_directory inner;
+    std::shared_ptr<std::atomic<int>> walks = std::make_shared<std::atomic<int>>(0);
+    tierguard::result<std::vector<std::byte>> read(std::string_view name) const { return inner.read(name); }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return inner.write(name, bytes);
+    }
+    tierguard::result<void> remove(std::string_view name) { return inner.remove(name); }
+    tierguard::result<std::vector<tierguard::blob_info>> list() const {
+        ++*walks;
+        return inner.list();
+    }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return inner.quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        ++*walks;
+        return inner.clean(options);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options,
+                                                     std::vector<tierguard::blob_info>& listing) requires one_walk {
+        ++*walks;
+        return inner.clean(options, listing);
+    }
+};
+template <bool one_walk>
+struct walk_counting_policies : manual_policies {
+    using storage = walk_counting_directory<one_walk>;
+};
+
+template <bool one_walk>
+std::pair<tierguard::range_cleanup_report, int> open_counting_walks(const fs::path& root,
+                                                                    tierguard::range_metrics& metrics) {
+    auto opened = tierguard::storage::posix_directory::open({.root = root});
+    REQUIRE(opened);
+    walk_counting_directory<one_walk> storage{std::move(*opened)};
+    const auto walks = storage.walks;
+    auto cache = tierguard::range_cache<walk_counting_policies<one_walk>>::open(std::move(storage), small_blocks());
+    REQUIRE(cache);
+    const int at_open = walks->load();
+    auto report = cache->cleanup();
+    REQUIRE(report);
+    metrics = cache->metrics();
+    return {*report, at_open};
+}
+
+}  // namespace
+
+TEST_CASE("issue 18: open walks the directory once where the storage cleans and lists in one walk; same outcome") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "one";
+    const auto [a, b] = cache_two(root, "a", 6, "b", 3);
+    // What open must clean and fix: a temp file, a foreign file, an orphan block, a block
+    // the record names gone.
+    write_file(root / a.substr(0, 2) / ".tmp.99999.1", "leftover");
+    write_file(root / "stray file", "x");
+    fs::copy_file(root / posix_cache::block_name(b, 0), root / posix_cache::block_name(b, 7));
+    fs::remove(root / posix_cache::block_name(a, 4));
+    fs::copy(root, dir.path() / "two", fs::copy_options::recursive);
+
+    tierguard::range_metrics one_metrics, two_metrics;
+    const auto [one_report, one_walks] = open_counting_walks<true>(root, one_metrics);
+    const auto [two_report, two_walks] = open_counting_walks<false>(dir.path() / "two", two_metrics);
+    CHECK(one_walks == 1);
+    CHECK(two_walks == 2);
+    // The cleanup() after open finds nothing left to fix either way.
+    CHECK(one_report.temp_files_cleaned == 0);
+    CHECK(one_report.orphaned_files_cleaned == 0);
+    CHECK(one_report.inconsistencies_fixed == 0);
+    CHECK(one_report.blocks_checked == two_report.blocks_checked);
+    CHECK(one_report.objects_checked == two_report.objects_checked);
+    // What open found and fixed: the same counts.
+    CHECK(one_metrics.partial_write_cleanup == 1);
+    CHECK(one_metrics.orphaned_files_cleaned == 2);
+    CHECK(one_metrics.inconsistency_fixed == 1);
+    CHECK(one_metrics.blocks == 8);
+    CHECK(two_metrics.partial_write_cleanup == one_metrics.partial_write_cleanup);
+    CHECK(two_metrics.orphaned_files_cleaned == one_metrics.orphaned_files_cleaned);
+    CHECK(two_metrics.inconsistency_fixed == one_metrics.inconsistency_fixed);
+    CHECK(two_metrics.blocks == one_metrics.blocks);
+    CHECK(two_metrics.bytes == one_metrics.bytes);
+}
