@@ -8,6 +8,9 @@
 //                              file (same fstat identity) not checked again
 //   read_1MiB/disk/pread       the same 64 MiB as one plain file, pread() 1 MiB at a time into
 //                              the same output buffer: the floor (page cache warm for both)
+//   read_1MiB/disk/block_files the block files of tierguard_once's cache read without the cache:
+//                              open, one readv (head, the output buffer, CRC), fstat, close each:
+//                              the floor of one file per block
 //   read_1MiB/disk/pread_crc32 the same pread()s, each followed by the CRC-32 of the bytes read:
 //                              the floor of a read that checks every byte
 //   read_1MiB/memory/tierguard the same reads answered by the memory tier (128 MiB)
@@ -26,6 +29,7 @@
 #include <tierguard/range_cache.hpp>
 #include <tierguard/storage/posix_directory.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +45,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace {
@@ -156,6 +162,30 @@ void read_plain(benchmark::State& state, bool check) {
 }
 
 void read_disk_pread(benchmark::State& state) { read_plain(state, false); }
+
+void read_block_files(benchmark::State& state) {
+    range_cache& cache = disk_cache("disk_once", tierguard::range_verify::once_per_file_change);
+    const fs::path root = scratch() / "disk_once";
+    std::vector<std::string> files;
+    for (std::uint32_t i = 0; i < object_size / mib; ++i)
+        files.push_back((root / range_cache::block_name(cache.folder_for("big"), i)).string());
+    const std::size_t head_size = fs::file_size(files[0]) - mib - 4;
+    std::vector<std::byte> out(mib);
+    std::vector<std::byte> head(head_size);
+    std::array<std::byte, 4> tail{};
+    for (auto _ : state) {
+        for (const std::string& file : files) {
+            const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            ::iovec io[] = {{head.data(), head.size()}, {out.data(), mib}, {tail.data(), tail.size()}};
+            struct stat st {};
+            if (fd < 0 || ::readv(fd, io, 3) != static_cast<ssize_t>(head_size + mib + 4) || ::fstat(fd, &st) != 0)
+                state.SkipWithError("read failed");
+            ::close(fd);
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * object_size));
+}
 void read_disk_pread_crc(benchmark::State& state) { read_plain(state, true); }
 
 void read_memory_tierguard(benchmark::State& state) {
@@ -263,6 +293,7 @@ void open_verify(benchmark::State& state) {
 BENCHMARK(read_disk_tierguard)->Name("read_1MiB/disk/tierguard")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_tierguard_once)->Name("read_1MiB/disk/tierguard_once")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_pread)->Name("read_1MiB/disk/pread")->Unit(benchmark::kMillisecond);
+BENCHMARK(read_block_files)->Name("read_1MiB/disk/block_files")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_pread_crc)->Name("read_1MiB/disk/pread_crc32")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_memory_tierguard)->Name("read_1MiB/memory/tierguard")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_memory_memcpy)->Name("read_1MiB/memory/memcpy")->Unit(benchmark::kMillisecond);
