@@ -125,7 +125,7 @@ struct blob_identity {
 template <class S>
 concept storage_reads_identified = storage_reads_into<S> &&
     requires(const S& s, std::string_view name, std::span<const std::span<std::byte>> parts, blob_identity& identity) {
-    // As read_into(name, parts); `identity` set when it succeeds.
+    // As read_into(name, parts), but `parts` unspecified on any error; `identity` set on success.
     { s.read_into(name, parts, identity) } -> std::same_as<result<std::size_t>>;
 };
 

@@ -145,7 +145,8 @@ public:
     }
 
     /// As read_into(name, parts), and `identity` set from fstat on the descriptor read,
-    /// taken after the read (see storage_reads_identified).
+    /// taken after the read (see storage_reads_identified); that one fstat also makes the
+    /// checks, so on an error (errc::too_large included) `parts` may hold bytes read.
     [[nodiscard]] result<std::size_t> read_into(std::string_view name, std::span<const std::span<std::byte>> parts,
                                                 blob_identity& identity) const {
         return read_parts(name, parts, &identity);
