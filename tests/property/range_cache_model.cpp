@@ -257,7 +257,11 @@ void run_sequence(std::uint64_t seed, int steps) {
         } else if (pick < 85) {
             reopen();
         } else if (pick < 93) {
+            // Each object read whole before and after: what the damage hit was read (and, under
+            // once_per_file_change, its file's identity recorded), and must be caught.
+            for (int j = 0; j < objects; ++j) check_read(j, 0, version_of(j).size);
             backend.damage(rng);
+            for (int j = 0; j < objects; ++j) check_read(j, 0, version_of(j).size);
         } else {
             random_rates();
             if (control) control->set_rates(rates);
