@@ -42,6 +42,25 @@
 /// docs/RANGE_CACHE.md describes the layout, the failures it handles and its metrics.
 namespace tierguard {
 
+/// How often a block read from the storage has its bytes checked (range_config::verify_reads).
+enum class range_verify : unsigned char {
+    /// Every block read from the storage is checked (CRC-32 of its frame) on every read.
+    always = 1,
+    /// A block read straight into the caller's span (see range_cache::read) is checked once
+    /// per identity of its file: device, inode, size, mtime and ctime in ns, by fstat on the
+    /// descriptor the read used, after the read. A later read of the same file with the same
+    /// identity is served without a second CRC. Any change made through the file system (a
+    /// write by anyone, a truncation, a file renamed over it) changes the identity, so such
+    /// damage is still caught. Not caught: a page the device corrupts silently and the kernel
+    /// re-reads after its page cache dropped the verified copy. A file whose ctime is less
+    /// than range_cache::verify_settle before the cache's clock is checked every time (its
+    /// timestamps may not have ticked since). Needs a storage with the identity read
+    /// (storage_reads_identified: posix_directory); with another, as `always`. The identities
+    /// are kept in memory, 8 bytes per block held, and forgotten when the block is
+    /// quarantined, rewritten, evicted or its object's version changes.
+    once_per_file_change = 2,
+};
+
 /// Run-time settings of a range cache; validated by range_cache::open().
 struct range_config {
     /// Bytes per block (the last block of an object is shorter); at most 64 MiB.
@@ -67,6 +86,9 @@ struct range_config {
     /// Inspect only (tools, over a read-only storage): nothing is written, removed or
     /// quarantined; open() and cleanup() report what they would fix, reads store nothing.
     bool read_only = false;
+    /// Whether a block read from the storage is checked on every read or once per change of
+    /// its file (range_verify); docs/RANGE_CACHE.md weighs the two.
+    range_verify verify_reads = range_verify::always;
 };
 
 /// Which version of an object a read asks for. A different validator or size than the
@@ -100,6 +122,7 @@ struct range_metrics {
     std::uint64_t orphaned_files_cleaned = 0;    ///< block files without metadata removed
     std::uint64_t io_errors = 0;                 ///< other storage failures
     std::uint64_t degraded_reads = 0;            ///< reads the origin alone answered (the storage unusable)
+    std::uint64_t blocks_verified = 0;           ///< blocks read from the storage whose bytes passed a CRC check
     std::uint64_t objects = 0;                   ///< objects with metadata now
     std::uint64_t blocks = 0;                    ///< block files now
     std::uint64_t bytes = 0;                     ///< bytes of block files now
@@ -264,6 +287,10 @@ public:
     static constexpr std::chrono::seconds attach_interval{1};
     /// Longest key and validator accepted.
     static constexpr std::size_t max_key_size = 4096;
+    /// Under range_verify::once_per_file_change, a block file whose ctime is less than this
+    /// before the cache's clock is checked on every read: a change made in the same tick of
+    /// the file system's timestamps would leave them as they were (git's racy-clean rule).
+    static constexpr std::chrono::seconds verify_settle{2};
 
     [[nodiscard]] static result<void> validate(const range_config& cfg) {
         auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::disk, std::move(what)); };
@@ -288,6 +315,9 @@ public:
             return bad("range_config.emergency_eviction_backoff is negative");
         if (cfg.quarantine_max_age < std::chrono::seconds::zero())
             return bad("range_config.quarantine_max_age is negative");
+        if (cfg.verify_reads != range_verify::always && cfg.verify_reads != range_verify::once_per_file_change)
+            return bad("range_config.verify_reads is " + std::to_string(static_cast<int>(cfg.verify_reads)) +
+                       "; it must be range_verify::always or range_verify::once_per_file_change");
         return {};
     }
 
@@ -522,6 +552,9 @@ private:
         std::uint32_t block_size = 0;
         std::vector<std::uint32_t> crc;  // per block: its frame's CRC-32, when held
         std::vector<bool> held;
+        // Per block, under range_verify::once_per_file_change: a keyed hash of the identity of
+        // the file whose bytes were last checked (0: none); empty until the first is recorded.
+        std::vector<std::uint64_t> verified;
         std::uint64_t stored_bytes = 0;
         std::size_t held_count = 0;
     };
@@ -998,6 +1031,7 @@ private:
         }
         o.held[i] = false;
         o.crc[i] = 0;
+        if (!o.verified.empty()) o.verified[i] = 0;
         --o.held_count;
         s.dirty.insert(h);
     }
@@ -1033,6 +1067,7 @@ private:
             block_damaged_locked(h, o, i, name, problem);
             return nullptr;
         }
+        ++s.counters.blocks_verified;
         block->offset = static_cast<std::size_t>(view->payload.data() - block->frame.data());
         block->length = view->payload.size();
         touch_block_locked(h, i);
@@ -1100,7 +1135,9 @@ private:
             std::vector<std::byte> head(frame::header_size + id.size());
             std::array<std::byte, frame::checksum_size> tail{};
             const std::span<std::byte> parts[] = {head, dest, tail};
-            auto size = s.storage.read_into(name, parts);
+            std::uint64_t identity = 0;  // a hash of the file's identity, when it may be trusted
+            auto size = read_identified_locked(name, parts, identity);
+            const bool known = identity != 0 && !o.verified.empty() && o.verified[i] == identity;
             if (!size) {
                 block_unreadable_locked(h, o, i, name, size.error());
                 return false;
@@ -1114,9 +1151,17 @@ private:
                 problem = "block file of another object, version, position or length";
             } else if (crc != o.crc[i]) {
                 problem = "block CRC differs from the one its metadata recorded";
+            } else if (known) {
+                // checked before under this very identity (range_verify::once_per_file_change)
             } else if (const auto actual = detail::crc32_update(detail::crc32_update(0, head), dest); actual != crc) {
                 problem =
                     "checksum mismatch (stored " + std::to_string(crc) + ", computed " + std::to_string(actual) + ")";
+            } else {
+                ++s.counters.blocks_verified;
+                if (identity != 0) {
+                    if (o.verified.empty()) o.verified.assign(o.held.size(), 0);
+                    o.verified[i] = identity;
+                }
             }
             if (!problem.empty()) {
                 block_damaged_locked(h, o, i, name, problem);
@@ -1125,6 +1170,32 @@ private:
             touch_block_locked(h, i);
             return true;
         }
+    }
+
+    // storage.read_into(name, parts); under range_verify::once_per_file_change with a storage
+    // that reports the file's identity, `identity` set to a keyed hash of it (never 0), left
+    // 0 while the file's ctime is within verify_settle of the clock's now.
+    result<std::size_t> read_identified_locked(const std::string& name, std::span<const std::span<std::byte>> parts,
+                                               std::uint64_t& identity) {
+        state& s = *m;
+        if constexpr (storage_reads_identified<storage_type>) {
+            if (s.config.verify_reads == range_verify::once_per_file_change) {
+                blob_identity id;
+                auto size = s.storage.read_into(name, parts, id);
+                const auto changed = std::chrono::system_clock::time_point(
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                        std::chrono::nanoseconds(id.ctime_ns)));
+                if (size && changed + verify_settle <= s.clock.now()) {
+                    const std::uint64_t fields[] = {id.device, id.inode, id.size,
+                                                    static_cast<std::uint64_t>(id.mtime_ns),
+                                                    static_cast<std::uint64_t>(id.ctime_ns)};
+                    identity = std::max<std::uint64_t>(
+                        1, detail::siphash24(s.secret, std::as_bytes(std::span<const std::uint64_t>(fields))));
+                }
+                return size;
+            }
+        }
+        return s.storage.read_into(name, parts);
     }
 
     // Whether a block frame's first bytes (header and key, as read) are those frame::encode
@@ -1182,6 +1253,7 @@ private:
         o.held[i] = true;
         ++o.held_count;
         o.crc[i] = detail::load_le<std::uint32_t>(block->frame.data() + block->frame.size() - 4);
+        if (!o.verified.empty()) o.verified[i] = 0;
         o.stored_bytes += weight;
         s.blocks.insert(block_hash({h, i}), block_id{h, i}, std::monostate{}, time_point::max(), weight);
         s.dirty.insert(h);
@@ -1350,18 +1422,8 @@ private:
     result<range_cleanup_report> reconcile_locked(bool deep) {
         state& s = *m;
         range_cleanup_report report;
-        const time_point now = s.clock.now();
-        auto cleaned = s.config.read_only ? result<clean_report>(clean_report{})
-                                          : s.storage.clean(clean_options{now, s.config.quarantine_max_age});
-        if (!cleaned) {
-            note_io_error(cleaned.error());
-            return unexpected(std::move(cleaned).error());
-        }
-        report.temp_files_cleaned = cleaned->temp_files_removed;
-        report.orphaned_files_cleaned += cleaned->foreign_removed;
-        report.quarantine_purged = cleaned->quarantine_purged;
         flush_dirty_locked();
-        auto listing = s.storage.list();
+        auto listing = clean_and_list_locked(report);
         if (!listing) {
             note_io_error(listing.error());
             return unexpected(std::move(listing).error());
@@ -1491,6 +1553,27 @@ private:
                  std::to_string(report.temp_files_cleaned) + " temp files removed",
              nullptr);
         return report;
+    }
+
+    // The storage's clean() (not with read_only), its counts into `report`, then its listing:
+    // from the same walk where the storage offers it (storage_cleans_listing).
+    result<std::vector<blob_info>> clean_and_list_locked(range_cleanup_report& report) {
+        state& s = *m;
+        std::vector<blob_info> listing;
+        if (!s.config.read_only) {
+            const clean_options options{s.clock.now(), s.config.quarantine_max_age};
+            result<clean_report> cleaned;
+            if constexpr (storage_cleans_listing<storage_type>)
+                cleaned = s.storage.clean(options, listing);
+            else
+                cleaned = s.storage.clean(options);
+            if (!cleaned) return unexpected(std::move(cleaned).error());
+            report.temp_files_cleaned = cleaned->temp_files_removed;
+            report.orphaned_files_cleaned += cleaned->foreign_removed;
+            report.quarantine_purged = cleaned->quarantine_purged;
+            if constexpr (storage_cleans_listing<storage_type>) return listing;
+        }
+        return s.storage.list();
     }
 
     range_object_info info_of(std::uint64_t h, const object_state& o) const {

@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
+
 using namespace std::chrono_literals;
 using tierguard::errc;
 using tierguard::range_version;
@@ -1020,4 +1022,214 @@ TEST_CASE("issue 16: a disk hit wholly inside the caller's span is read into it 
     REQUIRE(bytes);
     CHECK(matches(*bytes, "e", 0));
     CHECK(o.requests.empty());
+}
+
+namespace {
+
+tierguard::range_config verify_once() {
+    tierguard::range_config cfg = small_blocks();
+    cfg.verify_reads = tierguard::range_verify::once_per_file_change;
+    return cfg;
+}
+
+// A manual clock far enough past the real time that every file written now has settled
+// (range_cache::verify_settle).
+tierguard::clock::manual settled_clock() { return tierguard::clock::manual(std::chrono::system_clock::now() + 1h); }
+
+std::int64_t ctime_ns(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+}
+
+// Overwrites one byte of `p` in place, through the file system, again until its ctime has
+// moved (a write in the same tick of the file system's clock leaves it as it was; the
+// cache's verify_settle covers that for real time, which this test fakes with a manual clock).
+void damage_in_place(const fs::path& p, std::streamoff at) {
+    const std::int64_t before = ctime_ns(p);
+    for (int attempt = 0; attempt < 1'000'000 && ctime_ns(p) == before; ++attempt) {
+        std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(at);
+        f.put('\x7f');
+    }
+    REQUIRE(ctime_ns(p) != before);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "range cache: under verify_reads once_per_file_change a re-read of an unchanged block file is not checked again") {
+    temp_dir dir;
+    for (const auto mode : {tierguard::range_verify::always, tierguard::range_verify::once_per_file_change}) {
+        CAPTURE(static_cast<int>(mode));
+        tierguard::range_config cfg = small_blocks();
+        cfg.verify_reads = mode;
+        auto cache = open_posix(dir.path() / ("cache" + std::to_string(static_cast<int>(mode))), cfg, settled_clock());
+        const range_version v{"e", 8 * block};
+        origin o{"e"};
+        REQUIRE(cache.read("obj", v, 0, 8 * block, o));  // fetched and stored
+        for (int round = 1; round <= 3; ++round) {
+            auto bytes = cache.read("obj", v, 0, 8 * block, o);
+            REQUIRE(bytes);
+            CHECK(matches(*bytes, "e", 0));
+            // always: every block each round; once: the first round only.
+            CHECK(cache.metrics().blocks_verified ==
+                  (mode == tierguard::range_verify::always ? 8u * static_cast<unsigned>(round) : 8u));
+        }
+        CHECK(cache.metrics().disk_hits == 24);
+        CHECK(o.requests.size() == 1);
+    }
+}
+
+TEST_CASE("range cache: under verify_reads once_per_file_change damage written through the file system is caught") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    auto cache = open_posix(root, verify_once(), settled_clock());
+    const range_version v{"e", 8 * block};
+    origin o{"e"};
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));  // checked once: each identity recorded
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.metrics().blocks_verified == 8);
+    o.requests.clear();
+
+    // A byte of block 2 changed in place (same inode, same size); block 6's file copied over
+    // block 5's (a new file, same size); block 7 truncated and then grown back to its size.
+    const std::string folder = cache.folder_for("obj");
+    damage_in_place(root / posix_cache::block_name(folder, 2), 300);
+    fs::copy_file(root / posix_cache::block_name(folder, 6), root / posix_cache::block_name(folder, 5),
+                  fs::copy_options::overwrite_existing);
+    const auto size7 = fs::file_size(root / posix_cache::block_name(folder, 7));
+    fs::resize_file(root / posix_cache::block_name(folder, 7), size7 / 2);
+    fs::resize_file(root / posix_cache::block_name(folder, 7), size7);
+    auto bytes = cache.read("obj", v, 0, 8 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    REQUIRE(o.requests.size() == 3);
+    CHECK(o.requests[0] == std::pair<std::uint64_t, std::uint64_t>{2 * block, block});
+    CHECK(o.requests[1] == std::pair<std::uint64_t, std::uint64_t>{5 * block, block});
+    CHECK(o.requests[2] == std::pair<std::uint64_t, std::uint64_t>{7 * block, block});
+    CHECK(cache.metrics().corruption_missing_range == 3);
+    // Re-stored blocks are new files: checked once again, then trusted as the others.
+    o.requests.clear();
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 8 * block, o));
+    CHECK(o.requests.empty());
+    CHECK(cache.metrics().blocks_verified == 8 + 3);
+}
+
+TEST_CASE(
+    "range cache: under verify_reads once_per_file_change a file changed within verify_settle is checked every time") {
+    temp_dir dir;
+    // The clock at the real time: every block file was written less than verify_settle ago.
+    auto cache =
+        open_posix(dir.path() / "cache", verify_once(), tierguard::clock::manual(std::chrono::system_clock::now()));
+    const range_version v{"e", 4 * block};
+    origin o{"e"};
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    REQUIRE(cache.read("obj", v, 0, 4 * block, o));
+    CHECK(cache.metrics().blocks_verified == 8);
+}
+
+TEST_CASE("range cache: open refuses a verify_reads value that is not a range_verify, naming it") {
+    temp_dir dir;
+    auto storage = tierguard::storage::posix_directory::open({.root = dir.path() / "cache"});
+    REQUIRE(storage);
+    tierguard::range_config cfg = small_blocks();
+    cfg.verify_reads = static_cast<tierguard::range_verify>(7);
+    auto cache = posix_cache::open(std::move(*storage), cfg);
+    REQUIRE_FALSE(cache);
+    CHECK(cache.error().code() == errc::invalid_argument);
+    CHECK(cache.error().context() ==
+          "range_config.verify_reads is 7; it must be range_verify::always or range_verify::once_per_file_change");
+}
+
+namespace {
+
+// posix_directory, counting its walks; with `one_walk` false it lacks clean(options, listing)
+// (as a storage without it), so a cache over it cleans and then lists.
+template <bool one_walk>
+struct walk_counting_directory {
+    tierguard::storage::posix_directory inner;
+    std::shared_ptr<std::atomic<int>> walks = std::make_shared<std::atomic<int>>(0);
+    tierguard::result<std::vector<std::byte>> read(std::string_view name) const { return inner.read(name); }
+    tierguard::result<void> write(std::string_view name, std::span<const std::byte> bytes) {
+        return inner.write(name, bytes);
+    }
+    tierguard::result<void> remove(std::string_view name) { return inner.remove(name); }
+    tierguard::result<std::vector<tierguard::blob_info>> list() const {
+        ++*walks;
+        return inner.list();
+    }
+    tierguard::result<void> quarantine(std::string_view name, std::string_view reason,
+                                       std::chrono::system_clock::time_point now) {
+        return inner.quarantine(name, reason, now);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options) {
+        ++*walks;
+        return inner.clean(options);
+    }
+    tierguard::result<tierguard::clean_report> clean(const tierguard::clean_options& options,
+                                                     std::vector<tierguard::blob_info>& listing) requires one_walk {
+        ++*walks;
+        return inner.clean(options, listing);
+    }
+};
+template <bool one_walk>
+struct walk_counting_policies : manual_policies {
+    using storage = walk_counting_directory<one_walk>;
+};
+
+template <bool one_walk>
+std::pair<tierguard::range_cleanup_report, int> open_counting_walks(const fs::path& root,
+                                                                    tierguard::range_metrics& metrics) {
+    auto opened = tierguard::storage::posix_directory::open({.root = root});
+    REQUIRE(opened);
+    walk_counting_directory<one_walk> storage{std::move(*opened)};
+    const auto walks = storage.walks;
+    auto cache = tierguard::range_cache<walk_counting_policies<one_walk>>::open(std::move(storage), small_blocks());
+    REQUIRE(cache);
+    const int at_open = walks->load();
+    auto report = cache->cleanup();
+    REQUIRE(report);
+    metrics = cache->metrics();
+    return {*report, at_open};
+}
+
+}  // namespace
+
+TEST_CASE("issue 18: open walks the directory once where the storage cleans and lists in one walk; same outcome") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "one";
+    const auto [a, b] = cache_two(root, "a", 6, "b", 3);
+    // What open must clean and fix: a temp file, a foreign file, an orphan block, a block
+    // the record names gone.
+    write_file(root / a.substr(0, 2) / ".tmp.99999.1", "leftover");
+    write_file(root / "stray file", "x");
+    fs::copy_file(root / posix_cache::block_name(b, 0), root / posix_cache::block_name(b, 7));
+    fs::remove(root / posix_cache::block_name(a, 4));
+    fs::copy(root, dir.path() / "two", fs::copy_options::recursive);
+
+    tierguard::range_metrics one_metrics, two_metrics;
+    const auto [one_report, one_walks] = open_counting_walks<true>(root, one_metrics);
+    const auto [two_report, two_walks] = open_counting_walks<false>(dir.path() / "two", two_metrics);
+    CHECK(one_walks == 1);
+    CHECK(two_walks == 2);
+    // The cleanup() after open finds nothing left to fix either way.
+    CHECK(one_report.temp_files_cleaned == 0);
+    CHECK(one_report.orphaned_files_cleaned == 0);
+    CHECK(one_report.inconsistencies_fixed == 0);
+    CHECK(one_report.blocks_checked == two_report.blocks_checked);
+    CHECK(one_report.objects_checked == two_report.objects_checked);
+    // What open found and fixed: the same counts.
+    CHECK(one_metrics.partial_write_cleanup == 1);
+    CHECK(one_metrics.orphaned_files_cleaned == 2);
+    CHECK(one_metrics.inconsistency_fixed == 1);
+    CHECK(one_metrics.blocks == 8);
+    CHECK(two_metrics.partial_write_cleanup == one_metrics.partial_write_cleanup);
+    CHECK(two_metrics.orphaned_files_cleaned == one_metrics.orphaned_files_cleaned);
+    CHECK(two_metrics.inconsistency_fixed == one_metrics.inconsistency_fixed);
+    CHECK(two_metrics.blocks == one_metrics.blocks);
+    CHECK(two_metrics.bytes == one_metrics.bytes);
 }

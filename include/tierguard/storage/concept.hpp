@@ -98,6 +98,53 @@ concept storage_reads_into = requires(const S& s, std::string_view name, std::sp
     { s.read_into(name, parts) } -> std::same_as<result<std::size_t>>;
 };
 
+/// A stored file's identity as fstat reports it on the descriptor a read used: any change
+/// made through the file system (a write, a truncation, a rename over it) changes at least
+/// the inode, the size or the ctime.
+struct blob_identity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;  ///< since the epoch
+    std::int64_t ctime_ns = 0;  ///< since the epoch
+    friend bool operator==(const blob_identity&, const blob_identity&) = default;
+};
+
+/// Optional storage member: read_into() that also reports the identity of the file it read,
+/// taken with fstat on the same descriptor after the read, so a change that reached any byte
+/// read also reached the identity (the range cache's range_verify::once_per_file_change).
+///
+/// @code
+/// template <tierguard::storage_reads_identified S>
+/// bool same_file_as_before(const S& s, std::span<std::byte> body, tierguard::blob_identity& last) {
+///     const std::span<std::byte> parts[] = {body};
+///     tierguard::blob_identity now;
+///     return s.read_into("ab/cd/0123", parts, now) && std::exchange(last, now) == now;
+/// }
+/// @endcode
+template <class S>
+concept storage_reads_identified = storage_reads_into<S> &&
+    requires(const S& s, std::string_view name, std::span<const std::span<std::byte>> parts, blob_identity& identity) {
+    // As read_into(name, parts), but `parts` unspecified on any error; `identity` set on success.
+    { s.read_into(name, parts, identity) } -> std::same_as<result<std::size_t>>;
+};
+
+/// Optional storage member: clean() that also returns what list() would return after it,
+/// from the same walk of the storage (one pass over a directory tree instead of two).
+///
+/// @code
+/// template <tierguard::storage_cleans_listing S>
+/// std::size_t blobs_after_clean(S& s) {
+///     std::vector<tierguard::blob_info> listing;
+///     return s.clean(tierguard::clean_options{std::chrono::system_clock::now()}, listing) ? listing.size() : 0;
+/// }
+/// @endcode
+template <class S>
+concept storage_cleans_listing = requires(S& s, const clean_options& options, std::vector<blob_info>& listing) {
+    // As clean(options), and `listing` replaced by every blob left, as list() reports them.
+    { s.clean(options, listing) } -> std::same_as<result<clean_report>>;
+};
+
 namespace detail {
 
 /// read_into() for a storage that has the blob's bytes in a buffer: copies `blob` into

@@ -9,6 +9,7 @@
 #include <tierguard/storage/concept.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -140,34 +141,15 @@ public:
     /// nothing read, for a file longer than the parts together (or than max_blob_size).
     [[nodiscard]] result<std::size_t> read_into(std::string_view name,
                                                 std::span<const std::span<std::byte>> parts) const {
-        std::size_t capacity = 0;
-        for (const auto part : parts) capacity += part.size();
-        auto fd = open_regular(name, std::min<std::uint64_t>(capacity, m_config.max_blob_size),
-                               capacity < m_config.max_blob_size ? "the buffers given" : "max_blob_size");
-        if (!fd) return unexpected(std::move(fd).error());
-        std::vector<::iovec> io;
-        io.reserve(parts.size());
-        for (const auto part : parts)
-            if (!part.empty()) io.push_back(::iovec{part.data(), part.size()});
-        std::size_t got = 0;
-        for (std::size_t first = 0; got < fd->second && first < io.size();) {
-            const int count = static_cast<int>(std::min<std::size_t>(io.size() - first, IOV_MAX));
-            const ssize_t n = ::readv(fd->first.get(), io.data() + first, count);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return unexpected(detail::os_failure(errno, "read", name, "read"));
-            }
-            if (n == 0) break;
-            got += static_cast<std::size_t>(n);
-            for (auto left = static_cast<std::size_t>(n); left > 0;) {  // past the parts filled
-                const std::size_t step = std::min(left, io[first].iov_len);
-                io[first].iov_base = static_cast<std::byte*>(io[first].iov_base) + step;
-                io[first].iov_len -= step;
-                left -= step;
-                if (io[first].iov_len == 0) ++first;
-            }
-        }
-        return got;
+        return read_parts(name, parts, nullptr);
+    }
+
+    /// As read_into(name, parts), and `identity` set from fstat on the descriptor read,
+    /// taken after the read (see storage_reads_identified); that one fstat also makes the
+    /// checks, so on an error (errc::too_large included) `parts` may hold bytes read.
+    [[nodiscard]] result<std::size_t> read_into(std::string_view name, std::span<const std::span<std::byte>> parts,
+                                                blob_identity& identity) const {
+        return read_parts(name, parts, &identity);
     }
 
     /// Stores `bytes` under `name` atomically (see the class comment), making missing
@@ -321,96 +303,13 @@ public:
     /// options.quarantine_max_age, by the time in their names; blob folders left empty
     /// (a write racing with that makes the folder again, see the class comment). Never
     /// opens anything but folders.
-    result<clean_report> clean(const clean_options& options) {
-        using detail::os_failure;
-        namespace px = detail::posix;
-        enum class kind : unsigned char { blobs, quarantine, foreign };
-        struct folder {
-            std::string path;
-            kind what;
-        };
-        if (auto ok = writable("clean", "."); !ok) return unexpected(std::move(ok).error());
-        clean_report report;
-        const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
-        std::vector<folder> pending{{std::string(), kind::blobs}};
-        std::vector<std::string> foreign_folders;  // each found after its parent: removed in reverse
-        std::vector<std::string> blob_folders;     // the same
-        while (!pending.empty()) {
-            const folder current = std::move(pending.back());
-            pending.pop_back();
-            auto stream = open_stream("clean", current.path);
-            if (!stream) {
-                if (vanished(stream.error())) continue;
-                return unexpected(std::move(stream).error());
-            }
-            const bool at_root = current.path.empty();
-            while (const char* entry = stream->next()) {
-                const std::string_view entry_name = entry;
-                if (at_root && entry_name == lock_file) continue;
-                std::string path = px::join(current.path, entry_name);
-                struct stat st {};
-                if (::fstatat(stream->fd(), entry, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                    if (errno == ENOENT) continue;
-                    return unexpected(os_failure(errno, "clean", path, "stat"));
-                }
-                if (S_ISDIR(st.st_mode)) {
-                    kind what = kind::foreign;
-                    if (at_root && entry_name == detail::quarantine_folder)
-                        what = kind::quarantine;
-                    else if (current.what == kind::blobs && detail::is_blob_segment(entry_name) &&
-                             path.size() <= detail::max_blob_name_length)
-                        what = kind::blobs;
-                    if (what == kind::foreign) foreign_folders.push_back(path);
-                    if (what == kind::blobs) blob_folders.push_back(path);
-                    pending.push_back({std::move(path), what});
-                    continue;
-                }
-                const bool regular = S_ISREG(st.st_mode);
-                const bool temp = regular && entry_name.starts_with(detail::temp_prefix);
-                bool purge = false;
-                if (temp) {
-                    if (m_in_flight->owns(entry_name)) continue;
-                } else if (regular && current.what == kind::blobs) {
-                    if (detail::is_blob_segment(entry_name) && path.size() <= detail::max_blob_name_length &&
-                        !(at_root && entry_name == detail::quarantine_folder))
-                        continue;
-                } else if (regular && current.what == kind::quarantine) {
-                    if (const auto since = detail::quarantine_time(entry_name)) {
-                        if (*since >= oldest) continue;
-                        purge = true;
-                    }
-                }
-                if (::unlinkat(stream->fd(), entry, 0) != 0) {
-                    if (errno == ENOENT) continue;
-                    return unexpected(os_failure(errno, "clean", path, "remove"));
-                }
-                if (temp)
-                    ++report.temp_files_removed;
-                else if (purge)
-                    ++report.quarantine_purged;
-                else
-                    ++report.foreign_removed;
-                if (regular) report.bytes_freed += static_cast<std::uint64_t>(st.st_size);
-            }
-            if (errno != 0)
-                return unexpected(os_failure(errno, "clean", current.path.empty() ? "." : current.path, "read folder"));
-        }
-        for (auto it = foreign_folders.rbegin(); it != foreign_folders.rend(); ++it) {
-            auto parent = walk("clean", *it, parent_of(*it), false, false);
-            if (!parent) {
-                if (vanished(parent.error())) continue;
-                return unexpected(std::move(parent).error());
-            }
-            const std::string leaf(leaf_of(*it));
-            if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) == 0) {
-                ++report.foreign_removed;
-            } else if (errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
-                return unexpected(os_failure(errno, "clean", *it, "remove folder"));
-            }
-        }
-        // Folders it hoped were empty: a failed rmdir (EACCES before ENOTEMPTY, say) leaves one.
-        for (auto it = blob_folders.rbegin(); it != blob_folders.rend(); ++it) (void)remove_if_empty("clean", *it);
-        return report;
+    result<clean_report> clean(const clean_options& options) { return clean_walk(options, nullptr); }
+
+    /// As clean(options), and `listing` replaced by what list() would then return, from the
+    /// same walk (storage_cleans_listing): half the directory reads and stats of the two calls.
+    result<clean_report> clean(const clean_options& options, std::vector<blob_info>& listing) {
+        listing.clear();
+        return clean_walk(options, &listing);
     }
 
     /// Files in the quarantine folder now (0 if it cannot be read).
@@ -598,6 +497,166 @@ private:
         return static_cast<bool>(probe);
     }
 
+    // read_into(): with `identity`, also the file's identity, by fstat after the read.
+    [[nodiscard]] result<std::size_t> read_parts(std::string_view name, std::span<const std::span<std::byte>> parts,
+                                                 blob_identity* identity) const {
+        std::size_t capacity = 0;
+        for (const auto part : parts) capacity += part.size();
+        const std::uint64_t limit = std::min<std::uint64_t>(capacity, m_config.max_blob_size);
+        const std::string_view limit_name = capacity < m_config.max_blob_size ? "the buffers given" : "max_blob_size";
+        // With `identity`, one fstat after the read serves the checks too: the file is
+        // opened without blocking, and the readv never goes past the parts.
+        detail::posix::unique_fd fd;
+        std::uint64_t size = limit;
+        if (identity == nullptr) {
+            auto opened = open_regular(name, limit, limit_name);
+            if (!opened) return unexpected(std::move(opened).error());
+            fd = std::move(opened->first);
+            size = opened->second;
+        } else {
+            if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok)
+                return unexpected(std::move(ok).error());
+            auto opened = open_blob(name);
+            if (!opened) return unexpected(std::move(opened).error());
+            fd = std::move(*opened);
+        }
+        std::array<::iovec, 4> few{};  // the range cache reads 3 parts: no allocation
+        std::vector<::iovec> many(parts.size() > few.size() ? parts.size() : 0);
+        const std::span<::iovec> room = many.empty() ? std::span<::iovec>(few) : std::span<::iovec>(many);
+        std::size_t used = 0;
+        for (const auto part : parts)
+            if (!part.empty()) room[used++] = ::iovec{part.data(), part.size()};
+        const std::span<::iovec> io = room.first(used);
+        std::size_t got = 0;
+        int failed = 0;
+        for (std::size_t first = 0; got < size && first < io.size();) {
+            const int count = static_cast<int>(std::min<std::size_t>(io.size() - first, IOV_MAX));
+            const ssize_t n = ::readv(fd.get(), io.data() + first, count);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                failed = errno;
+                break;
+            }
+            if (n == 0) break;
+            got += static_cast<std::size_t>(n);
+            for (auto left = static_cast<std::size_t>(n); left > 0;) {  // past the parts filled
+                const std::size_t step = std::min(left, io[first].iov_len);
+                io[first].iov_base = static_cast<std::byte*>(io[first].iov_base) + step;
+                io[first].iov_len -= step;
+                left -= step;
+                if (io[first].iov_len == 0) ++first;
+            }
+        }
+        if (identity != nullptr) {
+            struct stat st {};
+            if (::fstat(fd.get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+            if (auto ok = check_regular(name, st, limit, limit_name); !ok) return unexpected(std::move(ok).error());
+            *identity = blob_identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                                      static_cast<std::uint64_t>(st.st_size),
+                                      std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+                                      std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
+        }
+        if (failed != 0) return unexpected(detail::os_failure(failed, "read", name, "read"));
+        return got;
+    }
+
+    // clean(); with `listing`, the blobs it keeps are added to it, as list() reports them.
+    result<clean_report> clean_walk(const clean_options& options, std::vector<blob_info>* listing) {
+        using detail::os_failure;
+        namespace px = detail::posix;
+        enum class kind : unsigned char { blobs, quarantine, foreign };
+        struct folder {
+            std::string path;
+            kind what;
+        };
+        if (auto ok = writable("clean", "."); !ok) return unexpected(std::move(ok).error());
+        clean_report report;
+        const auto oldest = detail::sub_sat(options.now, options.quarantine_max_age);
+        std::vector<folder> pending{{std::string(), kind::blobs}};
+        std::vector<std::string> foreign_folders;  // each found after its parent: removed in reverse
+        std::vector<std::string> blob_folders;     // the same
+        while (!pending.empty()) {
+            const folder current = std::move(pending.back());
+            pending.pop_back();
+            auto stream = open_stream("clean", current.path);
+            if (!stream) {
+                if (vanished(stream.error())) continue;
+                return unexpected(std::move(stream).error());
+            }
+            const bool at_root = current.path.empty();
+            while (const char* entry = stream->next()) {
+                const std::string_view entry_name = entry;
+                if (at_root && entry_name == lock_file) continue;
+                std::string path = px::join(current.path, entry_name);
+                struct stat st {};
+                if (::fstatat(stream->fd(), entry, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                    if (errno == ENOENT) continue;
+                    return unexpected(os_failure(errno, "clean", path, "stat"));
+                }
+                if (S_ISDIR(st.st_mode)) {
+                    kind what = kind::foreign;
+                    if (at_root && entry_name == detail::quarantine_folder)
+                        what = kind::quarantine;
+                    else if (current.what == kind::blobs && detail::is_blob_segment(entry_name) &&
+                             path.size() <= detail::max_blob_name_length)
+                        what = kind::blobs;
+                    if (what == kind::foreign) foreign_folders.push_back(path);
+                    if (what == kind::blobs) blob_folders.push_back(path);
+                    pending.push_back({std::move(path), what});
+                    continue;
+                }
+                const bool regular = S_ISREG(st.st_mode);
+                const bool temp = regular && entry_name.starts_with(detail::temp_prefix);
+                bool purge = false;
+                if (temp) {
+                    if (m_in_flight->owns(entry_name)) continue;
+                } else if (regular && current.what == kind::blobs) {
+                    if (detail::is_blob_segment(entry_name) && path.size() <= detail::max_blob_name_length &&
+                        !(at_root && entry_name == detail::quarantine_folder)) {
+                        if (listing != nullptr)
+                            listing->push_back(blob_info{std::move(path), static_cast<std::uint64_t>(st.st_size),
+                                                         px::modified_time(st)});
+                        continue;
+                    }
+                } else if (regular && current.what == kind::quarantine) {
+                    if (const auto since = detail::quarantine_time(entry_name)) {
+                        if (*since >= oldest) continue;
+                        purge = true;
+                    }
+                }
+                if (::unlinkat(stream->fd(), entry, 0) != 0) {
+                    if (errno == ENOENT) continue;
+                    return unexpected(os_failure(errno, "clean", path, "remove"));
+                }
+                if (temp)
+                    ++report.temp_files_removed;
+                else if (purge)
+                    ++report.quarantine_purged;
+                else
+                    ++report.foreign_removed;
+                if (regular) report.bytes_freed += static_cast<std::uint64_t>(st.st_size);
+            }
+            if (errno != 0)
+                return unexpected(os_failure(errno, "clean", current.path.empty() ? "." : current.path, "read folder"));
+        }
+        for (auto it = foreign_folders.rbegin(); it != foreign_folders.rend(); ++it) {
+            auto parent = walk("clean", *it, parent_of(*it), false, false);
+            if (!parent) {
+                if (vanished(parent.error())) continue;
+                return unexpected(std::move(parent).error());
+            }
+            const std::string leaf(leaf_of(*it));
+            if (::unlinkat(parent->fd, leaf.c_str(), AT_REMOVEDIR) == 0) {
+                ++report.foreign_removed;
+            } else if (errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
+                return unexpected(os_failure(errno, "clean", *it, "remove folder"));
+            }
+        }
+        // Folders it hoped were empty: a failed rmdir (EACCES before ENOTEMPTY, say) leaves one.
+        for (auto it = blob_folders.rbegin(); it != blob_folders.rend(); ++it) (void)remove_if_empty("clean", *it);
+        return report;
+    }
+
     // Opens blob `name` for reading and checks it is a regular file of at most `limit`
     // bytes (`limit_name` says what bounds it): the descriptor and the file's size.
     [[nodiscard]] result<std::pair<detail::posix::unique_fd, std::size_t>> open_regular(
@@ -608,16 +667,23 @@ private:
         if (!fd) return unexpected(std::move(fd).error());
         struct stat st {};
         if (::fstat(fd->get(), &st) != 0) return unexpected(detail::os_failure(errno, "read", name, "stat"));
+        if (auto ok = check_regular(name, st, limit, limit_name); !ok) return unexpected(std::move(ok).error());
+        return std::pair{std::move(*fd), static_cast<std::size_t>(st.st_size)};
+    }
+
+    // Whether `st` is a regular file of at most `limit` bytes; errc::corrupted, errc::too_large if not.
+    [[nodiscard]] static result<void> check_regular(std::string_view name, const struct stat& st, std::uint64_t limit,
+                                                    std::string_view limit_name) {
         if (!S_ISREG(st.st_mode))
-            return fail(
-                errc::corrupted, tier::disk,
-                "read " + std::string(name) + ": found " + px::describe_mode(st.st_mode) + " where a blob belongs");
+            return fail(errc::corrupted, tier::disk,
+                        "read " + std::string(name) + ": found " + detail::posix::describe_mode(st.st_mode) +
+                            " where a blob belongs");
         const auto size = static_cast<std::uint64_t>(st.st_size);
         if (size > limit)
             return fail(errc::too_large, tier::disk,
                         "read " + std::string(name) + ": the file holds " + std::to_string(size) + " bytes, over " +
                             std::string(limit_name) + " (" + std::to_string(limit) + "); not read");
-        return std::pair{std::move(*fd), static_cast<std::size_t>(size)};
+        return {};
     }
 
     // Opens blob `name` for reading, never blocking on a FIFO: in one open_beneath call
@@ -739,5 +805,6 @@ private:
 };
 
 static_assert(storage_policy<posix_directory>);
+static_assert(storage_reads_identified<posix_directory> && storage_cleans_listing<posix_directory>);
 
 }  // namespace tierguard::storage
