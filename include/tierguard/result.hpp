@@ -6,10 +6,10 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace tierguard {
 
@@ -158,8 +158,10 @@ private:
 /// A value of type T or an error of type E, mirroring C++23 std::expected so that a
 /// later switch is a typedef. Works with move-only and non-default-constructible T.
 ///
-/// Never empty, except after an exception escaped a converting assignment (the
-/// std::variant "valueless" state), which only a throwing T or E can cause.
+/// Never empty: an assignment that switches between value and error builds the new
+/// member before it destroys the old one, or restores the old one if that throws (as
+/// std::expected does). A tagged union rather than std::variant, whose machinery costs
+/// every translation unit hundreds of instantiations (docs/COMPILE_TIME.md).
 template <class T, class E>
 class [[nodiscard]] expected {
     static_assert(!std::is_reference_v<T>, "expected<T&, E> is not supported");
@@ -172,82 +174,161 @@ public:
     template <class U>
     using rebind = expected<U, error_type>;
 
-    constexpr expected() requires std::is_default_constructible_v<T> : m_state(std::in_place_index<0>) {}
+    constexpr expected() requires std::is_default_constructible_v<T> : m_value(), m_has_value(true) {}
+
+    constexpr expected(const expected&) requires(
+        std::is_trivially_copy_constructible_v<T>&& std::is_trivially_copy_constructible_v<E>) = default;
+    constexpr expected(const expected& other) requires(
+        std::is_copy_constructible_v<T>&& std::is_copy_constructible_v<E>)
+        : m_has_value(other.m_has_value) {
+        if (m_has_value) {
+            std::construct_at(&m_value, other.m_value);
+        } else {
+            std::construct_at(&m_error, other.m_error);
+        }
+    }
+    constexpr expected(expected&&) requires(
+        std::is_trivially_move_constructible_v<T>&& std::is_trivially_move_constructible_v<E>) = default;
+    constexpr expected(expected&& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_constructible_v<
+            E>) requires(std::is_move_constructible_v<T>&& std::is_move_constructible_v<E>)
+        : m_has_value(other.m_has_value) {
+        if (m_has_value) {
+            std::construct_at(&m_value, std::move(other.m_value));
+        } else {
+            std::construct_at(&m_error, std::move(other.m_error));
+        }
+    }
+
+    constexpr expected& operator=(const expected&) requires(
+        std::is_trivially_copy_constructible_v<T>&& std::is_trivially_copy_assignable_v<T>&&
+            std::is_trivially_destructible_v<T>&& std::is_trivially_copy_constructible_v<E>&&
+                std::is_trivially_copy_assignable_v<E>&& std::is_trivially_destructible_v<E>) = default;
+    constexpr expected& operator=(const expected& other) requires(
+        std::is_copy_constructible_v<T>&& std::is_copy_assignable_v<T>&& std::is_copy_constructible_v<E>&&
+            std::is_copy_assignable_v<E>) {
+        if (other.m_has_value) {
+            assign_value(other.m_value);
+        } else {
+            assign_error(other.m_error);
+        }
+        return *this;
+    }
+    constexpr expected& operator=(expected&&) requires(
+        std::is_trivially_move_constructible_v<T>&& std::is_trivially_move_assignable_v<T>&&
+            std::is_trivially_destructible_v<T>&& std::is_trivially_move_constructible_v<E>&&
+                std::is_trivially_move_assignable_v<E>&& std::is_trivially_destructible_v<E>) = default;
+    constexpr expected& operator=(expected&& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>&&
+            std::is_nothrow_move_constructible_v<E>&& std::is_nothrow_move_assignable_v<
+                E>) requires(std::is_move_constructible_v<T>&& std::is_move_assignable_v<T>&&
+                                 std::is_move_constructible_v<E>&& std::is_move_assignable_v<E>) {
+        if (other.m_has_value) {
+            assign_value(std::move(other.m_value));
+        } else {
+            assign_error(std::move(other.m_error));
+        }
+        return *this;
+    }
+
+    constexpr ~expected() requires(std::is_trivially_destructible_v<T>&& std::is_trivially_destructible_v<E>) = default;
+    constexpr ~expected() {
+        if (m_has_value) {
+            std::destroy_at(&m_value);
+        } else {
+            std::destroy_at(&m_error);
+        }
+    }
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, std::in_place_t> &&
                  !std::is_same_v<std::remove_cvref_t<U>, expected> &&
                  !std::is_same_v<std::remove_cvref_t<U>, unexpect_t> && !detail::is_expected<std::remove_cvref_t<U>> &&
                  std::is_constructible_v<T, U>)
-    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v)
-        : m_state(std::in_place_index<0>, std::forward<U>(v)) {}
+    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v) : m_value(std::forward<U>(v)), m_has_value(true) {}
 
     template <class G>
         requires std::is_constructible_v<E, const G&>
     constexpr explicit(!std::is_convertible_v<const G&, E>) expected(const unexpected<G>& e)
-        : m_state(std::in_place_index<1>, e.error()) {}
+        : m_error(e.error()), m_has_value(false) {}
 
     template <class G>
         requires std::is_constructible_v<E, G>
     constexpr explicit(!std::is_convertible_v<G, E>) expected(unexpected<G>&& e)
-        : m_state(std::in_place_index<1>, std::move(e).error()) {}
+        : m_error(std::move(e).error()), m_has_value(false) {}
 
     template <class... Args>
     constexpr explicit expected(std::in_place_t, Args&&... args)
-        : m_state(std::in_place_index<0>, std::forward<Args>(args)...) {}
+        : m_value(std::forward<Args>(args)...), m_has_value(true) {}
 
     template <class U, class... Args>
     constexpr explicit expected(std::in_place_t, std::initializer_list<U> il, Args&&... args)
-        : m_state(std::in_place_index<0>, il, std::forward<Args>(args)...) {}
+        : m_value(il, std::forward<Args>(args)...), m_has_value(true) {}
 
     template <class... Args>
     constexpr explicit expected(unexpect_t, Args&&... args)
-        : m_state(std::in_place_index<1>, std::forward<Args>(args)...) {}
+        : m_error(std::forward<Args>(args)...), m_has_value(false) {}
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, expected> && !detail::is_expected<std::remove_cvref_t<U>> &&
                  std::is_constructible_v<T, U> && std::is_assignable_v<T&, U>)
     constexpr expected& operator=(U&& v) {
-        if (has_value()) {
-            **this = std::forward<U>(v);
-        } else {
-            m_state.template emplace<0>(std::forward<U>(v));
-        }
+        assign_value(std::forward<U>(v));
         return *this;
     }
 
     template <class G>
     constexpr expected& operator=(const unexpected<G>& e) {
-        m_state.template emplace<1>(e.error());
+        assign_error(e.error());
         return *this;
     }
 
     template <class G>
     constexpr expected& operator=(unexpected<G>&& e) {
-        m_state.template emplace<1>(std::move(e).error());
+        assign_error(std::move(e).error());
         return *this;
     }
 
     template <class... Args>
     constexpr T& emplace(Args&&... args) {
-        return m_state.template emplace<0>(std::forward<Args>(args)...);
+        if (m_has_value) {
+            std::destroy_at(&m_value);
+        } else {
+            reinit(m_value, m_error, std::forward<Args>(args)...);
+            m_has_value = true;
+            return m_value;
+        }
+        return *std::construct_at(&m_value, std::forward<Args>(args)...);
     }
 
-    constexpr void swap(expected& other) noexcept(std::is_nothrow_swappable_v<std::variant<T, E>>) {
-        m_state.swap(other.m_state);
+    constexpr void swap(expected& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_swappable_v<T>&&
+            std::is_nothrow_move_constructible_v<E>&& std::is_nothrow_swappable_v<E>) {
+        using std::swap;
+        if (m_has_value && other.m_has_value) {
+            swap(m_value, other.m_value);
+        } else if (!m_has_value && !other.m_has_value) {
+            swap(m_error, other.m_error);
+        } else if (m_has_value) {
+            T value(std::move(m_value));
+            assign_error(std::move(other.m_error));
+            other.assign_value(std::move(value));
+        } else {
+            other.swap(*this);
+        }
     }
     friend constexpr void swap(expected& a, expected& b) noexcept(noexcept(a.swap(b))) { a.swap(b); }
 
-    [[nodiscard]] constexpr bool has_value() const noexcept { return m_state.index() == 0; }
-    constexpr explicit operator bool() const noexcept { return has_value(); }
+    [[nodiscard]] constexpr bool has_value() const noexcept { return m_has_value; }
+    constexpr explicit operator bool() const noexcept { return m_has_value; }
 
     /// Precondition: has_value(). Use value() for a checked access.
-    constexpr const T* operator->() const noexcept { return std::get_if<0>(&m_state); }
-    constexpr T* operator->() noexcept { return std::get_if<0>(&m_state); }
-    constexpr const T& operator*() const& noexcept { return *std::get_if<0>(&m_state); }
-    constexpr T& operator*() & noexcept { return *std::get_if<0>(&m_state); }
-    constexpr T&& operator*() && noexcept { return std::move(*std::get_if<0>(&m_state)); }
-    constexpr const T&& operator*() const&& noexcept { return std::move(*std::get_if<0>(&m_state)); }
+    constexpr const T* operator->() const noexcept { return &m_value; }
+    constexpr T* operator->() noexcept { return &m_value; }
+    constexpr const T& operator*() const& noexcept { return m_value; }
+    constexpr T& operator*() & noexcept { return m_value; }
+    constexpr T&& operator*() && noexcept { return std::move(m_value); }
+    constexpr const T&& operator*() const&& noexcept { return std::move(m_value); }
 
     /// Throws bad_expected_access<E> holding a copy of the error when there is no value.
     constexpr T& value() & { return checked(*this); }
@@ -256,10 +337,10 @@ public:
     constexpr const T&& value() const&& { return std::move(checked(*this)); }
 
     /// Precondition: !has_value().
-    constexpr const E& error() const& noexcept { return *std::get_if<1>(&m_state); }
-    constexpr E& error() & noexcept { return *std::get_if<1>(&m_state); }
-    constexpr E&& error() && noexcept { return std::move(*std::get_if<1>(&m_state)); }
-    constexpr const E&& error() const&& noexcept { return std::move(*std::get_if<1>(&m_state)); }
+    constexpr const E& error() const& noexcept { return m_error; }
+    constexpr E& error() & noexcept { return m_error; }
+    constexpr E&& error() && noexcept { return std::move(m_error); }
+    constexpr const E&& error() const&& noexcept { return std::move(m_error); }
 
     template <class U>
     constexpr T value_or(U&& fallback) const& {
@@ -365,7 +446,54 @@ private:
         return *self;
     }
 
-    std::variant<T, E> m_state;
+    // Replaces the member `old` with a New built from args; if building throws, `old` is
+    // back in place (std::expected's reinit-expected).
+    template <class New, class Old, class... Args>
+    static constexpr void reinit(New& fresh, Old& old, Args&&... args) {
+        if constexpr (std::is_nothrow_constructible_v<New, Args...>) {
+            std::destroy_at(&old);
+            std::construct_at(&fresh, std::forward<Args>(args)...);
+        } else if constexpr (std::is_nothrow_move_constructible_v<New>) {
+            New built(std::forward<Args>(args)...);
+            std::destroy_at(&old);
+            std::construct_at(&fresh, std::move(built));
+        } else {
+            Old kept(std::move(old));
+            std::destroy_at(&old);
+            try {
+                std::construct_at(&fresh, std::forward<Args>(args)...);
+            } catch (...) {
+                std::construct_at(&old, std::move(kept));
+                throw;
+            }
+        }
+    }
+
+    template <class U>
+    constexpr void assign_value(U&& v) {
+        if (m_has_value) {
+            m_value = std::forward<U>(v);
+        } else {
+            reinit(m_value, m_error, std::forward<U>(v));
+            m_has_value = true;
+        }
+    }
+
+    template <class G>
+    constexpr void assign_error(G&& e) {
+        if (!m_has_value) {
+            m_error = std::forward<G>(e);
+        } else {
+            reinit(m_error, m_value, std::forward<G>(e));
+            m_has_value = false;
+        }
+    }
+
+    union {
+        T m_value;
+        E m_error;
+    };
+    bool m_has_value;
 };
 
 /// expected<void, E>: success carries nothing, failure carries E.
