@@ -2721,7 +2721,8 @@ private:
                         {lbl{"tier", tn}}, t.version_mismatches);
             for (std::size_t i = 0; i < errc_count; ++i) {
                 const auto code = static_cast<errc>(i + 1);
-                if (code == errc::miss || code == errc::expired) continue;
+                // A call on a closed cache fails before any tier is asked (tier::none).
+                if (code == errc::miss || code == errc::expired || code == errc::closed) continue;
                 out.counter("tierguard_errors_total", "Failed calls to the tier, by error code.",
                             {lbl{"tier", tn}, lbl{"code", to_string(code)}}, t.errors[i]);
             }
