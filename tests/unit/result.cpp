@@ -1151,6 +1151,14 @@ TEST_CASE("result: an assignment that throws leaves the old state (never empty)"
         REQUIRE_FALSE(e.has_value());
         REQUIRE(e.error() == 7);
     }
+    SECTION("value state, emplace throws: still the old value") {
+        throws_on_copy quiet;
+        quiet.armed = false;
+        et e(quiet);
+        REQUIRE_THROWS_AS(e.emplace(source), std::runtime_error);
+        REQUIRE(e.has_value());
+        REQUIRE_FALSE(e->armed);
+    }
     SECTION("error state, emplace throws: still the error") {
         et e(tierguard::unexpect, 8);
         REQUIRE_THROWS_AS(e.emplace(source), std::runtime_error);
