@@ -118,6 +118,20 @@ constexpr void assign_error(S& s, G&& e) {
     }
 }
 
+// Direct-initialization of a T from args, an arithmetic conversion spelt out: what
+// std::variant and std::expected do, silently as system headers, for expected<size_t, E>
+// built from an int (-Wsign-conversion would otherwise flag this header). A pointer or
+// enum is not cast (T(x) would be a C-style cast).
+template <class T, class... Args>
+constexpr T make(Args&&... args) {
+    if constexpr (!std::is_scalar_v<T> || std::is_arithmetic_v<T> || sizeof...(Args) != 1) {
+        return T(std::forward<Args>(args)...);
+    } else {
+        T out(std::forward<Args>(args)...);
+        return out;
+    }
+}
+
 template <class T, class E>
 inline constexpr bool trivial_expected =
     std::is_trivially_copy_constructible_v<T>&& std::is_trivially_move_constructible_v<T>&&
@@ -133,10 +147,10 @@ template <class T, class E, bool Trivial = trivial_expected<T, E>>
 struct expected_storage {
     template <class... Args>
     constexpr explicit expected_storage(std::in_place_t, Args&&... args)
-        : value(std::forward<Args>(args)...), has_value(true) {}
+        : value(make<T>(std::forward<Args>(args)...)), has_value(true) {}
     template <class... Args>
     constexpr explicit expected_storage(unexpect_t, Args&&... args)
-        : error(std::forward<Args>(args)...), has_value(false) {}
+        : error(make<E>(std::forward<Args>(args)...)), has_value(false) {}
 
     constexpr expected_storage(const expected_storage& other) requires(
         std::is_copy_constructible_v<T>&& std::is_copy_constructible_v<E>)
@@ -199,10 +213,10 @@ template <class T, class E>
 struct expected_storage<T, E, true> {
     template <class... Args>
     constexpr explicit expected_storage(std::in_place_t, Args&&... args)
-        : value(std::forward<Args>(args)...), has_value(true) {}
+        : value(make<T>(std::forward<Args>(args)...)), has_value(true) {}
     template <class... Args>
     constexpr explicit expected_storage(unexpect_t, Args&&... args)
-        : error(std::forward<Args>(args)...), has_value(false) {}
+        : error(make<E>(std::forward<Args>(args)...)), has_value(false) {}
 
     union {
         T value;
