@@ -6,6 +6,7 @@
 #include <tierguard/clock/system.hpp>
 #include <tierguard/degradation/concept.hpp>
 #include <tierguard/degradation/memory_only.hpp>
+#include <tierguard/detail/entropy.hpp>
 #include <tierguard/detail/pending_erasures.hpp>
 #include <tierguard/detail/task_thread.hpp>
 #include <tierguard/detail/ttl.hpp>
@@ -38,7 +39,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -1664,11 +1664,9 @@ private:
         cache c(std::make_unique<state>(cfg, clock, listener));
         if constexpr (has_invalidation) {
             c.m->invalidation.enabled = std::get<invalidated_tier>(settings).invalidation;
-            std::random_device entropy;
-            for (std::size_t i = 0; i < c.m->invalidation.sender.size(); i += 4) {
-                const std::uint32_t word = entropy();
-                for (std::size_t j = 0; j < 4; ++j) c.m->invalidation.sender[i + j] = std::byte(word >> (8 * j));
-            }
+            auto sender = detail::random_secret(tier::remote, "no random bytes for the invalidation sender id");
+            if (!sender) return unexpected(std::move(sender).error());
+            c.m->invalidation.sender = *sender;
         }
         std::optional<failure> misconfigured;
         c.for_each_tier([&](auto& t, auto index) {
@@ -2721,7 +2719,8 @@ private:
                         {lbl{"tier", tn}}, t.version_mismatches);
             for (std::size_t i = 0; i < errc_count; ++i) {
                 const auto code = static_cast<errc>(i + 1);
-                if (code == errc::miss || code == errc::expired) continue;
+                // A call on a closed cache fails before any tier is asked (tier::none).
+                if (code == errc::miss || code == errc::expired || code == errc::closed) continue;
                 out.counter("tierguard_errors_total", "Failed calls to the tier, by error code.",
                             {lbl{"tier", tn}, lbl{"code", to_string(code)}}, t.errors[i]);
             }

@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 /// The range cache: byte ranges of large objects, kept as fixed-size blocks (seed 004).

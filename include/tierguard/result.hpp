@@ -6,10 +6,10 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace tierguard {
 
@@ -75,6 +75,156 @@ template <class T, class E>
 class expected;
 
 namespace detail {
+// Replaces the member `old` with a New built from args; if building throws, `old` is back
+// in place (std::expected's reinit-expected).
+template <class New, class Old, class... Args>
+constexpr void reinit(New& fresh, Old& old, Args&&... args) {
+    if constexpr (std::is_nothrow_constructible_v<New, Args...>) {
+        std::destroy_at(&old);
+        std::construct_at(&fresh, std::forward<Args>(args)...);
+    } else if constexpr (std::is_nothrow_move_constructible_v<New>) {
+        New built(std::forward<Args>(args)...);
+        std::destroy_at(&old);
+        std::construct_at(&fresh, std::move(built));
+    } else {
+        Old kept(std::move(old));
+        std::destroy_at(&old);
+        try {
+            std::construct_at(&fresh, std::forward<Args>(args)...);
+        } catch (...) {
+            std::construct_at(&old, std::move(kept));
+            throw;
+        }
+    }
+}
+
+// Assign to the live member of an expected_storage, or replace it.
+template <class S, class U>
+constexpr void assign_value(S& s, U&& v) {
+    if (s.has_value) {
+        s.value = std::forward<U>(v);
+    } else {
+        reinit(s.value, s.error, std::forward<U>(v));
+        s.has_value = true;
+    }
+}
+template <class S, class G>
+constexpr void assign_error(S& s, G&& e) {
+    if (!s.has_value) {
+        s.error = std::forward<G>(e);
+    } else {
+        reinit(s.error, s.value, std::forward<G>(e));
+        s.has_value = false;
+    }
+}
+
+// Direct-initialization of a T from args, an arithmetic conversion spelt out: what
+// std::variant and std::expected do, silently as system headers, for expected<size_t, E>
+// built from an int (-Wsign-conversion would otherwise flag this header). A pointer or
+// enum is not cast (T(x) would be a C-style cast).
+template <class T, class... Args>
+constexpr T make(Args&&... args) {
+    if constexpr (!std::is_scalar_v<T> || std::is_arithmetic_v<T> || sizeof...(Args) != 1) {
+        return T(std::forward<Args>(args)...);
+    } else {
+        T out(std::forward<Args>(args)...);
+        return out;
+    }
+}
+
+template <class T, class E>
+inline constexpr bool trivial_expected =
+    std::is_trivially_copy_constructible_v<T>&& std::is_trivially_move_constructible_v<T>&&
+        std::is_trivially_copy_assignable_v<T>&& std::is_trivially_move_assignable_v<T>&&
+            std::is_trivially_destructible_v<T>&& std::is_trivially_copy_constructible_v<E>&&
+                std::is_trivially_move_constructible_v<E>&& std::is_trivially_copy_assignable_v<E>&&
+                    std::is_trivially_move_assignable_v<E>&& std::is_trivially_destructible_v<E>;
+
+// expected<T, E>'s state: a union of T and E and which one is alive. Copies, moves and
+// destroys the live member; trivially so when T and E are trivial (the specialization
+// below: one class per case, as clang 14 does not pick among constrained destructors).
+template <class T, class E, bool Trivial = trivial_expected<T, E>>
+struct expected_storage {
+    template <class... Args>
+    constexpr explicit expected_storage(std::in_place_t, Args&&... args)
+        : value(make<T>(std::forward<Args>(args)...)), has_value(true) {}
+    template <class... Args>
+    constexpr explicit expected_storage(unexpect_t, Args&&... args)
+        : error(make<E>(std::forward<Args>(args)...)), has_value(false) {}
+
+    constexpr expected_storage(const expected_storage& other) requires(
+        std::is_copy_constructible_v<T>&& std::is_copy_constructible_v<E>)
+        : has_value(other.has_value) {
+        if (has_value) {
+            std::construct_at(&value, other.value);
+        } else {
+            std::construct_at(&error, other.error);
+        }
+    }
+    constexpr expected_storage(expected_storage&& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_constructible_v<
+            E>) requires(std::is_move_constructible_v<T>&& std::is_move_constructible_v<E>)
+        : has_value(other.has_value) {
+        if (has_value) {
+            std::construct_at(&value, std::move(other.value));
+        } else {
+            std::construct_at(&error, std::move(other.error));
+        }
+    }
+    constexpr expected_storage& operator=(const expected_storage& other) requires(
+        std::is_copy_constructible_v<T>&& std::is_copy_assignable_v<T>&& std::is_copy_constructible_v<E>&&
+            std::is_copy_assignable_v<E>) {
+        if (other.has_value) {
+            detail::assign_value(*this, other.value);
+        } else {
+            detail::assign_error(*this, other.error);
+        }
+        return *this;
+    }
+    constexpr expected_storage& operator=(expected_storage&& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>&&
+            std::is_nothrow_move_constructible_v<E>&& std::is_nothrow_move_assignable_v<
+                E>) requires(std::is_move_constructible_v<T>&& std::is_move_assignable_v<T>&&
+                                 std::is_move_constructible_v<E>&& std::is_move_assignable_v<E>) {
+        if (other.has_value) {
+            detail::assign_value(*this, std::move(other.value));
+        } else {
+            detail::assign_error(*this, std::move(other.error));
+        }
+        return *this;
+    }
+    constexpr ~expected_storage() {
+        if (has_value) {
+            std::destroy_at(&value);
+        } else {
+            std::destroy_at(&error);
+        }
+    }
+
+    union {
+        T value;
+        E error;
+    };
+    bool has_value;
+};
+
+// Trivial T and E: the union's implicit members copy, move and destroy.
+template <class T, class E>
+struct expected_storage<T, E, true> {
+    template <class... Args>
+    constexpr explicit expected_storage(std::in_place_t, Args&&... args)
+        : value(make<T>(std::forward<Args>(args)...)), has_value(true) {}
+    template <class... Args>
+    constexpr explicit expected_storage(unexpect_t, Args&&... args)
+        : error(make<E>(std::forward<Args>(args)...)), has_value(false) {}
+
+    union {
+        T value;
+        E error;
+    };
+    bool has_value;
+};
+
 template <class T>
 inline constexpr bool is_expected = false;
 template <class T, class E>
@@ -158,8 +308,10 @@ private:
 /// A value of type T or an error of type E, mirroring C++23 std::expected so that a
 /// later switch is a typedef. Works with move-only and non-default-constructible T.
 ///
-/// Never empty, except after an exception escaped a converting assignment (the
-/// std::variant "valueless" state), which only a throwing T or E can cause.
+/// Never empty: an assignment that switches between value and error builds the new
+/// member before it destroys the old one, or restores the old one if that throws (as
+/// std::expected does). A tagged union rather than std::variant, whose machinery costs
+/// every translation unit hundreds of instantiations (docs/COMPILE_TIME.md).
 template <class T, class E>
 class [[nodiscard]] expected {
     static_assert(!std::is_reference_v<T>, "expected<T&, E> is not supported");
@@ -172,82 +324,94 @@ public:
     template <class U>
     using rebind = expected<U, error_type>;
 
-    constexpr expected() requires std::is_default_constructible_v<T> : m_state(std::in_place_index<0>) {}
+    constexpr expected() requires std::is_default_constructible_v<T> : m_s(std::in_place) {}
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, std::in_place_t> &&
                  !std::is_same_v<std::remove_cvref_t<U>, expected> &&
                  !std::is_same_v<std::remove_cvref_t<U>, unexpect_t> && !detail::is_expected<std::remove_cvref_t<U>> &&
                  std::is_constructible_v<T, U>)
-    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v)
-        : m_state(std::in_place_index<0>, std::forward<U>(v)) {}
+    constexpr explicit(!std::is_convertible_v<U, T>) expected(U&& v) : m_s(std::in_place, std::forward<U>(v)) {}
 
     template <class G>
         requires std::is_constructible_v<E, const G&>
     constexpr explicit(!std::is_convertible_v<const G&, E>) expected(const unexpected<G>& e)
-        : m_state(std::in_place_index<1>, e.error()) {}
+        : m_s(unexpect, e.error()) {}
 
     template <class G>
         requires std::is_constructible_v<E, G>
     constexpr explicit(!std::is_convertible_v<G, E>) expected(unexpected<G>&& e)
-        : m_state(std::in_place_index<1>, std::move(e).error()) {}
+        : m_s(unexpect, std::move(e).error()) {}
 
     template <class... Args>
-    constexpr explicit expected(std::in_place_t, Args&&... args)
-        : m_state(std::in_place_index<0>, std::forward<Args>(args)...) {}
+    constexpr explicit expected(std::in_place_t, Args&&... args) : m_s(std::in_place, std::forward<Args>(args)...) {}
 
     template <class U, class... Args>
     constexpr explicit expected(std::in_place_t, std::initializer_list<U> il, Args&&... args)
-        : m_state(std::in_place_index<0>, il, std::forward<Args>(args)...) {}
+        : m_s(std::in_place, il, std::forward<Args>(args)...) {}
 
     template <class... Args>
-    constexpr explicit expected(unexpect_t, Args&&... args)
-        : m_state(std::in_place_index<1>, std::forward<Args>(args)...) {}
+    constexpr explicit expected(unexpect_t, Args&&... args) : m_s(unexpect, std::forward<Args>(args)...) {}
 
     template <class U = T>
         requires(!std::is_same_v<std::remove_cvref_t<U>, expected> && !detail::is_expected<std::remove_cvref_t<U>> &&
                  std::is_constructible_v<T, U> && std::is_assignable_v<T&, U>)
     constexpr expected& operator=(U&& v) {
-        if (has_value()) {
-            **this = std::forward<U>(v);
-        } else {
-            m_state.template emplace<0>(std::forward<U>(v));
-        }
+        detail::assign_value(m_s, std::forward<U>(v));
         return *this;
     }
 
     template <class G>
     constexpr expected& operator=(const unexpected<G>& e) {
-        m_state.template emplace<1>(e.error());
+        detail::assign_error(m_s, e.error());
         return *this;
     }
 
     template <class G>
     constexpr expected& operator=(unexpected<G>&& e) {
-        m_state.template emplace<1>(std::move(e).error());
+        detail::assign_error(m_s, std::move(e).error());
         return *this;
     }
 
     template <class... Args>
     constexpr T& emplace(Args&&... args) {
-        return m_state.template emplace<0>(std::forward<Args>(args)...);
+        if (m_s.has_value) {
+            detail::reinit(m_s.value, m_s.value, std::forward<Args>(args)...);
+        } else {
+            detail::reinit(m_s.value, m_s.error, std::forward<Args>(args)...);
+            m_s.has_value = true;
+        }
+        return m_s.value;
     }
 
-    constexpr void swap(expected& other) noexcept(std::is_nothrow_swappable_v<std::variant<T, E>>) {
-        m_state.swap(other.m_state);
+    constexpr void swap(expected& other) noexcept(
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_swappable_v<T>&&
+            std::is_nothrow_move_constructible_v<E>&& std::is_nothrow_swappable_v<E>) {
+        using std::swap;
+        if (m_s.has_value && other.m_s.has_value) {
+            swap(m_s.value, other.m_s.value);
+        } else if (!m_s.has_value && !other.m_s.has_value) {
+            swap(m_s.error, other.m_s.error);
+        } else if (m_s.has_value) {
+            T value(std::move(m_s.value));
+            detail::assign_error(m_s, std::move(other.m_s.error));
+            detail::assign_value(other.m_s, std::move(value));
+        } else {
+            other.swap(*this);
+        }
     }
     friend constexpr void swap(expected& a, expected& b) noexcept(noexcept(a.swap(b))) { a.swap(b); }
 
-    [[nodiscard]] constexpr bool has_value() const noexcept { return m_state.index() == 0; }
-    constexpr explicit operator bool() const noexcept { return has_value(); }
+    [[nodiscard]] constexpr bool has_value() const noexcept { return m_s.has_value; }
+    constexpr explicit operator bool() const noexcept { return m_s.has_value; }
 
     /// Precondition: has_value(). Use value() for a checked access.
-    constexpr const T* operator->() const noexcept { return std::get_if<0>(&m_state); }
-    constexpr T* operator->() noexcept { return std::get_if<0>(&m_state); }
-    constexpr const T& operator*() const& noexcept { return *std::get_if<0>(&m_state); }
-    constexpr T& operator*() & noexcept { return *std::get_if<0>(&m_state); }
-    constexpr T&& operator*() && noexcept { return std::move(*std::get_if<0>(&m_state)); }
-    constexpr const T&& operator*() const&& noexcept { return std::move(*std::get_if<0>(&m_state)); }
+    constexpr const T* operator->() const noexcept { return &m_s.value; }
+    constexpr T* operator->() noexcept { return &m_s.value; }
+    constexpr const T& operator*() const& noexcept { return m_s.value; }
+    constexpr T& operator*() & noexcept { return m_s.value; }
+    constexpr T&& operator*() && noexcept { return std::move(m_s.value); }
+    constexpr const T&& operator*() const&& noexcept { return std::move(m_s.value); }
 
     /// Throws bad_expected_access<E> holding a copy of the error when there is no value.
     constexpr T& value() & { return checked(*this); }
@@ -256,10 +420,10 @@ public:
     constexpr const T&& value() const&& { return std::move(checked(*this)); }
 
     /// Precondition: !has_value().
-    constexpr const E& error() const& noexcept { return *std::get_if<1>(&m_state); }
-    constexpr E& error() & noexcept { return *std::get_if<1>(&m_state); }
-    constexpr E&& error() && noexcept { return std::move(*std::get_if<1>(&m_state)); }
-    constexpr const E&& error() const&& noexcept { return std::move(*std::get_if<1>(&m_state)); }
+    constexpr const E& error() const& noexcept { return m_s.error; }
+    constexpr E& error() & noexcept { return m_s.error; }
+    constexpr E&& error() && noexcept { return std::move(m_s.error); }
+    constexpr const E&& error() const&& noexcept { return std::move(m_s.error); }
 
     template <class U>
     constexpr T value_or(U&& fallback) const& {
@@ -365,7 +529,7 @@ private:
         return *self;
     }
 
-    std::variant<T, E> m_state;
+    detail::expected_storage<T, E> m_s;
 };
 
 /// expected<void, E>: success carries nothing, failure carries E.

@@ -695,6 +695,22 @@ TEST_CASE("cache: metrics render as Prometheus text with HELP, TYPE, _total coun
     CHECK_THAT(text, Catch::Matchers::Contains("tierguard_put_latency_seconds_count 1"));
 }
 
+// Issue 18: a call on a closed cache fails before any tier is asked (tier::none), so no
+// tier's errors_total has a code="closed" series (it stayed 0 for ever).
+TEST_CASE("cache: errors_total has no code=\"closed\" series, before or after close()") {
+    harness h;
+    REQUIRE(h.cache.put("k", "v"));
+    const std::string open_text = h.cache.to_prometheus();
+    CHECK_THAT(open_text, Catch::Matchers::Contains("tierguard_errors_total{tier=\"disk\",code=\"circuit_open\"} 0"));
+    CHECK_THAT(open_text, !Catch::Matchers::Contains("code=\"closed\""));
+    h.cache.close();
+    auto got = h.cache.get("k");
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == errc::closed);
+    CHECK(got.error().where() == tier::none);
+    CHECK_THAT(h.cache.to_prometheus(), !Catch::Matchers::Contains("code=\"closed\""));
+}
+
 TEST_CASE("cache: one get_or_load miss counts one miss per tier, as a get does, and the loader's store no hit") {
     harness h;
     (void)h.cache.get("g");

@@ -6,6 +6,7 @@
 #include <exception>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -1127,4 +1128,41 @@ TEST_CASE("result: bad_expected_access does not leak the error", "[result][lifet
     CHECK(tracked_error::live.empty());
     CHECK(tracked_error::anomalies == 0);
     CHECK(tracked_error::constructions == tracked_error::destructions);
+}
+
+namespace {
+// Copying throws when armed: an assignment that switches state must keep the old member.
+struct throws_on_copy {
+    bool armed = true;
+    throws_on_copy() = default;
+    throws_on_copy(const throws_on_copy& other) : armed(other.armed) {
+        if (armed) throw std::runtime_error("copy");
+    }
+    throws_on_copy& operator=(const throws_on_copy&) = default;
+};
+}  // namespace
+
+TEST_CASE("result: an assignment that throws leaves the old state (never empty)", "[result]") {
+    using et = expected<throws_on_copy, int>;
+    const throws_on_copy source;
+    SECTION("error state, value assignment throws: still the error") {
+        et e(tierguard::unexpect, 7);
+        REQUIRE_THROWS_AS(e = source, std::runtime_error);
+        REQUIRE_FALSE(e.has_value());
+        REQUIRE(e.error() == 7);
+    }
+    SECTION("value state, emplace throws: still the old value") {
+        throws_on_copy quiet;
+        quiet.armed = false;
+        et e(quiet);
+        REQUIRE_THROWS_AS(e.emplace(source), std::runtime_error);
+        REQUIRE(e.has_value());
+        REQUIRE_FALSE(e->armed);
+    }
+    SECTION("error state, emplace throws: still the error") {
+        et e(tierguard::unexpect, 8);
+        REQUIRE_THROWS_AS(e.emplace(source), std::runtime_error);
+        REQUIRE_FALSE(e.has_value());
+        REQUIRE(e.error() == 8);
+    }
 }
