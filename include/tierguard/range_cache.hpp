@@ -503,6 +503,8 @@ public:
         counter("tierguard_range_io_errors_total", "Storage failures other than a full disk.", r.io_errors);
         counter("tierguard_range_degraded_reads_total",
                 "Reads answered by the origin alone because the storage could not be opened.", r.degraded_reads);
+        counter("tierguard_range_blocks_verified_total", "Blocks read from the storage whose bytes passed a CRC check.",
+                r.blocks_verified);
         out.gauge("tierguard_range_objects", "Objects cached.", {}, static_cast<double>(r.objects));
         out.gauge("tierguard_range_blocks", "Block files held.", {}, static_cast<double>(r.blocks));
         out.gauge("tierguard_range_bytes", "Bytes of block files held.", {{"tier", "disk"}},

@@ -1091,6 +1091,7 @@ TEST_CASE("range cache: under verify_reads once_per_file_change damage written t
     REQUIRE(cache.read("obj", v, 0, 8 * block, o));  // checked once: each identity recorded
     REQUIRE(cache.read("obj", v, 0, 8 * block, o));
     REQUIRE(cache.metrics().blocks_verified == 8);
+    CHECK(cache.to_prometheus().find("tierguard_range_blocks_verified_total 8\n") != std::string::npos);
     o.requests.clear();
 
     // A byte of block 2 changed in place (same inode, same size); block 6's file copied over
