@@ -65,9 +65,11 @@ struct disk_config {
     std::chrono::nanoseconds emergency_eviction_backoff = std::chrono::minutes{1};
     /// Quarantined files older than this are purged by scrub() (seed 001: 7 days).
     std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};
-    /// Read and verify every entry at open (scrub). Off: the index is built from the
-    /// listing alone, and damage is found when an entry is read.
-    bool scrub_on_open = true;
+    /// Read and verify every entry at open (scrub). Off (the default): the index is built
+    /// from the listing alone (names and sizes; segment_log has checked every record's CRC
+    /// in its own open), and a damaged frame is found when it is read (each get checks the
+    /// frame's CRC), or by scrub() on demand.
+    bool scrub_on_open = false;
     /// Stale-if-error: an entry past its TTL is kept this long (scrub and reads leave it,
     /// find() answers errc::expired, find_stale() returns it), then removed. The cache sets
     /// it to its config.stale_grace. 0 = removed when its TTL passes.
@@ -608,11 +610,11 @@ public:
 
     // --- Tags, prefixes and warming (docs/RELIABILITY.md, "Invalidation of related entries")
 
-    /// The keys of the entries stored with `tag`, from the tier's tag index. The index is
-    /// built by put() and by the scrub at open; after an open without scrub (or over a
-    /// storage that lost its index) the first call reads every entry once to build it
-    /// (errc::io_error if the storage cannot be listed or an entry read; so does a scrub
-    /// that could not read every entry). Only entries the index holds are returned. A shared
+    /// The keys of the entries stored with `tag`, from the tier's tag index. The key and
+    /// tag indexes are built lazily: the first keys_tagged() or keys_with_prefix() reads
+    /// every entry once (O(entries) reads) to build them, then put() and scrub() keep them,
+    /// so a tier that is never asked spends no memory or time on them (errc::io_error if the
+    /// storage cannot be listed or an entry read; the next call reads again). Only entries the index holds are returned. A shared
     /// tier keeps no index: it returns no keys.
     /// Thread-safe; O(entries with the tag).
     [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
@@ -1182,6 +1184,7 @@ private:
     // are pruned once they outnumber the live ones. Caller holds the lock.
     void note_meta(std::uint64_t h, std::span<const std::byte> name_key, std::span<const std::string> tags) {
         if constexpr (!shared) {
+            if (!m_meta_kept) return;  // no key or tag lookup yet: read_meta builds them on the first
             std::string key(reinterpret_cast<const char*>(name_key.data()), name_key.size());
             if (auto old = m_keys_of.find(h); old != m_keys_of.end() && old->second != key) m_keys.erase(old->second);
             m_keys.insert_or_assign(key, h);
@@ -1229,6 +1232,10 @@ private:
     // indexed again here). Entries that cannot be used are handled as a get would; an I/O
     // error leaves the indexes incomplete, to be read again by the next lookup.
     [[nodiscard]] result<void> read_meta() {
+        if (!m_meta_kept) {
+            m_meta_kept = true;
+            m_meta_complete = false;
+        }
         if (m_meta_complete) return {};
         auto listing = m_storage.list();
         if (!listing) {
@@ -1282,6 +1289,9 @@ private:
     std::unordered_map<std::string, std::unordered_set<std::uint64_t>, default_hash, std::equal_to<>> m_tagged;
     std::unordered_map<std::uint64_t, std::vector<std::string>> m_tags_of;
     bool m_meta_complete = true;
+    // Whether the key and tag indexes are kept: from the first keys_tagged() or
+    // keys_with_prefix() on, so that a tier never asked costs no memory or time for them.
+    bool m_meta_kept = false;
 };
 
 }  // namespace tierguard
