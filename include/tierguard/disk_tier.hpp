@@ -359,7 +359,7 @@ public:
         // The old entry leaves the index (its file stays until the rename replaces it)
         // so that eviction never picks it; a failed write puts it back.
         std::optional<std::pair<time_point, std::size_t>> previous;
-        if (const auto old = m_index.find(h, h, std::equal_to<>{}); old != index_type::npos) {
+        if (const auto old = m_index.find(h, h, std::equal_to<>{}); !storage_indexed && old != index_type::npos) {
             previous.emplace(m_index.at(old).expiry, m_index.at(old).weight);
             m_index.remove(old);
         }
@@ -369,7 +369,7 @@ public:
         bool previous_gone = false;
         const std::string name = name_of(h);
         auto written = m_emergency.write(
-            name, m_clock, m_config.emergency_eviction_backoff, m_index.live(), m_config.emergency_eviction_fraction,
+            name, m_clock, m_config.emergency_eviction_backoff, live_count(), m_config.emergency_eviction_fraction,
             storage_evicts_itself ? "" : "entries", m_stats.disk_full_events, m_stats.emergency_evictions,
             [&] {
                 auto out = m_storage.write(name, blob);
@@ -393,7 +393,7 @@ public:
                 m_index.insert(h, std::uint64_t{h}, std::monostate{}, previous->first, previous->second);
             return written;
         }
-        m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
+        if constexpr (!storage_indexed) m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
         note_meta(h, *name_key, tags);
         ++m_stats.writes;
         return {};
@@ -439,16 +439,25 @@ public:
         if constexpr (shared) return true;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
-        return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
+        return held(h);
     }
 
-    /// True if the index holds an unexpired entry for `key` (the file is not read).
+    /// True if the index holds an unexpired entry for `key` (the file is not read; over a
+    /// storage that keeps the only index, segment_log, the frame's header is read for its
+    /// expiry, its CRC not checked).
     [[nodiscard]] bool contains(const Key& key) const {
         if constexpr (shared) return false;
         auto name_key = key_bytes(key);
         if (!name_key) return false;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
+        if constexpr (storage_indexed) {
+            if (m_closed) return false;
+            const auto bytes = m_storage.peek(name_of(h));
+            if (!bytes) return false;
+            const auto head = frame::decode_header(*bytes);
+            return head && !detail::expired(from_ns(head->expiry_ns), m_clock.now());
+        }
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
         return idx != index_type::npos && !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
@@ -462,7 +471,26 @@ public:
     result<void> clear() {
         if (m_closed) return closed_failure();
         std::vector<std::uint64_t> hashes;
-        if constexpr (shared) {
+        if constexpr (storage_indexed) {
+            // Removals are appends to the log: done under the lock, so no put meanwhile is lost.
+            std::lock_guard lock(*m_mutex);
+            auto listing = m_storage.list();
+            if (!listing) {
+                note_io_error(listing.error());
+                return unexpected(std::move(listing).error());
+            }
+            result<void> outcome;
+            for (const blob_info& blob : *listing) {
+                const auto h = parse_name(blob.name);
+                if (!h) continue;
+                if (auto removed = m_storage.remove(blob.name); !removed && removed.error().code() != errc::miss) {
+                    note_io_error(removed.error());
+                    if (outcome) outcome = unexpected(std::move(removed).error());
+                }
+            }
+            forget_evicted();
+            return outcome;
+        } else if constexpr (shared) {
             auto listing = m_storage.list();
             if (!listing) {
                 std::lock_guard lock(*m_mutex);
@@ -548,6 +576,7 @@ public:
             ++report.entries_checked;
             seen.push_back(*h);
             note_meta(*h, entry->key, frame::tags_of(entry->tags));
+            if constexpr (storage_indexed) continue;
             const auto idx = m_index.find(*h, *h, std::equal_to<>{});
             const std::size_t weight = static_cast<std::size_t>(blob.size);
             const time_point expiry = from_ns(entry->head.expiry_ns);
@@ -577,8 +606,8 @@ public:
     [[nodiscard]] disk_stats stats() const {
         std::lock_guard lock(*m_mutex);
         disk_stats out = m_stats;
-        out.entries = m_index.live();
-        out.bytes = m_index.bytes();
+        out.entries = m_closed ? 0 : live_count();
+        out.bytes = m_closed ? 0 : live_bytes();
         if (!m_closed) out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
         return out;
     }
@@ -614,9 +643,8 @@ public:
     /// tag indexes are built lazily: the first keys_tagged() or keys_with_prefix() reads
     /// every entry once (O(entries) reads) to build them, then put() and scrub() keep them,
     /// so a tier that is never asked spends no memory or time on them (errc::io_error if the
-    /// storage cannot be listed or an entry read; the next call reads again). Only entries the index holds are returned. A shared
-    /// tier keeps no index: it returns no keys.
-    /// Thread-safe; O(entries with the tag).
+    /// storage cannot be listed or an entry read; the next call reads again). Only entries the index holds are
+    /// returned. A shared tier keeps no index: it returns no keys. Thread-safe; O(entries with the tag).
     [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
         if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
@@ -669,18 +697,35 @@ public:
             if (m_closed) return 0;
             std::lock_guard lock(*m_mutex);
             std::vector<std::uint64_t> order;
-            order.reserve(m_index.live());
-            m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            if constexpr (storage_indexed) {  // no recency order kept: the newest in log order
+                auto listing = m_storage.list();
+                if (!listing) {
+                    note_io_error(listing.error());
+                    return 0;
+                }
+                for (const blob_info& blob : *listing)
+                    if (const auto h = parse_name(blob.name)) order.push_back(*h);
+            } else {
+                order.reserve(m_index.live());
+                m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            }
             const time_point now = m_clock.now();
             std::vector<std::byte> bytes;
             std::vector<std::byte> inflated;
             for (auto it = order.end() - static_cast<std::ptrdiff_t>(std::min(n, order.size())); it != order.end();
                  ++it) {
-                const auto idx = m_index.find(*it, *it, std::equal_to<>{});
-                if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
-                const time_point expiry = m_index.at(idx).expiry;
+                time_point expiry = time_point::max();
+                if constexpr (!storage_indexed) {
+                    const auto idx = m_index.find(*it, *it, std::equal_to<>{});
+                    if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
+                    expiry = m_index.at(idx).expiry;
+                }
                 auto entry = load(*it, now, bytes, inflated, true);
                 if (!entry) continue;
+                if constexpr (storage_indexed) {
+                    expiry = from_ns(entry->head.expiry_ns);
+                    if (detail::expired(expiry, now) || hash_of(entry->key) != *it) continue;
+                }
                 auto key = m_serializer.decode(entry->key, std::type_identity<Key>{});
                 auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
                 if (!key || !value) continue;
@@ -851,19 +896,22 @@ private:
     // find() under the lock.
     [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key,
                                                         bool stale_ok) {
-        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        if (idx == index_type::npos) {
-            ++m_stats.misses;
-            return fail(errc::miss, tier_kind);
-        }
         const time_point now = m_clock.now();
-        if (outlived(m_index.at(idx).expiry, now)) {
-            drop(idx, h);
-            ++m_stats.expirations;
-            ++m_stats.misses;
-            return fail(errc::miss, tier_kind, expired_removed);
+        std::uint32_t idx = index_type::npos;
+        if constexpr (!storage_indexed) {  // else the frame tells (a missing blob reads as a miss)
+            idx = m_index.find(h, h, std::equal_to<>{});
+            if (idx == index_type::npos) {
+                ++m_stats.misses;
+                return fail(errc::miss, tier_kind);
+            }
+            if (outlived(m_index.at(idx).expiry, now)) {
+                drop(idx, h);
+                ++m_stats.expirations;
+                ++m_stats.misses;
+                return fail(errc::miss, tier_kind, expired_removed);
+            }
+            if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         }
-        if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
         auto entry = load(h, now, bytes, inflated);
@@ -882,18 +930,22 @@ private:
         }
         const time_point expiry = from_ns(entry->head.expiry_ns);
         if (!stale_ok && detail::expired(expiry, now)) {  // indexed from a listing, without its expiry
-            m_index.at(idx).expiry = expiry;
+            if constexpr (!storage_indexed) m_index.at(idx).expiry = expiry;
             return kept_for_stale();
         }
         auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
-            m_index.remove(idx);
+            if constexpr (!storage_indexed) m_index.remove(idx);
             return fail(errc::corrupted, tier_kind, "entry " + name_of(h) + ": " + value.error().message());
         }
-        m_index.touch(idx);
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
+        if constexpr (storage_indexed) {
+            return disk_entry<Value>{std::move(*value), expiry, frame::tags_of(entry->tags)};
+        } else {
+            m_index.touch(idx);
+            return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
+        }
     }
 
     // find() over a shared storage: the read runs without the lock, the rest under it.
@@ -1076,7 +1128,7 @@ private:
         }
         if (auto ok = load_secret(); !ok) return ok;
         if (!scrub_first) {
-            auto indexed = index_from_listing();
+            auto indexed = storage_indexed ? result<void>{} : index_from_listing();
             note_storage_damage();
             return indexed;
         }
@@ -1101,6 +1153,15 @@ private:
         { s.take_evicted().names } -> std::convertible_to<std::vector<std::string>>;
         { s.take_evicted().complete } -> std::convertible_to<bool>;
     };
+    // Whether, moreover, it answers for what it holds from its own index (segment_log:
+    // contains(), held_blobs(), peek()): then the tier keeps no per-entry index of its own.
+    static constexpr bool storage_indexed =
+        storage_evicts_itself && requires(const storage_type& s, std::string_view name) {
+        { s.contains(name) } -> std::same_as<bool>;
+        { s.held_blobs().count } -> std::convertible_to<std::size_t>;
+        { s.held_blobs().bytes } -> std::convertible_to<std::uint64_t>;
+        { s.peek(name) } -> std::same_as<result<std::vector<std::byte>>>;
+    };
 
     // Drops the index entries of the blobs such a storage let go since the last call (it
     // keeps a bounded account; past it, or with blobs it could not name, the index keeps
@@ -1108,7 +1169,10 @@ private:
     // bytes follow what it holds. True if the entry under `watched` was among them.
     // Caller holds the lock.
     bool forget_evicted(std::optional<std::uint64_t> watched = std::nullopt) {
-        if constexpr (storage_evicts_itself) {
+        if constexpr (storage_indexed) {
+            (void)m_storage.take_evicted();  // nothing to follow: keeps its account empty
+            return false;
+        } else if constexpr (storage_evicts_itself) {
             auto gone = m_storage.take_evicted();
             if (gone.complete && !m_relist) {
                 bool hit = false;
@@ -1169,8 +1233,30 @@ private:
         return {};
     }
 
-    // Whether the index holds h.
-    [[nodiscard]] bool held(std::uint64_t h) const { return m_index.find(h, h, std::equal_to<>{}) != index_type::npos; }
+    // Whether the index holds h (the storage's, when it keeps the only one).
+    [[nodiscard]] bool held(std::uint64_t h) const {
+        if constexpr (storage_indexed) {
+            return !m_closed && m_storage.contains(name_of(h));
+        } else {
+            return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
+        }
+    }
+
+    // Entries and bytes held: the storage's account when it keeps the only index.
+    [[nodiscard]] std::size_t live_count() const {
+        if constexpr (storage_indexed) {
+            return m_storage.held_blobs().count;
+        } else {
+            return m_index.live();
+        }
+    }
+    [[nodiscard]] std::uint64_t live_bytes() const {
+        if constexpr (storage_indexed) {
+            return m_storage.held_blobs().bytes;
+        } else {
+            return m_index.bytes();
+        }
+    }
 
     // Decodes the key bytes `name_key` onto out (a key the serializer refuses is left out).
     void append_key(std::string_view name_key, std::vector<Key>& out) const {
@@ -1199,7 +1285,7 @@ private:
                     it->second.insert(h);
                 }
             }
-            if (m_keys_of.size() > 2 * m_index.live() + 1024) prune_meta();
+            if (m_keys_of.size() > 2 * live_count() + 1024) prune_meta();
         }
     }
 
@@ -1250,7 +1336,7 @@ private:
             if (!h) continue;
             auto entry = load(*h, now, bytes, inflated, true);
             if (entry && hash_of(entry->key) == *h) {
-                if (!held(*h))
+                if (!storage_indexed && !held(*h))
                     m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, from_ns(entry->head.expiry_ns),
                                    static_cast<std::size_t>(blob.size));
                 note_meta(*h, entry->key, frame::tags_of(entry->tags));
