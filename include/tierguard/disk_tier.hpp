@@ -42,8 +42,10 @@ namespace tierguard {
 /// Run-time settings of a disk tier; validated by disk_tier::open().
 struct disk_config {
     /// Bytes of entry files the tier may keep (frames as stored); LRU eviction keeps it.
+    /// Over segment_log the log's own config.byte_budget rules (it evicts segments by
+    /// itself and the tier keeps no index); this only bounds one frame.
     std::uint64_t byte_budget = std::uint64_t{1} << 30;
-    /// Entries the tier may keep; 0 = no count limit.
+    /// Entries the tier may keep; 0 = no count limit. Not enforced over segment_log.
     std::size_t max_entries = 0;
     /// TTL of entries put without one (tierguard::no_expiry: never).
     std::chrono::nanoseconds default_ttl = no_expiry;
@@ -442,9 +444,10 @@ public:
         return held(h);
     }
 
-    /// True if the index holds an unexpired entry for `key` (the file is not read; over a
-    /// storage that keeps the only index, segment_log, the frame's header is read for its
-    /// expiry, its CRC not checked).
+    /// True if the index holds an entry for `key` known to be unexpired (the file is not
+    /// read: an entry indexed from the listing at open is not known until a read or scrub
+    /// learns its expiry; over a storage that keeps the only index, segment_log, the frame's
+    /// header is read for its expiry, its CRC not checked).
     [[nodiscard]] bool contains(const Key& key) const {
         if constexpr (shared) return false;
         auto name_key = key_bytes(key);
@@ -459,15 +462,20 @@ public:
             return head && !detail::expired(from_ns(head->expiry_ns), m_clock.now());
         }
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        return idx != index_type::npos && !detail::expired(m_index.at(idx).expiry, m_clock.now());
+        return idx != index_type::npos && m_index.at(idx).expiry != unread_expiry &&
+               !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
 
     /// Removes every entry file the index knows (over a shared storage: every entry it
     /// lists); the first storage failure is returned. The index is emptied at once under
     /// the tier's lock, so gets miss from then on; the files are removed after, one at a
     /// time without the lock, so other threads' gets, puts and stats() never wait for the
-    /// whole clear. An entry put again meanwhile is kept, unless the put lands between
-    /// this check and the file's removal: then its file is gone and a get of it misses.
+    /// whole clear. Race (accepted, not a lost update of a value read later): each file's
+    /// removal checks, under the lock, that its entry was not put again since, then removes
+    /// the file without the lock; a put of that key landing between the check and the
+    /// removal loses its file, so a later get of it misses (never an old value). Over
+    /// segment_log (no index in the tier) the listed blobs are removed under the lock, each
+    /// an append of a tombstone: no put is lost, and other calls wait for the clear.
     result<void> clear() {
         if (m_closed) return closed_failure();
         std::vector<std::uint64_t> hashes;
@@ -722,7 +730,7 @@ public:
                 }
                 auto entry = load(*it, now, bytes, inflated, true);
                 if (!entry) continue;
-                if constexpr (storage_indexed) {
+                if (storage_indexed || expiry == unread_expiry) {
                     expiry = from_ns(entry->head.expiry_ns);
                     if (detail::expired(expiry, now) || hash_of(entry->key) != *it) continue;
                 }
@@ -762,6 +770,9 @@ private:
     // answers it as a plain miss, as it does once a scrub has removed it, so the answer does
     // not depend on scrub_on_open (issue 17). The context says why.
     static constexpr const char* expired_removed = "the entry had expired; removed";
+    // The expiry of an entry indexed from the listing, not read yet: never expired by the
+    // index's checks (the frame decides at read), never reported (contains() is false).
+    static constexpr time_point unread_expiry = time_point::max() - time_point::duration{1};
     [[nodiscard]] static failure as_answered(failure f) {
         if (f.code() == errc::expired) return failure(errc::miss, f.where(), expired_removed);
         if (f.code() == errc::version_mismatch)
@@ -929,6 +940,8 @@ private:
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
         const time_point expiry = from_ns(entry->head.expiry_ns);
+        if constexpr (!storage_indexed)
+            if (m_index.at(idx).expiry == unread_expiry) m_index.at(idx).expiry = expiry;
         if (!stale_ok && detail::expired(expiry, now)) {  // indexed from a listing, without its expiry
             if constexpr (!storage_indexed) m_index.at(idx).expiry = expiry;
             return kept_for_stale();
@@ -1224,7 +1237,7 @@ private:
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
         for (const blob_info& blob : *listing) {
             if (const auto h = parse_name(blob.name); h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
-                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, time_point::max(),
+                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, unread_expiry,
                                static_cast<std::size_t>(blob.size));
         }
         make_room(0);

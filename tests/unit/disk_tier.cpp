@@ -642,3 +642,32 @@ TEST_CASE("disk tier: clear() removes files without holding the tier's lock; an 
     CHECK(tier.stats().entries == 1);
     CHECK_FALSE(tier.get("k5"));
 }
+
+TEST_CASE("disk tier: the default open reads no entry file; a damaged one is caught at its read (issue 18)") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    std::string name;
+    {
+        auto tier = open_posix(root);
+        REQUIRE(tier.put("a", "alpha"));
+        REQUIRE(tier.put("b", "beta"));
+        name = *tier.name_for("a");
+    }
+    {
+        std::fstream f(root / name, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(-3, std::ios::end);
+        f.put('#');
+    }
+    recording_listener listener;
+    auto tier = open_posix(root, {}, tierguard::clock::manual(), listener);
+    CHECK(tier.stats().corrupted == 0);  // names and sizes only: the damage is not seen yet
+    CHECK(tier.size() == 2);
+    CHECK(tier.get("a").error().code() == errc::corrupted);
+    CHECK(tier.stats().corrupted == 1);
+    CHECK(tier.stats().quarantined == 1);
+    CHECK(*tier.get("b") == "beta");
+    auto report = tier.scrub();  // full verification on demand: nothing left to find
+    REQUIRE(report);
+    CHECK(report->entries_checked == 1);
+    CHECK(report->quarantined == 0);
+}
