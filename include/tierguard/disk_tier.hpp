@@ -1236,7 +1236,9 @@ private:
         std::sort(listing->begin(), listing->end(),
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
         for (const blob_info& blob : *listing) {
-            if (const auto h = parse_name(blob.name); h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
+            const auto h = parse_name(blob.name);
+            if (!h && blob.name != meta_name) (void)m_storage.remove(blob.name);  // a stray blob, as scrub removes it
+            if (h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
                 m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, unread_expiry,
                                static_cast<std::size_t>(blob.size));
         }
