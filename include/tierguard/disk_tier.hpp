@@ -444,26 +444,21 @@ public:
         return held(h);
     }
 
-    /// True if the index holds an entry for `key` known to be unexpired (the file is not
-    /// read: an entry indexed from the listing at open is not known until a read or scrub
-    /// learns its expiry; over a storage that keeps the only index, segment_log, the frame's
-    /// header is read for its expiry, its CRC not checked).
+    /// True if the index holds an unexpired entry for `key`. The file is not read, except
+    /// for an entry whose expiry the index has not learnt (indexed from the listing at open,
+    /// not read since) and over a storage that keeps the only index (segment_log): then the
+    /// frame's header is read for its expiry (its CRC is not checked: a get may still miss).
     [[nodiscard]] bool contains(const Key& key) const {
         if constexpr (shared) return false;
         auto name_key = key_bytes(key);
         if (!name_key) return false;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
-        if constexpr (storage_indexed) {
-            if (m_closed) return false;
-            const auto bytes = m_storage.peek(name_of(h));
-            if (!bytes) return false;
-            const auto head = frame::decode_header(*bytes);
-            return head && !detail::expired(from_ns(head->expiry_ns), m_clock.now());
-        }
+        if constexpr (storage_indexed) return !m_closed && unexpired_on_disk(h);
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        return idx != index_type::npos && m_index.at(idx).expiry != unread_expiry &&
-               !detail::expired(m_index.at(idx).expiry, m_clock.now());
+        if (idx == index_type::npos) return false;
+        if (m_index.at(idx).expiry == unread_expiry) return unexpired_on_disk(h);
+        return !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
 
     /// Removes every entry file the index knows (over a shared storage: every entry it
@@ -648,10 +643,11 @@ public:
     // --- Tags, prefixes and warming (docs/RELIABILITY.md, "Invalidation of related entries")
 
     /// The keys of the entries stored with `tag`, from the tier's tag index. The key and
-    /// tag indexes are built lazily: the first keys_tagged() or keys_with_prefix() reads
-    /// every entry once (O(entries) reads) to build them, then put() and scrub() keep them,
-    /// so a tier that is never asked spends no memory or time on them (errc::io_error if the
-    /// storage cannot be listed or an entry read; the next call reads again). Only entries the index holds are
+    /// tag indexes are kept by put() and scrub() from an empty start or a scrub at open;
+    /// over entries found by an open without scrub (the default), the first keys_tagged() or
+    /// keys_with_prefix() reads every entry once (O(entries) reads) to build them, so a
+    /// reopened tier never asked spends no memory on them (errc::io_error if the storage
+    /// cannot be listed or an entry read; the next call reads again). Only entries the index holds are
     /// returned. A shared tier keeps no index: it returns no keys. Thread-safe; O(entries with the tag).
     [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
         if (m_closed) return closed_failure();
@@ -1143,8 +1139,12 @@ private:
         if (!scrub_first) {
             auto indexed = storage_indexed ? result<void>{} : index_from_listing();
             note_storage_damage();
+            // Key and tag indexes from the first put when the tier starts empty; over entries
+            // found at open, from the first lookup (read_meta).
+            m_meta_kept = m_meta_complete = indexed && live_count() == 0;
             return indexed;
         }
+        m_meta_kept = true;  // the scrub reads every entry anyway
         if (auto report = scrub(); !report) return unexpected(std::move(report).error());
         return {};
     }
@@ -1246,6 +1246,21 @@ private:
         forget_evicted();
         m_meta_complete = m_index.live() == 0;  // keys and tags are read on first need (read_meta)
         return {};
+    }
+
+    // Whether the frame stored under h says it is unexpired (header only; false if unreadable).
+    [[nodiscard]] bool unexpired_on_disk(std::uint64_t h) const {
+        const std::string name = name_of(h);
+        auto bytes = [&] {
+            if constexpr (requires { m_storage.peek(name); }) {
+                return m_storage.peek(name);
+            } else {
+                return m_storage.read(name);
+            }
+        }();
+        if (!bytes) return false;
+        const auto head = frame::decode_header(*bytes);
+        return head && !detail::expired(from_ns(head->expiry_ns), m_clock.now());
     }
 
     // Whether the index holds h (the storage's, when it keeps the only one).
@@ -1368,7 +1383,7 @@ private:
         return {};
     }
 
-    storage_type m_storage;
+    mutable storage_type m_storage;  // contains() may read a frame's header (fault_injecting's read is not const)
     disk_config m_config;
     [[no_unique_address]] clock_type m_clock;
     [[no_unique_address]] listener_type m_listener;

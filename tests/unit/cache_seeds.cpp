@@ -509,9 +509,10 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         CHECK(v2.disk().storage().quarantined() == 0);
     }
 
-    SECTION("with the default scrub at open, open removes and counts them") {
+    SECTION("with the scrub at open (scrub_on_open on; off by default since issue 18), open removes and counts them") {
         auto cfg = v2_cache::config();
         cfg.storage = {.root = root, .sync = tierguard::durability::none};
+        cfg.disk.scrub_on_open = true;
         auto v2 = open_cache<v2_cache>(cfg, clock);
         const auto ds = v2.disk().stats();
         CHECK(ds.version_mismatches == static_cast<std::uint64_t>(old_entries));
@@ -726,7 +727,8 @@ TEST_CASE("cache seeds: seed 003, a user record whose value_traits schema_versio
         CHECK(cache.disk().stats().version_mismatches == 2);
         CHECK(cache.metrics().storage.front().corrupted == 0);
     }
-    SECTION("scrub_on_open = true (the default): open removes and counts them") {
+    SECTION("scrub_on_open = true (off by default since issue 18): open removes and counts them") {
+        cfg_v2.disk.scrub_on_open = true;
         auto cache = open_cache<cache_v2>(cfg_v2, clock);
         CHECK(cache.disk().stats().version_mismatches == 2);
         CHECK(cache.metrics().storage.front().version_mismatches == 2);
