@@ -807,7 +807,11 @@ TEST_CASE("cache seeds: seed 000's corrupted-file procedure through the composed
     CHECK(cache.metrics().storage.front().quarantined == 1);
 }
 
-TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantined by the scrub at open") {
+TEST_CASE(
+    "cache seeds: a file corrupted while the cache was closed is quarantined by the scrub at open, or by the "
+    "get that reads it") {
+    const bool scrub = GENERATE(true, false);  // the default open (issue 18): no scrub
+    INFO("scrub_on_open = " << scrub);
     tierguard_test::temp_dir tmp;
     const fs::path root = tmp.path() / "cache";
     tierguard::clock::manual clock;
@@ -821,13 +825,20 @@ TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantin
     { std::ofstream(file, std::ios::binary | std::ios::trunc) << "corrupted data"; }
 
     std::optional<seed_cache> reopened;
-    REQUIRE_NOTHROW(reopened.emplace(open_cache<seed_cache>(config_on(root), clock)));
+    auto cfg = config_on(root);
+    cfg.disk.scrub_on_open = scrub;
+    REQUIRE_NOTHROW(reopened.emplace(open_cache<seed_cache>(cfg, clock)));
+    CHECK(fs::exists(file) == !scrub);  // without the scrub, untouched until read
+    auto got = reopened->get("test_key");
+    REQUIRE_FALSE(got);
+    if (scrub) {
+        CHECK(got.error().is_miss());
+    } else {
+        CHECK(got.error().code() == errc::corrupted);  // the frame's CRC, checked at read
+    }
     CHECK_FALSE(fs::exists(file));
     CHECK(files_in(root / "quarantine").size() == 1);
     CHECK(reopened->metrics().storage.front().quarantined == 1);
-    auto got = reopened->get("test_key");
-    REQUIRE_FALSE(got);
-    CHECK(got.error().is_miss());
     auto other = reopened->get("other");
     REQUIRE(other);
     CHECK(other->value == "untouched");
@@ -849,7 +860,7 @@ TEST_CASE("cache seeds: values put through one instance are disk hits from the n
     }
     clock.advance(11s);
     auto second = open_cache<seed_cache>(config_on(root), clock);
-    CHECK(second.disk().size() == 10);  // the expired one was dropped by the scrub
+    CHECK(second.disk().size() == 11);  // the default open indexes the listing; the expired one goes when met
     for (int i = 0; i < 10; ++i) {
         const std::string key = "k" + std::to_string(i);
         INFO(key);
@@ -864,6 +875,7 @@ TEST_CASE("cache seeds: values put through one instance are disk hits from the n
     auto expired = second.get("short-lived");
     REQUIRE_FALSE(expired);
     CHECK((expired.error().is_miss() || expired.error().code() == errc::expired));
+    CHECK(second.disk().size() == 10);
 }
 
 TEST_CASE("cache seeds: a second instance on a directory in use fails with errc::locked naming it") {

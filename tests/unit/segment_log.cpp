@@ -1278,7 +1278,8 @@ TEST_CASE("issue 18: segment_log::peek reads a blob without marking it for reins
     CHECK(errc_of(s.read("a")) == errc::miss);
 }
 
-TEST_CASE("issue 18: over segment_log, a frame damaged under an intact record is caught at read after the default open") {
+TEST_CASE(
+    "issue 18: over segment_log, a frame damaged under an intact record is caught at read after the default open") {
     // The default open (scrub_on_open off) reads no frame: the log checked its records'
     // CRCs, and each get checks the frame's own CRC. The damage here is written through the
     // log, so that the record's CRCs hold and only the frame's fails.
