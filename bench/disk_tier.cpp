@@ -508,11 +508,12 @@ void bm_open_segments(benchmark::State& state, std::size_t entries) {
         seconds * 1e9 / static_cast<double>(state.iterations()) / static_cast<double>(entries);
 }
 
-// tier_open/<N>/segment_log: disk_tier::open (default disk_config: scrub at open) over a
+// tier_open/<N>/segment_log: disk_tier::open (default disk_config: no scrub at open) over a
 // segment_log of N entries of 100 bytes put through the tier beforehand (untimed; page
 // cache warm), segment_log::open included. Counters: wall and CPU (user + system) seconds
 // per open, and resident memory per entry: the process's RSS (/proc/self/statm) after the
-// open minus before it, malloc_trim(0) first, divided by N (storage index + tier index).
+// open minus before it, malloc_trim(0) first, divided by N (the log's index, and the tier's
+// when it keeps one: it does not over segment_log since issue 18).
 void bm_open_tier(benchmark::State& state, std::size_t entries) {
     using tier_type = segment_store::tier_type;
     const auto dir = g_root / ("tier-open-" + std::to_string(entries));

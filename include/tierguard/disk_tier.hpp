@@ -43,8 +43,10 @@ namespace tierguard {
 /// Run-time settings of a disk tier; validated by disk_tier::open().
 struct disk_config {
     /// Bytes of entry files the tier may keep (frames as stored); LRU eviction keeps it.
+    /// Over segment_log the log's own config.byte_budget rules (it evicts segments by
+    /// itself and the tier keeps no index); this only bounds one frame.
     std::uint64_t byte_budget = std::uint64_t{1} << 30;
-    /// Entries the tier may keep; 0 = no count limit.
+    /// Entries the tier may keep; 0 = no count limit. Not enforced over segment_log.
     std::size_t max_entries = 0;
     /// TTL of entries put without one (tierguard::no_expiry: never).
     std::chrono::nanoseconds default_ttl = no_expiry;
@@ -66,9 +68,11 @@ struct disk_config {
     std::chrono::nanoseconds emergency_eviction_backoff = std::chrono::minutes{1};
     /// Quarantined files older than this are purged by scrub() (seed 001: 7 days).
     std::chrono::seconds quarantine_max_age{std::chrono::hours{24 * 7}};
-    /// Read and verify every entry at open (scrub). Off: the index is built from the
-    /// listing alone, and damage is found when an entry is read.
-    bool scrub_on_open = true;
+    /// Read and verify every entry at open (scrub). Off (the default): the index is built
+    /// from the listing alone (names and sizes; segment_log has checked every record's CRC
+    /// in its own open), and a damaged frame is found when it is read (each get checks the
+    /// frame's CRC), or by scrub() on demand.
+    bool scrub_on_open = false;
     /// Stale-if-error: an entry past its TTL is kept this long (scrub and reads leave it,
     /// find() answers errc::expired, find_stale() returns it), then removed. The cache sets
     /// it to its config.stale_grace. 0 = removed when its TTL passes.
@@ -358,7 +362,7 @@ public:
         // The old entry leaves the index (its file stays until the rename replaces it)
         // so that eviction never picks it; a failed write puts it back.
         std::optional<std::pair<time_point, std::size_t>> previous;
-        if (const auto old = m_index.find(h, h, std::equal_to<>{}); old != index_type::npos) {
+        if (const auto old = m_index.find(h, h, std::equal_to<>{}); !storage_indexed && old != index_type::npos) {
             previous.emplace(m_index.at(old).expiry, m_index.at(old).weight);
             m_index.remove(old);
         }
@@ -368,7 +372,7 @@ public:
         bool previous_gone = false;
         const std::string name = name_of(h);
         auto written = m_emergency.write(
-            name, m_clock, m_config.emergency_eviction_backoff, m_index.live(), m_config.emergency_eviction_fraction,
+            name, m_clock, m_config.emergency_eviction_backoff, live_count(), m_config.emergency_eviction_fraction,
             storage_evicts_itself ? "" : "entries", m_stats.disk_full_events, m_stats.emergency_evictions,
             [&] {
                 auto out = m_storage.write(name, blob);
@@ -392,7 +396,7 @@ public:
                 m_index.insert(h, std::uint64_t{h}, std::monostate{}, previous->first, previous->second);
             return written;
         }
-        m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
+        if constexpr (!storage_indexed) m_index.insert(h, std::uint64_t{h}, std::monostate{}, expiry, blob.size());
         note_meta(h, *name_key, tags);
         ++m_stats.writes;
         return {};
@@ -438,30 +442,59 @@ public:
         if constexpr (shared) return true;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
-        return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
+        return held(h);
     }
 
-    /// True if the index holds an unexpired entry for `key` (the file is not read).
+    /// True if the index holds an unexpired entry for `key`. The file is not read, except
+    /// for an entry whose expiry the index has not learnt (indexed from the listing at open,
+    /// not read since) and over a storage that keeps the only index (segment_log): then the
+    /// frame's header is read for its expiry (its CRC is not checked: a get may still miss).
     [[nodiscard]] bool contains(const Key& key) const {
         if constexpr (shared) return false;
         auto name_key = key_bytes(key);
         if (!name_key) return false;
         const std::uint64_t h = hash_of(*name_key);
         std::lock_guard lock(*m_mutex);
+        if constexpr (storage_indexed) return !m_closed && unexpired_on_disk(h);
         const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        return idx != index_type::npos && !detail::expired(m_index.at(idx).expiry, m_clock.now());
+        if (idx == index_type::npos) return false;
+        if (m_index.at(idx).expiry == unread_expiry) return unexpired_on_disk(h);
+        return !detail::expired(m_index.at(idx).expiry, m_clock.now());
     }
 
     /// Removes every entry file the index knows (over a shared storage: every entry it
     /// lists); the first storage failure is returned. The index is emptied at once under
     /// the tier's lock, so gets miss from then on; the files are removed after, one at a
     /// time without the lock, so other threads' gets, puts and stats() never wait for the
-    /// whole clear. An entry put again meanwhile is kept, unless the put lands between
-    /// this check and the file's removal: then its file is gone and a get of it misses.
+    /// whole clear. Race (accepted, not a lost update of a value read later): each file's
+    /// removal checks, under the lock, that its entry was not put again since, then removes
+    /// the file without the lock; a put of that key landing between the check and the
+    /// removal loses its file, so a later get of it misses (never an old value). Over
+    /// segment_log (no index in the tier) the listed blobs are removed under the lock, each
+    /// an append of a tombstone: no put is lost, and other calls wait for the clear.
     result<void> clear() {
         if (m_closed) return closed_failure();
         std::vector<std::uint64_t> hashes;
-        if constexpr (shared) {
+        if constexpr (storage_indexed) {
+            // Removals are appends to the log: done under the lock, so no put meanwhile is lost.
+            std::lock_guard lock(*m_mutex);
+            auto listing = m_storage.list();
+            if (!listing) {
+                note_io_error(listing.error());
+                return unexpected(std::move(listing).error());
+            }
+            result<void> outcome;
+            for (const blob_info& blob : *listing) {
+                const auto h = parse_name(blob.name);
+                if (!h) continue;
+                if (auto removed = m_storage.remove(blob.name); !removed && removed.error().code() != errc::miss) {
+                    note_io_error(removed.error());
+                    if (outcome) outcome = unexpected(std::move(removed).error());
+                }
+            }
+            forget_evicted();
+            return outcome;
+        } else if constexpr (shared) {
             auto listing = m_storage.list();
             if (!listing) {
                 std::lock_guard lock(*m_mutex);
@@ -547,6 +580,7 @@ public:
             ++report.entries_checked;
             seen.push_back(*h);
             note_meta(*h, entry->key, frame::tags_of(entry->tags));
+            if constexpr (storage_indexed) continue;
             const auto idx = m_index.find(*h, *h, std::equal_to<>{});
             const std::size_t weight = static_cast<std::size_t>(blob.size);
             const time_point expiry = from_ns(entry->head.expiry_ns);
@@ -576,8 +610,8 @@ public:
     [[nodiscard]] disk_stats stats() const {
         std::lock_guard lock(*m_mutex);
         disk_stats out = m_stats;
-        out.entries = m_index.live();
-        out.bytes = m_index.bytes();
+        out.entries = m_closed ? 0 : live_count();
+        out.bytes = m_closed ? 0 : live_bytes();
         if (!m_closed) out.disk_full_events += storage_disk_full() - m_storage_disk_full_at_open;
         return out;
     }
@@ -609,13 +643,13 @@ public:
 
     // --- Tags, prefixes and warming (docs/RELIABILITY.md, "Invalidation of related entries")
 
-    /// The keys of the entries stored with `tag`, from the tier's tag index. The index is
-    /// built by put() and by the scrub at open; after an open without scrub (or over a
-    /// storage that lost its index) the first call reads every entry once to build it
-    /// (errc::io_error if the storage cannot be listed or an entry read; so does a scrub
-    /// that could not read every entry). Only entries the index holds are returned. A shared
-    /// tier keeps no index: it returns no keys.
-    /// Thread-safe; O(entries with the tag).
+    /// The keys of the entries stored with `tag`, from the tier's tag index. The key and
+    /// tag indexes are kept by put() and scrub() from an empty start or a scrub at open;
+    /// over entries found by an open without scrub (the default), the first keys_tagged() or
+    /// keys_with_prefix() reads every entry once (O(entries) reads) to build them, so a
+    /// reopened tier never asked spends no memory on them (errc::io_error if the storage
+    /// cannot be listed or an entry read; the next call reads again). Only entries the index holds are
+    /// returned. A shared tier keeps no index: it returns no keys. Thread-safe; O(entries with the tag).
     [[nodiscard]] result<std::vector<Key>> keys_tagged(std::string_view tag) {
         if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
@@ -668,18 +702,35 @@ public:
             if (m_closed) return 0;
             std::lock_guard lock(*m_mutex);
             std::vector<std::uint64_t> order;
-            order.reserve(m_index.live());
-            m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            if constexpr (storage_indexed) {  // no recency order kept: the newest in log order
+                auto listing = m_storage.list();
+                if (!listing) {
+                    note_io_error(listing.error());
+                    return 0;
+                }
+                for (const blob_info& blob : *listing)
+                    if (const auto h = parse_name(blob.name)) order.push_back(*h);
+            } else {
+                order.reserve(m_index.live());
+                m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
+            }
             const time_point now = m_clock.now();
             std::vector<std::byte> bytes;
             std::vector<std::byte> inflated;
             for (auto it = order.end() - static_cast<std::ptrdiff_t>(std::min(n, order.size())); it != order.end();
                  ++it) {
-                const auto idx = m_index.find(*it, *it, std::equal_to<>{});
-                if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
-                const time_point expiry = m_index.at(idx).expiry;
+                time_point expiry = time_point::max();
+                if constexpr (!storage_indexed) {
+                    const auto idx = m_index.find(*it, *it, std::equal_to<>{});
+                    if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
+                    expiry = m_index.at(idx).expiry;
+                }
                 auto entry = load(*it, now, bytes, inflated, true);
                 if (!entry) continue;
+                if (storage_indexed || expiry == unread_expiry) {
+                    expiry = from_ns(entry->head.expiry_ns);
+                    if (detail::expired(expiry, now) || hash_of(entry->key) != *it) continue;
+                }
                 auto key = m_serializer.decode(entry->key, std::type_identity<Key>{});
                 auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
                 if (!key || !value) continue;
@@ -716,6 +767,9 @@ private:
     // answers it as a plain miss, as it does once a scrub has removed it, so the answer does
     // not depend on scrub_on_open (issue 17). The context says why.
     static constexpr const char* expired_removed = "the entry had expired; removed";
+    // The expiry of an entry indexed from the listing, not read yet: never expired by the
+    // index's checks (the frame decides at read), never reported (contains() is false).
+    static constexpr time_point unread_expiry = time_point::max() - time_point::duration{1};
     [[nodiscard]] static failure as_answered(failure f) {
         if (f.code() == errc::expired) return failure(errc::miss, f.where(), expired_removed);
         if (f.code() == errc::version_mismatch)
@@ -850,19 +904,22 @@ private:
     // find() under the lock.
     [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key,
                                                         bool stale_ok) {
-        const std::uint32_t idx = m_index.find(h, h, std::equal_to<>{});
-        if (idx == index_type::npos) {
-            ++m_stats.misses;
-            return fail(errc::miss, tier_kind);
-        }
         const time_point now = m_clock.now();
-        if (outlived(m_index.at(idx).expiry, now)) {
-            drop(idx, h);
-            ++m_stats.expirations;
-            ++m_stats.misses;
-            return fail(errc::miss, tier_kind, expired_removed);
+        std::uint32_t idx = index_type::npos;
+        if constexpr (!storage_indexed) {  // else the frame tells (a missing blob reads as a miss)
+            idx = m_index.find(h, h, std::equal_to<>{});
+            if (idx == index_type::npos) {
+                ++m_stats.misses;
+                return fail(errc::miss, tier_kind);
+            }
+            if (outlived(m_index.at(idx).expiry, now)) {
+                drop(idx, h);
+                ++m_stats.expirations;
+                ++m_stats.misses;
+                return fail(errc::miss, tier_kind, expired_removed);
+            }
+            if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         }
-        if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
         auto entry = load(h, now, bytes, inflated);
@@ -880,19 +937,25 @@ private:
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
         const time_point expiry = from_ns(entry->head.expiry_ns);
+        if constexpr (!storage_indexed)
+            if (m_index.at(idx).expiry == unread_expiry) m_index.at(idx).expiry = expiry;
         if (!stale_ok && detail::expired(expiry, now)) {  // indexed from a listing, without its expiry
-            m_index.at(idx).expiry = expiry;
+            if constexpr (!storage_indexed) m_index.at(idx).expiry = expiry;
             return kept_for_stale();
         }
         auto value = m_serializer.decode(entry->payload, std::type_identity<Value>{});
         if (!value) {
             quarantine(h, "decode", value.error());
-            m_index.remove(idx);
+            if constexpr (!storage_indexed) m_index.remove(idx);
             return fail(errc::corrupted, tier_kind, "entry " + name_of(h) + ": " + value.error().message());
         }
-        m_index.touch(idx);
         ++m_stats.hits;
-        return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
+        if constexpr (storage_indexed) {
+            return disk_entry<Value>{std::move(*value), expiry, frame::tags_of(entry->tags)};
+        } else {
+            m_index.touch(idx);
+            return disk_entry<Value>{std::move(*value), m_index.at(idx).expiry, frame::tags_of(entry->tags)};
+        }
     }
 
     // find() over a shared storage: the read runs without the lock, the rest under it.
@@ -1075,10 +1138,14 @@ private:
         }
         if (auto ok = load_secret(); !ok) return ok;
         if (!scrub_first) {
-            auto indexed = index_from_listing();
+            auto indexed = storage_indexed ? result<void>{} : index_from_listing();
             note_storage_damage();
+            // Key and tag indexes from the first put when the tier starts empty; over entries
+            // found at open, from the first lookup (read_meta).
+            m_meta_kept = m_meta_complete = indexed && live_count() == 0;
             return indexed;
         }
+        m_meta_kept = true;  // the scrub reads every entry anyway
         if (auto report = scrub(); !report) return unexpected(std::move(report).error());
         return {};
     }
@@ -1100,6 +1167,15 @@ private:
         { s.take_evicted().names } -> std::convertible_to<std::vector<std::string>>;
         { s.take_evicted().complete } -> std::convertible_to<bool>;
     };
+    // Whether, moreover, it answers for what it holds from its own index (segment_log:
+    // contains(), held_blobs(), peek()): then the tier keeps no per-entry index of its own.
+    static constexpr bool storage_indexed =
+        storage_evicts_itself && requires(const storage_type& s, std::string_view name) {
+        { s.contains(name) } -> std::same_as<bool>;
+        { s.held_blobs().count } -> std::convertible_to<std::size_t>;
+        { s.held_blobs().bytes } -> std::convertible_to<std::uint64_t>;
+        { s.peek(name) } -> std::same_as<result<std::vector<std::byte>>>;
+    };
 
     // Drops the index entries of the blobs such a storage let go since the last call (it
     // keeps a bounded account; past it, or with blobs it could not name, the index keeps
@@ -1107,7 +1183,10 @@ private:
     // bytes follow what it holds. True if the entry under `watched` was among them.
     // Caller holds the lock.
     bool forget_evicted(std::optional<std::uint64_t> watched = std::nullopt) {
-        if constexpr (storage_evicts_itself) {
+        if constexpr (storage_indexed) {
+            (void)m_storage.take_evicted();  // nothing to follow: keeps its account empty
+            return false;
+        } else if constexpr (storage_evicts_itself) {
             auto gone = m_storage.take_evicted();
             if (gone.complete && !m_relist) {
                 bool hit = false;
@@ -1158,8 +1237,10 @@ private:
         std::sort(listing->begin(), listing->end(),
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
         for (const blob_info& blob : *listing) {
-            if (const auto h = parse_name(blob.name); h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
-                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, time_point::max(),
+            const auto h = parse_name(blob.name);
+            if (!h && blob.name != meta_name) (void)m_storage.remove(blob.name);  // a stray blob, as scrub removes it
+            if (h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
+                m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, unread_expiry,
                                static_cast<std::size_t>(blob.size));
         }
         make_room(0);
@@ -1168,8 +1249,45 @@ private:
         return {};
     }
 
-    // Whether the index holds h.
-    [[nodiscard]] bool held(std::uint64_t h) const { return m_index.find(h, h, std::equal_to<>{}) != index_type::npos; }
+    // Whether the frame stored under h says it is unexpired (header only; false if unreadable).
+    [[nodiscard]] bool unexpired_on_disk(std::uint64_t h) const {
+        const std::string name = name_of(h);
+        auto bytes = [&] {
+            if constexpr (requires { m_storage.peek(name); }) {
+                return m_storage.peek(name);
+            } else {
+                return m_storage.read(name);
+            }
+        }();
+        if (!bytes) return false;
+        const auto head = frame::decode_header(*bytes);
+        return head && !detail::expired(from_ns(head->expiry_ns), m_clock.now());
+    }
+
+    // Whether the index holds h (the storage's, when it keeps the only one).
+    [[nodiscard]] bool held(std::uint64_t h) const {
+        if constexpr (storage_indexed) {
+            return !m_closed && m_storage.contains(name_of(h));
+        } else {
+            return m_index.find(h, h, std::equal_to<>{}) != index_type::npos;
+        }
+    }
+
+    // Entries and bytes held: the storage's account when it keeps the only index.
+    [[nodiscard]] std::size_t live_count() const {
+        if constexpr (storage_indexed) {
+            return m_storage.held_blobs().count;
+        } else {
+            return m_index.live();
+        }
+    }
+    [[nodiscard]] std::uint64_t live_bytes() const {
+        if constexpr (storage_indexed) {
+            return m_storage.held_blobs().bytes;
+        } else {
+            return m_index.bytes();
+        }
+    }
 
     // Decodes the key bytes `name_key` onto out (a key the serializer refuses is left out).
     void append_key(std::string_view name_key, std::vector<Key>& out) const {
@@ -1183,6 +1301,7 @@ private:
     // are pruned once they outnumber the live ones. Caller holds the lock.
     void note_meta(std::uint64_t h, std::span<const std::byte> name_key, std::span<const std::string> tags) {
         if constexpr (!shared) {
+            if (!m_meta_kept) return;  // no key or tag lookup yet: read_meta builds them on the first
             std::string key(reinterpret_cast<const char*>(name_key.data()), name_key.size());
             if (auto old = m_keys_of.find(h); old != m_keys_of.end() && old->second != key) m_keys.erase(old->second);
             m_keys.insert_or_assign(key, h);
@@ -1197,7 +1316,7 @@ private:
                     it->second.insert(h);
                 }
             }
-            if (m_keys_of.size() > 2 * m_index.live() + 1024) prune_meta();
+            if (m_keys_of.size() > 2 * live_count() + 1024) prune_meta();
         }
     }
 
@@ -1230,6 +1349,10 @@ private:
     // indexed again here). Entries that cannot be used are handled as a get would; an I/O
     // error leaves the indexes incomplete, to be read again by the next lookup.
     [[nodiscard]] result<void> read_meta() {
+        if (!m_meta_kept) {
+            m_meta_kept = true;
+            m_meta_complete = false;
+        }
         if (m_meta_complete) return {};
         auto listing = m_storage.list();
         if (!listing) {
@@ -1244,7 +1367,7 @@ private:
             if (!h) continue;
             auto entry = load(*h, now, bytes, inflated, true);
             if (entry && hash_of(entry->key) == *h) {
-                if (!held(*h))
+                if (!storage_indexed && !held(*h))
                     m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, from_ns(entry->head.expiry_ns),
                                    static_cast<std::size_t>(blob.size));
                 note_meta(*h, entry->key, frame::tags_of(entry->tags));
@@ -1261,7 +1384,7 @@ private:
         return {};
     }
 
-    storage_type m_storage;
+    mutable storage_type m_storage;  // contains() may read a frame's header (fault_injecting's read is not const)
     disk_config m_config;
     [[no_unique_address]] clock_type m_clock;
     [[no_unique_address]] listener_type m_listener;
@@ -1283,6 +1406,9 @@ private:
     std::unordered_map<std::string, std::unordered_set<std::uint64_t>, default_hash, std::equal_to<>> m_tagged;
     std::unordered_map<std::uint64_t, std::vector<std::string>> m_tags_of;
     bool m_meta_complete = true;
+    // Whether the key and tag indexes are kept: from the first keys_tagged() or
+    // keys_with_prefix() on, so that a tier never asked costs no memory or time for them.
+    bool m_meta_kept = false;
 };
 
 }  // namespace tierguard

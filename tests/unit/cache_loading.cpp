@@ -106,10 +106,14 @@ TEST_CASE("cache_loading: without a stale grace the disk drops an expired entry 
     clock.advance(11s);
     auto c = cache_t::open(cfg, clock);
     REQUIRE(c);
-    CHECK(c->disk().stats().entries == 0);
+    // The default open (scrub_on_open off, issue 18) indexes the listing without reading the
+    // entry: the get that meets it drops it.
+    CHECK(c->disk().stats().entries == 1);
     auto failed = c->get_or_load("k", down);
     REQUIRE_FALSE(failed);
     CHECK(failed.error().code() == errc::loader_failed);
+    CHECK(c->disk().stats().entries == 0);
+    CHECK(c->disk().stats().expirations == 1);
 }
 
 namespace {

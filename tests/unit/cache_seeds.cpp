@@ -509,9 +509,10 @@ TEST_CASE("cache seeds: seed 003, a bumped Policies::schema_version turns the ol
         CHECK(v2.disk().storage().quarantined() == 0);
     }
 
-    SECTION("with the default scrub at open, open removes and counts them") {
+    SECTION("with the scrub at open (scrub_on_open on; off by default since issue 18), open removes and counts them") {
         auto cfg = v2_cache::config();
         cfg.storage = {.root = root, .sync = tierguard::durability::none};
+        cfg.disk.scrub_on_open = true;
         auto v2 = open_cache<v2_cache>(cfg, clock);
         const auto ds = v2.disk().stats();
         CHECK(ds.version_mismatches == static_cast<std::uint64_t>(old_entries));
@@ -726,7 +727,8 @@ TEST_CASE("cache seeds: seed 003, a user record whose value_traits schema_versio
         CHECK(cache.disk().stats().version_mismatches == 2);
         CHECK(cache.metrics().storage.front().corrupted == 0);
     }
-    SECTION("scrub_on_open = true (the default): open removes and counts them") {
+    SECTION("scrub_on_open = true (off by default since issue 18): open removes and counts them") {
+        cfg_v2.disk.scrub_on_open = true;
         auto cache = open_cache<cache_v2>(cfg_v2, clock);
         CHECK(cache.disk().stats().version_mismatches == 2);
         CHECK(cache.metrics().storage.front().version_mismatches == 2);
@@ -805,7 +807,11 @@ TEST_CASE("cache seeds: seed 000's corrupted-file procedure through the composed
     CHECK(cache.metrics().storage.front().quarantined == 1);
 }
 
-TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantined by the scrub at open") {
+TEST_CASE(
+    "cache seeds: a file corrupted while the cache was closed is quarantined by the scrub at open, or by the "
+    "get that reads it") {
+    const bool scrub = GENERATE(true, false);  // the default open (issue 18): no scrub
+    INFO("scrub_on_open = " << scrub);
     tierguard_test::temp_dir tmp;
     const fs::path root = tmp.path() / "cache";
     tierguard::clock::manual clock;
@@ -819,13 +825,20 @@ TEST_CASE("cache seeds: a file corrupted while the cache was closed is quarantin
     { std::ofstream(file, std::ios::binary | std::ios::trunc) << "corrupted data"; }
 
     std::optional<seed_cache> reopened;
-    REQUIRE_NOTHROW(reopened.emplace(open_cache<seed_cache>(config_on(root), clock)));
+    auto cfg = config_on(root);
+    cfg.disk.scrub_on_open = scrub;
+    REQUIRE_NOTHROW(reopened.emplace(open_cache<seed_cache>(cfg, clock)));
+    CHECK(fs::exists(file) == !scrub);  // without the scrub, untouched until read
+    auto got = reopened->get("test_key");
+    REQUIRE_FALSE(got);
+    if (scrub) {
+        CHECK(got.error().is_miss());
+    } else {
+        CHECK(got.error().code() == errc::corrupted);  // the frame's CRC, checked at read
+    }
     CHECK_FALSE(fs::exists(file));
     CHECK(files_in(root / "quarantine").size() == 1);
     CHECK(reopened->metrics().storage.front().quarantined == 1);
-    auto got = reopened->get("test_key");
-    REQUIRE_FALSE(got);
-    CHECK(got.error().is_miss());
     auto other = reopened->get("other");
     REQUIRE(other);
     CHECK(other->value == "untouched");
@@ -847,7 +860,7 @@ TEST_CASE("cache seeds: values put through one instance are disk hits from the n
     }
     clock.advance(11s);
     auto second = open_cache<seed_cache>(config_on(root), clock);
-    CHECK(second.disk().size() == 10);  // the expired one was dropped by the scrub
+    CHECK(second.disk().size() == 11);  // the default open indexes the listing; the expired one goes when met
     for (int i = 0; i < 10; ++i) {
         const std::string key = "k" + std::to_string(i);
         INFO(key);
@@ -862,6 +875,7 @@ TEST_CASE("cache seeds: values put through one instance are disk hits from the n
     auto expired = second.get("short-lived");
     REQUIRE_FALSE(expired);
     CHECK((expired.error().is_miss() || expired.error().code() == errc::expired));
+    CHECK(second.disk().size() == 10);
 }
 
 TEST_CASE("cache seeds: a second instance on a directory in use fails with errc::locked naming it") {

@@ -175,8 +175,8 @@ TEST_CASE("disk tier: a bumped schema version turns old entries into counted mis
         REQUIRE(v2->put("user:1", "new layout"));
         CHECK(*v2->get("user:1") == "new layout");
     }
-    SECTION("met by the scrub at open") {
-        auto v2 = v2_tier::open(open_dir(root));
+    SECTION("met by the scrub at open (scrub_on_open on; off by default)") {
+        auto v2 = v2_tier::open(open_dir(root), {.scrub_on_open = true});
         REQUIRE(v2);
         CHECK(v2->stats().version_mismatches == 2);
         CHECK(v2->size() == 0);
@@ -229,8 +229,12 @@ TEST_CASE("disk tier: TTLs expire on the injected clock, also across a reopen") 
     }
     clock.advance(2h);
     auto tier = open_posix(root, {.default_ttl = 1h}, clock);
-    CHECK(tier.size() == 1);
+    // The default open indexes the listing (names and sizes, no expiry read): the expired
+    // entry is indexed until its first read removes it.
+    CHECK(tier.size() == 2);
     CHECK(tier.get("default").error().code() == errc::miss);
+    CHECK(tier.stats().expirations == 1);
+    CHECK(tier.size() == 1);
     CHECK(*tier.get("forever") == "f");
 }
 
@@ -637,4 +641,33 @@ TEST_CASE("disk tier: clear() removes files without holding the tier's lock; an 
     CHECK(*kept == "new");
     CHECK(tier.stats().entries == 1);
     CHECK_FALSE(tier.get("k5"));
+}
+
+TEST_CASE("disk tier: the default open reads no entry file; a damaged one is caught at its read (issue 18)") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    std::string name;
+    {
+        auto tier = open_posix(root);
+        REQUIRE(tier.put("a", "alpha"));
+        REQUIRE(tier.put("b", "beta"));
+        name = *tier.name_for("a");
+    }
+    {
+        std::fstream f(root / name, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(-3, std::ios::end);
+        f.put('#');
+    }
+    recording_listener listener;
+    auto tier = open_posix(root, {}, tierguard::clock::manual(), listener);
+    CHECK(tier.stats().corrupted == 0);  // names and sizes only: the damage is not seen yet
+    CHECK(tier.size() == 2);
+    CHECK(tier.get("a").error().code() == errc::corrupted);
+    CHECK(tier.stats().corrupted == 1);
+    CHECK(tier.stats().quarantined == 1);
+    CHECK(*tier.get("b") == "beta");
+    auto report = tier.scrub();  // full verification on demand: nothing left to find
+    REQUIRE(report);
+    CHECK(report->entries_checked == 1);
+    CHECK(report->quarantined == 0);
 }

@@ -1245,7 +1245,7 @@ TEST_CASE("issue 18: the disk tier's scrub does not mark every blob as read, so 
         for (int i = 0; i < 40; ++i) REQUIRE(tier->put("old-" + std::to_string(i), value_for(i, 0)));
         REQUIRE(tier->storage().stats().segments_evicted == 0);
     }
-    auto tier = tier_type::open(open_log(cfg));  // scrub_on_open: reads every blob
+    auto tier = tier_type::open(open_log(cfg), {.scrub_on_open = true});  // reads every blob
     REQUIRE(tier);
     REQUIRE(tier->size() == 40);
     SECTION("at open") {}
@@ -1276,4 +1276,103 @@ TEST_CASE("issue 18: segment_log::peek reads a blob without marking it for reins
     CHECK(s.stats().segments_evicted >= 1);
     CHECK(s.stats().entries_reinserted == 0);
     CHECK(errc_of(s.read("a")) == errc::miss);
+}
+
+TEST_CASE(
+    "issue 18: over segment_log, a frame damaged under an intact record is caught at read after the default open") {
+    // The default open (scrub_on_open off) reads no frame: the log checked its records'
+    // CRCs, and each get checks the frame's own CRC. The damage here is written through the
+    // log, so that the record's CRCs hold and only the frame's fails.
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    using tier_type = tierguard::disk_tier<std::string, std::string, seglog_tier_policies>;
+    {
+        auto t = tier_type::open(open_log(cfg));
+        REQUIRE(t);
+        for (int i = 0; i < 20; ++i) REQUIRE(t->put("k" + std::to_string(i), value_for(i, 0)));
+        const std::string name = *t->name_for("k7");
+        auto frame = t->storage().read(name);
+        REQUIRE(frame);
+        (*frame)[frame->size() - 10] ^= std::byte{0x04};  // in the payload
+        REQUIRE(t->storage().write(name, *frame));
+    }
+    auto t = tier_type::open(open_log(cfg));
+    REQUIRE(t);
+    CHECK(t->stats().corrupted == 0);  // not read at open
+    CHECK(t->size() == 20);
+    CHECK(errc_of(t->get("k7")) == errc::corrupted);
+    CHECK(t->stats().corrupted == 1);
+    CHECK(t->stats().quarantined == 1);
+    CHECK(errc_of(t->get("k7")) == errc::miss);
+    CHECK(t->size() == 19);
+    for (int i = 0; i < 20; ++i)
+        if (i != 7) CHECK(t->get("k" + std::to_string(i)).value() == value_for(i, 0));
+}
+
+TEST_CASE("issue 18: a disk tier over segment_log counts from the log's index, at most 32 bytes per entry") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 1 << 20;
+    using tier_type = tierguard::disk_tier<std::string, std::string, seglog_tier_policies>;
+    constexpr int n = 20000;
+    {
+        auto t = tier_type::open(open_log(cfg));
+        REQUIRE(t);
+        for (int i = 0; i < n; ++i) REQUIRE(t->put("key-" + std::to_string(i), value_for(i, 0, 20 + i % 50)));
+        REQUIRE(t->erase("key-3"));
+        REQUIRE(t->put("key-4", value_for(4, 1, 300)));  // a larger blob replaces a smaller one
+    }
+    auto t = tier_type::open(open_log(cfg));
+    REQUIRE(t);
+    auto listing = t->storage().list();
+    REQUIRE(listing);
+    std::uint64_t listed_bytes = 0;
+    std::size_t listed = 0;
+    for (const auto& blob : *listing) {
+        if (blob.name == "tierguard-meta") continue;
+        ++listed;
+        listed_bytes += blob.size;
+    }
+    CHECK(listed == n - 1);
+    CHECK(t->size() == listed);
+    CHECK(t->bytes() == listed_bytes);
+    CHECK(t->storage().held_blobs().bytes == listed_bytes);
+    const auto st = t->storage().stats();
+    INFO(st.entries << " entries, " << st.index_bytes << " index bytes");
+    CHECK(st.index_bytes <= 32 * listed);
+    CHECK(t->indexed("key-4"));
+    CHECK_FALSE(t->indexed("key-3"));
+    CHECK(t->get("key-4").value() == value_for(4, 1, 300));
+}
+
+TEST_CASE("issue 18: keys_tagged and keys_with_prefix over segment_log after a reopen, with the lazy key index") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    using tier_type = tierguard::disk_tier<std::string, std::string, seglog_tier_policies>;
+    const std::vector<std::string> a{"a"};
+    const std::vector<std::string> b{"b"};
+    auto sorted = [](tierguard::result<std::vector<std::string>> keys) {
+        REQUIRE(keys);
+        std::sort(keys->begin(), keys->end());
+        return *keys;
+    };
+    {
+        auto t = tier_type::open(open_log(cfg));
+        REQUIRE(t);
+        REQUIRE(t->put("user:1", "1", 1h, a));
+        REQUIRE(t->put("user:2", "2", 1h, b));
+        REQUIRE(t->put("item:1", "3", 1h, a));
+        REQUIRE(t->put("user:9", "9"));
+    }
+    auto t = tier_type::open(open_log(cfg));
+    REQUIRE(t);
+    REQUIRE(t->put("user:4", "4", 1h, a));  // before the first lookup builds the indexes
+    CHECK(sorted(t->keys_tagged("a")) == std::vector<std::string>{"item:1", "user:1", "user:4"});
+    CHECK(sorted(t->keys_with_prefix("user:")) == std::vector<std::string>{"user:1", "user:2", "user:4", "user:9"});
+    REQUIRE(t->put("user:5", "5", 1h, a));  // after it: kept by put
+    REQUIRE(t->erase("user:1"));
+    REQUIRE(t->put("item:1", "3", 1h, b));  // retagged
+    CHECK(sorted(t->keys_tagged("a")) == std::vector<std::string>{"user:4", "user:5"});
+    CHECK(sorted(t->keys_tagged("b")) == std::vector<std::string>{"item:1", "user:2"});
+    CHECK(sorted(t->keys_with_prefix("user:")) == std::vector<std::string>{"user:2", "user:4", "user:5", "user:9"});
 }

@@ -8,8 +8,6 @@
 
 namespace tierguard::detail::segment {
 
-__extension__ using uint128 = unsigned __int128;  // __extension__: -Wpedantic knows no __int128
-
 /// Where a record lives, packed into 64 bits: segment slot (15 bits), a recently-read
 /// bit, offset and size in alignment units (24 bits each, so segments up to 128 MiB).
 /// 0 is never a location: a record's offset is past the segment header.
@@ -36,19 +34,26 @@ struct location {
     [[nodiscard]] static constexpr std::uint64_t place(std::uint64_t loc) noexcept { return loc & ~read_bit; }
 };
 
-/// segment_log's index: 64-bit name hash -> location, open addressing with linear probing
-/// and backward-shift deletion, 16 bytes a slot. Several slots may share a hash (two names
-/// colliding); the caller tells them apart by the names stored in the records. Grows by
-/// half when 4/5 full, so it holds between 20 and 30 bytes per entry once past a few
-/// entries. Not thread-safe.
+/// segment_log's index: name hash -> (location, blob size), open addressing with linear
+/// probing and backward-shift deletion, 16 bytes a slot: a 32-bit tag of the 64-bit hash,
+/// the blob's size and its location. Several slots may share a tag (two names colliding,
+/// about one lookup in 2^32 / entries); the caller tells them apart by the names stored in
+/// the records. Grows by half when 4/5 full, so it holds between 20 and 30 bytes per entry
+/// once past a few entries; it also keeps the sum of the blob sizes. Not thread-safe.
 class hash_index {
 public:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     struct slot {
-        std::uint64_t hash = 0;
-        std::uint64_t loc = 0;  ///< 0: empty
+        std::uint32_t tag = 0;
+        std::uint32_t size = 0;  ///< the blob's size in bytes
+        std::uint64_t loc = 0;   ///< 0: empty
     };
+
+    /// The 32 bits of a 64-bit hash a slot keeps.
+    [[nodiscard]] static constexpr std::uint32_t tag_of(std::uint64_t hash) noexcept {
+        return static_cast<std::uint32_t>(hash ^ (hash >> 32));
+    }
 
     hash_index() : m_slots(16) {}
 
@@ -56,35 +61,47 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return m_slots.size(); }
     /// Bytes of memory the slots take.
     [[nodiscard]] std::size_t memory_bytes() const noexcept { return m_slots.capacity() * sizeof(slot); }
+    /// The sum of the sizes of the blobs held.
+    [[nodiscard]] std::uint64_t blob_bytes() const noexcept { return m_bytes; }
 
-    /// Calls f(position) for each slot holding `hash` until f returns true; returns that
-    /// position, or npos.
+    /// Calls f(position) for each slot whose tag is `hash`'s until f returns true; returns
+    /// that position, or npos.
     template <class F>
     std::size_t find_if(std::uint64_t hash, F&& f) const {
-        for (std::size_t i = home(hash);; i = next(i)) {
+        const std::uint32_t tag = tag_of(hash);
+        for (std::size_t i = home(tag);; i = next(i)) {
             const slot& s = m_slots[i];
             if (s.loc == 0) return npos;
-            if (s.hash == hash && f(i)) return i;
+            if (s.tag == tag && f(i)) return i;
         }
     }
 
     [[nodiscard]] const slot& at(std::size_t pos) const noexcept { return m_slots[pos]; }
+    /// Moves the blob at `pos` (same size, or the read bit changed).
     void set_loc(std::size_t pos, std::uint64_t loc) noexcept { m_slots[pos].loc = loc; }
+    /// Points `pos` at another blob of that name.
+    void set(std::size_t pos, std::uint64_t loc, std::uint32_t size) noexcept {
+        m_bytes = m_bytes - m_slots[pos].size + size;
+        m_slots[pos].loc = loc;
+        m_slots[pos].size = size;
+    }
 
-    void insert(std::uint64_t hash, std::uint64_t loc) {
+    void insert(std::uint64_t hash, std::uint64_t loc, std::uint32_t size = 0) {
         if ((m_size + 1) * 5 > m_slots.size() * 4) grow();
-        place(hash, loc);
+        place(slot{tag_of(hash), size, loc});
         ++m_size;
+        m_bytes += size;
     }
 
     void erase(std::size_t pos) noexcept {
         // Backward shift: pull later members of the cluster into the hole when their
         // home allows, so that no lookup stops early at it.
+        m_bytes -= m_slots[pos].size;
         std::size_t hole = pos;
         for (std::size_t i = next(hole);; i = next(i)) {
             slot& s = m_slots[i];
             if (s.loc == 0) break;
-            const std::size_t h = home(s.hash);
+            const std::size_t h = home(s.tag);
             if (distance(h, i) >= distance(hole, i)) {
                 m_slots[hole] = s;
                 hole = i;
@@ -97,6 +114,7 @@ public:
     void clear() {
         std::vector<slot>(16).swap(m_slots);
         m_size = 0;
+        m_bytes = 0;
     }
 
     /// Calls f(position) for every occupied slot; f must not insert or erase.
@@ -116,37 +134,42 @@ public:
         if (erased == 0) return 0;
         std::vector<slot>(m_slots.size()).swap(m_slots);
         m_size = 0;
+        m_bytes = 0;
         for (const slot& s : kept) {
-            place(s.hash, s.loc);
+            place(s);
             ++m_size;
+            m_bytes += s.size;
         }
         return erased;
     }
 
 private:
-    [[nodiscard]] std::size_t home(std::uint64_t hash) const noexcept {
-        return static_cast<std::size_t>((static_cast<uint128>(hash) * m_slots.size()) >> 64);
+    // The tag scrambled (an odd multiplier permutes 32-bit values), scaled to the table.
+    [[nodiscard]] std::size_t home(std::uint32_t tag) const noexcept {
+        const std::uint64_t mixed = static_cast<std::uint32_t>(tag * 0x9e3779b1U);
+        return static_cast<std::size_t>((mixed * m_slots.size()) >> 32);
     }
     [[nodiscard]] std::size_t next(std::size_t i) const noexcept { return i + 1 == m_slots.size() ? 0 : i + 1; }
     [[nodiscard]] std::size_t distance(std::size_t from, std::size_t to) const noexcept {
         return to >= from ? to - from : to + m_slots.size() - from;
     }
 
-    void place(std::uint64_t hash, std::uint64_t loc) noexcept {
-        std::size_t i = home(hash);
+    void place(const slot& s) noexcept {
+        std::size_t i = home(s.tag);
         while (m_slots[i].loc != 0) i = next(i);
-        m_slots[i] = slot{hash, loc};
+        m_slots[i] = s;
     }
 
     void grow() {
         std::vector<slot> old(m_slots.size() + m_slots.size() / 2);
         old.swap(m_slots);
         for (const slot& s : old)
-            if (s.loc != 0) place(s.hash, s.loc);
+            if (s.loc != 0) place(s);
     }
 
     std::vector<slot> m_slots;
     std::size_t m_size = 0;
+    std::uint64_t m_bytes = 0;
 };
 
 }  // namespace tierguard::detail::segment

@@ -303,6 +303,24 @@ public:
         return m->snapshot();
     }
 
+    /// Blobs in the log's index (pinned blobs aside) and the sum of their sizes: O(1).
+    struct blob_totals {
+        std::size_t count = 0;
+        std::uint64_t bytes = 0;
+    };
+    [[nodiscard]] blob_totals held_blobs() const {
+        std::lock_guard lock(m->mutex);
+        return {m->index.size(), m->index.blob_bytes()};
+    }
+
+    /// Whether a blob is held under `name`, from the index (a record header is read only
+    /// when another name shares its hash tag); read() may still fail on damage.
+    [[nodiscard]] bool contains(std::string_view name) const {
+        if (!detail::check_blob_name("contains", name, tier::disk)) return false;
+        std::lock_guard lock(m->mutex);
+        return m->pins.contains(name) || m->find(name, state::hash_of(name)) != hash_index::npos;
+    }
+
     /// The names of the blobs that left the index other than by a write or remove of their
     /// name that succeeded, since the last call (open() starts empty): evicted with their
     /// segment, dropped for damage (by scrub()), or dropped by a write or remove whose sync
@@ -565,15 +583,15 @@ private:
             if (evicted.complete) evicted.names.emplace_back(name);
         }
 
-        // Makes the index follow a record for `name` just appended at `loc` (0: a
-        // tombstone): the record replaces every earlier one of that name.
-        void apply(std::string_view name, std::uint64_t h, std::uint64_t loc) {
+        // Makes the index follow a record for `name` (a blob of `size` bytes) just appended
+        // at `loc` (0: a tombstone): the record replaces every earlier one of that name.
+        void apply(std::string_view name, std::uint64_t h, std::uint64_t loc, std::size_t size = 0) {
             const std::uint64_t keep = location::place(loc);
             bool placed = loc == 0;
             for (std::size_t pos = find(name, h, keep); pos != hash_index::npos; pos = find(name, h, keep)) {
                 if (!placed) {
                     --seg(location::slot(index.at(pos).loc)).live;
-                    index.set_loc(pos, loc);
+                    index.set(pos, loc, static_cast<std::uint32_t>(size));
                     ++seg(location::slot(loc)).live;
                     placed = true;
                 } else {
@@ -581,7 +599,7 @@ private:
                 }
             }
             if (!placed) {
-                index.insert(h, loc);
+                index.insert(h, loc, static_cast<std::uint32_t>(size));
                 ++seg(location::slot(loc)).live;
             }
         }
@@ -934,7 +952,7 @@ private:
             }
             auto loc = append(name, blob, 0);
             if (!loc) return unexpected(std::move(loc).error());
-            apply(name, hash_of(name), *loc);
+            apply(name, hash_of(name), *loc, blob.size());
             return {};
         }
 
@@ -1242,7 +1260,7 @@ private:
                 if (recovering) {
                     ++s.counters.frames_recovered;
                     s.apply(r.head.name, hash_of(r.head.name),
-                            r.head.tombstone() ? 0 : location::pack(slot, off, r.head.size()));
+                            r.head.tombstone() ? 0 : location::pack(slot, off, r.head.size()), r.head.blob_length);
                 } else {
                     ++report->frames_checked;
                 }
