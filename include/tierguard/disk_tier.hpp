@@ -1231,8 +1231,21 @@ private:
         return {};
     }
 
+    // Removes leftover temp files, foreign files and old quarantine (as scrub does; names
+    // only, no entry is read), then indexes what is left from the listing.
     [[nodiscard]] result<void> index_from_listing() {
-        auto listing = m_storage.list();
+        const clean_options options{m_clock.now(), m_config.quarantine_max_age};
+        auto listing = [&]() -> result<std::vector<blob_info>> {
+            if constexpr (storage_cleans_listing<storage_type>) {
+                std::vector<blob_info> blobs;
+                if (auto cleaned = m_storage.clean(options, blobs); !cleaned)
+                    return unexpected(std::move(cleaned).error());
+                return blobs;
+            } else {
+                if (auto cleaned = m_storage.clean(options); !cleaned) return unexpected(std::move(cleaned).error());
+                return m_storage.list();
+            }
+        }();
         if (!listing) return unexpected(std::move(listing).error());
         std::sort(listing->begin(), listing->end(),
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });

@@ -643,6 +643,22 @@ TEST_CASE("disk tier: clear() removes files without holding the tier's lock; an 
     CHECK_FALSE(tier.get("k5"));
 }
 
+TEST_CASE("disk tier: the default open removes temp files an interrupted write left, without a scrub") {
+    tierguard_test::temp_dir tmp;
+    const fs::path root = tmp.path() / "cache";
+    fs::path temp;
+    {
+        auto tier = open_posix(root);
+        REQUIRE(tier.put("a", "alpha"));
+        temp = (root / *tier.name_for("a")).parent_path() / ".tmp.999.1";
+    }
+    { std::ofstream(temp) << "partial"; }
+    auto tier = open_posix(root);
+    CHECK_FALSE(fs::exists(temp));
+    CHECK(tier.size() == 1);
+    CHECK(*tier.get("a") == "alpha");
+}
+
 TEST_CASE("disk tier: the default open reads no entry file; a damaged one is caught at its read (issue 18)") {
     tierguard_test::temp_dir tmp;
     const fs::path root = tmp.path() / "cache";
