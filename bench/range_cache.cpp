@@ -7,7 +7,12 @@
 //                              file CRC-checked at its first read, later reads of the unchanged
 //                              file (same fstat identity) not checked again
 //   read_1MiB/disk/pread       the same 64 MiB as one plain file, pread() 1 MiB at a time into
-//                              the same output buffer: the floor (page cache warm for both)
+//                              the same output buffer: the floor (page cache warm for both). The
+//                              file is written in 1 MiB write()s, as each block file is written
+//                              (one write() of its frame), so both are cached in like folios
+//   read_1MiB/disk/pread_4KiB_writes the same pread()s of a copy written in 4 KiB write()s (as
+//                              `head -c` or a small-buffer copy writes): what a floor file
+//                              cached in small folios costs
 //   read_1MiB/disk/block_files the block files of tierguard_once's cache read without the cache:
 //                              open, one readv (head, the output buffer, CRC), fstat, close each:
 //                              the floor of one file per block
@@ -135,16 +140,20 @@ void read_disk_tierguard_once(benchmark::State& state) {
     read_disk(state, disk_cache("disk_once", tierguard::range_verify::once_per_file_change));
 }
 
-// pread()s of the 64 MiB plain file into `out`, 1 MiB at a time; with `check`, each followed
-// by the CRC-32 of what it read.
-void read_plain(benchmark::State& state, bool check) {
-    const fs::path file = scratch() / "plain.bin";
+// pread()s of a 64 MiB plain file into `out`, 1 MiB at a time; with `check`, each followed
+// by the CRC-32 of what it read. The file is written in write() calls of `write_size` bytes:
+// 1 MiB, as the cache writes each block file (one write() of its frame), so that both sit in
+// the page cache in folios of the same size; how a file was written changes what a warm
+// pread of it costs (4 KiB writes leave small folios: pread_4KiB_writes).
+void read_plain(benchmark::State& state, bool check, std::size_t write_size = mib) {
+    const fs::path file = scratch() / ("plain-" + std::to_string(write_size) + ".bin");
     std::vector<std::byte> out(mib);
     if (!fs::exists(file)) {
         const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         for (std::size_t at = 0; at < object_size; at += mib) {
             (void)origin(at, out);
-            if (::write(fd, out.data(), mib) != static_cast<ssize_t>(mib)) std::abort();
+            for (std::size_t done = 0; done < mib; done += write_size)
+                if (::write(fd, out.data() + done, write_size) != static_cast<ssize_t>(write_size)) std::abort();
         }
         ::close(fd);
     }
@@ -162,6 +171,7 @@ void read_plain(benchmark::State& state, bool check) {
 }
 
 void read_disk_pread(benchmark::State& state) { read_plain(state, false); }
+void read_disk_pread_small_writes(benchmark::State& state) { read_plain(state, false, 4096); }
 
 void read_block_files(benchmark::State& state) {
     range_cache& cache = disk_cache("disk_once", tierguard::range_verify::once_per_file_change);
@@ -293,6 +303,7 @@ void open_verify(benchmark::State& state) {
 BENCHMARK(read_disk_tierguard)->Name("read_1MiB/disk/tierguard")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_tierguard_once)->Name("read_1MiB/disk/tierguard_once")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_pread)->Name("read_1MiB/disk/pread")->Unit(benchmark::kMillisecond);
+BENCHMARK(read_disk_pread_small_writes)->Name("read_1MiB/disk/pread_4KiB_writes")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_block_files)->Name("read_1MiB/disk/block_files")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_disk_pread_crc)->Name("read_1MiB/disk/pread_crc32")->Unit(benchmark::kMillisecond);
 BENCHMARK(read_memory_tierguard)->Name("read_1MiB/memory/tierguard")->Unit(benchmark::kMillisecond);

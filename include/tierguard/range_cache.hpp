@@ -332,11 +332,17 @@ public:
     /// origin alone (degraded_reads), and a read tries the storage again at most once per
     /// attach_interval (as cleanup() does every time); the first try that succeeds (the
     /// secret written, the directory verified) attaches it (event storage_attached) and
-    /// caching starts.
+    /// caching starts. A storage opened read-only (settings().read_only) under a cache
+    /// without range_config::read_only fails with errc::invalid_argument naming both.
     [[nodiscard]] static result<range_cache> open(storage_type storage, const range_config& cfg = {},
                                                   clock_type clock = clock_type(),
                                                   listener_type listener = listener_type()) {
         if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+        if constexpr (requires { bool(storage.settings().read_only); })
+            if (storage.settings().read_only && !cfg.read_only)
+                return fail(errc::invalid_argument, tier::disk,
+                            "the storage was opened read-only (its config::read_only) but range_config.read_only "
+                            "is false; set both to serve from a read-only cache directory");
         range_cache cache(std::move(storage), cfg, std::move(clock), std::move(listener));
         std::lock_guard lock(cache.m->mutex);
         if (auto ok = cache.attach_locked(); !ok) {

@@ -1234,3 +1234,34 @@ TEST_CASE("issue 18: open walks the directory once where the storage cleans and 
     CHECK(two_metrics.blocks == one_metrics.blocks);
     CHECK(two_metrics.bytes == one_metrics.bytes);
 }
+
+TEST_CASE("issue 16: a read-only storage under a cache without read_only fails open, naming both settings") {
+    temp_dir dir;
+    const fs::path root = dir.path() / "cache";
+    (void)cache_two(root, "a", 2, "b", 1);
+    {
+        auto storage = tierguard::storage::posix_directory::open({.root = root, .read_only = true});
+        REQUIRE(storage);
+        auto cache = posix_cache::open(std::move(*storage), small_blocks());
+        REQUIRE_FALSE(cache);
+        CHECK(cache.error().code() == errc::invalid_argument);
+        CHECK(posix_cache::describe(cache.error()) ==
+              "[tierguard.invalid_argument] range cache: the storage was opened read-only (its config::read_only) but "
+              "range_config.read_only is false; set both to serve from a read-only cache directory");
+    }
+    // Both set: the cached blocks are served from the directory, nothing written.
+    auto storage = tierguard::storage::posix_directory::open({.root = root, .read_only = true});
+    REQUIRE(storage);
+    tierguard::range_config cfg = small_blocks();
+    cfg.read_only = true;
+    auto cache = posix_cache::open(std::move(*storage), cfg);
+    REQUIRE(cache);
+    CHECK(cache->attached());
+    origin o{"e"};
+    auto bytes = cache->read("a", {"e", 2 * block}, 0, 2 * block, o);
+    REQUIRE(bytes);
+    CHECK(matches(*bytes, "e", 0));
+    CHECK(o.requests.empty());
+    CHECK(cache->metrics().disk_hits == 2);
+    CHECK(cache->metrics().io_errors == 0);
+}
