@@ -345,12 +345,12 @@ public:
                             "is false; set both to serve from a read-only cache directory");
         range_cache cache(std::move(storage), cfg, std::move(clock), std::move(listener));
         std::lock_guard lock(cache.m->mutex);
+        auto& counted = cache.m->counters;
+        const std::uint64_t faults_before = counted.disk_full_events + counted.io_errors;
         if (auto ok = cache.attach_locked(); !ok) {
             if (cfg.read_only || !is_runtime_fault(ok.error())) return unexpected(std::move(ok).error());
-            if (ok.error().code() == errc::disk_full)
-                ++cache.m->counters.disk_full_events;
-            else
-                ++cache.m->counters.io_errors;
+            if (counted.disk_full_events + counted.io_errors == faults_before)  // not counted where it failed
+                ++(ok.error().code() == errc::disk_full ? counted.disk_full_events : counted.io_errors);
             cache.m->detached_at_open = true;
             cache.emit(event_kind::storage_unavailable,
                        "range cache: the storage could not be opened; reads go to the origin until it can be",

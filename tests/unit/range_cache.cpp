@@ -755,6 +755,18 @@ TEST_CASE("issue 16 trial point 13: open refuses a block larger than a memory sh
     CHECK(faulty_cache::open(faulty_storage(tierguard::storage::memory_storage()), cfg));
 }
 
+TEST_CASE("range cache: an I/O error that detaches the cache at open counts once") {
+    tierguard::clock::manual clock;
+    faulty_storage faulty(tierguard::storage::memory_storage(), {}, clock);
+    auto ctl = faulty.control();
+    ctl.script(tierguard::storage::op::list, 1, tierguard::storage::fault::io_error);
+    auto cache = faulty_cache::open(std::move(faulty), small_blocks(), clock);
+    REQUIRE(cache);
+    CHECK(!cache->attached());
+    CHECK(cache->metrics().io_errors == 1);
+    CHECK(ctl.counters().injected() == 1);
+}
+
 TEST_CASE("issue 16 trial point 2: open on a full disk runs detached; reads go to the origin; caching starts later") {
     tierguard::clock::manual clock;
     faulty_storage faulty(tierguard::storage::memory_storage(), {}, clock);
