@@ -898,6 +898,10 @@ int run_scrub(const std::string& dir, Storage storage, bool json) {
     if (!tier) return report(library_error(dir, "open_failed", "", tier.error()));
     auto scrubbed = tier->scrub();
     if (!scrubbed) return report(library_error(dir, "scrub_failed", "scrub failed: ", scrubbed.error()));
+    // The open already removed temp files, foreign files and old quarantine by name.
+    scrubbed->temp_files_removed += tier->open_report().temp_files_removed;
+    scrubbed->foreign_removed += tier->open_report().foreign_removed;
+    scrubbed->quarantine_purged += tier->open_report().quarantine_purged;
     std::vector<std::pair<std::string_view, std::uint64_t>> log_fields;
     if constexpr (layout_of<Storage> == layout::segment_log) {
         auto log = tier->storage().scrub();

@@ -525,7 +525,12 @@ public:
         return outcome;
     }
 
-    /// Maintenance, also run at open: removes leftover temp files and foreign files,
+    /// What open() did to the storage: the temp files, foreign files and old quarantine it
+    /// removed (the default open, by name only), or the whole report of its scrub (with
+    /// disk_config::scrub_on_open). Nothing over a storage opened read-only.
+    [[nodiscard]] const scrub_report& open_report() const noexcept { return m_opened; }
+
+    /// Maintenance (at open with scrub_on_open): removes leftover temp files and foreign files,
     /// purges old quarantine, reads and verifies every entry (quarantining damaged ones,
     /// removing other-version, expired and misplaced ones), reconciles the index with
     /// the files, and evicts down to the budgets. Fails only if the storage cannot be
@@ -1146,7 +1151,9 @@ private:
             return indexed;
         }
         m_meta_kept = true;  // the scrub reads every entry anyway
-        if (auto report = scrub(); !report) return unexpected(std::move(report).error());
+        auto report = scrub();
+        if (!report) return unexpected(std::move(report).error());
+        m_opened = *report;
         return {};
     }
 
@@ -1232,17 +1239,29 @@ private:
     }
 
     // Removes leftover temp files, foreign files and old quarantine (as scrub does; names
-    // only, no entry is read), then indexes what is left from the listing.
+    // only, no entry is read; not over a storage opened read-only), then indexes what is
+    // left from the listing.
     [[nodiscard]] result<void> index_from_listing() {
         const clean_options options{m_clock.now(), m_config.quarantine_max_age};
         auto listing = [&]() -> result<std::vector<blob_info>> {
+            if constexpr (requires { bool(m_storage.settings().read_only); }) {
+                if (m_storage.settings().read_only) return m_storage.list();
+            }
+            auto note = [&](const clean_report& cleaned) {
+                m_opened.temp_files_removed = cleaned.temp_files_removed;
+                m_opened.foreign_removed = cleaned.foreign_removed;
+                m_opened.quarantine_purged = cleaned.quarantine_purged;
+            };
             if constexpr (storage_cleans_listing<storage_type>) {
                 std::vector<blob_info> blobs;
-                if (auto cleaned = m_storage.clean(options, blobs); !cleaned)
-                    return unexpected(std::move(cleaned).error());
+                auto cleaned = m_storage.clean(options, blobs);
+                if (!cleaned) return unexpected(std::move(cleaned).error());
+                note(*cleaned);
                 return blobs;
             } else {
-                if (auto cleaned = m_storage.clean(options); !cleaned) return unexpected(std::move(cleaned).error());
+                auto cleaned = m_storage.clean(options);
+                if (!cleaned) return unexpected(std::move(cleaned).error());
+                note(*cleaned);
                 return m_storage.list();
             }
         }();
@@ -1412,6 +1431,7 @@ private:
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
     bool m_closed = false;                       // close(): m_storage is moved from
+    scrub_report m_opened;                       // what open() cleaned, or its whole scrub
     // Key and tag indexes (not for a shared tier): key bytes -> hash, ordered for prefixes;
     // hash -> key bytes; tag -> hashes; hash -> its tags (tagged entries only).
     std::map<std::string, std::uint64_t, std::less<>> m_keys;

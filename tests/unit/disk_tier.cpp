@@ -655,6 +655,8 @@ TEST_CASE("disk tier: the default open removes temp files an interrupted write l
     { std::ofstream(temp) << "partial"; }
     auto tier = open_posix(root);
     CHECK_FALSE(fs::exists(temp));
+    CHECK(tier.open_report().temp_files_removed == 1);
+    CHECK(tier.open_report().entries_checked == 0);
     CHECK(tier.size() == 1);
     CHECK(*tier.get("a") == "alpha");
 }
