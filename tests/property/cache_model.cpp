@@ -1,6 +1,6 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
-// sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens and fault-rate changes
-// run against the cache and a reference model, once over memory_storage, once over a shared memory_storage standing in
+// sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens (with and without
+// scrub_on_open) and fault-rate changes run against the cache and a reference model, once over memory_storage, once over a shared memory_storage standing in
 // for a remote tier (Redis: the disk tier in shared mode), once over a real posix_directory (real files, renames and
 // scans, faults injected around it) and once over a real segment_log (append-only segment files; see segment_backend
 // for where its refinement of the storage concept is kept out of the model's way). A second model (shared_harness,
@@ -298,9 +298,9 @@ struct key_model {
 // Counts over one property's run, for the summary line.
 struct totals {
     std::uint64_t sequences = 0, commands = 0, gets = 0, memory_hits = 0, disk_hits = 0, misses = 0, failed_gets = 0,
-                  puts = 0, puts_memory_only = 0, puts_storage = 0, failed_puts = 0, reopens = 0, failed_opens = 0,
-                  degraded_opens = 0, scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0, invalidations = 0,
-                  invalidated = 0;
+                  puts = 0, puts_memory_only = 0, puts_storage = 0, failed_puts = 0, reopens = 0, scrubbed_reopens = 0,
+                  failed_opens = 0, degraded_opens = 0, scrubs = 0, failed_scrubs = 0, resurrected = 0, recoveries = 0,
+                  invalidations = 0, invalidated = 0;
     std::array<std::uint64_t, fault_count> faults{};
     std::uint64_t storage_calls = 0;
     // segment_log only (booked as each cache closes): what its segment eviction did.
@@ -318,11 +318,11 @@ struct totals {
         out << "cache_model[" << backend << "]: " << sequences << " sequences, " << commands << " commands (" << puts
             << " puts: " << puts_storage << " reached storage, " << puts_memory_only << " memory only, " << failed_puts
             << " failed; " << gets << " gets: " << memory_hits << " memory hits, " << disk_hits << " storage hits, "
-            << misses << " plain misses, " << failed_gets << " failed; " << reopens << " reopens, " << failed_opens
-            << " opens refused, " << degraded_opens << " opened degraded; " << scrubs << " scrubs, " << failed_scrubs
-            << " failed; " << resurrected << " resurrected after reopen; " << invalidations << " invalidate_tag, "
-            << invalidated << " keys removed), " << storage_calls << " storage calls, " << injected
-            << " faults injected:";
+            << misses << " plain misses, " << failed_gets << " failed; " << reopens << " reopens (" << scrubbed_reopens
+            << " with scrub_on_open), " << failed_opens << " opens refused, " << degraded_opens << " opened degraded; "
+            << scrubs << " scrubs, " << failed_scrubs << " failed; " << resurrected << " resurrected after reopen; "
+            << invalidations << " invalidate_tag, " << invalidated << " keys removed), " << storage_calls
+            << " storage calls, " << injected << " faults injected:";
         for (std::size_t k = 0; k < fault_count; ++k)
             out << ' ' << tierguard::storage::to_string(static_cast<fault>(k)) << '=' << faults[k];
         out << "; storage tier back in service after " << recoveries << " of " << sequences << " sequences";
@@ -347,6 +347,9 @@ struct totals {
 //  - no temp files: anything in the root but segment files, the lock and the quarantine
 //    folder is stray;
 //  - list() reads the segments, buffer included: on_disk() asks the open storage.
+//  - the disk tier keeps no index of its own (fault_injecting forwards the log's contains(),
+//    held_blobs() and peek()): entries and bytes are the log's, as over a bare segment_log;
+//    reopens scrub at open or not (scrub_on_open, drawn by reopen_cmd), the first open not.
 struct segment_backend {
     using inner = tierguard::storage::segment_log;
     [[maybe_unused]] static constexpr std::string_view name = "segment_log";
@@ -657,8 +660,11 @@ struct harness {
         if (!report) ++sums.failed_scrubs;
     }
 
-    void reopen() {
+    // Reopens with a scrub (every blob read and checked) or, as by default, without (the
+    // index from the listing; over segment_log the tier then keeps no index of its own).
+    void reopen(bool scrub_on_open) {
         close();
+        cfg.disk.scrub_on_open = scrub_on_open;
         for (key_model& km : model) {
             // Within a lifetime a key that is not pending has its truth on the storage tier.
             if (!km.pending) RC_ASSERT(km.truth == km.disk);
@@ -669,6 +675,7 @@ struct harness {
             km.copied.clear();
         }
         ++sums.reopens;
+        if (scrub_on_open) ++sums.scrubbed_reopens;
         open();
     }
 
@@ -808,10 +815,11 @@ struct scrub_cmd : command<H> {
 
 template <class H>
 struct reopen_cmd : command<H> {
+    bool scrub_on_open = *rc::gen::arbitrary<bool>();
     void run(const gen_model&, H& h) const override {
-        guarded(h, "reopen", [&] { h.reopen(); });
+        guarded(h, "reopen", [&] { h.reopen(scrub_on_open); });
     }
-    void show(std::ostream& os) const override { os << "reopen()"; }
+    void show(std::ostream& os) const override { os << "reopen(" << (scrub_on_open ? "scrub" : "no scrub") << ")"; }
 };
 
 fault_rates gen_rates() {
