@@ -1,11 +1,11 @@
 // Model-based (rc::state) test of the composed cache over storage::fault_injecting: random
 // sequences of put (tagged or not), get, erase, invalidate_tag, clock advances, scrubs, reopens (with and without
-// scrub_on_open) and fault-rate changes run against the cache and a reference model, once over memory_storage, once over a shared memory_storage standing in
-// for a remote tier (Redis: the disk tier in shared mode), once over a real posix_directory (real files, renames and
-// scans, faults injected around it) and once over a real segment_log (append-only segment files; see segment_backend
-// for where its refinement of the storage concept is kept out of the model's way). A second model (shared_harness,
-// below) runs two caches on one shared remote with distributed invalidation: memory ->
-// remote and memory -> disk -> remote, faults in both storages, the links taken down and up.
+// scrub_on_open) and fault-rate changes run against the cache and a reference model, once over memory_storage, once
+// over a shared memory_storage standing in for a remote tier (Redis: the disk tier in shared mode), once over a real
+// posix_directory (real files, renames and scans, faults injected around it) and once over a real segment_log
+// (append-only segment files; see segment_backend for where its refinement of the storage concept is kept out of the
+// model's way). A second model (shared_harness, below) runs two caches on one shared remote with distributed
+// invalidation: memory -> remote and memory -> disk -> remote, faults in both storages, the links taken down and up.
 //
 // After every command: no exception escaped; a get returned a miss or exactly the value the
 // model allows for the key (DESIGN.md invariant 2); the memory budget (grown while degraded)
@@ -348,12 +348,14 @@ struct totals {
 //    folder is stray;
 //  - list() reads the segments, buffer included: on_disk() asks the open storage.
 //  - the disk tier keeps no index of its own (fault_injecting forwards the log's contains(),
-//    held_blobs() and peek()): entries and bytes are the log's, as over a bare segment_log;
+//    held_blobs() and peek()): entries and bytes are the log's, as over a bare segment_log,
+//    bounded by the log's byte_budget (disk_config::byte_budget then bounds one frame only);
 //    reopens scrub at open or not (scrub_on_open, drawn by reopen_cmd), the first open not.
 struct segment_backend {
     using inner = tierguard::storage::segment_log;
     [[maybe_unused]] static constexpr std::string_view name = "segment_log";
     static constexpr std::uint64_t segment_size = 4096;
+    static constexpr std::uint64_t byte_budget = 2 * segment_size;  // rules over disk_config::byte_budget
     static constexpr std::size_t dead_bytes = 3300;
     tierguard_test::temp_dir dir;
     fs::path root = dir.path() / "cache";
@@ -362,7 +364,7 @@ struct segment_backend {
         auto s = inner::open({.root = root,
                               .sync = tierguard::durability::none,
                               .segment_size = segment_size,
-                              .byte_budget = 2 * segment_size,
+                              .byte_budget = byte_budget,
                               .write_buffer = 1024});
         if (s) {
             const std::vector<std::byte> dead(dead_bytes, std::byte{'d'});
@@ -403,6 +405,14 @@ struct harness {
     using storage_type = typename cache_type::storage_type;
     static constexpr bool shared = cache_type::disk_type::shared;
     static constexpr tier storage_tier = cache_type::disk_type::tier_kind;
+    // The bytes the storage tier may hold: disk_budget, or the storage's own where it rules
+    // (segment_log's: the tier keeps no index there, and its budget only bounds one frame).
+    static constexpr std::uint64_t storage_budget = [] {
+        if constexpr (requires { Backend::byte_budget; })
+            return Backend::byte_budget;
+        else
+            return disk_budget;
+    }();
 
     totals& sums;
     std::uint64_t fault_seed;
@@ -515,7 +525,7 @@ struct harness {
         RC_ASSERT(budget ==
                   (cache->degraded() ? static_cast<std::size_t>(memory_budget * budget_factor) : memory_budget));
         RC_ASSERT(mt.storage.size() == 1);
-        RC_ASSERT(mt.storage.front().bytes <= disk_budget);
+        RC_ASSERT(mt.storage.front().bytes <= storage_budget);
         // The cache's pending erasures are keys whose last write missed the storage tier.
         std::uint64_t pending = 0;
         for (const key_model& km : model) pending += km.pending ? 1 : 0;
@@ -720,7 +730,7 @@ struct harness {
             RC_ASSERT(mt.storage.front().entries == 0 && mt.storage.front().bytes == 0);
             RC_ASSERT(mt.storage.front().which == tier::remote);
         } else {
-            RC_ASSERT(files.bytes <= disk_budget);
+            RC_ASSERT(files.bytes <= storage_budget);
             RC_ASSERT(files.entries == mt.storage.front().entries);
             RC_ASSERT(files.bytes == mt.storage.front().bytes);
         }
