@@ -8,6 +8,7 @@
 #include <tierguard/storage/fault_injecting.hpp>
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/posix_directory.hpp>
+#include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -664,4 +665,70 @@ TEST_CASE("fault_injecting: a storage's write with an expiry is forwarded, fault
     REQUIRE(tier.put("k", "x"));  // no TTL: the plain write
     CHECK(expiries->size() == 1);
     CHECK(tier.get("k").value() == "x");
+}
+
+namespace {
+
+using tierguard::storage::segment_log;
+
+struct segment_policies : tierguard::disk_defaults {
+    using clock = tierguard::clock::manual;
+    using storage = fault_injecting<segment_log>;
+};
+
+}  // namespace
+
+static_assert(fault_injecting<segment_log>::inner_indexed);
+static_assert(!fault_injecting<memory_storage>::inner_indexed);
+
+TEST_CASE("fault_injecting: over segment_log, contains and held_blobs are forwarded unfaulted, peek as a read") {
+    tierguard_test::temp_dir dir;
+    tierguard::clock::manual clock;
+    auto log = segment_log::open({.root = dir.path() / "cache", .sync = tierguard::durability::none});
+    REQUIRE(log);
+    fault_injecting<segment_log> storage(std::move(*log), {}, clock);
+    auto ctl = storage.control();
+    REQUIRE(storage.write("a", bytes_of("abc")));
+
+    ctl.set_rates({.io_error = 1.0, .latency = 5ms});
+    CHECK(storage.contains("a"));  // from the log's index: no fault, no call, no latency
+    CHECK_FALSE(storage.contains("b"));
+    CHECK(storage.held_blobs().count == 1);
+    CHECK(storage.held_blobs().bytes == 3);
+    CHECK(ctl.counters().calls() == 1);
+    const auto start = clock.now();
+    const auto failed = storage.peek("a");  // a read: faulted, counted and delayed as one
+    CHECK(errc_of(failed) == errc::io_error);
+    CHECK(ctl.counters().calls(op::read) == 1);
+    CHECK(ctl.counters().injected(op::read, fault::io_error) == 1);
+    CHECK(clock.now() - start == 5ms);
+
+    ctl.heal();
+    ctl.script(op::read, 2, fault::vanish);
+    CHECK(errc_of(storage.peek("a")) == errc::miss);  // a vanish at peek removes the blob
+    CHECK_FALSE(storage.contains("a"));
+    CHECK(storage.held_blobs().count == 0);
+    REQUIRE(storage.write("a", bytes_of("xyz")));
+    CHECK(text_of(storage.peek("a").value()) == "xyz");
+}
+
+TEST_CASE("fault_injecting: a disk tier over fault_injecting<segment_log> keeps no index: the log's answers") {
+    tierguard_test::temp_dir dir;
+    tierguard::clock::manual clock;
+    auto log = segment_log::open({.root = dir.path() / "cache", .sync = tierguard::durability::none});
+    REQUIRE(log);
+    auto opened = tierguard::disk_tier<std::string, std::string, segment_policies>::open(
+        fault_injecting<segment_log>(std::move(*log), {}, clock), {}, clock);
+    REQUIRE(opened);
+    auto tier = std::move(*opened);
+    REQUIRE(tier.put("k", "v"));
+    REQUIRE(tier.put("j", "w"));
+    CHECK(tier.contains("k"));
+    CHECK(tier.size() == 2);
+
+    // Behind the tier's back: an index of the tier's own would still hold "k".
+    REQUIRE(tier.storage().inner().remove(tier.name_for("k").value()));
+    CHECK_FALSE(tier.contains("k"));
+    CHECK(tier.size() == 1);
+    CHECK(tier.get("j").value() == "w");
 }

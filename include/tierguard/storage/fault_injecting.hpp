@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -346,6 +347,12 @@ public:
     using clock_type = Clock;
     /// As shared as Inner (a disk_tier over a shared storage keeps no index).
     static constexpr bool shared = detail::shared_storage<Inner>;
+    /// Whether Inner answers contains() and held_blobs() from an index of its own
+    /// (segment_log): the decorator then forwards them (see contains()).
+    static constexpr bool inner_indexed = requires(const Inner& i, std::string_view n) {
+        { i.contains(n) } -> std::same_as<bool>;
+        i.held_blobs();
+    };
 
     /// Wraps `inner`; `clock` receives the latency (keep a copy of a clock::manual to see it).
     explicit fault_injecting(Inner inner, const fault_config& cfg = {}, Clock clock = Clock())
@@ -354,23 +361,27 @@ public:
     /// Inner's read, or an injected io_error / permission_denied / vanish (errc::miss, ENOENT,
     /// the blob removed), or the blob with a bit flipped or cut short.
     [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name) {
-        const auto d = begin(op::read);
-        if (d.what == fault::vanish) {
-            if (m_inner.remove(name)) m_state->note(op::read, fault::vanish);
-            return unexpected(os_failure(ENOENT, op::read, name));
-        }
-        if (auto f = failing(d, op::read, name)) return unexpected(std::move(*f));
-        auto bytes = m_inner.read(name);
-        if (!bytes || bytes->empty() || !d.what) return bytes;
-        if (*d.what == fault::bit_flip) {
-            const std::uint64_t bit = d.entropy % (std::uint64_t{bytes->size()} * 8);
-            (*bytes)[bit / 8] ^= static_cast<std::byte>(1U << (bit % 8));
-        } else {
-            bytes->resize(static_cast<std::size_t>(d.entropy % bytes->size()));
-        }
-        m_state->note(op::read, *d.what);
-        return bytes;
+        return faulted_read(name, [&] { return m_inner.read(name); });
     }
+
+    /// Inner's peek (a read that does not mark the blob as read), where Inner has one
+    /// (segment_log), with the faults of read(): it counts and is scripted as op::read, so
+    /// a verifying pass suffers what it suffered when it read through read().
+    [[nodiscard]] result<std::vector<std::byte>> peek(std::string_view name) const requires
+        requires(const Inner& i, std::string_view n) {
+        { i.peek(n) } -> std::same_as<result<std::vector<std::byte>>>;
+    }
+    {
+        return faulted_read(name, [&] { return m_inner.peek(name); });
+    }
+
+    /// Inner's contains() and held_blobs(), where Inner has both (segment_log): never
+    /// faulted nor counted, as take_evicted(). They answer from Inner's own index in memory
+    /// (segment_log reads a record header only when two names share a hash tag) and have
+    /// no error to report; the disk I/O they stand for is the read that follows, which is
+    /// faulted. A disk tier over the decorator then keeps no index of its own, as over Inner.
+    [[nodiscard]] bool contains(std::string_view name) const requires inner_indexed { return m_inner.contains(name); }
+    [[nodiscard]] auto held_blobs() const requires inner_indexed { return m_inner.held_blobs(); }
 
     /// Inner's write, or an injected io_error / disk_full / permission_denied (inner untouched),
     /// or a torn write: EIO, after a strict prefix was written if torn writes are visible.
@@ -439,6 +450,27 @@ public:
     [[nodiscard]] const Inner& inner() const noexcept { return m_inner; }
 
 private:
+    // A read through `read_inner()`, or the fault injected into it.
+    template <class ReadInner>
+    result<std::vector<std::byte>> faulted_read(std::string_view name, ReadInner read_inner) const {
+        const auto d = begin(op::read);
+        if (d.what == fault::vanish) {
+            if (m_inner.remove(name)) m_state->note(op::read, fault::vanish);
+            return unexpected(os_failure(ENOENT, op::read, name));
+        }
+        if (auto f = failing(d, op::read, name)) return unexpected(std::move(*f));
+        auto bytes = read_inner();
+        if (!bytes || bytes->empty() || !d.what) return bytes;
+        if (*d.what == fault::bit_flip) {
+            const std::uint64_t bit = d.entropy % (std::uint64_t{bytes->size()} * 8);
+            (*bytes)[bit / 8] ^= static_cast<std::byte>(1U << (bit % 8));
+        } else {
+            bytes->resize(static_cast<std::size_t>(d.entropy % bytes->size()));
+        }
+        m_state->note(op::read, *d.what);
+        return bytes;
+    }
+
     // A write through `write_inner(bytes)`, or the fault injected into it.
     template <class WriteInner>
     result<void> faulted_write(std::string_view name, std::span<const std::byte> bytes, WriteInner write_inner) {
@@ -458,7 +490,7 @@ private:
         return unexpected(os_failure(EIO, op::write, name));
     }
 
-    detail::fault_state::decision begin(op o) {
+    detail::fault_state::decision begin(op o) const {
         auto d = m_state->decide(o);
         if (d.latency != std::chrono::nanoseconds::zero())
             m_clock.advance(std::chrono::duration_cast<typename Clock::duration>(d.latency));
@@ -470,7 +502,8 @@ private:
     }
 
     // The failure for a fault that fails the call before the inner storage is reached.
-    [[nodiscard]] std::optional<failure> failing(const detail::fault_state::decision& d, op o, std::string_view name) {
+    [[nodiscard]] std::optional<failure> failing(const detail::fault_state::decision& d, op o,
+                                                 std::string_view name) const {
         if (!d.what) return std::nullopt;
         int err = 0;
         switch (*d.what) {
@@ -483,8 +516,8 @@ private:
         return os_failure(err, o, name);
     }
 
-    Inner m_inner;
-    [[no_unique_address]] Clock m_clock;
+    mutable Inner m_inner;                        // mutable: a vanish at peek() removes the blob
+    [[no_unique_address]] mutable Clock m_clock;  // mutable: peek() adds latency
     std::shared_ptr<detail::fault_state> m_state;
 };
 
