@@ -843,15 +843,21 @@ private:
         return detail::siphash24(m_secret, key);
     }
 
-    [[nodiscard]] static std::string name_of(std::uint64_t h) {
+    // The blob name of hash h ("ab/cd/abcd..."), without an allocation.
+    using name_chars = std::array<char, 22>;
+    [[nodiscard]] static name_chars name_buf(std::uint64_t h) noexcept {
         static constexpr char digits[] = "0123456789abcdef";
-        std::string name = "00/00/0000000000000000";
+        name_chars name{'0', '0', '/', '0', '0', '/'};
         for (std::size_t i = name.size(); i-- > 6; h >>= 4) name[i] = digits[h & 0xf];
         name[0] = name[6];
         name[1] = name[7];
         name[3] = name[8];
         name[4] = name[9];
         return name;
+    }
+    [[nodiscard]] static std::string name_of(std::uint64_t h) {
+        const name_chars name = name_buf(h);
+        return std::string(name.data(), name.size());
     }
 
     [[nodiscard]] static std::optional<std::uint64_t> parse_name(std::string_view name) {
@@ -1033,21 +1039,28 @@ private:
     // that it does not count as a use (segment_log would carry every blob on eviction).
     [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
                                            std::vector<std::byte>& inflated, bool verifying = false) {
-        const std::string name = name_of(h);
+        const name_chars chars = name_buf(h);
+        const std::string_view name(chars.data(), chars.size());
         if constexpr (requires { m_storage.peek(name); }) {
             if (verifying) return examine(h, name, now, m_storage.peek(name), bytes, inflated);
+        }
+        if constexpr (requires { m_storage.read_unverified(name); }) {
+            // The frame's CRC covers every byte of the blob: the record's is not computed too.
+            return examine(h, name, now, m_storage.read_unverified(name), bytes, inflated, true);
         }
         return examine(h, name, now, m_storage.read(name), bytes, inflated);
     }
 
-    // load()'s work past the read of blob `name`. Caller holds the lock.
-    [[nodiscard]] result<frame::view> examine(std::uint64_t h, const std::string& name, time_point now,
+    // load()'s work past the read of blob `name`. Caller holds the lock. `unverified`: the
+    // storage did not check the blob (read_unverified); a frame that fails to decode is read
+    // again with read(), so that damage is found, counted and handled as without it.
+    [[nodiscard]] result<frame::view> examine(std::uint64_t h, std::string_view name, time_point now,
                                               result<std::vector<std::byte>> read, std::vector<std::byte>& bytes,
-                                              std::vector<std::byte>& inflated) {
+                                              std::vector<std::byte>& inflated, bool unverified = false) {
         if (!read) {
             const errc code = read.error().code();
             if (code == errc::miss) {
-                return fail(errc::miss, tier_kind, "entry file " + name + " vanished");
+                return fail(errc::miss, tier_kind, "entry file " + std::string(name) + " vanished");
             }
             if (code == errc::corrupted || code == errc::too_large) {
                 quarantine(h, "unreadable", read.error());
@@ -1061,17 +1074,19 @@ private:
         auto decoded =
             frame::decode_view(bytes, inflated, *m_zlib, frame::limits{m_config.max_key_size, m_config.max_entry_size});
         if (!decoded) {
+            if (unverified) return examine(h, name, now, m_storage.read(name), bytes, inflated);
             if (decoded.error().code() == errc::version_mismatch) {
                 remove_other_version(h, decoded.error());
                 return unexpected(std::move(decoded).error());
             }
             quarantine(h, "frame", decoded.error());
-            return fail(errc::corrupted, tier_kind, "entry " + name + ": " + decoded.error().context());
+            return fail(errc::corrupted, tier_kind, "entry " + std::string(name) + ": " + decoded.error().context());
         }
         if (!any_schema_version && decoded->head.schema_version != schema_version) {
             const failure why(errc::version_mismatch, tier_kind,
-                              "entry " + name + " has schema version " + std::to_string(decoded->head.schema_version) +
-                                  ", this tier reads " + std::to_string(schema_version));
+                              "entry " + std::string(name) + " has schema version " +
+                                  std::to_string(decoded->head.schema_version) + ", this tier reads " +
+                                  std::to_string(schema_version));
             remove_other_version(h, why);
             return unexpected(why);
         }

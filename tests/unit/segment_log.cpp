@@ -1376,3 +1376,61 @@ TEST_CASE("issue 18: keys_tagged and keys_with_prefix over segment_log after a r
     CHECK(sorted(t->keys_tagged("b")) == std::vector<std::string>{"item:1", "user:2"});
     CHECK(sorted(t->keys_with_prefix("user:")) == std::vector<std::string>{"user:2", "user:4", "user:5", "user:9"});
 }
+
+namespace {
+
+// Flips the low bit of byte `at` of the first copy of `text` in the log's segment files,
+// behind the open log's back.
+void flip_in_segments(const fs::path& root, std::string_view text, std::size_t at) {
+    for (const auto& file : segment_files(root)) {
+        std::string bytes = file_bytes(file);
+        const auto found = bytes.find(text);
+        if (found == std::string::npos) continue;
+        bytes[found + at] = static_cast<char>(bytes[found + at] ^ 1);
+        put_file(file, bytes);
+        return;
+    }
+    FAIL("no segment holds " << text);
+}
+
+}  // namespace
+
+TEST_CASE("issue 18: segment_log::read_unverified skips the blob's CRC only; read() still finds the damage") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    auto s = open_log(cfg);
+    for (int i = 0; i < 60; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    REQUIRE(segment_files(cfg.root).size() >= 2);  // name_for(3)'s record is in a sealed segment, on file
+    flip_in_segments(cfg.root, value_for(3, 0), 50);
+    std::string damaged = value_for(3, 0);
+    damaged[50] = static_cast<char>(damaged[50] ^ 1);
+    CHECK(text_of(s.read_unverified(name_for(3)).value()) == damaged);  // the caller's own check must catch it
+    CHECK(s.stats().bad_frames == 0);
+    CHECK(errc_of(s.read(name_for(3))) == errc::corrupted);
+    CHECK(s.stats().bad_frames == 1);
+    CHECK(text_of(s.read_unverified(name_for(4)).value()) == value_for(4, 0));
+    flip_in_segments(cfg.root, name_for(5) + "k5v0:", 2);  // the record's name: the head CRC is still checked
+    CHECK_FALSE(s.read_unverified(name_for(5)));
+}
+
+TEST_CASE("issue 18: over segment_log a get checks one CRC, and a blob damaged after open is still caught") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    using tier_type = tierguard::disk_tier<std::string, std::string, seglog_tier_policies>;
+    auto tier = tier_type::open(open_log(cfg));
+    REQUIRE(tier);
+    for (int i = 0; i < 40; ++i) REQUIRE(tier->put("key-" + std::to_string(i), value_for(i, 0)));
+    REQUIRE(segment_files(cfg.root).size() >= 2);
+    flip_in_segments(cfg.root, value_for(3, 0), 50);  // in the frame's payload
+    // The frame's CRC fails; the tier reads the record again with read(): the log counts
+    // it as it did when each get checked both CRCs, and the entry is quarantined.
+    CHECK(errc_of(tier->get("key-3")) == errc::corrupted);
+    CHECK(tier->stats().corrupted == 1);
+    CHECK(tier->storage().stats().bad_frames == 1);
+    CHECK(errc_of(tier->get("key-3")) == errc::miss);
+    for (int i = 0; i < 40; ++i)
+        if (i != 3) CHECK(tier->get("key-" + std::to_string(i)).value() == value_for(i, 0));
+    CHECK(tier->stats().corrupted == 1);
+}

@@ -153,18 +153,22 @@ struct record_head {
 struct record_view {
     record_head head;
     std::span<const std::byte> blob;  ///< as stored; sound only if `intact`
-    bool intact = false;              ///< the whole-record CRC matches too
+    bool intact = false;              ///< the whole-record CRC matches too (or was not checked)
 };
 
 /// Parses the record at the start of `in`: nothing if its head fails (parse_head) or the
 /// bytes end before its blob does (a torn record); otherwise the record, with `intact`
-/// false if the blob fails the whole-record CRC.
-[[nodiscard]] inline std::optional<record_view> parse_record(std::span<const std::byte> in) noexcept {
+/// false if the blob fails the whole-record CRC. With `check_blob` false that CRC is not
+/// computed (`intact` true): for a caller whose blob carries a checksum of its own over all
+/// its bytes, which it checks.
+[[nodiscard]] inline std::optional<record_view> parse_record(std::span<const std::byte> in,
+                                                             bool check_blob = true) noexcept {
     const auto head = parse_head(in);
     if (!head) return std::nullopt;
     const std::size_t body = record_header_size + head->name.size();
     if (in.size() - body < head->blob_length) return std::nullopt;
-    record_view r{*head, in.subspan(body, head->blob_length), false};
+    record_view r{*head, in.subspan(body, head->blob_length), true};
+    if (!check_blob) return r;
     std::uint32_t crc = crc_update(0, in.data(), 16);
     crc = crc_update(crc, in.data() + record_header_size, head->name.size() + head->blob_length);
     r.intact = crc == load_le<std::uint32_t>(in.data() + 16);

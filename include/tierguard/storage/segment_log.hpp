@@ -239,6 +239,15 @@ public:
     /// carry it: for passes that read every blob to verify it (the disk tier's scrub).
     [[nodiscard]] result<std::vector<std::byte>> peek(std::string_view name) const { return read_marking(name, false); }
 
+    /// As read(), but the record's whole CRC (over its blob) is not computed; its head CRC
+    /// (name, flags, lengths) is. For a caller whose blob carries a checksum over all of its
+    /// bytes and checks it (the disk tier's frame): one CRC per read, not two. A damaged
+    /// blob is then returned as read, unnoticed and uncounted here: on a failed check of its
+    /// own the caller must read() it again, which finds, counts and reports the damage.
+    [[nodiscard]] result<std::vector<std::byte>> read_unverified(std::string_view name) const {
+        return read_marking(name, true, false);
+    }
+
     /// Appends `bytes` under `name`, replacing any previous blob (see the class comment for
     /// when it reaches the disk). errc::too_large past max_blob_size or a segment's room.
     result<void> write(std::string_view name, std::span<const std::byte> bytes) {
@@ -354,10 +363,11 @@ public:
     [[nodiscard]] const config& settings() const noexcept { return m->cfg; }
 
 private:
-    [[nodiscard]] result<std::vector<std::byte>> read_marking(std::string_view name, bool mark) const {
+    [[nodiscard]] result<std::vector<std::byte>> read_marking(std::string_view name, bool mark,
+                                                              bool verify = true) const {
         if (auto ok = detail::check_blob_name("read", name, tier::disk); !ok) return unexpected(std::move(ok).error());
         std::lock_guard lock(m->mutex);
-        return m->read(name, mark);
+        return m->read(name, mark, verify);
     }
 
     static constexpr std::uint64_t max_segment_size = std::uint64_t{128} << 20;
@@ -889,7 +899,7 @@ private:
 
         // ---- operations ---------------------------------------------------------------
 
-        [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name, bool mark) {
+        [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name, bool mark, bool verify = true) {
             if (const auto pin = pins.find(name); pin != pins.end()) return pin->second;
             const std::uint64_t h = hash_of(name);
             std::vector<std::byte> bytes;
@@ -905,7 +915,7 @@ private:
                     error = std::move(record).error();
                     return true;
                 }
-                const auto r = detail::segment::parse_record(*record);
+                const auto r = detail::segment::parse_record(*record, verify);
                 if (!r) {
                     damaged = true;
                     return false;
