@@ -727,7 +727,7 @@ public:
                 time_point expiry = time_point::max();
                 if constexpr (!storage_indexed) {
                     const auto idx = m_index.find(*it, *it, std::equal_to<>{});
-                    if (idx == index_type::npos || detail::expired(m_index.at(idx).expiry, now)) continue;
+                    if (idx == index_type::npos || index_expired(m_index.at(idx).expiry, now)) continue;
                     expiry = m_index.at(idx).expiry;
                 }
                 auto entry = load(*it, now, bytes, inflated, true);
@@ -906,6 +906,12 @@ private:
         return detail::expired(expiry, now) && detail::elapsed_sat(expiry, now) >= m_config.stale_grace;
     }
 
+    // Whether the index's expiry says expired; one indexed from a listing (unread_expiry, a
+    // sentinel a clock at time_point::max() would pass) is not: its frame tells.
+    [[nodiscard]] static bool index_expired(time_point expiry, time_point now) noexcept {
+        return expiry != unread_expiry && detail::expired(expiry, now);
+    }
+
     // An entry expired within the grace, asked for by a plain find: counted as a miss.
     [[nodiscard]] result<disk_entry<Value>> kept_for_stale() {
         ++m_stats.misses;
@@ -923,13 +929,13 @@ private:
                 ++m_stats.misses;
                 return fail(errc::miss, tier_kind);
             }
-            if (outlived(m_index.at(idx).expiry, now)) {
+            if (m_index.at(idx).expiry != unread_expiry && outlived(m_index.at(idx).expiry, now)) {
                 drop(idx, h);
                 ++m_stats.expirations;
                 ++m_stats.misses;
                 return fail(errc::miss, tier_kind, expired_removed);
             }
-            if (!stale_ok && detail::expired(m_index.at(idx).expiry, now)) return kept_for_stale();
+            if (!stale_ok && index_expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         }
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
