@@ -40,6 +40,13 @@ struct clean_report {
     std::uint64_t foreign_removed = 0;     ///< things that are not blobs (links, FIFOs, bad names)
     std::uint64_t quarantine_purged = 0;   ///< quarantined files older than the maximum age
     std::uint64_t bytes_freed = 0;
+
+    /// Counts one removed file: a temp file, else purged quarantine, else a foreign file;
+    /// `bytes` (its size; 0 for what is not a regular file) in bytes_freed.
+    constexpr void count_removed(bool temp, bool purged, std::uint64_t bytes) noexcept {
+        ++(temp ? temp_files_removed : purged ? quarantine_purged : foreign_removed);
+        bytes_freed += bytes;
+    }
 };
 
 /// Named byte blobs: what a storage tier (disk, later remote) keeps its entries in.

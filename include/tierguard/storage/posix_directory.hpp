@@ -628,13 +628,7 @@ private:
                     if (errno == ENOENT) continue;
                     return unexpected(os_failure(errno, "clean", path, "remove"));
                 }
-                if (temp)
-                    ++report.temp_files_removed;
-                else if (purge)
-                    ++report.quarantine_purged;
-                else
-                    ++report.foreign_removed;
-                if (regular) report.bytes_freed += static_cast<std::uint64_t>(st.st_size);
+                report.count_removed(temp, purge, regular ? static_cast<std::uint64_t>(st.st_size) : 0);
             }
             if (errno != 0)
                 return unexpected(os_failure(errno, "clean", current.path.empty() ? "." : current.path, "read folder"));
