@@ -399,7 +399,8 @@ void check_tier(result_of_open<Storage> opened, bool may_refuse,
         second->quarantined != 0 || second->quarantine_purged != 0 || second->version_mismatches != 0 ||
         second->expired_removed != 0 || second->index_added != 0 || second->index_dropped != 0 ||
         second->evicted != 0 || second->io_errors != 0 || second->entries_checked != tier->size())
-        fail("a second scrub found work the first one left", describe(*first) + " / then " + describe(*second));
+        fail("a second scrub found work the first one left",
+             describe(*first) + " / then " + describe(*second) + " / size " + std::to_string(tier->size()));
 
     if (expected != nullptr) {
         for (const auto& [key, want] : *expected) {

@@ -148,6 +148,33 @@ TEST_CASE("segment_log: a pinned blob survives a reopen whatever max_blob_size s
     CHECK(text_of(open_log(cfg).read("tierguard-meta").value()) == secret);
 }
 
+TEST_CASE("segment_log: a pinned name the log still holds (format 1) is copied out and counted once") {
+    // Its log record stayed in the index: held_blobs() counted it as a blob (the disk tier's
+    // size() one too many) and list() named it twice (found by fuzz.directory_open).
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    auto in_log = cfg;
+    in_log.pinned = {};
+    {
+        auto s = open_log(in_log);
+        s.write("tierguard-meta", bytes_of("secret")).value();
+        s.write("a", bytes_of("1")).value();
+        s.write("b", bytes_of("2")).value();
+    }
+    for (int reopen = 0; reopen < 2; ++reopen) {
+        INFO("open " << reopen);
+        auto s = open_log(cfg);
+        CHECK(s.held_blobs().count == 2);
+        CHECK(s.held_blobs().bytes == 2);
+        const auto listed = s.list().value();
+        CHECK(std::count_if(listed.begin(), listed.end(), [](const auto& b) { return b.name == "tierguard-meta"; }) ==
+              1);
+        CHECK(listed.size() == 3);
+        CHECK(text_of(s.read("tierguard-meta").value()) == "secret");
+        CHECK(text_of(s.read("a").value()) == "1");
+    }
+}
+
 TEST_CASE("segment_log: overwrites and removes win across reopens; no phantom comes back (random, against a model)") {
     temp_dir dir;
     const auto sync = GENERATE(durability::none, durability::data);

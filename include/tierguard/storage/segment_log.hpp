@@ -1110,6 +1110,8 @@ private:
 
         // Loads the pinned names at open: from either side file (a damaged copy is rewritten),
         // else from the log (a directory of format 1 kept them there), copied to side files.
+        // A log record of a name the side files hold leaves the index (it is not a blob of
+        // the log: held_blobs() and list() would count it twice).
         void load_pins() {
             for (const std::string& name : cfg.pinned) {
                 auto first = read_pin(name, 0);
@@ -1117,10 +1119,12 @@ private:
                 if (first || second) {
                     if (!first || !second) (void)write_pin(name, first ? *first : *second);
                     pins.insert_or_assign(name, first ? std::move(*first) : std::move(*second));
+                } else if (auto logged = read(name, false); logged && write_pin(name, *logged)) {
+                    pins.insert_or_assign(name, *logged);
+                } else {
                     continue;
                 }
-                if (auto logged = read(name, false); logged && write_pin(name, *logged))
-                    pins.insert_or_assign(name, *logged);
+                if (const auto pos = find(name, hash_of(name)); pos != hash_index::npos) drop_at(pos);
             }
         }
 
