@@ -1163,7 +1163,9 @@ private:
             return {};
         }
         if (auto ok = load_secret(); !ok) return ok;
-        if (!scrub_first) {
+        // A replaced secret leaves every entry an orphan: the scrub removes them (an index
+        // from names alone would count entries no get can reach).
+        if (!scrub_first && !m_secret_replaced) {
             auto indexed = storage_indexed ? result<void>{} : index_from_listing();
             note_storage_damage();
             // Key and tag indexes from the first put when the tier starts empty; over entries
@@ -1252,7 +1254,10 @@ private:
         auto secret = detail::load_or_make_secret(m_storage, meta_name, m_clock.now(), replaced);
         if (!secret) return unexpected(std::move(secret).error());
         m_secret = *secret;
+        m_secret_replaced = replaced;
         if (replaced) {
+            ++m_stats.corrupted;
+            ++m_stats.quarantined;
             const failure why(errc::corrupted, tier_kind, "the directory's meta file is damaged; starting afresh");
             emit(event_kind::corrupted, meta_name, &why);
         }
@@ -1291,7 +1296,8 @@ private:
                   [](const blob_info& a, const blob_info& b) { return a.modified < b.modified; });
         for (const blob_info& blob : *listing) {
             const auto h = parse_name(blob.name);
-            if (!h && blob.name != meta_name) (void)m_storage.remove(blob.name);  // a stray blob, as scrub removes it
+            if (!h && blob.name != meta_name && m_storage.remove(blob.name))  // a stray blob, as scrub removes it
+                ++m_opened.orphans_removed;
             if (h && m_index.find(*h, *h, std::equal_to<>{}) == index_type::npos)
                 m_index.insert(*h, std::uint64_t{*h}, std::monostate{}, unread_expiry,
                                static_cast<std::size_t>(blob.size));
@@ -1449,6 +1455,7 @@ private:
     disk_stats m_stats;
     detail::emergency_eviction<time_point> m_emergency;
     std::uint64_t m_storage_disk_full_at_open = 0;
+    bool m_secret_replaced = false;              // open found the secret damaged and made a new one
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
     bool m_closed = false;                       // close(): m_storage is moved from

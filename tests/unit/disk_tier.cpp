@@ -471,7 +471,13 @@ TEST_CASE("disk tier: a link or FIFO where the meta file belongs is set aside, a
     REQUIRE(tier);
     CHECK(listener.count(tierguard::event_kind::corrupted) == 1);
     CHECK(fs::is_regular_file(fs::symlink_status(meta)));  // a fresh secret
-    CHECK(tier->get("k").error().code() == errc::miss);    // written under the old one
+    // The entry written under the old secret is an orphan: the open scrubs it away even
+    // without scrub_on_open, and counts the damaged meta file.
+    CHECK(tier->size() == 0);
+    CHECK(tier->stats().corrupted == 1);
+    CHECK(tier->stats().quarantined == 1);
+    CHECK(tier->open_report().orphans_removed == 1);
+    CHECK(tier->get("k").error().code() == errc::miss);  // written under the old one
     REQUIRE(tier->put("k", "new secret"));
     CHECK(*tier->get("k") == "new secret");
     std::ifstream in(target);
@@ -653,9 +659,12 @@ TEST_CASE("disk tier: the default open removes temp files an interrupted write l
         temp = (root / *tier.name_for("a")).parent_path() / ".tmp.999.1";
     }
     { std::ofstream(temp) << "partial"; }
+    { std::ofstream(root / "README.txt") << "a stray file, not an entry name"; }
     auto tier = open_posix(root);
     CHECK_FALSE(fs::exists(temp));
+    CHECK_FALSE(fs::exists(root / "README.txt"));
     CHECK(tier.open_report().temp_files_removed == 1);
+    CHECK(tier.open_report().orphans_removed == 1);  // as scrub counts it (before: removed, not counted)
     CHECK(tier.open_report().entries_checked == 0);
     CHECK(tier.size() == 1);
     CHECK(*tier.get("a") == "alpha");
