@@ -7,6 +7,7 @@
 #include <tierguard/degradation/concept.hpp>
 #include <tierguard/degradation/memory_only.hpp>
 #include <tierguard/detail/entropy.hpp>
+#include <tierguard/detail/message.hpp>
 #include <tierguard/detail/pending_erasures.hpp>
 #include <tierguard/detail/task_thread.hpp>
 #include <tierguard/detail/ttl.hpp>
@@ -1256,7 +1257,8 @@ private:
         for (const tier_failure& tf : tiers) {
             const errc code = tf.why.code();
             if (code == errc::too_large || code == errc::invalid_argument)
-                return failure(code, tf.why.where(), tf.why.context() + "; memory tier: " + memory_why.context(),
+                return failure(code, tf.why.where(),
+                               detail::concat({tf.why.context(), "; memory tier: ", memory_why.context()}),
                                tf.why.os_error());
         }
         return memory_why;
@@ -1494,7 +1496,7 @@ private:
                 std::vector<std::byte> encoded;
                 if (auto ok = typename Policies::serializer{}.encode(*key, encoded); !ok)
                     return fail(errc::serialization_failed, t.kind,
-                                "invalidation notice: key: " + ok.error().message());
+                                detail::concat({"invalidation notice: key: ", ok.error().message()}));
                 notice.insert(notice.end(), encoded.begin(), encoded.end());
             }
             return std::optional(std::move(notice));
@@ -1850,7 +1852,7 @@ private:
     static void emit_in(state& s, const T& t, event_kind kind, std::string_view detail, const failure* cause) noexcept {
         if constexpr (tier_count > 1) {
             try {
-                const std::string named = t.name + ": " + std::string(detail);
+                const std::string named = detail::concat({t.name, ": ", detail});
                 s.listener.on_event(event{kind, t.kind, named, cause});
                 return;
             } catch (...) {  // out of memory: the event goes out without the name
@@ -1870,7 +1872,7 @@ private:
         now = tier_mode(t);
         const breaker_state before = t.last_state.load(std::memory_order_acquire);
         if (now == before) return;
-        const std::string change = std::string(to_string(before)) + " -> " + std::string(to_string(now));
+        const std::string change = detail::concat({to_string(before), " -> ", to_string(now)});
         emit(t, event_kind::breaker_state_changed, change, nullptr);
         if (before == breaker_state::closed) {
             if (s.degraded_tiers.load(std::memory_order_relaxed) == 0) {
@@ -1922,11 +1924,12 @@ private:
         }
         flush_pending(t);
         if (nothing_pending() || t.disk->clear()) return;
-        emit(t, event_kind::io_error,
-             "at close: " + std::to_string(t.pending.size()) +
-                 " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
-                 "be removed, nor the storage cleared; a restart may serve them",
-             nullptr);
+        emit(
+            t, event_kind::io_error,
+            detail::concat({"at close: ", std::to_string(t.pending.size()),
+                            " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
+                            "be removed, nor the storage cleared; a restart may serve them"}),
+            nullptr);
     }
 
     // Gives each tier with pending erasures whose breaker is half-open its trials: the
@@ -2036,11 +2039,11 @@ private:
             return failure(errc::loader_failed, tier::loader, std::move(why), os);
         };
         if constexpr (std::is_same_v<E, failure>) {
-            return failed(std::string(to_string(error.code())) + ": " +
-                              (error.context().empty() ? error.error_code().message() : error.context()),
+            return failed(detail::concat({to_string(error.code()), ": ",
+                                          error.context().empty() ? error.error_code().message() : error.context()}),
                           error.os_error());
         } else if constexpr (std::is_same_v<E, std::error_code>) {
-            return failed(std::string(error.category().name()) + " error " + std::to_string(error.value()), error);
+            return failed(detail::concat({error.category().name(), " error ", std::to_string(error.value())}), error);
         } else if constexpr (requires { std::error_code(make_error_code(error)); }) {  // std::errc, an enum of yours
             return loader_failure(std::error_code(make_error_code(error)));
         } else if constexpr (std::is_same_v<E, std::exception_ptr>) {
@@ -2647,15 +2650,16 @@ auto cache<Key, Value, Policies>::validate(const config& cfg) -> result<void> {
     auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::none, std::move(what)); };
     if (auto ok = detail::check_ttl(cfg.default_ttl, tier::none, "cache config.default_ttl"); !ok) return ok;
     if (cfg.promote_after == 0 || cfg.promote_after > 255)
-        return bad("cache config.promote_after is " + std::to_string(cfg.promote_after) + "; it must be 1 to 255");
+        return bad(detail::concat(
+            {"cache config.promote_after is ", std::to_string(cfg.promote_after), "; it must be 1 to 255"}));
     if (cfg.stale_grace < std::chrono::nanoseconds::zero())
         return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
     if (cfg.refresh_after < std::chrono::nanoseconds::zero())
         return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
     if (cfg.refresh_after > std::chrono::nanoseconds::zero() && cfg.refresh_after >= cfg.default_ttl)
-        return bad("cache config.refresh_after (" + std::to_string(cfg.refresh_after.count()) +
-                   " ns) is not below config.default_ttl (" + std::to_string(cfg.default_ttl.count()) +
-                   " ns); entries would expire before they are refreshed");
+        return bad(detail::concat({"cache config.refresh_after (", std::to_string(cfg.refresh_after.count()),
+                                   " ns) is not below config.default_ttl (", std::to_string(cfg.default_ttl.count()),
+                                   " ns); entries would expire before they are refreshed"}));
     if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
     if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
     if constexpr (has_storage) {
@@ -2674,13 +2678,14 @@ auto cache<Key, Value, Policies>::validate(const config& cfg) -> result<void> {
             if (!checked && listed_tiers) {
                 const failure& f = checked.error();
                 checked = fail(f.code(), f.where(),
-                               "cache config.tiers[" + std::to_string(i) + "] (\"" + names[i] + "\"): " + f.message());
+                               detail::concat({"cache config.tiers[", std::to_string(i), "] (\"", names[i],
+                                               "\"): ", f.message()}));
             }
             for (std::size_t j = 0; checked && j < i; ++j)
                 if (names[j] == names[i])
-                    checked =
-                        bad("cache config.tiers[" + std::to_string(j) + "] and tiers[" + std::to_string(i) +
-                            "] are both named \"" + names[i] + "\"; give each tier its own name (tier_config::name)");
+                    checked = bad(detail::concat({"cache config.tiers[", std::to_string(j), "] and tiers[",
+                                                  std::to_string(i), "] are both named \"", names[i],
+                                                  "\"; give each tier its own name (tier_config::name)"}));
             verdict = std::move(checked);
         });
         return verdict;
