@@ -7,6 +7,7 @@
 #include <tierguard/degradation/concept.hpp>
 #include <tierguard/degradation/memory_only.hpp>
 #include <tierguard/detail/entropy.hpp>
+#include <tierguard/detail/message.hpp>
 #include <tierguard/detail/pending_erasures.hpp>
 #include <tierguard/detail/task_thread.hpp>
 #include <tierguard/detail/ttl.hpp>
@@ -612,52 +613,7 @@ public:
 
     /// Checks a configuration without opening anything. Errors name the first bad field;
     /// under tiers<...> also two tiers with one name.
-    [[nodiscard]] static result<void> validate(const config& cfg) {
-        auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::none, std::move(what)); };
-        if (auto ok = detail::check_ttl(cfg.default_ttl, tier::none, "cache config.default_ttl"); !ok) return ok;
-        if (cfg.promote_after == 0 || cfg.promote_after > 255)
-            return bad("cache config.promote_after is " + std::to_string(cfg.promote_after) + "; it must be 1 to 255");
-        if (cfg.stale_grace < std::chrono::nanoseconds::zero())
-            return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
-        if (cfg.refresh_after < std::chrono::nanoseconds::zero())
-            return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
-        if (cfg.refresh_after > std::chrono::nanoseconds::zero() && cfg.refresh_after >= cfg.default_ttl)
-            return bad("cache config.refresh_after (" + std::to_string(cfg.refresh_after.count()) +
-                       " ns) is not below config.default_ttl (" + std::to_string(cfg.default_ttl.count()) +
-                       " ns); entries would expire before they are refreshed");
-        if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
-        if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
-        if constexpr (has_storage) {
-            if (cfg.max_pending_erasures == 0)
-                return bad("cache config.max_pending_erasures is 0; it must be at least 1");
-            const tier_configs settings = settings_of(cfg);
-            std::array<std::string, tier_count> names;
-            result<void> verdict;
-            for_each_index([&](auto index) {
-                constexpr std::size_t i = decltype(index)::value;
-                const auto& tc = std::get<i>(settings);
-                using S = std::tuple_element_t<i, storage_types>;
-                names[i] = name_of<S>(tc);
-                if (!verdict) return;
-                auto checked = disk_type_at<i>::validate(disk_config_of(tc.disk, cfg));
-                if (checked) checked = breaker_type::validate(tc.breaker);
-                if (!checked && listed_tiers) {
-                    const failure& f = checked.error();
-                    checked =
-                        fail(f.code(), f.where(),
-                             "cache config.tiers[" + std::to_string(i) + "] (\"" + names[i] + "\"): " + f.message());
-                }
-                for (std::size_t j = 0; checked && j < i; ++j)
-                    if (names[j] == names[i])
-                        checked = bad("cache config.tiers[" + std::to_string(j) + "] and tiers[" + std::to_string(i) +
-                                      "] are both named \"" + names[i] +
-                                      "\"; give each tier its own name (tier_config::name)");
-                verdict = std::move(checked);
-            });
-            return verdict;
-        }
-        return {};
-    }
+    [[nodiscard]] static result<void> validate(const config& cfg);
 
     /// Opens a cache: validates `cfg`, opens every storage from its settings and the disk
     /// tier over it. Fails with the first bad setting or a misconfigured storage (see
@@ -688,15 +644,7 @@ public:
     }
 
     cache(cache&&) noexcept = default;
-    cache& operator=(cache&& other) noexcept {
-        if (this != &other) {
-            stop_refresh();
-            stop_invalidation();
-            settle_pending();
-            m = std::move(other.m);
-        }
-        return *this;
-    }
+    cache& operator=(cache&& other) noexcept;
     cache(const cache&) = delete;
     cache& operator=(const cache&) = delete;
     /// Closes the tiers. Storage copies that a put or erase superseded but could not remove
@@ -704,11 +652,7 @@ public:
     /// a detached tier is opened once for that, and if a copy still cannot be removed the
     /// storage tier is cleared; if even that fails, an io_error event says how many copies a
     /// restart may serve (docs/RELIABILITY.md). Each storage tier separately.
-    ~cache() {
-        stop_refresh();
-        stop_invalidation();
-        settle_pending();
-    }
+    ~cache();
 
     /// Closes the cache without destroying it: does what the destructor does (superseded
     /// copies removed first), then releases every storage tier (disk_tier::close(): the
@@ -718,19 +662,7 @@ public:
     /// metrics() and health() (no probe runs), and disk() of a tier that was attached is a
     /// closed disk_tier. Idempotent.
     /// Not to be called while another call on the cache runs.
-    void close() {
-        if (!m || m->closed.load(std::memory_order_acquire)) return;
-        stop_invalidation();
-        settle_pending();
-        m->closed.store(true, std::memory_order_release);
-        for_each_tier([](auto& t, auto) {
-            std::lock_guard lock(t.attach_mutex);
-            t.detached.reset();  // a storage kept for a probe holds its lock too
-            if (t.disk) t.disk->close();
-            t.attached.store(false, std::memory_order_release);
-        });
-        m->memory.clear();
-    }
+    void close();
 
     /// The value for `key` and the tier it came from. Errors, all meaning "not cached":
     /// errc::miss and errc::expired (plain misses; a storage tier answers miss for an entry
@@ -739,13 +671,10 @@ public:
     /// that made it a miss (errc::corrupted, errc::io_error, ...), with the tier in
     /// failure::where(). With several storage tiers, the first failure other than a plain
     /// miss wins. errc::closed after close().
-    [[nodiscard]] result<hit<Value>> get(const Key& key) {
-        if (is_closed()) return closed_failure();
-        return lookup(key, nullptr);
-    }
+    [[nodiscard]] result<hit<Value>> get(const Key& key);
 
     /// Stores `value` with the default TTL: memory, then every storage tier. See put_outcome.
-    result<put_outcome> put(const Key& key, const Value& value) { return put(key, value, m->default_ttl); }
+    result<put_outcome> put(const Key& key, const Value& value);
 
     /// As put(key, value), with this entry's own TTL (errc::invalid_argument if ttl <= 0).
     /// Errors: errc::too_large when no tier can hold it, errc::circuit_open under
@@ -753,142 +682,20 @@ public:
     /// storage failure when memory did not take it either.
     /// `tags` as in put(key, value, put_options).
     result<put_outcome> put(const Key& key, const Value& value, std::chrono::nanoseconds ttl,
-                            std::span<const std::string> tags = {}) {
-        if (is_closed()) return closed_failure();
-        if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
-        state& s = *m;
-        const latency_scope timing(s.put_latency);
-        std::uint32_t granted = 0;
-        if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            auto admitted = admit_write(key, s.bypassed_puts);
-            if (!admitted) {
-                if constexpr (degradation_mode == degraded_mode::fail_fast)
-                    return unexpected(std::move(admitted).error());
-                return put_outcome{stored_in::nowhere, std::move(admitted).error()};
-            }
-            granted = *admitted;
-        }
-        const std::uint64_t h = hash_of(key);
-        const write_scope scope(s.fence, h);
-        const time_point deadline = detail::expiry_after(s.clock.now(), ttl);
-        auto in_memory = s.memory.put(key, value, ttl);
-        s.tags.note(key, tags, s.memory);
-        if (in_memory) {
-            s.memory_writes.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            note_memory_error(in_memory.error());
-        }
-        if constexpr (!has_storage) {
-            if (!in_memory) return unexpected(std::move(in_memory).error());
-            return put_outcome{stored_in::memory, std::nullopt};
-        } else {
-            if (!in_memory) s.memory.erase(key);  // an older copy must not outlive this put
-            put_outcome out;
-            for_each_tier([&](auto& t, auto index) {
-                // The storage's copy expires when the memory's does, however long the call took
-                // to get there (a probe that attaches the tier first, say).
-                auto store =
-                    [&](typename std::remove_reference_t<decltype(t)>::disk_t::notice_type notice) -> result<void> {
-                    if (deadline == time_point::max())
-                        return t.disk->put(key, value, no_expiry, tags, notice);  // never
-                    const time_point now = s.clock.now();
-                    if (!detail::expired(deadline, now))
-                        return t.disk->put(key, value, detail::elapsed_sat(now, deadline), tags, notice);
-                    auto gone = t.disk->erase(key, notice);  // expired on the way: only an older copy is left to remove
-                    if (!gone) return unexpected(std::move(gone).error());
-                    return {};
-                };
-                // A shared tier tells the other caches; a notice that cannot go out fails the write.
-                auto write = [&] { return announced(t, key, store); };
-                auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
-                if (stored) {
-                    t.pending.remove(key);
-                    out.stored_tiers |= 1U << decltype(index)::value;
-                } else {
-                    supersede_stored(t, key, stored.error());
-                    out.tier_failures.push_back(tier_failure{decltype(index)::value, std::move(stored).error()});
-                }
-            });
-            if (out.stored_tiers != 0) {
-                out.where = in_memory ? stored_in::memory_and_storage : stored_in::storage;
-                if (!in_memory) {
-                    out.skipped = std::move(in_memory).error();
-                } else if (!out.tier_failures.empty()) {
-                    out.skipped = out.tier_failures.front().why;
-                }
-                return out;
-            }
-            if (!in_memory) return unexpected(refused_everywhere(std::move(in_memory).error(), out.tier_failures));
-            out.where = stored_in::memory;
-            out.skipped = out.tier_failures.front().why;
-            return out;
-        }
-    }
+                            std::span<const std::string> tags = {});
 
     /// Removes `key` from every tier; true if a tier held it. While a storage tier is
     /// down: memory_only removes the other copies now and that tier's copy when it is
     /// back; bypass removes nothing and returns false; fail_fast returns errc::circuit_open.
-    result<bool> erase(const Key& key) {
-        if (is_closed()) return closed_failure();
-        state& s = *m;
-        std::uint32_t granted = 0;
-        if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
-            auto admitted = admit_write(key, s.bypassed_erases);
-            if (!admitted) {
-                if constexpr (degradation_mode == degraded_mode::fail_fast)
-                    return unexpected(std::move(admitted).error());
-                return false;
-            }
-            granted = *admitted;
-        }
-        const std::uint64_t h = hash_of(key);
-        const write_scope scope(s.fence, h);
-        bool erased = s.memory.erase(key);
-        for_each_tier([&](auto& t, auto index) {
-            auto removed = admitted_call(t, gate(t, key), granted, decltype(index)::value,
-                                         [&] { return erase_announced(t, key); });
-            if (removed) {
-                t.pending.remove(key);
-                erased = erased || *removed;
-            } else {
-                t.pending.add(key);
-            }
-        });
-        return erased;
-    }
+    result<bool> erase(const Key& key);
 
     /// Removes every entry from every tier. A storage tier that cannot be cleared now is
     /// never read again until it has been (the first such failure is returned).
-    result<void> clear() {
-        if (is_closed()) return closed_failure();
-        state& s = *m;
-        s.memory.clear();
-        result<void> outcome;
-        for_each_tier([&](auto& t, auto) {
-            auto cleared = guarded(t, *t.breakers.front(), [&]() -> result<void> {
-                auto done = t.disk->clear();
-                if (!done) return done;
-                return announce(t, nullptr);
-            });
-            if (cleared) {
-                t.pending.clear_overflow();
-            } else {
-                t.pending.distrust_all();
-                if (outcome) outcome = std::move(cleared);
-            }
-        });
-        s.memory.clear();
-        return outcome;
-    }
+    result<void> clear();
 
     /// True if a tier holds an unexpired entry for `key`. Reads no file (the storage
     /// tiers' indexes answer) and counts nothing; a get may still miss.
-    [[nodiscard]] bool contains(const Key& key) const {
-        if (is_closed()) return false;
-        if (m->memory.contains(key)) return true;
-        return any_tier(
-            [&](auto& t, auto) { return !t.pending.contains(key) && tier_attached(t) && t.disk->contains(key); });
-    }
+    [[nodiscard]] bool contains(const Key& key) const;
 
     /// Storage tier I's maintenance (see disk_tier::scrub); errc::circuit_open while its
     /// breaker is open.
@@ -1131,95 +938,7 @@ public:
         }
 
     /// The counters of every tier, the breakers, degraded mode and latencies.
-    [[nodiscard]] cache_metrics metrics() const {
-        const state& s = *m;
-        cache_metrics out;
-        const memory_stats ms = s.memory.stats();
-        out.memory.which = tier::memory;
-        out.memory.name = "memory";
-        out.memory.hits = ms.hits;
-        out.memory.misses = ms.misses;
-        out.memory.evictions = ms.evictions;
-        out.memory.expirations = ms.expirations;
-        out.memory.entries = ms.entries;
-        out.memory.bytes = ms.bytes;
-        out.memory.writes = s.memory_writes.load(std::memory_order_relaxed);
-        out.memory.promotions = s.promotions.load(std::memory_order_relaxed);
-        for (std::size_t i = 0; i < errc_count; ++i)
-            out.memory.errors[i] = s.memory_errors[i].load(std::memory_order_relaxed);
-        out.storage.reserve(tier_count);
-        for_each_tier([&](auto& t, auto) {
-            const bool on = tier_attached(t);
-            const disk_stats ds = on ? t.disk->stats() : disk_stats{};
-            std::uint64_t opens = 0;
-            for (const auto& b : t.breakers) opens += b->snapshot().opens;
-            tier_metrics& d = out.storage.emplace_back();
-            d.which = t.kind;
-            d.name = t.name;
-            d.hits = ds.hits;
-            d.misses = ds.misses + t.index_misses.load(std::memory_order_relaxed);
-            d.writes = ds.writes;
-            d.evictions = ds.evictions;
-            d.disk_full = ds.disk_full_events + t.untiered_disk_full.load(std::memory_order_relaxed);
-            d.expirations = ds.expirations;
-            d.corrupted = ds.corrupted;
-            d.quarantined = ds.quarantined;
-            d.version_mismatches = ds.version_mismatches;
-            d.entries = ds.entries;
-            d.bytes = ds.bytes;
-            for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = t.errors[i].load(std::memory_order_relaxed);
-            d.breaker = breaker_state_of(t);
-            d.breaker_opens = opens;
-            d.attached = on;
-            d.promotions = t.promotions.load(std::memory_order_relaxed);
-            d.promotions_skipped = t.promotions_skipped.load(std::memory_order_relaxed);
-            d.pending_erasures = t.pending.size();
-            out.pending_erasures += d.pending_erasures;
-            if constexpr (has_invalidation) {
-                if (static_cast<const void*>(&t) == &tier_at<invalidated_tier>() && s.invalidation.enabled) {
-                    const invalidation_state& inv = s.invalidation;
-                    d.invalidation = true;
-                    d.link_up = inv.link_up.load(std::memory_order_acquire);
-                    d.link_losses = inv.link_losses.load(std::memory_order_relaxed);
-                    d.invalidation_flushes = inv.flushes.load(std::memory_order_relaxed);
-                    d.notices_received = inv.received.load(std::memory_order_relaxed);
-                    d.notices_applied = inv.applied.load(std::memory_order_relaxed);
-                    d.notices_ignored_own = inv.ignored_own.load(std::memory_order_relaxed);
-                    d.notices_ignored_undecodable = inv.ignored_undecodable.load(std::memory_order_relaxed);
-                    d.notices_published = inv.published.load(std::memory_order_relaxed);
-                }
-            }
-        });
-        if constexpr (has_storage) {
-            std::lock_guard lock(s.mode_mutex);
-            out.degraded = s.degraded_tiers.load(std::memory_order_acquire) != 0;
-            out.degraded_entered = s.degraded_entered;
-            out.degraded_time = s.degraded_total;
-            if (out.degraded) out.degraded_time += detail::elapsed_sat(s.degraded_since, s.clock.now());
-        }
-        out.promotions = out.memory.promotions;
-        out.bypassed_gets = s.bypassed_gets.load(std::memory_order_relaxed);
-        out.bypassed_puts = s.bypassed_puts.load(std::memory_order_relaxed);
-        out.bypassed_erases = s.bypassed_erases.load(std::memory_order_relaxed);
-        out.loads = s.loads.load(std::memory_order_relaxed);
-        out.load_failures = s.load_failures.load(std::memory_order_relaxed);
-        out.loads_shared = s.loads_shared.load(std::memory_order_relaxed);
-        out.stale_served = s.stale_served.load(std::memory_order_relaxed);
-        out.refreshes = s.refreshes.load(std::memory_order_acquire);  // then the failures it counted
-        out.refresh_failures = s.refresh_failures.load(std::memory_order_relaxed);
-        out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
-        out.invalidations_by_tag = s.invalidations_by_tag.load(std::memory_order_relaxed);
-        out.invalidations_by_prefix = s.invalidations_by_prefix.load(std::memory_order_relaxed);
-        out.invalidated_entries = s.invalidated_entries.load(std::memory_order_relaxed);
-        out.warmed = s.warmed.load(std::memory_order_relaxed);
-        out.warm_skipped = s.warm_skipped.load(std::memory_order_relaxed);
-        out.warm_failed = s.warm_failed.load(std::memory_order_relaxed);
-        out.warmed_at_open = s.warmed_at_open;
-        out.warm_at_open_time = s.warm_at_open_time;
-        out.get_latency = s.get_latency.snapshot();
-        out.put_latency = s.put_latency.snapshot();
-        return out;
-    }
+    [[nodiscard]] cache_metrics metrics() const;
 
     /// metrics() in the Prometheus text exposition format (version 0.0.4), every name
     /// prefixed tierguard_, per-tier series labelled tier="<name>"; docs/METRICS.md lists them.
@@ -1230,37 +949,7 @@ public:
     /// it (seed 003's integrity check): a failure makes the cache degraded and is reported
     /// to the listener. The probe bypasses the breaker and does not feed it. The status is
     /// the worst of the tiers'.
-    [[nodiscard]] health_report health(bool probe = false) {
-        health_report report;
-        report.tiers.push_back(tier_health{});
-        refresh_modes();
-        retry_pending();
-        auto worsen = [&](health_status st) {
-            if (static_cast<int>(st) > static_cast<int>(report.status)) report.status = st;
-        };
-        for_each_tier([&](auto& t, auto) {
-            const bool on = tier_attached(t);
-            tier_health th{t.kind, t.name, breaker_state_of(t), std::nullopt, probe && on, std::nullopt, on};
-            {
-                std::lock_guard lock(t.last_error_mutex);
-                th.last_error = t.last_error;
-            }
-            if (th.probed) {
-                if (auto ok = probe_storage(t); !ok) {
-                    emit(t, event_kind::probe_failed, ok.error().context(), &ok.error());
-                    th.probe_error = std::move(ok).error();
-                }
-            }
-            if (th.breaker != breaker_state::closed || !on) {
-                worsen(degradation_mode == degraded_mode::memory_only ? health_status::degraded
-                                                                      : health_status::unhealthy);
-            } else if (th.probe_error) {
-                worsen(health_status::degraded);
-            }
-            report.tiers.push_back(std::move(th));
-        });
-        return report;
-    }
+    [[nodiscard]] health_report health(bool probe = false);
 
     /// The memory tier, for its statistics and for tests. Writing through it bypasses the
     /// cache's write fence: read, do not write, while the cache serves.
@@ -1568,7 +1257,8 @@ private:
         for (const tier_failure& tf : tiers) {
             const errc code = tf.why.code();
             if (code == errc::too_large || code == errc::invalid_argument)
-                return failure(code, tf.why.where(), tf.why.context() + "; memory tier: " + memory_why.context(),
+                return failure(code, tf.why.where(),
+                               detail::concat({tf.why.context(), "; memory tier: ", memory_why.context()}),
                                tf.why.os_error());
         }
         return memory_why;
@@ -1658,49 +1348,7 @@ private:
     // open()'s work past validation: opens each tier over its given storage (or one opened
     // from its settings); a run-time fault leaves that tier detached and the cache degraded.
     [[nodiscard]] static result<cache> start(const config& cfg, typename per_tier<storage_types>::optionals storages,
-                                             const clock_type& clock, const listener_type& listener) {
-        if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
-        const tier_configs settings = settings_of(cfg);
-        cache c(std::make_unique<state>(cfg, clock, listener));
-        if constexpr (has_invalidation) {
-            c.m->invalidation.enabled = std::get<invalidated_tier>(settings).invalidation;
-            auto sender = detail::random_secret(tier::remote, "no random bytes for the invalidation sender id");
-            if (!sender) return unexpected(std::move(sender).error());
-            c.m->invalidation.sender = *sender;
-        }
-        std::optional<failure> misconfigured;
-        c.for_each_tier([&](auto& t, auto index) {
-            constexpr std::size_t i = decltype(index)::value;
-            if (misconfigured) return;
-            const auto& tc = std::get<i>(settings);
-            t.detached.emplace(typename std::remove_reference_t<decltype(t)>::detached_tier{
-                std::move(std::get<i>(storages)), tc.storage, disk_config_of(tc.disk, cfg)});
-            result<void> opened;
-            {
-                std::lock_guard lock(t.attach_mutex);
-                opened = c.attach_detached(t);
-            }
-            c.split_breakers(t);
-            if (opened) return;
-            failure why = std::move(opened).error();
-            if (!is_runtime_fault(why)) {
-                misconfigured.emplace(std::move(why));
-                return;
-            }
-            c.emit(t, event_kind::storage_unavailable,
-                   "the storage could not be opened; the cache runs degraded until a probe opens it", &why);
-            c.note_open_failure(t, why);
-            // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
-            // leaves the detached tier to degraded mode alone (see tier_mode).
-            for (auto& b : t.breakers)
-                for (int n = 0; n < 100000 && b->state() == breaker_state::closed; ++n)
-                    if (b->allow()) b->on_failure(breaker_code(why));
-            c.refresh_mode(t);
-        });
-        if (misconfigured) return unexpected(std::move(*misconfigured));
-        if (cfg.warm_on_open != 0) c.warm_from_storage(cfg.warm_on_open);
-        return c;
-    }
+                                             const clock_type& clock, const listener_type& listener);
 
     // A storage with several endpoints gets one breaker per endpoint, so that one server
     // down opens only its breaker. Called by open() only (the breakers are fixed after).
@@ -1848,7 +1496,7 @@ private:
                 std::vector<std::byte> encoded;
                 if (auto ok = typename Policies::serializer{}.encode(*key, encoded); !ok)
                     return fail(errc::serialization_failed, t.kind,
-                                "invalidation notice: key: " + ok.error().message());
+                                detail::concat({"invalidation notice: key: ", ok.error().message()}));
                 notice.insert(notice.end(), encoded.begin(), encoded.end());
             }
             return std::optional(std::move(notice));
@@ -2204,7 +1852,7 @@ private:
     static void emit_in(state& s, const T& t, event_kind kind, std::string_view detail, const failure* cause) noexcept {
         if constexpr (tier_count > 1) {
             try {
-                const std::string named = t.name + ": " + std::string(detail);
+                const std::string named = detail::concat({t.name, ": ", detail});
                 s.listener.on_event(event{kind, t.kind, named, cause});
                 return;
             } catch (...) {  // out of memory: the event goes out without the name
@@ -2224,7 +1872,7 @@ private:
         now = tier_mode(t);
         const breaker_state before = t.last_state.load(std::memory_order_acquire);
         if (now == before) return;
-        const std::string change = std::string(to_string(before)) + " -> " + std::string(to_string(now));
+        const std::string change = detail::concat({to_string(before), " -> ", to_string(now)});
         emit(t, event_kind::breaker_state_changed, change, nullptr);
         if (before == breaker_state::closed) {
             if (s.degraded_tiers.load(std::memory_order_relaxed) == 0) {
@@ -2276,11 +1924,12 @@ private:
         }
         flush_pending(t);
         if (nothing_pending() || t.disk->clear()) return;
-        emit(t, event_kind::io_error,
-             "at close: " + std::to_string(t.pending.size()) +
-                 " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
-                 "be removed, nor the storage cleared; a restart may serve them",
-             nullptr);
+        emit(
+            t, event_kind::io_error,
+            detail::concat({"at close: ", std::to_string(t.pending.size()),
+                            " storage copies (or, past max_pending_erasures, any) superseded by later writes could not "
+                            "be removed, nor the storage cleared; a restart may serve them"}),
+            nullptr);
     }
 
     // Gives each tier with pending erasures whose breaker is half-open its trials: the
@@ -2390,11 +2039,11 @@ private:
             return failure(errc::loader_failed, tier::loader, std::move(why), os);
         };
         if constexpr (std::is_same_v<E, failure>) {
-            return failed(std::string(to_string(error.code())) + ": " +
-                              (error.context().empty() ? error.error_code().message() : error.context()),
+            return failed(detail::concat({to_string(error.code()), ": ",
+                                          error.context().empty() ? error.error_code().message() : error.context()}),
                           error.os_error());
         } else if constexpr (std::is_same_v<E, std::error_code>) {
-            return failed(std::string(error.category().name()) + " error " + std::to_string(error.value()), error);
+            return failed(detail::concat({error.category().name(), " error ", std::to_string(error.value())}), error);
         } else if constexpr (requires { std::error_code(make_error_code(error)); }) {  // std::errc, an enum of yours
             return loader_failure(std::error_code(make_error_code(error)));
         } else if constexpr (std::is_same_v<E, std::exception_ptr>) {
@@ -2992,5 +2641,401 @@ private:
 
     std::unique_ptr<state> m;
 };
+
+// The members a call reaches are defined out of the class body: not inline, so a TU that
+// declares `extern template class cache<...>` (tierguard/instantiate.hpp) compiles none of them.
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::validate(const config& cfg) -> result<void> {
+    auto bad = [](std::string what) { return fail(errc::invalid_argument, tier::none, std::move(what)); };
+    if (auto ok = detail::check_ttl(cfg.default_ttl, tier::none, "cache config.default_ttl"); !ok) return ok;
+    if (cfg.promote_after == 0 || cfg.promote_after > 255)
+        return bad(detail::concat(
+            {"cache config.promote_after is ", std::to_string(cfg.promote_after), "; it must be 1 to 255"}));
+    if (cfg.stale_grace < std::chrono::nanoseconds::zero())
+        return bad("cache config.stale_grace is negative; use 0 for no stale-if-error");
+    if (cfg.refresh_after < std::chrono::nanoseconds::zero())
+        return bad("cache config.refresh_after is negative; use 0 for no refresh-ahead");
+    if (cfg.refresh_after > std::chrono::nanoseconds::zero() && cfg.refresh_after >= cfg.default_ttl)
+        return bad(detail::concat({"cache config.refresh_after (", std::to_string(cfg.refresh_after.count()),
+                                   " ns) is not below config.default_ttl (", std::to_string(cfg.default_ttl.count()),
+                                   " ns); entries would expire before they are refreshed"}));
+    if (auto ok = memory_type::validate(memory_config_of(cfg)); !ok) return ok;
+    if (auto ok = degradation_type::validate(cfg.degradation); !ok) return ok;
+    if constexpr (has_storage) {
+        if (cfg.max_pending_erasures == 0) return bad("cache config.max_pending_erasures is 0; it must be at least 1");
+        const tier_configs settings = settings_of(cfg);
+        std::array<std::string, tier_count> names;
+        result<void> verdict;
+        for_each_index([&](auto index) {
+            constexpr std::size_t i = decltype(index)::value;
+            const auto& tc = std::get<i>(settings);
+            using S = std::tuple_element_t<i, storage_types>;
+            names[i] = name_of<S>(tc);
+            if (!verdict) return;
+            auto checked = disk_type_at<i>::validate(disk_config_of(tc.disk, cfg));
+            if (checked) checked = breaker_type::validate(tc.breaker);
+            if (!checked && listed_tiers) {
+                const failure& f = checked.error();
+                checked = fail(f.code(), f.where(),
+                               detail::concat({"cache config.tiers[", std::to_string(i), "] (\"", names[i],
+                                               "\"): ", f.message()}));
+            }
+            for (std::size_t j = 0; checked && j < i; ++j)
+                if (names[j] == names[i])
+                    checked = bad(detail::concat({"cache config.tiers[", std::to_string(j), "] and tiers[",
+                                                  std::to_string(i), "] are both named \"", names[i],
+                                                  "\"; give each tier its own name (tier_config::name)"}));
+            verdict = std::move(checked);
+        });
+        return verdict;
+    }
+    return {};
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::operator=(cache&& other) noexcept -> cache& {
+    if (this != &other) {
+        stop_refresh();
+        stop_invalidation();
+        settle_pending();
+        m = std::move(other.m);
+    }
+    return *this;
+}
+
+template <class Key, class Value, class Policies>
+cache<Key, Value, Policies>::~cache() {
+    stop_refresh();
+    stop_invalidation();
+    settle_pending();
+}
+
+template <class Key, class Value, class Policies>
+void cache<Key, Value, Policies>::close() {
+    if (!m || m->closed.load(std::memory_order_acquire)) return;
+    stop_invalidation();
+    settle_pending();
+    m->closed.store(true, std::memory_order_release);
+    for_each_tier([](auto& t, auto) {
+        std::lock_guard lock(t.attach_mutex);
+        t.detached.reset();  // a storage kept for a probe holds its lock too
+        if (t.disk) t.disk->close();
+        t.attached.store(false, std::memory_order_release);
+    });
+    m->memory.clear();
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::get(const Key& key) -> result<hit<Value>> {
+    if (is_closed()) return closed_failure();
+    return lookup(key, nullptr);
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::put(const Key& key, const Value& value) -> result<put_outcome> {
+    return put(key, value, m->default_ttl);
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::put(const Key& key, const Value& value, std::chrono::nanoseconds ttl,
+                                      std::span<const std::string> tags) -> result<put_outcome> {
+    if (is_closed()) return closed_failure();
+    if (auto ok = detail::check_ttl(ttl, tier::none, "TTL"); !ok) return unexpected(std::move(ok).error());
+    state& s = *m;
+    const latency_scope timing(s.put_latency);
+    std::uint32_t granted = 0;
+    if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
+        auto admitted = admit_write(key, s.bypassed_puts);
+        if (!admitted) {
+            if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(std::move(admitted).error());
+            return put_outcome{stored_in::nowhere, std::move(admitted).error()};
+        }
+        granted = *admitted;
+    }
+    const std::uint64_t h = hash_of(key);
+    const write_scope scope(s.fence, h);
+    const time_point deadline = detail::expiry_after(s.clock.now(), ttl);
+    auto in_memory = s.memory.put(key, value, ttl);
+    s.tags.note(key, tags, s.memory);
+    if (in_memory) {
+        s.memory_writes.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        note_memory_error(in_memory.error());
+    }
+    if constexpr (!has_storage) {
+        if (!in_memory) return unexpected(std::move(in_memory).error());
+        return put_outcome{stored_in::memory, std::nullopt};
+    } else {
+        if (!in_memory) s.memory.erase(key);  // an older copy must not outlive this put
+        put_outcome out;
+        for_each_tier([&](auto& t, auto index) {
+            // The storage's copy expires when the memory's does, however long the call took
+            // to get there (a probe that attaches the tier first, say).
+            auto store =
+                [&](typename std::remove_reference_t<decltype(t)>::disk_t::notice_type notice) -> result<void> {
+                if (deadline == time_point::max()) return t.disk->put(key, value, no_expiry, tags, notice);  // never
+                const time_point now = s.clock.now();
+                if (!detail::expired(deadline, now))
+                    return t.disk->put(key, value, detail::elapsed_sat(now, deadline), tags, notice);
+                auto gone = t.disk->erase(key, notice);  // expired on the way: only an older copy is left to remove
+                if (!gone) return unexpected(std::move(gone).error());
+                return {};
+            };
+            // A shared tier tells the other caches; a notice that cannot go out fails the write.
+            auto write = [&] { return announced(t, key, store); };
+            auto stored = admitted_call(t, gate(t, key), granted, decltype(index)::value, write);
+            if (stored) {
+                t.pending.remove(key);
+                out.stored_tiers |= 1U << decltype(index)::value;
+            } else {
+                supersede_stored(t, key, stored.error());
+                out.tier_failures.push_back(tier_failure{decltype(index)::value, std::move(stored).error()});
+            }
+        });
+        if (out.stored_tiers != 0) {
+            out.where = in_memory ? stored_in::memory_and_storage : stored_in::storage;
+            if (!in_memory) {
+                out.skipped = std::move(in_memory).error();
+            } else if (!out.tier_failures.empty()) {
+                out.skipped = out.tier_failures.front().why;
+            }
+            return out;
+        }
+        if (!in_memory) return unexpected(refused_everywhere(std::move(in_memory).error(), out.tier_failures));
+        out.where = stored_in::memory;
+        out.skipped = out.tier_failures.front().why;
+        return out;
+    }
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::erase(const Key& key) -> result<bool> {
+    if (is_closed()) return closed_failure();
+    state& s = *m;
+    std::uint32_t granted = 0;
+    if constexpr (has_storage && degradation_mode != degraded_mode::memory_only) {
+        auto admitted = admit_write(key, s.bypassed_erases);
+        if (!admitted) {
+            if constexpr (degradation_mode == degraded_mode::fail_fast) return unexpected(std::move(admitted).error());
+            return false;
+        }
+        granted = *admitted;
+    }
+    const std::uint64_t h = hash_of(key);
+    const write_scope scope(s.fence, h);
+    bool erased = s.memory.erase(key);
+    for_each_tier([&](auto& t, auto index) {
+        auto removed =
+            admitted_call(t, gate(t, key), granted, decltype(index)::value, [&] { return erase_announced(t, key); });
+        if (removed) {
+            t.pending.remove(key);
+            erased = erased || *removed;
+        } else {
+            t.pending.add(key);
+        }
+    });
+    return erased;
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::clear() -> result<void> {
+    if (is_closed()) return closed_failure();
+    state& s = *m;
+    s.memory.clear();
+    result<void> outcome;
+    for_each_tier([&](auto& t, auto) {
+        auto cleared = guarded(t, *t.breakers.front(), [&]() -> result<void> {
+            auto done = t.disk->clear();
+            if (!done) return done;
+            return announce(t, nullptr);
+        });
+        if (cleared) {
+            t.pending.clear_overflow();
+        } else {
+            t.pending.distrust_all();
+            if (outcome) outcome = std::move(cleared);
+        }
+    });
+    s.memory.clear();
+    return outcome;
+}
+
+template <class Key, class Value, class Policies>
+bool cache<Key, Value, Policies>::contains(const Key& key) const {
+    if (is_closed()) return false;
+    if (m->memory.contains(key)) return true;
+    return any_tier(
+        [&](auto& t, auto) { return !t.pending.contains(key) && tier_attached(t) && t.disk->contains(key); });
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::metrics() const -> cache_metrics {
+    const state& s = *m;
+    cache_metrics out;
+    const memory_stats ms = s.memory.stats();
+    out.memory.which = tier::memory;
+    out.memory.name = "memory";
+    out.memory.hits = ms.hits;
+    out.memory.misses = ms.misses;
+    out.memory.evictions = ms.evictions;
+    out.memory.expirations = ms.expirations;
+    out.memory.entries = ms.entries;
+    out.memory.bytes = ms.bytes;
+    out.memory.writes = s.memory_writes.load(std::memory_order_relaxed);
+    out.memory.promotions = s.promotions.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < errc_count; ++i)
+        out.memory.errors[i] = s.memory_errors[i].load(std::memory_order_relaxed);
+    out.storage.reserve(tier_count);
+    for_each_tier([&](auto& t, auto) {
+        const bool on = tier_attached(t);
+        const disk_stats ds = on ? t.disk->stats() : disk_stats{};
+        std::uint64_t opens = 0;
+        for (const auto& b : t.breakers) opens += b->snapshot().opens;
+        tier_metrics& d = out.storage.emplace_back();
+        d.which = t.kind;
+        d.name = t.name;
+        d.hits = ds.hits;
+        d.misses = ds.misses + t.index_misses.load(std::memory_order_relaxed);
+        d.writes = ds.writes;
+        d.evictions = ds.evictions;
+        d.disk_full = ds.disk_full_events + t.untiered_disk_full.load(std::memory_order_relaxed);
+        d.expirations = ds.expirations;
+        d.corrupted = ds.corrupted;
+        d.quarantined = ds.quarantined;
+        d.version_mismatches = ds.version_mismatches;
+        d.entries = ds.entries;
+        d.bytes = ds.bytes;
+        for (std::size_t i = 0; i < errc_count; ++i) d.errors[i] = t.errors[i].load(std::memory_order_relaxed);
+        d.breaker = breaker_state_of(t);
+        d.breaker_opens = opens;
+        d.attached = on;
+        d.promotions = t.promotions.load(std::memory_order_relaxed);
+        d.promotions_skipped = t.promotions_skipped.load(std::memory_order_relaxed);
+        d.pending_erasures = t.pending.size();
+        out.pending_erasures += d.pending_erasures;
+        if constexpr (has_invalidation) {
+            if (static_cast<const void*>(&t) == &tier_at<invalidated_tier>() && s.invalidation.enabled) {
+                const invalidation_state& inv = s.invalidation;
+                d.invalidation = true;
+                d.link_up = inv.link_up.load(std::memory_order_acquire);
+                d.link_losses = inv.link_losses.load(std::memory_order_relaxed);
+                d.invalidation_flushes = inv.flushes.load(std::memory_order_relaxed);
+                d.notices_received = inv.received.load(std::memory_order_relaxed);
+                d.notices_applied = inv.applied.load(std::memory_order_relaxed);
+                d.notices_ignored_own = inv.ignored_own.load(std::memory_order_relaxed);
+                d.notices_ignored_undecodable = inv.ignored_undecodable.load(std::memory_order_relaxed);
+                d.notices_published = inv.published.load(std::memory_order_relaxed);
+            }
+        }
+    });
+    if constexpr (has_storage) {
+        std::lock_guard lock(s.mode_mutex);
+        out.degraded = s.degraded_tiers.load(std::memory_order_acquire) != 0;
+        out.degraded_entered = s.degraded_entered;
+        out.degraded_time = s.degraded_total;
+        if (out.degraded) out.degraded_time += detail::elapsed_sat(s.degraded_since, s.clock.now());
+    }
+    out.promotions = out.memory.promotions;
+    out.bypassed_gets = s.bypassed_gets.load(std::memory_order_relaxed);
+    out.bypassed_puts = s.bypassed_puts.load(std::memory_order_relaxed);
+    out.bypassed_erases = s.bypassed_erases.load(std::memory_order_relaxed);
+    out.loads = s.loads.load(std::memory_order_relaxed);
+    out.load_failures = s.load_failures.load(std::memory_order_relaxed);
+    out.loads_shared = s.loads_shared.load(std::memory_order_relaxed);
+    out.stale_served = s.stale_served.load(std::memory_order_relaxed);
+    out.refreshes = s.refreshes.load(std::memory_order_acquire);  // then the failures it counted
+    out.refresh_failures = s.refresh_failures.load(std::memory_order_relaxed);
+    out.untrusted_served = s.invalidation.untrusted_served.load(std::memory_order_relaxed);
+    out.invalidations_by_tag = s.invalidations_by_tag.load(std::memory_order_relaxed);
+    out.invalidations_by_prefix = s.invalidations_by_prefix.load(std::memory_order_relaxed);
+    out.invalidated_entries = s.invalidated_entries.load(std::memory_order_relaxed);
+    out.warmed = s.warmed.load(std::memory_order_relaxed);
+    out.warm_skipped = s.warm_skipped.load(std::memory_order_relaxed);
+    out.warm_failed = s.warm_failed.load(std::memory_order_relaxed);
+    out.warmed_at_open = s.warmed_at_open;
+    out.warm_at_open_time = s.warm_at_open_time;
+    out.get_latency = s.get_latency.snapshot();
+    out.put_latency = s.put_latency.snapshot();
+    return out;
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::start(const config& cfg, typename per_tier<storage_types>::optionals storages,
+                                        const clock_type& clock, const listener_type& listener) -> result<cache> {
+    if (auto ok = validate(cfg); !ok) return unexpected(std::move(ok).error());
+    const tier_configs settings = settings_of(cfg);
+    cache c(std::make_unique<state>(cfg, clock, listener));
+    if constexpr (has_invalidation) {
+        c.m->invalidation.enabled = std::get<invalidated_tier>(settings).invalidation;
+        auto sender = detail::random_secret(tier::remote, "no random bytes for the invalidation sender id");
+        if (!sender) return unexpected(std::move(sender).error());
+        c.m->invalidation.sender = *sender;
+    }
+    std::optional<failure> misconfigured;
+    c.for_each_tier([&](auto& t, auto index) {
+        constexpr std::size_t i = decltype(index)::value;
+        if (misconfigured) return;
+        const auto& tc = std::get<i>(settings);
+        t.detached.emplace(typename std::remove_reference_t<decltype(t)>::detached_tier{
+            std::move(std::get<i>(storages)), tc.storage, disk_config_of(tc.disk, cfg)});
+        result<void> opened;
+        {
+            std::lock_guard lock(t.attach_mutex);
+            opened = c.attach_detached(t);
+        }
+        c.split_breakers(t);
+        if (opened) return;
+        failure why = std::move(opened).error();
+        if (!is_runtime_fault(why)) {
+            misconfigured.emplace(std::move(why));
+            return;
+        }
+        c.emit(t, event_kind::storage_unavailable,
+               "the storage could not be opened; the cache runs degraded until a probe opens it", &why);
+        c.note_open_failure(t, why);
+        // Every breaker opens on a run of counted failures; one that never opens (breaker::none)
+        // leaves the detached tier to degraded mode alone (see tier_mode).
+        for (auto& b : t.breakers)
+            for (int n = 0; n < 100000 && b->state() == breaker_state::closed; ++n)
+                if (b->allow()) b->on_failure(breaker_code(why));
+        c.refresh_mode(t);
+    });
+    if (misconfigured) return unexpected(std::move(*misconfigured));
+    if (cfg.warm_on_open != 0) c.warm_from_storage(cfg.warm_on_open);
+    return c;
+}
+
+template <class Key, class Value, class Policies>
+auto cache<Key, Value, Policies>::health(bool probe) -> health_report {
+    health_report report;
+    report.tiers.push_back(tier_health{});
+    refresh_modes();
+    retry_pending();
+    auto worsen = [&](health_status st) {
+        if (static_cast<int>(st) > static_cast<int>(report.status)) report.status = st;
+    };
+    for_each_tier([&](auto& t, auto) {
+        const bool on = tier_attached(t);
+        tier_health th{t.kind, t.name, breaker_state_of(t), std::nullopt, probe && on, std::nullopt, on};
+        {
+            std::lock_guard lock(t.last_error_mutex);
+            th.last_error = t.last_error;
+        }
+        if (th.probed) {
+            if (auto ok = probe_storage(t); !ok) {
+                emit(t, event_kind::probe_failed, ok.error().context(), &ok.error());
+                th.probe_error = std::move(ok).error();
+            }
+        }
+        if (th.breaker != breaker_state::closed || !on) {
+            worsen(degradation_mode == degraded_mode::memory_only ? health_status::degraded : health_status::unhealthy);
+        } else if (th.probe_error) {
+            worsen(health_status::degraded);
+        }
+        report.tiers.push_back(std::move(th));
+    });
+    return report;
+}
 
 }  // namespace tierguard

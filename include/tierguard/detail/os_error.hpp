@@ -15,8 +15,9 @@ namespace tierguard::detail {
 /// EACCES/EPERM/EROFS errc::permission_denied, anything else errc::io_error. The errno
 /// is kept as failure::os_error() (generic category) and the context reads
 /// "<operation> <path>: <step>", e.g. "write ab/cd/0123: rename into place".
-[[nodiscard]] inline failure os_failure(int err, std::string_view operation, std::string_view path,
-                                        std::string_view step = {}, tier where = tier::disk) {
+[[nodiscard, gnu::cold, gnu::noinline]] inline failure os_failure(int err, std::string_view operation,
+                                                                  std::string_view path, std::string_view step = {},
+                                                                  tier where = tier::disk) {
     errc code = errc::io_error;
     switch (err) {
         case ENOENT: code = errc::miss; break;

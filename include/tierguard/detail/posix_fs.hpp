@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tierguard/detail/message.hpp>
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/detail/ttl.hpp>
 #include <tierguard/errc.hpp>
@@ -109,13 +110,13 @@ auto retry_eintr(F f) {
 }
 
 /// What sits at `name` in `dir_fd`, for a message; never follows a link.
-[[nodiscard]] inline std::string describe_entry(int dir_fd, const char* name) {
+[[nodiscard, gnu::cold]] inline std::string describe_entry(int dir_fd, const char* name) {
     struct stat st {};
     if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return "something it cannot stat";
     return describe_mode(st.st_mode);
 }
 
-[[nodiscard]] inline std::string octal_mode(mode_t mode) {
+[[nodiscard, gnu::cold]] inline std::string octal_mode(mode_t mode) {
     std::string out;
     for (const int shift : {9, 6, 3, 0}) out += static_cast<char>('0' + ((mode >> shift) & 7));
     return out;
@@ -170,16 +171,15 @@ inline constexpr std::string_view lock_file_name = ".lock";
 }
 
 // ", held by pid N" from the lock file's content, or nothing.
-[[nodiscard]] inline std::string holder_of(int lock_fd, std::string_view who) {
+[[nodiscard, gnu::cold]] inline std::string holder_of(int lock_fd, std::string_view who) {
     char buf[24] = {};
     const ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return {};
     std::string pid;
     for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid += buf[i];
     if (pid.empty()) return {};
-    if (pid == std::to_string(::getpid()))
-        return "; held by this process: another " + std::string(who) + " has it open";
-    return "; held by pid " + pid;
+    if (pid == std::to_string(::getpid())) return concat({"; held by this process: another ", who, " has it open"});
+    return concat({"; held by pid ", pid});
 }
 
 /// `root` made absolute and normalized, without a trailing '/'.
@@ -215,12 +215,12 @@ struct locked_root {
     if (::lstat(path.c_str(), &st) != 0) return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
     if (S_ISLNK(st.st_mode))
         return fail(errc::permission_denied, tier::disk,
-                    "open " + path +
-                        ": the cache folder is a symbolic link; tierguard never follows links in its directory "
-                        "(configure the link's target as the root)");
+                    concat({"open ", path,
+                            ": the cache folder is a symbolic link; tierguard never follows links in its directory "
+                            "(configure the link's target as the root)"}));
     if (!S_ISDIR(st.st_mode))
         return fail(errc::invalid_argument, tier::disk,
-                    "open " + path + ": the cache folder is " + describe_mode(st.st_mode) + ", not a directory");
+                    concat({"open ", path, ": the cache folder is ", describe_mode(st.st_mode), ", not a directory"}));
 
     unique_fd root_fd(
         retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
@@ -228,21 +228,21 @@ struct locked_root {
         const int err = errno;
         if (err == ENOTDIR || err == ELOOP)
             return fail(errc::permission_denied, tier::disk,
-                        "open " + path + ": the cache folder was replaced by a symbolic link while opening it",
+                        concat({"open ", path, ": the cache folder was replaced by a symbolic link while opening it"}),
                         std::error_code(err, std::generic_category()));
         return unexpected(os_failure(err, "open", path, "open the cache folder"));
     }
     if (::fstat(root_fd.get(), &st) != 0) return unexpected(os_failure(errno, "open", path, "stat the cache folder"));
     if (st.st_uid != ::geteuid())
         return fail(errc::permission_denied, tier::disk,
-                    "open " + path + ": the cache folder is owned by uid " + std::to_string(st.st_uid) +
-                        ", not by this process's effective uid " + std::to_string(::geteuid()) +
-                        "; tierguard only keeps its cache in a folder it owns");
+                    concat({"open ", path, ": the cache folder is owned by uid ", std::to_string(st.st_uid),
+                            ", not by this process's effective uid ", std::to_string(::geteuid()),
+                            "; tierguard only keeps its cache in a folder it owns"}));
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         return fail(errc::permission_denied, tier::disk,
-                    "open " + path + ": the cache folder is writable by group or others (mode " +
-                        octal_mode(st.st_mode & 07777) +
-                        "); tierguard requires a folder only its owner can write (chmod 0700 " + path + ")");
+                    concat({"open ", path, ": the cache folder is writable by group or others (mode ",
+                            octal_mode(st.st_mode & 07777),
+                            "); tierguard requires a folder only its owner can write (chmod 0700 ", path, ")"}));
 
     const std::string lock_path = path + "/" + std::string(lock_file_name);
     const int lock_flags = read_only ? O_RDONLY : O_RDWR | O_CREAT;
@@ -253,25 +253,25 @@ struct locked_root {
         const int err = errno;
         if (err == ELOOP)
             return fail(errc::io_error, tier::disk,
-                        "open " + path + ": the lock file " + lock_path + " is a symbolic link; remove it",
+                        concat({"open ", path, ": the lock file ", lock_path, " is a symbolic link; remove it"}),
                         std::error_code(err, std::generic_category()));
-        return unexpected(os_failure(err, "open", path, "open the lock file " + lock_path));
+        return unexpected(os_failure(err, "open", path, concat({"open the lock file ", lock_path})));
     }
     if (::fstat(lock.get(), &st) != 0)
-        return unexpected(os_failure(errno, "open", path, "stat the lock file " + lock_path));
+        return unexpected(os_failure(errno, "open", path, concat({"stat the lock file ", lock_path})));
     if (!S_ISREG(st.st_mode))
         return fail(errc::io_error, tier::disk,
-                    "open " + path + ": the lock file " + lock_path + " is " + describe_mode(st.st_mode) +
-                        ", not a regular file; remove it");
+                    concat({"open ", path, ": the lock file ", lock_path, " is ", describe_mode(st.st_mode),
+                            ", not a regular file; remove it"}));
     const int lock_kind = read_only ? LOCK_SH : LOCK_EX;
     if (retry_eintr([&] { return ::flock(lock.get(), lock_kind | LOCK_NB); }) != 0) {
         const int err = errno;
         if (err == EWOULDBLOCK)
             return fail(errc::locked, tier::disk,
-                        "open " + path + ": cache directory " + path + " is in use by another process (lock file " +
-                            lock_path + holder_of(lock.get(), who) + ")",
+                        concat({"open ", path, ": cache directory ", path, " is in use by another process (lock file ",
+                                lock_path, holder_of(lock.get(), who), ")"}),
                         std::error_code(err, std::generic_category()));
-        return unexpected(os_failure(err, "open", path, "lock " + lock_path));
+        return unexpected(os_failure(err, "open", path, concat({"lock ", lock_path})));
     }
     // Only a hint for the message above; a failure here changes nothing.
     const std::string pid = std::to_string(::getpid()) + "\n";

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/message.hpp>
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/detail/posix_fs.hpp>
 #include <tierguard/detail/ttl.hpp>
@@ -160,9 +161,10 @@ public:
         if (auto ok = detail::check_blob_name("write", name, tier::disk); !ok) return ok;
         if (auto ok = writable("write", name); !ok) return ok;
         if (bytes.size() > m_config.max_blob_size)
-            return fail(errc::too_large, tier::disk,
-                        "write " + std::string(name) + ": blob of " + std::to_string(bytes.size()) +
-                            " bytes exceeds max_blob_size (" + std::to_string(m_config.max_blob_size) + ")");
+            return fail(
+                errc::too_large, tier::disk,
+                detail::concat({"write ", name, ": blob of ", std::to_string(bytes.size()),
+                                " bytes exceeds max_blob_size (", std::to_string(m_config.max_blob_size), ")"}));
         std::optional<folder_ref> dir;
         std::optional<temp_ticket> ticket;
         std::string temp;
@@ -186,7 +188,7 @@ public:
             const int err = errno;
             // EEXIST: a crashed process with our pid left this one; take the next number.
             if ((err != EEXIST && err != ENOENT) || attempt == max_write_attempts)
-                return unexpected(os_failure(err, "write", name, "create temp file " + temp));
+                return unexpected(os_failure(err, "write", name, detail::concat({"create temp file ", temp})));
         }
         temp_remover remover{dir->fd, temp.c_str()};
 
@@ -194,14 +196,15 @@ public:
             const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
             if (n < 0) {
                 if (errno == EINTR) continue;
-                return unexpected(os_failure(errno, "write", name, "write temp file " + temp));
+                return unexpected(os_failure(errno, "write", name, detail::concat({"write temp file ", temp})));
             }
-            if (n == 0) return unexpected(os_failure(EIO, "write", name, "write temp file " + temp));
+            if (n == 0) return unexpected(os_failure(EIO, "write", name, detail::concat({"write temp file ", temp})));
             done += static_cast<std::size_t>(n);
         }
         if (m_config.sync != durability::none && sync_file(fd.get(), m_config.sync) != 0)
-            return unexpected(os_failure(errno, "write", name, "sync temp file " + temp));
-        if (::close(fd.release()) != 0) return unexpected(os_failure(errno, "write", name, "close temp file " + temp));
+            return unexpected(os_failure(errno, "write", name, detail::concat({"sync temp file ", temp})));
+        if (::close(fd.release()) != 0)
+            return unexpected(os_failure(errno, "write", name, detail::concat({"close temp file ", temp})));
         const std::string leaf(leaf_of(name));
         if (::renameat(dir->fd, temp.c_str(), dir->fd, leaf.c_str()) != 0)
             return unexpected(os_failure(errno, "write", name, "rename into place"));
@@ -271,7 +274,8 @@ public:
     /// "20261123T104501Z.ab_cd_0123.bad_checksum", replacing a file of that same name.
     /// Moves whatever non-directory sits there, links included (never followed), then
     /// removes the folders this left empty. errc::miss if absent.
-    result<void> quarantine(std::string_view name, std::string_view reason, std::chrono::system_clock::time_point now) {
+    [[gnu::cold]] result<void> quarantine(std::string_view name, std::string_view reason,
+                                          std::chrono::system_clock::time_point now) {
         using detail::os_failure;
         namespace px = detail::posix;
         if (auto ok = detail::check_blob_name("quarantine", name, tier::disk); !ok) return ok;
@@ -284,13 +288,13 @@ public:
             return unexpected(os_failure(errno, "quarantine", name, "stat"));
         if (S_ISDIR(st.st_mode))
             return fail(errc::io_error, tier::disk,
-                        "quarantine " + std::string(name) + ": found a directory where a blob belongs",
+                        detail::concat({"quarantine ", name, ": found a directory where a blob belongs"}),
                         std::error_code(EISDIR, std::generic_category()));
         auto folder = walk("quarantine", name, detail::quarantine_folder, true, false);
         if (!folder) return unexpected(std::move(folder).error());
         const std::string target = detail::quarantine_name(name, reason, now);
         if (::renameat(dir->fd, leaf.c_str(), folder->fd, target.c_str()) != 0)
-            return unexpected(os_failure(errno, "quarantine", name, "move to quarantine/" + target));
+            return unexpected(os_failure(errno, "quarantine", name, detail::concat({"move to quarantine/", target})));
         if (m_config.sync == durability::full && (::fsync(folder->fd) != 0 || ::fsync(dir->fd) != 0))
             return unexpected(os_failure(errno, "quarantine", name, "sync folders"));
         return remove_empty_parents("quarantine", name);
@@ -428,7 +432,7 @@ private:
     [[nodiscard]] result<void> writable(std::string_view operation, std::string_view name) const {
         if (!m_config.read_only) return {};
         return fail(errc::permission_denied, tier::disk,
-                    std::string(operation) + " " + std::string(name) + ": the directory was opened read-only",
+                    detail::concat({operation, " ", name, ": the directory was opened read-only"}),
                     std::error_code(EROFS, std::generic_category()));
     }
 
@@ -670,13 +674,13 @@ private:
                                                     std::string_view limit_name) {
         if (!S_ISREG(st.st_mode))
             return fail(errc::corrupted, tier::disk,
-                        "read " + std::string(name) + ": found " + detail::posix::describe_mode(st.st_mode) +
-                            " where a blob belongs");
+                        detail::concat({"read ", name, ": found ", detail::posix::describe_mode(st.st_mode),
+                                        " where a blob belongs"}));
         const auto size = static_cast<std::uint64_t>(st.st_size);
         if (size > limit)
             return fail(errc::too_large, tier::disk,
-                        "read " + std::string(name) + ": the file holds " + std::to_string(size) + " bytes, over " +
-                            std::string(limit_name) + " (" + std::to_string(limit) + "); not read");
+                        detail::concat({"read ", name, ": the file holds ", std::to_string(size), " bytes, over ",
+                                        limit_name, " (", std::to_string(limit), "); not read"}));
         return {};
     }
 
@@ -700,8 +704,8 @@ private:
         const int err = errno;
         if (err == ELOOP || err == EMLINK || err == ENXIO)
             return fail(errc::corrupted, tier::disk,
-                        "read " + std::string(name) + ": found " + px::describe_entry(dir->fd, leaf.c_str()) +
-                            " where a blob belongs",
+                        detail::concat({"read ", name, ": found ", px::describe_entry(dir->fd, leaf.c_str()),
+                                        " where a blob belongs"}),
                         std::error_code(err, std::generic_category()));
         return unexpected(detail::os_failure(err, "read", name, "open"));
     }
@@ -741,7 +745,7 @@ private:
             if (fd < 0 && errno == ENOENT && create) {
                 if (::mkdirat(ref.fd, segment.c_str(), 0700) != 0 && errno != EEXIST)
                     return unexpected(detail::os_failure(errno, operation, name,
-                                                         "create folder " + std::string(folders.substr(0, end))));
+                                                         detail::concat({"create folder ", folders.substr(0, end)})));
                 fd = open_segment();
             }
             if (fd >= 0 && sync_links && !m_in_flight->durable(folders.substr(0, end))) {
@@ -749,7 +753,7 @@ private:
                     const int err = errno;
                     ::close(fd);
                     return unexpected(detail::os_failure(
-                        err, operation, name, "sync the parent of folder " + std::string(folders.substr(0, end))));
+                        err, operation, name, detail::concat({"sync the parent of folder ", folders.substr(0, end)})));
                 }
                 m_in_flight->mark_durable(folders.substr(0, end), removed_before);
             }
@@ -757,12 +761,12 @@ private:
                 const int err = errno;
                 const std::string where(folders.substr(0, end));
                 if (err == ENOTDIR || err == ELOOP)
-                    return fail(foreign_is_corruption ? errc::corrupted : errc::io_error, tier::disk,
-                                std::string(operation) + " " + std::string(name) + ": found " +
-                                    px::describe_entry(ref.fd, segment.c_str()) + " where the folder " + where +
-                                    " belongs",
-                                std::error_code(err, std::generic_category()));
-                return unexpected(detail::os_failure(err, operation, name, "open folder " + where));
+                    return fail(
+                        foreign_is_corruption ? errc::corrupted : errc::io_error, tier::disk,
+                        detail::concat({operation, " ", name, ": found ", px::describe_entry(ref.fd, segment.c_str()),
+                                        " where the folder ", where, " belongs"}),
+                        std::error_code(err, std::generic_category()));
+                return unexpected(detail::os_failure(err, operation, name, detail::concat({"open folder ", where})));
             }
             ref.owned.reset(fd);
             ref.fd = fd;
