@@ -697,13 +697,22 @@ public:
     /// tiers' indexes answer) and counts nothing; a get may still miss.
     [[nodiscard]] bool contains(const Key& key) const;
 
-    /// Storage tier I's maintenance (see disk_tier::scrub); errc::circuit_open while its
-    /// breaker is open.
+    /// Storage tier I's maintenance (see disk_tier::scrub). It is the repair for damage that
+    /// opened the breaker (a run of corrupted entries), so it runs while the breaker is open
+    /// too, then without telling the breaker its outcome (the breaker still probes the tier
+    /// when its open period ends); errc::circuit_open only while the tier is detached.
     template <std::size_t I = 0>
     result<scrub_report> scrub() requires(I < tier_count) {
         if (is_closed()) return closed_failure();
         auto& t = tier_at<I>();
-        return guarded(t, *t.breakers.front(), [&] { return t.disk->scrub(); });
+        breaker_type& b = *t.breakers.front();
+        if (!b.allow()) {
+            if (!tier_attached(t)) return unexpected(refused(t));
+            auto report = t.disk->scrub();
+            if (!report) note_error(t, report.error());
+            return report;
+        }
+        return allowed(t, b, [&] { return t.disk->scrub(); });
     }
 
     /// get(), or on a miss: calls loader(key) once, stores and returns its value (from ==

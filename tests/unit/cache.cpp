@@ -494,8 +494,14 @@ TEST_CASE("cache: one corrupted entry is quarantined without tripping the breake
     h.cache.memory().clear();
     CHECK(h.cache.get("c1")->value == "fresh");
 
-    for (const char* key : {"r1", "r2", "r3", "r4"}) corrupt(key);
+    for (const char* key : {"r1", "r2", "r3", "r4", "r5", "r6"}) corrupt(key);
     for (const char* key : {"r1", "r2", "r3", "r4"}) (void)h.cache.get(key);
+    CHECK(h.cache.breaker().state() == breaker_state::open);
+    // The repair runs while the breaker is open (before: refused with circuit_open) and
+    // leaves the breaker to its own probes.
+    auto scrubbed = h.cache.scrub();
+    REQUIRE(scrubbed);
+    CHECK(scrubbed->quarantined == 2);  // r5, r6
     CHECK(h.cache.breaker().state() == breaker_state::open);
 }
 
