@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -539,7 +540,7 @@ public:
         if (m_closed) return closed_failure();
         std::lock_guard lock(*m_mutex);
         scrub_report report;
-        const time_point now = m_clock.now();
+        time_point now = m_clock.now();
         auto cleaned = m_storage.clean(clean_options{now, m_config.quarantine_max_age});
         if (!cleaned) {
             note_io_error(cleaned.error());
@@ -719,7 +720,7 @@ public:
                 order.reserve(m_index.live());
                 m_index.for_each_lru([&](std::uint32_t idx) { order.push_back(m_index.at(idx).hash); });
             }
-            const time_point now = m_clock.now();
+            time_point now = m_clock.now();
             std::vector<std::byte> bytes;
             std::vector<std::byte> inflated;
             for (auto it = order.end() - static_cast<std::ptrdiff_t>(std::min(n, order.size())); it != order.end();
@@ -775,6 +776,11 @@ private:
     // The expiry of an entry indexed from the listing, not read yet: never expired by the
     // index's checks (the frame decides at read), never reported (contains() is false).
     static constexpr time_point unread_expiry = time_point::max() - time_point::duration{1};
+    // A get's time before the clock was read (see find_locked). A clock that reads min()
+    // itself only makes examine() read it again.
+    static constexpr time_point clock_unread = time_point::min();
+    // A get keeps its key and frame buffers up to this capacity between calls.
+    static constexpr std::size_t kept_get_buffer = std::size_t{64} << 10;
     [[nodiscard]] static failure as_answered(failure f) {
         if (f.code() == errc::expired) return failure(errc::miss, f.where(), expired_removed);
         if (f.code() == errc::version_mismatch)
@@ -830,25 +836,52 @@ private:
 
     [[nodiscard]] result<std::vector<std::byte>> key_bytes(const Key& key) const {
         std::vector<std::byte> out;
+        if (auto ok = key_bytes_into(key, out); !ok) return unexpected(std::move(ok).error());
+        return out;
+    }
+
+    // key_bytes() into `out` (cleared first; its capacity reused).
+    [[nodiscard]] result<void> key_bytes_into(const Key& key, std::vector<std::byte>& out) const {
+        out.clear();
         if (auto ok = m_serializer.encode(key, out); !ok)
             return fail(errc::serialization_failed, tier_kind, "key: " + ok.error().message());
         if (out.size() > m_config.max_key_size)
             return fail(errc::invalid_argument, tier_kind,
                         "key of " + std::to_string(out.size()) + " bytes exceeds disk_config.max_key_size (" +
                             std::to_string(m_config.max_key_size) + ")");
-        return out;
+        return {};
     }
 
     [[nodiscard]] std::uint64_t hash_of(std::span<const std::byte> key) const noexcept {
         return detail::siphash24(m_secret, key);
     }
 
+    // std::ranges::equal over std::byte compared byte by byte (13% of a 100-byte get).
+    [[nodiscard]] static bool same_bytes(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+        return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+    }
+
+    // The 8 lowercase hex digits of v, first digit first, as the bytes of a word in memory
+    // order: computed in a register (SWAR), stored whole.
+    [[nodiscard]] static std::uint64_t hex_word(std::uint32_t v) noexcept {
+        std::uint64_t x = (v >> 24) | ((v >> 8) & 0xff00U) | ((v << 8) & 0xff0000U) | (v << 24);  // first byte low
+        x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+        x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;                                   // byte k of v at byte 2k
+        x = ((x >> 4) & 0x000f000f000f000fULL) | ((x & 0x000f000f000f000fULL) << 8);  // one nibble a byte
+        const std::uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;  // nibble > 9
+        x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+        if constexpr (std::endian::native == std::endian::big) x = __builtin_bswap64(x);
+        return x;
+    }
+
     // The blob name of hash h ("ab/cd/abcd..."), without an allocation.
     using name_chars = std::array<char, 22>;
     [[nodiscard]] static name_chars name_buf(std::uint64_t h) noexcept {
-        static constexpr char digits[] = "0123456789abcdef";
         name_chars name{'0', '0', '/', '0', '0', '/'};
-        for (std::size_t i = name.size(); i-- > 6; h >>= 4) name[i] = digits[h & 0xf];
+        const std::uint64_t high = hex_word(static_cast<std::uint32_t>(h >> 32));
+        const std::uint64_t low = hex_word(static_cast<std::uint32_t>(h));
+        std::memcpy(name.data() + 6, &high, 8);
+        std::memcpy(name.data() + 14, &low, 8);
         name[0] = name[6];
         name[1] = name[7];
         name[3] = name[8];
@@ -891,14 +924,20 @@ private:
     }
     [[nodiscard]] result<disk_entry<Value>> find_entry(const Key& key, bool stale_ok) {
         if (m_closed) return closed_failure();
-        auto name_key = key_bytes(key);
-        if (!name_key) return unexpected(std::move(name_key).error());
-        const std::uint64_t h = hash_of(*name_key);
-        if constexpr (shared) return find_shared(h, *name_key, stale_ok);
-        std::lock_guard lock(*m_mutex);
-        auto found = find_locked(h, *name_key, stale_ok);
-        forget_evicted();  // removing a damaged or expired entry appends to a segment_log
-        return found;
+        if constexpr (shared) {
+            auto name_key = key_bytes(key);
+            if (!name_key) return unexpected(std::move(name_key).error());
+            return find_shared(hash_of(*name_key), *name_key, stale_ok);
+        } else {
+            // Under the lock the key's bytes and the frame go to buffers the tier keeps (no
+            // allocation per get); the serializer already ran under this lock for decode.
+            std::lock_guard lock(*m_mutex);
+            if (auto ok = key_bytes_into(key, m_get_key); !ok) return unexpected(std::move(ok).error());
+            auto found = find_locked(hash_of(m_get_key), m_get_key, stale_ok);
+            if (m_get_frame.capacity() > kept_get_buffer) std::vector<std::byte>().swap(m_get_frame);
+            if (!found) forget_evicted();  // removing a damaged or expired entry appends to a segment_log
+            return found;
+        }
     }
 
     // Past its TTL and its stale grace: the entry is removed.
@@ -918,10 +957,11 @@ private:
         return fail(errc::expired, tier_kind);
     }
 
-    // find() under the lock.
+    // find() under the lock. Over an indexed storage the clock is read only for a frame
+    // with an expiry (examine() reads it).
     [[nodiscard]] result<disk_entry<Value>> find_locked(std::uint64_t h, std::span<const std::byte> name_key,
                                                         bool stale_ok) {
-        const time_point now = m_clock.now();
+        time_point now = storage_indexed ? clock_unread : m_clock.now();
         std::uint32_t idx = index_type::npos;
         if constexpr (!storage_indexed) {  // else the frame tells (a missing blob reads as a miss)
             idx = m_index.find(h, h, std::equal_to<>{});
@@ -937,9 +977,8 @@ private:
             }
             if (!stale_ok && index_expired(m_index.at(idx).expiry, now)) return kept_for_stale();
         }
-        std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
-        auto entry = load(h, now, bytes, inflated);
+        auto entry = load(h, now, m_get_frame, inflated);
         if (!entry) {
             const errc code = entry.error().code();
             if (code == errc::miss || code == errc::expired) ++m_stats.misses;
@@ -949,13 +988,14 @@ private:
             }
             return unexpected(as_answered(std::move(entry).error()));
         }
-        if (!std::ranges::equal(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
+        if (!same_bytes(entry->key, name_key)) {  // another key with the same 64-bit hash owns the file
             ++m_stats.misses;
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
         const time_point expiry = from_ns(entry->head.expiry_ns);
         if constexpr (!storage_indexed)
             if (m_index.at(idx).expiry == unread_expiry) m_index.at(idx).expiry = expiry;
+        // `now` is clock_unread only for an entry without expiry, which never expires.
         if (!stale_ok && detail::expired(expiry, now)) {  // indexed from a listing, without its expiry
             if constexpr (!storage_indexed) m_index.at(idx).expiry = expiry;
             return kept_for_stale();
@@ -983,13 +1023,14 @@ private:
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
         std::lock_guard lock(*m_mutex);
-        auto entry = examine(h, name, m_clock.now(), std::move(read), bytes, inflated);
+        time_point now = m_clock.now();
+        auto entry = examine(h, name, now, std::move(read), bytes, inflated);
         if (!entry) {
             const errc code = entry.error().code();
             if (code == errc::miss || code == errc::expired) ++m_stats.misses;
             return unexpected(as_answered(std::move(entry).error()));
         }
-        if (!std::ranges::equal(entry->key, name_key)) {
+        if (!same_bytes(entry->key, name_key)) {
             ++m_stats.misses;
             return fail(errc::miss, tier_kind, "hash collision with another key");
         }
@@ -1043,15 +1084,19 @@ private:
     // an entry expired within the grace is returned. Caller holds the lock.
     // A verifying pass (`verifying`) reads with the storage's peek() where it has one, so
     // that it does not count as a use (segment_log would carry every blob on eviction).
-    [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point now, std::vector<std::byte>& bytes,
+    // `now` may be clock_unread: examine() reads the clock if the frame needs it and sets `now`.
+    [[nodiscard]] result<frame::view> load(std::uint64_t h, time_point& now, std::vector<std::byte>& bytes,
                                            std::vector<std::byte>& inflated, bool verifying = false) {
         const name_chars chars = name_buf(h);
         const std::string_view name(chars.data(), chars.size());
         if constexpr (requires { m_storage.peek(name); }) {
             if (verifying) return examine(h, name, now, m_storage.peek(name), bytes, inflated);
         }
-        if constexpr (requires { m_storage.read_unverified(name); }) {
+        if constexpr (requires { m_storage.read_unverified_into(name, bytes); }) {
             // The frame's CRC covers every byte of the blob: the record's is not computed too.
+            // The name is built here, so the storage need not check it again.
+            return examine_read(h, name, now, m_storage.read_unverified_into(name, bytes), bytes, inflated, true);
+        } else if constexpr (requires { m_storage.read_unverified(name); }) {
             return examine(h, name, now, m_storage.read_unverified(name), bytes, inflated, true);
         }
         return examine(h, name, now, m_storage.read(name), bytes, inflated);
@@ -1060,9 +1105,18 @@ private:
     // load()'s work past the read of blob `name`. Caller holds the lock. `unverified`: the
     // storage did not check the blob (read_unverified); a frame that fails to decode is read
     // again with read(), so that damage is found, counted and handled as without it.
-    [[nodiscard]] result<frame::view> examine(std::uint64_t h, std::string_view name, time_point now,
+    [[nodiscard]] result<frame::view> examine(std::uint64_t h, std::string_view name, time_point& now,
                                               result<std::vector<std::byte>> read, std::vector<std::byte>& bytes,
                                               std::vector<std::byte>& inflated, bool unverified = false) {
+        if (read) bytes = std::move(*read);
+        return examine_read(h, name, now, read ? result<void>() : unexpected(std::move(read).error()), bytes, inflated,
+                            unverified);
+    }
+
+    // examine() of a read that left the blob in `bytes` (if it succeeded).
+    [[nodiscard]] result<frame::view> examine_read(std::uint64_t h, std::string_view name, time_point& now,
+                                                   result<void> read, std::vector<std::byte>& bytes,
+                                                   std::vector<std::byte>& inflated, bool unverified = false) {
         if (!read) {
             const errc code = read.error().code();
             if (code == errc::miss) {
@@ -1076,7 +1130,6 @@ private:
             note_io_error(read.error());
             return unexpected(std::move(read).error());
         }
-        bytes = std::move(*read);
         auto decoded =
             frame::decode_view(bytes, inflated, *m_zlib, frame::limits{m_config.max_key_size, m_config.max_entry_size});
         if (!decoded) {
@@ -1096,6 +1149,7 @@ private:
             remove_other_version(h, why);
             return unexpected(why);
         }
+        if (decoded->head.expiry_ns != 0 && now == clock_unread) now = m_clock.now();
         if (outlived(from_ns(decoded->head.expiry_ns), now)) {
             // A shared store expires entries itself, and another process may be replacing it.
             if constexpr (!shared) (void)m_storage.remove(name);
@@ -1418,7 +1472,7 @@ private:
             note_io_error(listing.error());
             return unexpected(std::move(listing).error());
         }
-        const time_point now = m_clock.now();
+        time_point now = m_clock.now();
         std::vector<std::byte> bytes;
         std::vector<std::byte> inflated;
         for (const blob_info& blob : *listing) {
@@ -1450,6 +1504,8 @@ private:
     [[no_unique_address]] serializer_type m_serializer{};
     std::unique_ptr<std::mutex> m_mutex;
     std::unique_ptr<frame::zlib_streams> m_zlib;  // used under *m_mutex only
+    std::vector<std::byte> m_get_key;             // a get's key bytes, under *m_mutex only
+    std::vector<std::byte> m_get_frame;           // a get's frame, under *m_mutex only
     std::array<std::uint64_t, 2> m_secret{};
     index_type m_index;
     disk_stats m_stats;

@@ -16,6 +16,7 @@
 #include <tierguard/storage/segment_log.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -28,6 +29,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -1460,4 +1462,84 @@ TEST_CASE("issue 18: over segment_log a get checks one CRC, and a blob damaged a
     for (int i = 0; i < 40; ++i)
         if (i != 3) CHECK(tier->get("key-" + std::to_string(i)).value() == value_for(i, 0));
     CHECK(tier->stats().corrupted == 1);
+}
+
+TEST_CASE("issue 18: segment_log::read_unverified_into reuses the caller's buffer, from memory, file or pin") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    cfg.pinned = {"pinned"};
+    auto s = open_log(cfg);
+    REQUIRE(s.write("pinned", bytes_of("the pin")));
+    for (int i = 0; i < 60; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    REQUIRE(segment_files(cfg.root).size() >= 2);  // name_for(3) is in a sealed segment, read from its file
+    std::vector<std::byte> out(4096, std::byte{0x55});
+    const std::byte* const buffer = out.data();
+    for (const int i : {3, 59, 3}) {  // from the file, from the active segment in memory, again from the file
+        REQUIRE(s.read_unverified_into(name_for(i), out));
+        CHECK(text_of(out) == value_for(i, 0));
+        CHECK(out.data() == buffer);  // no allocation: the capacity is reused
+    }
+    REQUIRE(s.read_unverified_into("pinned", out));
+    CHECK(text_of(out) == "the pin");
+    CHECK(errc_of(s.read_unverified_into(name_for(99), out)) == errc::miss);
+    // The name is not checked (the disk tier builds its names): one no write() would take reads as a miss.
+    CHECK(errc_of(s.read_unverified_into("../x", out)) == errc::miss);
+    CHECK(errc_of(s.read("../x")) == errc::invalid_argument);
+    // As read_unverified: the blob's CRC is not computed, its head's is.
+    flip_in_segments(cfg.root, value_for(3, 0), 50);
+    std::string damaged = value_for(3, 0);
+    damaged[50] = static_cast<char>(damaged[50] ^ 1);
+    REQUIRE(s.read_unverified_into(name_for(3), out));
+    CHECK(text_of(out) == damaged);
+    CHECK(s.stats().bad_frames == 0);
+    flip_in_segments(cfg.root, name_for(5) + "k5v0:", 2);
+    CHECK_FALSE(s.read_unverified_into(name_for(5), out));
+}
+
+namespace {
+
+// clock::manual that counts its reads.
+struct counting_clock {
+    using time_point = tierguard::clock::manual::time_point;
+    using duration = tierguard::clock::manual::duration;
+    tierguard::clock::manual inner;
+    std::shared_ptr<std::atomic<int>> reads = std::make_shared<std::atomic<int>>(0);
+    [[nodiscard]] time_point now() const noexcept {
+        ++*reads;
+        return inner.now();
+    }
+};
+
+struct counted_seglog_policies : tierguard::disk_defaults {
+    using storage = segment_log;
+    using clock = counting_clock;
+};
+
+}  // namespace
+
+TEST_CASE("issue 18: a get over segment_log reads the clock only for an entry with an expiry, which still expires") {
+    temp_dir dir;
+    using tier_type = tierguard::disk_tier<std::string, std::string, counted_seglog_policies>;
+    counting_clock clock;
+    auto t = tier_type::open(open_log(small(dir.path() / "cache")), tierguard::disk_config{}, clock);
+    REQUIRE(t);
+    REQUIRE(t->put("forever", "a"));
+    REQUIRE(t->put("brief", "b", 10s));
+    const int before = *clock.reads;
+    CHECK(t->get("forever").value() == "a");
+    CHECK(*clock.reads == before);
+    CHECK(t->get("brief").value() == "b");
+    CHECK(*clock.reads == before + 1);
+    clock.inner.advance(11s);
+    CHECK(errc_of(t->get("brief")) == errc::miss);
+    CHECK(t->stats().expirations == 1);
+    CHECK(t->get("forever").value() == "a");
+    // A clock at time_point::min(), the value the tier uses for "not read yet", works as any other.
+    clock.inner.set(counting_clock::time_point::min());
+    REQUIRE(t->put("early", "c", 1h));
+    CHECK(t->get("early").value() == "c");
+    clock.inner.advance(2h);
+    CHECK(errc_of(t->get("early")) == errc::miss);
+    CHECK(t->get("forever").value() == "a");
 }

@@ -22,8 +22,9 @@
 #endif
 #if TIERGUARD_CRC32_CLMUL
 // Not <immintrin.h>: it costs ~100 MB and ~0.3 s per translation unit. The 128-bit path
-// needs SSE2 and PCLMULQDQ only; the 256-bit path uses vector extensions (v4x64 below).
+// needs SSE2, SSSE3 and PCLMULQDQ only; the 256-bit path uses vector extensions (v4x64 below).
 #include <emmintrin.h>
+#include <tmmintrin.h>
 #include <wmmintrin.h>
 #endif
 
@@ -45,20 +46,49 @@ namespace crc32_table_detail {
 
 inline constexpr std::array<std::uint32_t, 256> table = byte_table();
 
+// Slicing-by-8 (Kounavis and Berry): tables[k][b] is the register after byte b followed by k
+// zero bytes, so that eight bytes take eight independent lookups instead of eight dependent ones.
+[[nodiscard]] constexpr std::array<std::array<std::uint32_t, 256>, 8> slice_tables() noexcept {
+    std::array<std::array<std::uint32_t, 256>, 8> t{};
+    t[0] = byte_table();
+    for (std::size_t k = 1; k < 8; ++k)
+        for (std::size_t i = 0; i < 256; ++i) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFFU];
+    return t;
+}
+
+inline constexpr std::array<std::array<std::uint32_t, 256>, 8> slices = slice_tables();
+
+// The inverted register `c` after `size` bytes (size < 32 in use), eight at a time, then
+// four, then one by one.
+[[nodiscard]] inline std::uint32_t short_update(std::uint32_t c, const std::byte* data, std::size_t size) noexcept {
+    for (; size >= 8; data += 8, size -= 8) {
+        std::uint64_t w = 0;
+        for (std::size_t i = 0; i < 8; ++i) w |= std::uint64_t{std::to_integer<std::uint8_t>(data[i])} << (8 * i);
+        w ^= c;
+        c = slices[7][w & 0xFFU] ^ slices[6][(w >> 8) & 0xFFU] ^ slices[5][(w >> 16) & 0xFFU] ^
+            slices[4][(w >> 24) & 0xFFU] ^ slices[3][(w >> 32) & 0xFFU] ^ slices[2][(w >> 40) & 0xFFU] ^
+            slices[1][(w >> 48) & 0xFFU] ^ slices[0][w >> 56];
+    }
+    if (size >= 4) {
+        std::uint32_t w = c;
+        for (std::size_t i = 0; i < 4; ++i) w ^= std::uint32_t{std::to_integer<std::uint8_t>(data[i])} << (8 * i);
+        c = slices[3][w & 0xFFU] ^ slices[2][(w >> 8) & 0xFFU] ^ slices[1][(w >> 16) & 0xFFU] ^ slices[0][w >> 24];
+        data += 4;
+        size -= 4;
+    }
+    for (std::size_t i = 0; i < size; ++i) c = table[(c ^ static_cast<std::uint32_t>(data[i])) & 0xFFU] ^ (c >> 8);
+    return c;
+}
+
 }  // namespace crc32_table_detail
 
 /// zlib's crc32() over any length: the CRC-32 of ISO-HDLC (reflected polynomial
 /// 0xEDB88320, initial and final value inverted), continued from `crc` (0 to start).
 /// Returns `crc` for an empty buffer. Chained calls equal one call over the concatenation.
-/// Short buffers (the ends the folding leaves, record heads) go byte by byte through a
-/// table here; a call into zlib costs more than they do.
+/// Short buffers (record heads) go through tables here, eight bytes a step (slicing-by-8);
+/// a call into zlib costs more than they do.
 [[nodiscard]] inline std::uint32_t crc32_portable(std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
-    if (size < 32) {
-        std::uint32_t c = ~crc;
-        for (std::size_t i = 0; i < size; ++i)
-            c = crc32_table_detail::table[(c ^ static_cast<std::uint32_t>(data[i])) & 0xFFU] ^ (c >> 8);
-        return ~c;
-    }
+    if (size < 32) return ~crc32_table_detail::short_update(~crc, data, size);
     uLong c = crc;
     const auto* p = reinterpret_cast<const Bytef*>(data);
     while (size > 0) {
@@ -122,12 +152,20 @@ inline constexpr std::uint64_t plain_poly = 0x104C11DB7ULL;
 // one power short. Folding a register R = A*x^64 + B (A in the low lane) forward by N bits
 // uses A*x^(N+64) = A * (x^(N+63) mod P) * x and B*x^N = B * (x^(N-1) mod P) * x; each
 // product has degree < 96, so it fits the register and the result stays congruent.
+// The lanes left after the main loop move to the end each by its own distance, in parallel
+// (one multiply's latency rather than three in a row): hence 1536, 768 and 384 too.
 inline constexpr std::uint64_t fold2048_lo = lane(x_pow_mod(2048 + 63));
 inline constexpr std::uint64_t fold2048_hi = lane(x_pow_mod(2048 - 1));
+inline constexpr std::uint64_t fold1536_lo = lane(x_pow_mod(1536 + 63));
+inline constexpr std::uint64_t fold1536_hi = lane(x_pow_mod(1536 - 1));
 inline constexpr std::uint64_t fold1024_lo = lane(x_pow_mod(1024 + 63));
 inline constexpr std::uint64_t fold1024_hi = lane(x_pow_mod(1024 - 1));
+inline constexpr std::uint64_t fold768_lo = lane(x_pow_mod(768 + 63));
+inline constexpr std::uint64_t fold768_hi = lane(x_pow_mod(768 - 1));
 inline constexpr std::uint64_t fold512_lo = lane(x_pow_mod(512 + 63));
 inline constexpr std::uint64_t fold512_hi = lane(x_pow_mod(512 - 1));
+inline constexpr std::uint64_t fold384_lo = lane(x_pow_mod(384 + 63));
+inline constexpr std::uint64_t fold384_hi = lane(x_pow_mod(384 - 1));
 inline constexpr std::uint64_t fold256_lo = lane(x_pow_mod(256 + 63));
 inline constexpr std::uint64_t fold256_hi = lane(x_pow_mod(256 - 1));
 inline constexpr std::uint64_t fold128_lo = lane(x_pow_mod(128 + 63));
@@ -152,11 +190,11 @@ static_assert(barrett_mu() == 0x104D101DFULL && mu_x31 == 0x1F7011641ULL && poly
 
 namespace crc32_clmul_detail {
 
-// 0: neither, 1: PCLMULQDQ, 2: also AVX2 and VPCLMULQDQ, 3: also AVX-512F. Asked once, then cached.
+// 0: neither, 1: PCLMULQDQ and SSSE3, 2: also AVX2 and VPCLMULQDQ, 3: also AVX-512F. Asked once, then cached.
 [[nodiscard]] inline int cpu_level() noexcept {
     static const int level = [] {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("pclmul") == 0) return 0;
+        if (__builtin_cpu_supports("pclmul") == 0 || __builtin_cpu_supports("ssse3") == 0) return 0;
         if (__builtin_cpu_supports("avx2") == 0 || __builtin_cpu_supports("vpclmulqdq") == 0) return 1;
         return __builtin_cpu_supports("avx512f") != 0 ? 3 : 2;
     }();
@@ -165,7 +203,7 @@ namespace crc32_clmul_detail {
 
 }  // namespace crc32_clmul_detail
 
-/// Whether this CPU has carry-less multiply (PCLMULQDQ): crc32_clmul may run.
+/// Whether this CPU has carry-less multiply (PCLMULQDQ) and SSSE3: crc32_clmul may run.
 [[nodiscard]] inline bool crc32_clmul_supported() noexcept { return crc32_clmul_detail::cpu_level() >= 1; }
 
 /// Whether this CPU also has AVX2 and VPCLMULQDQ: crc32_vclmul may run.
@@ -205,24 +243,56 @@ namespace crc32_clmul_detail {
     return static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8)));
 }
 
-// The end both widths share: R folded over the remaining 16-byte blocks, reduced, and the
-// last size % 16 bytes through crc32_portable.
-[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
-                                                                            std::size_t size) noexcept {
+// pshufb controls: the 16 bytes from offset t move a register's bytes up by 16 - t (zeros
+// below: 0x80 selects zero); those from offset 16 + t move them down by t, with 0x80 (high
+// bit set) where the bytes that came in from above would be.
+inline constexpr std::uint8_t shift_controls[48] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0,    1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   11,   12,   13,   14,   15,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+
+[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline __m128i control(std::size_t at) noexcept {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(shift_controls + at));
+}
+
+// a * x^384 + b * x^256 + c * x^128 + d: four consecutive 16-byte lanes folded into one.
+[[nodiscard]] __attribute__((target("pclmul"))) inline __m128i fold_four(__m128i a, __m128i b, __m128i c,
+                                                                         __m128i d) noexcept {
+    namespace k = crc32_constants;
+    const __m128i k384 = _mm_set_epi64x(static_cast<long long>(k::fold384_hi), static_cast<long long>(k::fold384_lo));
+    const __m128i k256 = _mm_set_epi64x(static_cast<long long>(k::fold256_hi), static_cast<long long>(k::fold256_lo));
+    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
+    return fold(a, k384, fold(b, k256, fold(c, k128, d)));
+}
+
+// The end both widths share: R folded over the remaining 16-byte blocks, then over the last
+// size % 16 = t bytes, and reduced. At least 16 bytes of the message precede `data`. The
+// message R, tail is R's first t bytes (X, zeros in front: the same polynomial) times x^128
+// plus its last 16 bytes (Y: R's other 16 - t bytes, then the tail, read by one load that
+// ends at the message's end): one more fold, no byte-by-byte end (Gopal et al., 2009).
+[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
+                                                                                  std::size_t size) noexcept {
     namespace k = crc32_constants;
     const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
     for (; size >= 16; data += 16, size -= 16) r = fold(r, k128, load(data));
-    return crc32_portable(~reduce(r), data, size);
+    if (size > 0) {
+        const __m128i down = control(16 + size);
+        const __m128i from_tail = _mm_cmplt_epi8(down, _mm_setzero_si128());
+        const __m128i x = _mm_shuffle_epi8(r, control(size));
+        const __m128i y = _mm_or_si128(_mm_shuffle_epi8(r, down), _mm_and_si128(from_tail, load(data + size - 16)));
+        r = fold(x, k128, y);
+    }
+    return ~reduce(r);
 }
 
 }  // namespace crc32_clmul_detail
 
 /// crc32_portable's result, by carry-less multiply folding: 64 bytes a step in four
-/// lanes, then 16, then a Barrett reduction; the last size % 16 bytes go to crc32_portable, as does
-/// a buffer under 16 bytes. Requires crc32_clmul_supported(). Reads only [data, data + size).
-[[nodiscard]] __attribute__((target("pclmul"))) inline std::uint32_t crc32_clmul(std::uint32_t crc,
-                                                                                 const std::byte* data,
-                                                                                 std::size_t size) noexcept {
+/// lanes, then 16, then the last size % 16 bytes, then a Barrett reduction; a buffer under
+/// 16 bytes goes to crc32_portable. Requires crc32_clmul_supported(). Reads only [data, data + size).
+[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t crc32_clmul(std::uint32_t crc,
+                                                                                       const std::byte* data,
+                                                                                       std::size_t size) noexcept {
     namespace k = crc32_constants;
     using namespace crc32_clmul_detail;
     if (size < 16) return crc32_portable(crc, data, size);
@@ -236,8 +306,7 @@ namespace crc32_clmul_detail {
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) r[i] = fold(r[i], k512, load(data + 16 * i));
     }
-    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
-    return finish(fold(fold(fold(r[0], k128, r[1]), k128, r[2]), k128, r[3]), data, size);
+    return finish(fold_four(r[0], r[1], r[2], r[3]), data, size);
 }
 
 namespace crc32_clmul_detail {
@@ -291,8 +360,10 @@ template <int Imm>
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, load2(data + 32 * i));
     }
+    const v4x64 k768 = pair(k::fold768_lo, k::fold768_hi);
+    const v4x64 k512 = pair(k::fold512_lo, k::fold512_hi);
     const v4x64 k256 = pair(k::fold256_lo, k::fold256_hi);
-    const v4x64 folded = fold2(fold2(fold2(r[0], k256, r[1]), k256, r[2]), k256, r[3]);
+    const v4x64 folded = fold2(r[0], k768, fold2(r[1], k512, fold2(r[2], k256, r[3])));
     // The lower half comes first in the message.
     const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
     return finish(fold(_mm_set_epi64x(folded[1], folded[0]), k128, _mm_set_epi64x(folded[3], folded[2])), data, size);
@@ -351,13 +422,14 @@ template <int Imm>
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) r[i] = fold4(r[i], k2048, load4(data + 64 * i));
     }
+    const v8x64 k1536 = quad(k::fold1536_lo, k::fold1536_hi);
+    const v8x64 k1024 = quad(k::fold1024_lo, k::fold1024_hi);
     const v8x64 k512 = quad(k::fold512_lo, k::fold512_hi);
-    const v8x64 folded = fold4(fold4(fold4(r[0], k512, r[1]), k512, r[2]), k512, r[3]);
+    const v8x64 folded = fold4(r[0], k1536, fold4(r[1], k1024, fold4(r[2], k512, r[3])));
     // The four quarters, first in the message first, folded into one.
-    const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
-    __m128i x = _mm_set_epi64x(folded[1], folded[0]);
-    for (int q = 1; q < 4; ++q) x = fold(x, k128, _mm_set_epi64x(folded[2 * q + 1], folded[2 * q]));
-    return finish(x, data, size);
+    return finish(fold_four(_mm_set_epi64x(folded[1], folded[0]), _mm_set_epi64x(folded[3], folded[2]),
+                            _mm_set_epi64x(folded[5], folded[4]), _mm_set_epi64x(folded[7], folded[6])),
+                  data, size);
 }
 
 #endif

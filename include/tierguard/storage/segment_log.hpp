@@ -248,6 +248,15 @@ public:
         return read_marking(name, true, false);
     }
 
+    /// As read_unverified(), into `out` (its capacity reused: no allocation once it is large
+    /// enough), for a caller that builds `name` itself as a valid blob name: the name is not
+    /// checked, as a read opens no file by name and write() refuses invalid names (such a
+    /// name reads as errc::miss).
+    [[nodiscard]] result<void> read_unverified_into(std::string_view name, std::vector<std::byte>& out) const {
+        std::lock_guard lock(m->mutex);
+        return m->read_into(name, true, false, out);
+    }
+
     /// Appends `bytes` under `name`, replacing any previous blob (see the class comment for
     /// when it reaches the disk). errc::too_large past max_blob_size or a segment's room.
     result<void> write(std::string_view name, std::span<const std::byte> bytes) {
@@ -900,17 +909,44 @@ private:
         // ---- operations ---------------------------------------------------------------
 
         [[nodiscard]] result<std::vector<std::byte>> read(std::string_view name, bool mark, bool verify = true) {
-            if (const auto pin = pins.find(name); pin != pins.end()) return pin->second;
-            const std::uint64_t h = hash_of(name);
             std::vector<std::byte> bytes;
+            if (auto ok = read_into(name, mark, verify, bytes); !ok) return unexpected(std::move(ok).error());
+            return bytes;
+        }
+
+        // read() into `out`, whose capacity is reused: one copy of the blob, no allocation
+        // once `out` is large enough.
+        [[nodiscard]] result<void> read_into(std::string_view name, bool mark, bool verify,
+                                             std::vector<std::byte>& out) {
+            bool spilled = false;
+            auto blob = view(name, mark, verify, out, spilled);
+            if (!blob) return unexpected(std::move(blob).error());
+            if (!spilled) {
+                out.assign(blob->begin(), blob->end());
+                return {};
+            }
+            // Keep only the blob of the record read into `out`, no second buffer.
+            const auto at = blob->data() - out.data();
+            const std::size_t length = blob->size();
+            out.erase(out.begin(), out.begin() + at);
+            out.resize(length);
+            return {};
+        }
+
+        // The blob of `name`, viewed where it lies: in the tail, in a pin, or in `spill`
+        // (the record read from its file: `spilled`). Valid until the state changes.
+        [[nodiscard]] result<std::span<const std::byte>> view(std::string_view name, bool mark, bool verify,
+                                                              std::vector<std::byte>& spill, bool& spilled) {
+            if (!pins.empty())
+                if (const auto pin = pins.find(name); pin != pins.end()) return std::span<const std::byte>(pin->second);
+            const std::uint64_t h = hash_of(name);
             bool damaged = false;
             std::optional<failure> error;
             std::span<const std::byte> blob;
             bool found = false;
-            bool spilled = false;  // the record was read into `bytes`, not viewed in the tail
             index.find_if(h, [&](std::size_t pos) {
                 const std::uint64_t loc = index.at(pos).loc;
-                auto record = view_at(location::slot(loc), location::offset(loc), location::size(loc), bytes);
+                auto record = view_at(location::slot(loc), location::offset(loc), location::size(loc), spill);
                 if (!record) {
                     error = std::move(record).error();
                     return true;
@@ -927,7 +963,7 @@ private:
                 }
                 if (mark) index.set_loc(pos, loc | location::read_bit);
                 found = true;
-                spilled = !bytes.empty() && record->data() == bytes.data();
+                spilled = record->data() == spill.data();
                 blob = r->blob;
                 return true;
             });
@@ -937,13 +973,7 @@ private:
                     return fail(errc::too_large, tier::disk,
                                 "read " + std::string(name) + ": blob of " + std::to_string(blob.size()) +
                                     " bytes, over max_blob_size (" + std::to_string(cfg.max_blob_size) + ")");
-                if (!spilled) return std::vector<std::byte>(blob.begin(), blob.end());
-                // Keep only the blob of what was read, no second buffer.
-                const auto at = blob.data() - bytes.data();
-                const std::size_t length = blob.size();
-                bytes.erase(bytes.begin(), bytes.begin() + at);
-                bytes.resize(length);
-                return bytes;
+                return blob;
             }
             if (damaged) {
                 ++counters.bad_frames;
