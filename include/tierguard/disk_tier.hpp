@@ -1125,7 +1125,7 @@ private:
             if (code == errc::corrupted || code == errc::too_large) {
                 quarantine(h, "unreadable", read.error());
                 m_storage_damage_counted = storage_damage();  // the storage counted this read's damage too
-                return fail(errc::corrupted, tier_kind, read.error().message());
+                return fail(errc::corrupted, tier_kind, read.error().context());
             }
             note_io_error(read.error());
             return unexpected(std::move(read).error());

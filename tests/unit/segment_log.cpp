@@ -1455,7 +1455,10 @@ TEST_CASE("issue 18: over segment_log a get checks one CRC, and a blob damaged a
     flip_in_segments(cfg.root, value_for(3, 0), 50);  // in the frame's payload
     // The frame's CRC fails; the tier reads the record again with read(): the log counts
     // it as it did when each get checked both CRCs, and the entry is quarantined.
-    CHECK(errc_of(tier->get("key-3")) == errc::corrupted);
+    const auto damaged = tier->get("key-3");
+    CHECK(errc_of(damaged) == errc::corrupted);
+    // One "[tierguard.corrupted] disk tier: " prefix, not the log's message nested in another.
+    CHECK(damaged.error().message().find("[tierguard.", 1) == std::string::npos);
     CHECK(tier->stats().corrupted == 1);
     CHECK(tier->storage().stats().bad_frames == 1);
     CHECK(errc_of(tier->get("key-3")) == errc::miss);
