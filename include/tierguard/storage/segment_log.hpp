@@ -129,7 +129,9 @@ struct segment_scrub_report {
 ///    overwrite of any name, every blob recorded before it is dropped too (never an older
 ///    value). A tail no intact record follows (a crash's torn write) ends the segment's
 ///    valid part and is counted. A segment whose header is unreadable is moved to the
-///    quarantine folder whole.
+///    quarantine folder whole. A lost segment (a sequence missing between the segments
+///    found, or a newest one below the sequence <root>/newest-segment records) drops
+///    every blob recorded before it, at every open while those remain (docs/FORMAT.md).
 ///  - quarantine() copies the blob into <root>/quarantine/ (named as posix_directory
 ///    names it) and appends a tombstone; clean() purges old quarantine files and removes
 ///    temp and foreign files in the root. Quarantine files are outside the byte budget.
