@@ -1580,6 +1580,16 @@ TEST_CASE("segment_log: the open's own removals (a torn newest segment, segments
         if (open == 0)
             for (const int i : kept) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 1, 900))));
     }
+    // A stray empty file named like a far newer segment is no lost segment either.
+    put_file(cfg.root / "0000000000000099.seg", "");
+    for (int open = 0; open < 2; ++open) {
+        INFO("stray, open " << open);
+        auto s = open_log(cfg);
+        CHECK(s.stats().lost_segments == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        for (const int i : kept) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 1, 900));
+        if (open == 0) REQUIRE(s.write(name_for(100), bytes_of("x")));
+    }
     // A budget of three segments: the open deletes the oldest ones; no gap follows.
     cfg.byte_budget = 3 * 4096;
     {

@@ -56,7 +56,7 @@ struct segment_log_stats {
     std::uint64_t entries_dropped = 0;      ///< blobs dropped for damage: their record's, or a later unreadable one
     std::uint64_t torn_tails = 0;           ///< segment tails cut short (by a crash), ignored
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
-    std::uint64_t lost_segments = 0;        ///< segments found missing at open (a gap, or a lost newest one)
+    std::uint64_t lost_segments = 0;        ///< places segments were found missing at open (a gap, the newest ones)
 };
 
 /// Names of blobs that left a segment_log by themselves; see segment_log::take_evicted().
@@ -354,9 +354,9 @@ public:
         return m->quarantined();
     }
 
-    /// True for a file name segment_log keeps in its root: a segment file or a side file of
-    /// a pinned blob (docs/FORMAT.md), so that a tool listing the root can tell them from
-    /// foreign files without opening the log.
+    /// True for a file name segment_log keeps in its root: a segment file, a side file of a
+    /// pinned blob or the newest-segment marker (docs/FORMAT.md), so that a tool listing the
+    /// root can tell them from foreign files without opening the log.
     [[nodiscard]] static bool owns_file(std::string_view file) noexcept {
         return state::parse_file_name(file).has_value() || state::is_pin_file(file) || file == newest_file;
     }
@@ -1343,14 +1343,21 @@ private:
 
         // ---- the newest segment's marker -----------------------------------------------
 
-        // Records `sequence` as the newest segment made, in <root>/newest-segment (a record
-        // whose blob is the sequence, 8 bytes little-endian), replaced through a temp file.
-        [[nodiscard]] result<void> write_newest(std::uint64_t sequence) {
+        // Records `sequence` as the newest segment made, in <root>/newest-segment: a record
+        // whose blob is the sequence (8 bytes, little-endian), written over the old one in
+        // place (no temp file: a torn write reads as no marker), synced unless durability::none.
+        [[nodiscard]] bool write_newest(std::uint64_t sequence) {
+            namespace px = detail::posix;
             std::array<std::byte, 8> blob{};
             for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<std::byte>(sequence >> (8 * i));
             std::vector<std::byte> record;
             detail::segment::append_record(record, newest_file, blob, 0);
-            return write_replacing(root.get(), "open", std::string(newest_file), record, cfg.sync != durability::none);
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(root.get(), newest_file.data(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            }));
+            return fd && pwrite_all(fd.get(), record, 0, "open", std::string(newest_file)) &&
+                   ::ftruncate(fd.get(), static_cast<off_t>(record.size())) == 0 &&
+                   (cfg.sync == durability::none || sync_fd(fd.get()) == 0);
         }
 
         // The sequence the marker records; nullopt if it is absent or damaged.
@@ -1369,6 +1376,23 @@ private:
             index.clear();
             for (auto& sg : slots)
                 if (sg) sg->live = 0;
+        }
+
+        // True for a segment file of at most a header's size with no readable header.
+        [[nodiscard]] bool torn_at_birth(std::uint64_t sequence) const {
+            namespace px = detail::posix;
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(root.get(), file_name(sequence).c_str(),
+                                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            }));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0 ||
+                static_cast<std::uint64_t>(st.st_size) > detail::segment::segment_header_size)
+                return false;
+            std::array<std::byte, detail::segment::segment_header_size> head{};
+            if (::pread(fd.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) return true;
+            return !detail::segment::decode_segment_header(head) &&
+                   !detail::segment::repair_segment_header(head, sequence);
         }
 
         // Moves a segment file whose header is unreadable into quarantine (deletes it if
@@ -1418,12 +1442,23 @@ private:
             // the log: a sequence missing between the found ones, or a newest one below the
             // marker's, is a lost segment, which may have removed or replaced anything older.
             std::optional<std::uint64_t> recorded = read_newest();
+            if (!found.empty() && torn_at_birth(found.back())) {
+                // A crash while the newest segment was being made: nothing in it yet. It is
+                // deleted and its sequence made again; a marker naming it first goes one lower,
+                // so that no open takes the removal for a lost segment (else the file stays).
+                const std::uint64_t sequence = found.back();
+                if (recorded != sequence || write_newest(sequence - 1))
+                    ::unlinkat(root.get(), file_name(sequence).c_str(), 0);
+                if (recorded == sequence) recorded = sequence - 1;
+                found.pop_back();  // if still there, the next create skips its name
+                ++counters.torn_tails;
+            }
             const bool tail_lost = recorded && !found.empty() && found.back() < *recorded;
             next_sequence = std::max(found.empty() ? 1 : found.back() + 1, recorded ? *recorded + 1 : 1);
             for (std::size_t i = 0; i < found.size(); ++i) {
                 const std::uint64_t sequence = found[i];
-                if (i > 0 && sequence != found[i - 1] + 1) {
-                    counters.lost_segments += sequence - found[i - 1] - 1;
+                if (i > 0 && sequence != found[i - 1] + 1) {  // counted once however many are missing
+                    ++counters.lost_segments;
                     drop_all();
                 }
                 const std::string file = file_name(sequence);
@@ -1441,17 +1476,6 @@ private:
                 if (!head && got == static_cast<ssize_t>(head_bytes.size())) {
                     head = detail::segment::repair_segment_header(head_bytes, sequence);
                     if (head) ++counters.bad_frames;
-                }
-                if (!head && sequence == found.back() && file_size <= detail::segment::segment_header_size) {
-                    // A crash while the newest segment was being made: nothing in it yet. Its
-                    // sequence is made again; the marker first goes below it, so that no open
-                    // takes the removal for a lost newest segment.
-                    fd.reset();
-                    if (recorded == sequence && write_newest(sequence - 1)) recorded = sequence - 1;
-                    if (recorded != sequence && ::unlinkat(root.get(), file.c_str(), 0) == 0 && !tail_lost)
-                        next_sequence = sequence;
-                    ++counters.torn_tails;
-                    continue;
                 }
                 if (!head || head->sequence != sequence || file_size > max_segment_size) {
                     fd.reset();
@@ -1477,7 +1501,7 @@ private:
                 tail_start = flushed_to = end;
             }
             if (tail_lost) {
-                counters.lost_segments += *recorded - found.back();
+                ++counters.lost_segments;
                 drop_all();
             } else if (next_sequence > 1 && recorded < next_sequence - 1) {
                 (void)write_newest(next_sequence - 1);  // a directory from before the marker, or a damaged one
