@@ -525,11 +525,12 @@ template <class Storage>
         .num("entries_dropped", s.entries_dropped)
         .num("torn_tails", s.torn_tails)
         .num("bad_segments", s.bad_segments)
+        .num("lost_segments", s.lost_segments)
         .done();
 }
 
 [[nodiscard]] std::uint64_t log_damage(const tierguard::storage::segment_log_stats& s) {
-    return s.bad_frames + s.damaged_regions + s.bad_segments + s.torn_tails;
+    return s.bad_frames + s.damaged_regions + s.bad_segments + s.torn_tails + s.lost_segments;
 }
 
 // What happens to the entries when the meta blob (the hash secret) is damaged.
@@ -734,9 +735,10 @@ int run_stats(const std::string& dir, const Storage& storage, bool json) {
         if (const auto s = storage.stats(); log_damage(s) != 0)
             std::printf(
                 "damage      %llu damaged record(s), %llu unreadable stretch(es), %llu unreadable segment(s), "
-                "%llu torn tail(s) met at open; run 'tierguard-cli verify'\n",
+                "%llu torn tail(s), %llu missing segment(s) met at open; run 'tierguard-cli verify'\n",
                 static_cast<unsigned long long>(s.bad_frames), static_cast<unsigned long long>(s.damaged_regions),
-                static_cast<unsigned long long>(s.bad_segments), static_cast<unsigned long long>(s.torn_tails));
+                static_cast<unsigned long long>(s.bad_segments), static_cast<unsigned long long>(s.torn_tails),
+                static_cast<unsigned long long>(s.lost_segments));
     }
     std::printf("other       %llu temp file(s), %llu foreign (no entries: 'tierguard-cli scrub' removes them)\n",
                 static_cast<unsigned long long>(found.count(kind::temp)),
@@ -778,7 +780,8 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
                  " damaged record(s) (each loses its entry), " + std::to_string(at_open->damaged_regions) +
                  " unreadable stretch(es), " + std::to_string(at_open->bad_segments) +
                  " unreadable segment file(s) (moved to quarantine) and " + std::to_string(at_open->torn_tails) +
-                 " torn tail(s) (cut: the records in them are lost), and dropped " +
+                 " torn tail(s) (cut: the records in them are lost), found " + std::to_string(at_open->lost_segments) +
+                 " segment file(s) missing (everything older is dropped), and dropped " +
                  std::to_string(at_open->entries_dropped) +
                  " more entries for them; the damaged records stay in their segments (every open meets them again) "
                  "until the log evicts or reclaims those segments"});

@@ -806,15 +806,16 @@ private:
 
     // Damage a storage found and handled itself (segment_log drops a damaged record's
     // blob at open or scrub, which then reads as a miss), from its own counters: records
-    // failing their CRC, unreadable stretches, segments with an unreadable header.
+    // failing their CRC, unreadable stretches, segments with an unreadable header, lost segments.
     [[nodiscard]] std::uint64_t storage_damage() const {
         if constexpr (requires(const storage_type& s) {
                           {
-                              s.stats().bad_frames + s.stats().damaged_regions + s.stats().bad_segments
+                              s.stats().bad_frames + s.stats().damaged_regions + s.stats().bad_segments +
+                                  s.stats().lost_segments
                               } -> std::convertible_to<std::uint64_t>;
                       }) {
             const auto st = m_storage.stats();
-            return st.bad_frames + st.damaged_regions + st.bad_segments;
+            return st.bad_frames + st.damaged_regions + st.bad_segments + st.lost_segments;
         } else {
             return 0;
         }

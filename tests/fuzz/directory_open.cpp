@@ -322,8 +322,9 @@ std::string segment_file(std::uint64_t sequence) {
 // in the root as its open does (docs/FORMAT.md, "Segment files"): in sequence order, a later
 // record or tombstone wins; a damaged record removes its name; a stretch without a trustworthy
 // header drops every name recorded before it; so does a segment whose header is unreadable (it
-// is quarantined), except an unreadable newest one of at most a header's size (deleted); a
-// torn tail ends a segment. `exact` is false where the replay is not sure to match (more
+// is quarantined), except an unreadable newest one of at most a header's size (deleted), and
+// so does a sequence missing between two segment files (a lost segment); a torn tail ends a
+// segment. `exact` is false where the replay is not sure to match (more
 // segments than the budget keeps): then only the never-a-wrong-value half is checked.
 struct segment_replay {
     std::map<std::string, std::optional<std::vector<std::byte>>, std::less<>> blobs;
@@ -357,7 +358,10 @@ struct segment_replay {
         }
         // Past the budget, open deletes the oldest; near it, the scrub's tombstones may evict.
         if (files.size() + 2 >= segment_budget / segment_size) exact = false;
+        std::optional<std::uint64_t> previous;
         for (const auto& [sequence, file] : files) {
+            if (previous && sequence != *previous + 1) blobs.clear();  // a lost segment: everything older goes
+            previous = sequence;
             const auto bytes = read_file(root_fd, {file});
             if (!bytes) fail("cannot read a segment file", file);
             const auto head = seg::decode_segment_header(*bytes);

@@ -378,9 +378,8 @@ struct segment_backend {
         for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string leaf = it->path().filename().string();
             if (leaf == ".lock" || leaf == "quarantine") continue;
-            if (leaf.starts_with("pin-") && (leaf.ends_with(".0") || leaf.ends_with(".1"))) continue;  // pinned blobs
-            if (leaf.size() != 20 || !leaf.ends_with(".seg") || leaf.find_first_not_of("0123456789abcdef") != 16)
-                return it->path().string();
+            // segment files, pinned blobs' side files, the newest-segment marker
+            if (!tierguard::storage::segment_log::owns_file(leaf)) return it->path().string();
         }
         return std::nullopt;
     }

@@ -1546,3 +1546,145 @@ TEST_CASE("issue 18: a get over segment_log reads the clock only for an entry wi
     CHECK(errc_of(t->get("early")) == errc::miss);
     CHECK(t->get("forever").value() == "a");
 }
+
+namespace {
+
+// Writes names 0..19, then, in a segment of their own, new values of names 0..2 and
+// removes of names 3 and 4, then names 20 .. 20 + later - 1. That segment's file.
+fs::path overwrite_in_one_segment(const segment_log::config& cfg, int later) {
+    auto s = open_log(cfg);
+    for (int i = 0; i < 20; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 900))));
+    const std::size_t before = s.stats().segments;
+    while (s.stats().segments == before) REQUIRE(s.write("filler", bytes_of(value_for(99, 0, 900))));
+    for (int i = 0; i < 3; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 1, 900))));
+    for (int i = 3; i < 5; ++i) REQUIRE(s.remove(name_for(i)));
+    REQUIRE(s.stats().segments == before + 1);
+    const fs::path overwrites = segment_files(cfg.root).back();
+    for (int i = 20; i < 20 + later; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 900))));
+    return overwrites;
+}
+
+// Names 0..2 read as their new value or a miss, names 3 and 4 as a miss: never the older ones.
+void check_nothing_superseded(segment_log& s) {
+    for (int i = 0; i < 3; ++i) {
+        INFO("name " << i);
+        const auto got = s.read(name_for(i));
+        if (got)
+            CHECK(text_of(*got) == value_for(i, 1, 900));
+        else
+            CHECK(errc_of(got) == errc::miss);
+    }
+    for (int i = 3; i < 5; ++i) CHECK(errc_of(s.read(name_for(i))) == errc::miss);
+}
+
+}  // namespace
+
+TEST_CASE("segment_log: a lost segment (deleted, unreadable, a copy of another) never brings back what it replaced") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "pristine");
+    cfg.segment_size = 4096;
+    const fs::path overwrites = overwrite_in_one_segment(cfg, 12);
+    const auto files = segment_files(cfg.root);
+    REQUIRE(overwrites != files.back());
+    for (const std::string damage : {"deleted", "unreadable header", "copy of another"}) {
+        INFO(damage);
+        const fs::path root = dir.path() / (damage.substr(0, 4) + "-cache");
+        fs::copy(cfg.root, root, fs::copy_options::recursive);
+        const fs::path lost = root / overwrites.filename();
+        if (damage == "deleted") {
+            fs::remove(lost);
+        } else if (damage == "unreadable header") {
+            std::fstream f(lost, std::ios::in | std::ios::out | std::ios::binary);
+            f.seekp(9);
+            f.put('\x7f');  // the sequence number and the CRC: no single-byte repair
+            f.seekp(29);
+            f.put('\x7f');
+        } else {
+            fs::copy_file(root / files.back().filename(), lost, fs::copy_options::overwrite_existing);
+        }
+        auto opened = cfg;
+        opened.root = root;
+        for (int open = 0; open < 2; ++open) {  // the second open no longer has the file to tell
+            INFO("open " << open);
+            auto s = open_log(opened);
+            check_nothing_superseded(s);
+            const auto st = s.stats();
+            CHECK(st.lost_segments + st.bad_segments == 1);
+            CHECK(st.entries_dropped >= 20);  // names 5..19 and the filler, recorded before it
+            CHECK(text_of(s.read(name_for(31)).value()) == value_for(31, 0, 900));
+        }
+    }
+}
+
+TEST_CASE("segment_log: a lost newest segment never brings back what it replaced; writing goes on") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4096;
+    const fs::path overwrites = overwrite_in_one_segment(cfg, 0);
+    REQUIRE(overwrites == segment_files(cfg.root).back());
+    fs::remove(overwrites);
+    for (int open = 0; open < 2; ++open) {
+        INFO("open " << open);
+        auto s = open_log(cfg);
+        check_nothing_superseded(s);
+        CHECK(s.stats().lost_segments == 1);
+        CHECK(s.stats().entries_dropped >= 20);
+        if (open == 1) REQUIRE(s.write(name_for(7), bytes_of(value_for(7, 2, 900))));
+    }
+    auto s = open_log(cfg);  // the new segment follows the lost one: everything older is still dropped
+    check_nothing_superseded(s);
+    CHECK(text_of(s.read(name_for(7)).value()) == value_for(7, 2, 900));
+    CHECK(errc_of(s.read(name_for(8))) == errc::miss);
+}
+
+TEST_CASE("segment_log: the open's own removals (a torn newest segment, segments over the budget) lose no entry") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4096;
+    {
+        auto s = open_log(cfg);
+        for (int i = 0; i < 30; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 900))));
+    }
+    // A crash while the newest segment was made: its file holds no whole header (here the
+    // marker names it, as when the folder kept the marker's rename and not the header).
+    fs::resize_file(segment_files(cfg.root).back(), 0);
+    std::vector<int> kept;  // names recorded before the torn segment
+    {
+        auto s = open_log(cfg);
+        CHECK(s.stats().torn_tails == 1);
+        for (int i = 0; i < 30; ++i)
+            if (s.read(name_for(i))) kept.push_back(i);
+        REQUIRE(kept.size() >= 20);
+    }
+    for (int open = 0; open < 2; ++open) {
+        INFO("open " << open);
+        auto s = open_log(cfg);
+        CHECK(s.stats().lost_segments == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        for (const int i : kept) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, open, 900));
+        if (open == 0)
+            for (const int i : kept) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 1, 900))));
+    }
+    // A stray empty file named like a far newer segment is no lost segment either.
+    put_file(cfg.root / "0000000000000099.seg", "");
+    for (int open = 0; open < 2; ++open) {
+        INFO("stray, open " << open);
+        auto s = open_log(cfg);
+        CHECK(s.stats().lost_segments == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        for (const int i : kept) CHECK(text_of(s.read(name_for(i)).value()) == value_for(i, 1, 900));
+        if (open == 0) REQUIRE(s.write(name_for(100), bytes_of("x")));
+    }
+    // A budget of three segments: the open deletes the oldest ones; no gap follows.
+    cfg.byte_budget = 3 * 4096;
+    {
+        auto s = open_log(cfg);
+        CHECK(s.stats().lost_segments == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        CHECK(s.stats().segments <= 4);
+    }
+    auto s = open_log(cfg);
+    CHECK(s.stats().lost_segments == 0);
+    CHECK(s.stats().entries_dropped == 0);
+    CHECK(text_of(s.read(name_for(kept.back())).value()) == value_for(kept.back(), 1, 900));
+}

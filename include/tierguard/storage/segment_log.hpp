@@ -56,6 +56,7 @@ struct segment_log_stats {
     std::uint64_t entries_dropped = 0;      ///< blobs dropped for damage: their record's, or a later unreadable one
     std::uint64_t torn_tails = 0;           ///< segment tails cut short (by a crash), ignored
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
+    std::uint64_t lost_segments = 0;        ///< places segments were found missing at open (a gap, the newest ones)
 };
 
 /// Names of blobs that left a segment_log by themselves; see segment_log::take_evicted().
@@ -128,7 +129,9 @@ struct segment_scrub_report {
 ///    overwrite of any name, every blob recorded before it is dropped too (never an older
 ///    value). A tail no intact record follows (a crash's torn write) ends the segment's
 ///    valid part and is counted. A segment whose header is unreadable is moved to the
-///    quarantine folder whole.
+///    quarantine folder whole. A lost segment (a sequence missing between the segments
+///    found, or a newest one below the sequence <root>/newest-segment records) drops
+///    every blob recorded before it, at every open while those remain (docs/FORMAT.md).
 ///  - quarantine() copies the blob into <root>/quarantine/ (named as posix_directory
 ///    names it) and appends a tombstone; clean() purges old quarantine files and removes
 ///    temp and foreign files in the root. Quarantine files are outside the byte budget.
@@ -360,11 +363,11 @@ public:
         return m->quarantined();
     }
 
-    /// True for a file name segment_log keeps in its root: a segment file or a side file of
-    /// a pinned blob (docs/FORMAT.md), so that a tool listing the root can tell them from
-    /// foreign files without opening the log.
+    /// True for a file name segment_log keeps in its root: a segment file, a side file of a
+    /// pinned blob or the newest-segment marker (docs/FORMAT.md), so that a tool listing the
+    /// root can tell them from foreign files without opening the log.
     [[nodiscard]] static bool owns_file(std::string_view file) noexcept {
-        return state::parse_file_name(file).has_value() || state::is_pin_file(file);
+        return state::parse_file_name(file).has_value() || state::is_pin_file(file) || file == newest_file;
     }
 
     /// The root as opened: absolute and normalized.
@@ -383,6 +386,7 @@ private:
     static constexpr std::string_view segment_suffix = ".seg";
     static constexpr std::string_view pin_prefix = "pin-";
     static constexpr std::size_t max_pinned_name = 100;  // its file name: 4 + 2 * 100 + 2 bytes
+    static constexpr std::string_view newest_file = "newest-segment";
 
     using location = detail::segment::location;
     using hash_index = detail::segment::hash_index;
@@ -782,14 +786,17 @@ private:
                 return fail(errc::io_error, tier::disk, "segment_log: no free segment slot");
             std::array<std::byte, detail::segment::segment_header_size> header{};
             for (int attempt = 0;; ++attempt) {
-                const std::uint64_t sequence = next_sequence++;
+                const std::uint64_t sequence = next_sequence;  // used up only by a segment made
                 const std::string file = file_name(sequence);
                 detail::posix::unique_fd fd(detail::posix::retry_eintr([&] {
                     return ::openat(root.get(), file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 }));
                 if (!fd) {
                     const int err = errno;
-                    if (err == EEXIST && attempt < 16) continue;
+                    if (err == EEXIST && attempt < 16) {  // a foreign file: the next open meets it as a segment
+                        ++next_sequence;
+                        continue;
+                    }
                     if ((err == ENOSPC || err == EDQUOT) && attempt == 0 && evict_for_space(true)) continue;
                     return unexpected(os_error(err, "write", file, "create segment"));
                 }
@@ -811,6 +818,10 @@ private:
                     return written;
                 }
                 if (auto ok = sync_root("write"); !ok) return ok;
+                next_sequence = sequence + 1;
+                // The segment's name is in the folder before the marker names it (a marker too
+                // high would make the next open drop everything); a marker left lower costs nothing.
+                if (cfg.sync == durability::full || ::fsync(root.get()) == 0) (void)write_newest(sequence);
                 const std::uint32_t slot = free_slot();
                 slots[slot].emplace(segment{sequence, std::move(fd), header.size(), created, 0});
                 order.push_back(slot);
@@ -1116,15 +1127,21 @@ private:
 
         // The blob of a pinned name's side file if the file holds an intact record of it.
         [[nodiscard]] std::optional<std::vector<std::byte>> read_pin(std::string_view name, int copy) const {
+            // A record's blob length is 32 bits: a larger max_blob_size must not wrap the bound.
+            return read_side_file(pin_file(name, copy), name, std::min<std::size_t>(cfg.max_blob_size, UINT32_MAX));
+        }
+
+        // The blob of <root>/<file> if the file holds an intact record of `name` with at most
+        // `longest` bytes of blob.
+        [[nodiscard]] std::optional<std::vector<std::byte>> read_side_file(const std::string& file,
+                                                                           std::string_view name,
+                                                                           std::size_t longest) const {
             namespace px = detail::posix;
-            const std::string file = pin_file(name, copy);
             px::unique_fd fd(px::retry_eintr(
                 [&] { return ::openat(root.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); }));
             struct stat st {};
             if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
             const auto size = static_cast<std::uint64_t>(st.st_size);
-            // A record's blob length is 32 bits: a larger max_blob_size must not wrap the bound.
-            const std::size_t longest = std::min<std::size_t>(cfg.max_blob_size, UINT32_MAX);
             if (size > detail::segment::record_size(name.size(), longest)) return std::nullopt;
             std::vector<std::byte> bytes(static_cast<std::size_t>(size));
             for (std::size_t got = 0; got < bytes.size();) {
@@ -1221,7 +1238,9 @@ private:
                     bool purge = false;
                     if (!in_quarantine) {
                         if (entry_name == detail::posix::lock_file_name) continue;
-                        if (regular && (parse_file_name(entry_name) || is_pin_file(entry_name))) continue;
+                        if (regular &&
+                            (parse_file_name(entry_name) || is_pin_file(entry_name) || entry_name == newest_file))
+                            continue;
                     } else if (regular && !temp) {
                         const auto since = detail::quarantine_time(entry_name);
                         if (since && *since >= oldest) continue;
@@ -1352,6 +1371,60 @@ private:
             return report;
         }
 
+        // ---- the newest segment's marker -----------------------------------------------
+
+        // Records `sequence` as the newest segment made, in <root>/newest-segment: a record
+        // whose blob is the sequence (8 bytes, little-endian), written over the old one in
+        // place (no temp file: a torn write reads as no marker), synced unless durability::none.
+        [[nodiscard]] bool write_newest(std::uint64_t sequence) {
+            namespace px = detail::posix;
+            std::array<std::byte, 8> blob{};
+            for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<std::byte>(sequence >> (8 * i));
+            std::vector<std::byte> record;
+            detail::segment::append_record(record, newest_file, blob, 0);
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(root.get(), newest_file.data(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            }));
+            return fd && pwrite_all(fd.get(), record, 0, "open", std::string(newest_file)) &&
+                   ::ftruncate(fd.get(), static_cast<off_t>(record.size())) == 0 &&
+                   (cfg.sync == durability::none || sync_fd(fd.get()) == 0);
+        }
+
+        // The sequence the marker records; nullopt if it is absent or damaged.
+        [[nodiscard]] std::optional<std::uint64_t> read_newest() const {
+            const auto blob = read_side_file(std::string(newest_file), newest_file, 8);
+            if (!blob || blob->size() != 8) return std::nullopt;
+            std::uint64_t sequence = 0;
+            for (std::size_t i = 8; i-- > 0;) sequence = (sequence << 8) | std::to_integer<std::uint64_t>((*blob)[i]);
+            return sequence;
+        }
+
+        // Drops the whole index at open: a segment that may have removed or replaced any
+        // name recorded before it is lost. The dropped entries are counted.
+        void drop_all() {
+            counters.entries_dropped += index.size();
+            index.clear();
+            for (auto& sg : slots)
+                if (sg) sg->live = 0;
+        }
+
+        // True for a segment file of at most a header's size with no readable header.
+        [[nodiscard]] bool torn_at_birth(std::uint64_t sequence) const {
+            namespace px = detail::posix;
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(root.get(), file_name(sequence).c_str(),
+                                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            }));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0 ||
+                static_cast<std::uint64_t>(st.st_size) > detail::segment::segment_header_size)
+                return false;
+            std::array<std::byte, detail::segment::segment_header_size> head{};
+            if (::pread(fd.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) return true;
+            return !detail::segment::decode_segment_header(head) &&
+                   !detail::segment::repair_segment_header(head, sequence);
+        }
+
         // Moves a segment file whose header is unreadable into quarantine (deletes it if
         // that fails).
         void quarantine_segment(const std::string& file) {
@@ -1395,8 +1468,29 @@ private:
                 ++counters.segments_evicted;
                 found.erase(found.begin());
             }
-            if (!found.empty()) next_sequence = found.back() + 1;
-            for (const std::uint64_t sequence : found) {
+            // Segments are made with consecutive sequences and only the oldest is deleted by
+            // the log: a sequence missing between the found ones, or a newest one below the
+            // marker's, is a lost segment, which may have removed or replaced anything older.
+            std::optional<std::uint64_t> recorded = read_newest();
+            if (!found.empty() && torn_at_birth(found.back())) {
+                // A crash while the newest segment was being made: nothing in it yet. It is
+                // deleted and its sequence made again; a marker naming it first goes one lower,
+                // so that no open takes the removal for a lost segment (else the file stays).
+                const std::uint64_t sequence = found.back();
+                if (recorded != sequence || write_newest(sequence - 1))
+                    ::unlinkat(root.get(), file_name(sequence).c_str(), 0);
+                if (recorded == sequence) recorded = sequence - 1;
+                found.pop_back();  // if still there, the next create skips its name
+                ++counters.torn_tails;
+            }
+            const bool tail_lost = recorded && !found.empty() && found.back() < *recorded;
+            next_sequence = std::max(found.empty() ? 1 : found.back() + 1, recorded ? *recorded + 1 : 1);
+            for (std::size_t i = 0; i < found.size(); ++i) {
+                const std::uint64_t sequence = found[i];
+                if (i > 0 && sequence != found[i - 1] + 1) {  // counted once however many are missing
+                    ++counters.lost_segments;
+                    drop_all();
+                }
                 const std::string file = file_name(sequence);
                 px::unique_fd fd(px::retry_eintr(
                     [&] { return ::openat(root.get(), file.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); }));
@@ -1413,20 +1507,10 @@ private:
                     head = detail::segment::repair_segment_header(head_bytes, sequence);
                     if (head) ++counters.bad_frames;
                 }
-                if (!head && sequence == found.back() && file_size <= detail::segment::segment_header_size) {
-                    // A crash while the newest segment was being made: nothing in it yet.
-                    fd.reset();
-                    ::unlinkat(root.get(), file.c_str(), 0);
-                    ++counters.torn_tails;
-                    continue;
-                }
                 if (!head || head->sequence != sequence || file_size > max_segment_size) {
                     fd.reset();
-                    quarantine_segment(file);
-                    // Its records may have removed or replaced anything older.
-                    index.clear();
-                    for (auto& sg : slots)
-                        if (sg) sg->live = 0;
+                    quarantine_segment(file);  // the next open finds a gap in its place
+                    drop_all();                // its records may have removed or replaced anything older
                     continue;
                 }
                 const std::uint32_t slot = free_slot();
@@ -1445,6 +1529,12 @@ private:
                 }
                 sg.size = end;
                 tail_start = flushed_to = end;
+            }
+            if (tail_lost) {
+                ++counters.lost_segments;
+                drop_all();
+            } else if (next_sequence > 1 && recorded < next_sequence - 1) {
+                (void)write_newest(next_sequence - 1);  // a directory from before the marker, or a damaged one
             }
             // A roll interrupted between making the newest segment and deleting the oldest:
             // the copies it had not written yet are made again (read bits are not kept
