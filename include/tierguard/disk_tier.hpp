@@ -1490,6 +1490,12 @@ private:
             if (entry) continue;  // another secret's: left to scrub
             const errc code = entry.error().code();
             if (code == errc::io_error || code == errc::permission_denied) return unexpected(std::move(entry).error());
+            // The index forgets the entry only once its file is gone (a quarantine that failed
+            // leaves it): else no tag lookup finds it and a reopen would index it again.
+            if (auto gone = m_storage.remove(blob.name); !gone && gone.error().code() != errc::miss) {
+                note_io_error(gone.error());
+                return unexpected(std::move(gone).error());
+            }
             if (const auto idx = m_index.find(*h, *h, std::equal_to<>{}); idx != index_type::npos) m_index.remove(idx);
         }
         make_room(0);
