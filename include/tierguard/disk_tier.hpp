@@ -1217,10 +1217,11 @@ private:
             m_secret = shared_hash_key;
             return {};
         }
-        if (auto ok = load_secret(); !ok) return ok;
+        const auto replaced = load_secret();
+        if (!replaced) return unexpected(replaced.error());
         // A replaced secret leaves every entry an orphan: the scrub removes them (an index
         // from names alone would count entries no get can reach).
-        if (!scrub_first && !m_secret_replaced) {
+        if (!scrub_first && !*replaced) {
             auto indexed = storage_indexed ? result<void>{} : index_from_listing();
             note_storage_damage();
             // Key and tag indexes from the first put when the tier starts empty; over entries
@@ -1301,7 +1302,8 @@ private:
         }
     }
 
-    [[nodiscard]] result<void> load_secret() {
+    // Whether the secret was damaged and replaced.
+    [[nodiscard]] result<bool> load_secret() {
         // A damaged secret, or a link, FIFO or oversized file in its place, is set aside (or
         // the directory would never open again): entries written under the old secret
         // become orphans for scrub.
@@ -1309,14 +1311,13 @@ private:
         auto secret = detail::load_or_make_secret(m_storage, meta_name, m_clock.now(), replaced);
         if (!secret) return unexpected(std::move(secret).error());
         m_secret = *secret;
-        m_secret_replaced = replaced;
         if (replaced) {
             ++m_stats.corrupted;
             ++m_stats.quarantined;
             const failure why(errc::corrupted, tier_kind, "the directory's meta file is damaged; starting afresh");
             emit(event_kind::corrupted, meta_name, &why);
         }
-        return {};
+        return replaced;
     }
 
     // Removes leftover temp files, foreign files and old quarantine (as scrub does; names
@@ -1518,7 +1519,6 @@ private:
     disk_stats m_stats;
     detail::emergency_eviction<time_point> m_emergency;
     std::uint64_t m_storage_disk_full_at_open = 0;
-    bool m_secret_replaced = false;              // open found the secret damaged and made a new one
     std::uint64_t m_storage_damage_counted = 0;  // the storage's damage already in m_stats.corrupted
     bool m_relist = false;                       // forget_evicted could not list the storage: it lists on its next call
     bool m_closed = false;                       // close(): m_storage is moved from
