@@ -39,6 +39,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -1687,4 +1690,35 @@ TEST_CASE("segment_log: the open's own removals (a torn newest segment, segments
     CHECK(s.stats().lost_segments == 0);
     CHECK(s.stats().entries_dropped == 0);
     CHECK(text_of(s.read(name_for(kept.back())).value()) == value_for(kept.back(), 1, 900));
+}
+
+TEST_CASE("segment_log: reading whole segments (open, scrub, list) leaves none of them in malloc's free memory") {
+#if defined(__GLIBC__)
+    if (::mallinfo2().arena == 0) {
+        WARN("skipped: malloc reports no arena (a sanitizer's allocator), nothing to measure");
+        return;
+    }
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = std::uint64_t{4} << 20;
+    cfg.max_blob_size = std::size_t{64} << 10;
+    const std::string blob(60 << 10, 'b');
+    {
+        // Two full segments and a smaller third: a buffer freed after a larger one is
+        // where glibc keeps memory (its mmap threshold rose to the larger one's size).
+        auto s = open_log(cfg);
+        for (int i = 0; i < 170; ++i) REQUIRE(s.write(name_for(i), bytes_of(blob)));
+        REQUIRE(s.stats().segments == 3);
+    }
+    const auto free_in_heap = [] { return ::mallinfo2().fordblks; };
+    const std::size_t before = free_in_heap();
+    auto s = open_log(cfg);
+    REQUIRE(s.scrub());
+    REQUIRE(s.list().value().size() == 170);
+    const std::size_t after = free_in_heap();
+    INFO("malloc's free bytes before " << before << ", after " << after);
+    CHECK(after < before + (std::size_t{1} << 20));
+#else
+    WARN("skipped: measures glibc's malloc");
+#endif
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/build_requirements.hpp>
+#include <tierguard/detail/mapped_allocator.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -112,7 +113,7 @@ public:
     }
 
     void clear() {
-        std::vector<slot>(16).swap(m_slots);
+        table(16).swap(m_slots);
         m_size = 0;
         m_bytes = 0;
     }
@@ -127,12 +128,12 @@ public:
     /// Erases every entry for which pred(slot) is true; returns how many.
     template <class P>
     std::size_t erase_if(P&& pred) {
-        std::vector<slot> kept;
+        table kept;
         for (const slot& s : m_slots)
             if (s.loc != 0 && !pred(s)) kept.push_back(s);
         const std::size_t erased = m_size - kept.size();
         if (erased == 0) return 0;
-        std::vector<slot>(m_slots.size()).swap(m_slots);
+        table(m_slots.size()).swap(m_slots);
         m_size = 0;
         m_bytes = 0;
         for (const slot& s : kept) {
@@ -144,6 +145,9 @@ public:
     }
 
 private:
+    // Freed tables (the smaller ones a growing index leaves behind) go back to the system.
+    using table = std::vector<slot, mapped_allocator<slot>>;
+
     // The tag scrambled (an odd multiplier permutes 32-bit values), scaled to the table.
     [[nodiscard]] std::size_t home(std::uint32_t tag) const noexcept {
         const std::uint64_t mixed = static_cast<std::uint32_t>(tag * 0x9e3779b1U);
@@ -161,13 +165,13 @@ private:
     }
 
     void grow() {
-        std::vector<slot> old(m_slots.size() + m_slots.size() / 2);
+        table old(m_slots.size() + m_slots.size() / 2);
         old.swap(m_slots);
         for (const slot& s : old)
             if (s.loc != 0) place(s);
     }
 
-    std::vector<slot> m_slots;
+    table m_slots;
     std::size_t m_size = 0;
     std::uint64_t m_bytes = 0;
 };

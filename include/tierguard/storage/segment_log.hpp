@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/mapped_allocator.hpp>
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/detail/posix_fs.hpp>
 #include <tierguard/detail/segment_format.hpp>
@@ -525,8 +526,9 @@ private:
 
         // Bytes [offset, offset + n) of the segment in `slot`, from the file and the tail
         // (only the unwritten part with `from_file`); fewer if the file ends first.
-        [[nodiscard]] result<void> read_at(std::uint32_t slot, std::size_t offset, std::size_t n,
-                                           std::vector<std::byte>& out, bool from_file = false) {
+        template <class Bytes>
+        [[nodiscard]] result<void> read_at(std::uint32_t slot, std::size_t offset, std::size_t n, Bytes& out,
+                                           bool from_file = false) {
             out.resize(n);
             std::size_t got = 0;
             const bool is_active = has_active() && slot == active();
@@ -680,12 +682,13 @@ private:
             return std::find(cfg.pinned.begin(), cfg.pinned.end(), name) != cfg.pinned.end();
         }
 
-        // The whole segment in `slot`: file and tail (see read_at).
-        [[nodiscard]] result<std::vector<std::byte>> load(std::uint32_t slot, bool from_file = false) {
-            std::vector<std::byte> data;
-            if (auto ok = read_at(slot, 0, static_cast<std::size_t>(seg(slot).size), data, from_file); !ok)
-                return unexpected(std::move(ok).error());
-            return data;
+        // A whole segment's bytes, in memory given back to the system when freed.
+        using segment_bytes = std::vector<std::byte, detail::mapped_allocator<std::byte>>;
+
+        // The whole segment in `slot` into `out`: file and tail (see read_at). Callers that
+        // read segment after segment pass one buffer, which then maps its pages only once.
+        [[nodiscard]] result<void> load(std::uint32_t slot, segment_bytes& out, bool from_file = false) {
+            return read_at(slot, 0, static_cast<std::size_t>(seg(slot).size), out, from_file);
         }
 
         // Deletes the oldest segment; its live blobs leave the index, except those copied
@@ -741,12 +744,10 @@ private:
                 void unreadable(std::size_t, std::size_t) {}
                 void torn(std::size_t, std::size_t) {}
             };
-            std::optional<std::vector<std::byte>> data;
-            if (victim.live > 0) {
-                if (auto loaded = load(slot)) data = std::move(*loaded);
-            }
-            visitor v{*this, slot, room, data ? std::span<const std::byte>(*data) : std::span<const std::byte>()};
-            if (data) detail::segment::scan_records(*data, v);
+            segment_bytes data;
+            const bool loaded = victim.live > 0 && load(slot, data).has_value();
+            visitor v{*this, slot, room, loaded ? std::span<const std::byte>(data) : std::span<const std::byte>()};
+            if (loaded) detail::segment::scan_records(data, v);
             // The copies first; evict_for_space leaves the oldest alone meanwhile.
             if (v.carried_any) {
                 if (auto copied = flush(true); !copied) return copied;
@@ -1032,9 +1033,9 @@ private:
         [[nodiscard]] result<std::vector<blob_info>> list() {
             std::vector<blob_info> out;
             out.reserve(index.size());
+            segment_bytes data;
             for (const std::uint32_t slot : order) {
-                auto data = load(slot);
-                if (!data) return unexpected(std::move(data).error());
+                if (auto ok = load(slot, data); !ok) return unexpected(std::move(ok).error());
                 struct visitor {
                     state& s;
                     std::uint32_t slot;
@@ -1053,7 +1054,7 @@ private:
                     void unreadable(std::size_t, std::size_t) {}
                     void torn(std::size_t, std::size_t) {}
                 } v{*this, slot, out};
-                detail::segment::scan_records(*data, v);
+                detail::segment::scan_records(data, v);
             }
             // Pinned blobs first: their modified time is the epoch, before every segment's.
             std::vector<blob_info> pinned_blobs;
@@ -1354,12 +1355,12 @@ private:
         [[nodiscard]] result<segment_scrub_report> scrub() {
             segment_scrub_report report;
             if (auto ok = flush(false); !ok) return unexpected(std::move(ok).error());
+            segment_bytes data;
             for (const std::uint32_t slot : std::vector<std::uint32_t>(order.begin(), order.end())) {
-                auto data = load(slot, true);
-                if (!data) return unexpected(std::move(data).error());
+                if (auto ok = load(slot, data, true); !ok) return unexpected(std::move(ok).error());
                 ++report.segments_checked;
                 replay_visitor v{*this, slot, false, &report};
-                detail::segment::scan_records(*data, v);
+                detail::segment::scan_records(data, v);
             }
             while (order.size() > 1 && seg(order.front()).live == 0) {
                 const std::uint64_t size = seg(order.front()).size;
@@ -1485,6 +1486,7 @@ private:
             }
             const bool tail_lost = recorded && !found.empty() && found.back() < *recorded;
             next_sequence = std::max(found.empty() ? 1 : found.back() + 1, recorded ? *recorded + 1 : 1);
+            segment_bytes data;
             for (std::size_t i = 0; i < found.size(); ++i) {
                 const std::uint64_t sequence = found[i];
                 if (i > 0 && sequence != found[i - 1] + 1) {  // counted once however many are missing
@@ -1518,10 +1520,9 @@ private:
                 order.push_back(slot);
                 tail.clear();
                 tail_start = flushed_to = file_size;  // read_at reads the file only
-                auto data = load(slot);
-                if (!data) return unexpected(std::move(data).error());
+                if (auto ok = load(slot, data); !ok) return unexpected(std::move(ok).error());
                 replay_visitor v{*this, slot, true};
-                const std::size_t end = detail::segment::scan_records(*data, v);
+                const std::size_t end = detail::segment::scan_records(data, v);
                 segment& sg = seg(slot);
                 if (end < file_size) {  // cut the torn tail so that appends follow the last record
                     if (::ftruncate(sg.fd.get(), static_cast<off_t>(end)) != 0)
