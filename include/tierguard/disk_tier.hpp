@@ -1094,9 +1094,12 @@ private:
             if (verifying) return examine(h, name, now, m_storage.peek(name), bytes, inflated);
         }
         if constexpr (requires { m_storage.read_unverified_into(name, bytes); }) {
-            // The frame's CRC covers every byte of the blob: the record's is not computed too.
+            // The frame's CRC covers every byte of the blob: the record's is not computed too,
+            // and the blob's own CRC, computed as it was copied, checks the frame's.
             // The name is built here, so the storage need not check it again.
-            return examine_read(h, name, now, m_storage.read_unverified_into(name, bytes), bytes, inflated, true);
+            auto read = m_storage.read_unverified_into(name, bytes);
+            if (!read) return examine_read(h, name, now, unexpected(std::move(read).error()), bytes, inflated, true);
+            return examine_read(h, name, now, {}, bytes, inflated, true, *read);
         } else if constexpr (requires { m_storage.read_unverified(name); }) {
             return examine(h, name, now, m_storage.read_unverified(name), bytes, inflated, true);
         }
@@ -1114,10 +1117,12 @@ private:
                             unverified);
     }
 
-    // examine() of a read that left the blob in `bytes` (if it succeeded).
+    // examine() of a read that left the blob in `bytes` (if it succeeded); `bytes_crc`: their
+    // CRC-32, if the read computed it.
     [[nodiscard]] result<frame::view> examine_read(std::uint64_t h, std::string_view name, time_point& now,
                                                    result<void> read, std::vector<std::byte>& bytes,
-                                                   std::vector<std::byte>& inflated, bool unverified = false) {
+                                                   std::vector<std::byte>& inflated, bool unverified = false,
+                                                   std::optional<std::uint32_t> bytes_crc = std::nullopt) {
         if (!read) {
             const errc code = read.error().code();
             if (code == errc::miss) {
@@ -1131,8 +1136,8 @@ private:
             note_io_error(read.error());
             return unexpected(std::move(read).error());
         }
-        auto decoded =
-            frame::decode_view(bytes, inflated, *m_zlib, frame::limits{m_config.max_key_size, m_config.max_entry_size});
+        auto decoded = frame::decode_view(bytes, inflated, *m_zlib,
+                                          frame::limits{m_config.max_key_size, m_config.max_entry_size}, bytes_crc);
         if (!decoded) {
             if (unverified) return examine(h, name, now, m_storage.read(name), bytes, inflated);
             if (decoded.error().code() == errc::version_mismatch) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -155,6 +156,10 @@ private:
 [[nodiscard]] inline std::uint32_t checksum(std::span<const std::byte> bytes) noexcept {
     return tierguard::detail::crc32_update(0, bytes);
 }
+
+/// zlib's CRC-32 of a whole frame whose checksum is right: the CRC-32 of any bytes followed
+/// by their own CRC-32, little-endian, is this constant (and only that checksum gives it).
+inline constexpr std::uint32_t intact_frame_crc = 0x2144DF1CU;
 
 namespace detail {
 
@@ -399,18 +404,24 @@ namespace detail {
 /// failure is errc::corrupted with a context saying what was wrong. Nothing is allocated
 /// beyond `lim` whatever the bytes claim, and inflating never writes past raw_length, so a
 /// decompression bomb costs at most raw_length bytes. The schema version is returned, not
-/// checked: that is the caller's (errc::version_mismatch). Throws only std::bad_alloc.
+/// checked: that is the caller's (errc::version_mismatch). `bytes_crc`: zlib's CRC-32 of all
+/// of `bytes`, where the caller computed it (while copying them): the frame's checksum is then
+/// checked from it (a CRC-32 followed by itself, little-endian, always gives
+/// intact_frame_crc), not computed again. Throws only std::bad_alloc.
 [[nodiscard]] inline result<view> decode_view(std::span<const std::byte> bytes, std::vector<std::byte>& inflated,
-                                              zlib_streams& zlib, const limits& lim = {}) {
+                                              zlib_streams& zlib, const limits& lim = {},
+                                              std::optional<std::uint32_t> bytes_crc = std::nullopt) {
     auto parsed = detail::parse_header(bytes);
     if (!parsed) return unexpected(std::move(parsed).error());
     const header head = *parsed;
 
-    const std::size_t crc_at = bytes.size() - checksum_size;
-    const std::uint32_t stored_crc = tierguard::detail::load_le<std::uint32_t>(bytes.data() + crc_at);
-    if (const std::uint32_t actual = checksum(bytes.first(crc_at)); actual != stored_crc)
-        return detail::corrupted("checksum mismatch (stored " + std::to_string(stored_crc) + ", computed " +
-                                 std::to_string(actual) + ")");
+    if (bytes_crc != intact_frame_crc) {
+        const std::size_t crc_at = bytes.size() - checksum_size;
+        const std::uint32_t stored_crc = tierguard::detail::load_le<std::uint32_t>(bytes.data() + crc_at);
+        if (const std::uint32_t actual = checksum(bytes.first(crc_at)); actual != stored_crc)
+            return detail::corrupted("checksum mismatch (stored " + std::to_string(stored_crc) + ", computed " +
+                                     std::to_string(actual) + ")");
+    }
     if (head.key_length > lim.max_key)
         return detail::corrupted("key_length " + std::to_string(head.key_length) + " exceeds the limit of " +
                                  std::to_string(lim.max_key));

@@ -15,6 +15,8 @@
 #include <tierguard/storage/memory_storage.hpp>
 #include <tierguard/storage/segment_log.hpp>
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -1411,14 +1413,20 @@ TEST_CASE("issue 18: keys_tagged and keys_with_prefix over segment_log after a r
 
 namespace {
 
-// Flips the low bit of byte `at` of the first copy of `text` in the log's segment files,
-// behind the open log's back.
-void flip_in_segments(const fs::path& root, std::string_view text, std::size_t at) {
+std::uint32_t zlib_crc(const std::vector<std::byte>& bytes) {
+    return static_cast<std::uint32_t>(
+        ::crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+}
+
+// Flips the low bit of byte `at` of the first copy of `text` in the log's segment files
+// (`at` < 0: before it), behind the open log's back.
+void flip_in_segments(const fs::path& root, std::string_view text, std::ptrdiff_t at) {
     for (const auto& file : segment_files(root)) {
         std::string bytes = file_bytes(file);
         const auto found = bytes.find(text);
         if (found == std::string::npos) continue;
-        bytes[found + at] = static_cast<char>(bytes[found + at] ^ 1);
+        const auto pos = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(found) + at);
+        bytes[pos] = static_cast<char>(bytes[pos] ^ 1);
         put_file(file, bytes);
         return;
     }
@@ -1482,12 +1490,16 @@ TEST_CASE("issue 18: segment_log::read_unverified_into reuses the caller's buffe
     std::vector<std::byte> out(4096, std::byte{0x55});
     const std::byte* const buffer = out.data();
     for (const int i : {3, 59, 3}) {  // from the file, from the active segment in memory, again from the file
-        REQUIRE(s.read_unverified_into(name_for(i), out));
+        const auto crc = s.read_unverified_into(name_for(i), out);
+        REQUIRE(crc);
         CHECK(text_of(out) == value_for(i, 0));
-        CHECK(out.data() == buffer);  // no allocation: the capacity is reused
+        CHECK(*crc == zlib_crc(out));  // the blob's CRC-32, computed as it was copied
+        CHECK(out.data() == buffer);   // no allocation: the capacity is reused
     }
-    REQUIRE(s.read_unverified_into("pinned", out));
+    const auto pin = s.read_unverified_into("pinned", out);
+    REQUIRE(pin);
     CHECK(text_of(out) == "the pin");
+    CHECK(*pin == zlib_crc(out));
     CHECK(errc_of(s.read_unverified_into(name_for(99), out)) == errc::miss);
     // The name is not checked (the disk tier builds its names): one no write() would take reads as a miss.
     CHECK(errc_of(s.read_unverified_into("../x", out)) == errc::miss);
@@ -1501,6 +1513,69 @@ TEST_CASE("issue 18: segment_log::read_unverified_into reuses the caller's buffe
     CHECK(s.stats().bad_frames == 0);
     flip_in_segments(cfg.root, name_for(5) + "k5v0:", 2);
     CHECK_FALSE(s.read_unverified_into(name_for(5), out));
+}
+
+TEST_CASE("issue 18: segment_log::read_unverified_into returns the CRC-32 of blobs longer and shorter than the last") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 8 << 10;
+    auto s = open_log(cfg);
+    for (int i = 0; i < 60; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0, 40 + 37 * i))));
+    std::vector<std::byte> out;
+    for (const int i : {3, 59, 20, 3, 58}) {  // grows, shrinks, grows: one copy each, into what `out` holds
+        const auto crc = s.read_unverified_into(name_for(i), out);
+        REQUIRE(crc);
+        CHECK(text_of(out) == value_for(i, 0, 40 + 37 * i));
+        CHECK(*crc == zlib_crc(out));
+    }
+}
+
+TEST_CASE(
+    "issue 18: segment_log::read_unverified compares a record's name, flags and lengths; its head CRC field alone "
+    "is left to read() and scrub") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.segment_size = 4 << 10;
+    auto s = open_log(cfg);
+    for (int i = 0; i < 60; ++i) REQUIRE(s.write(name_for(i), bytes_of(value_for(i, 0))));
+    REQUIRE(segment_files(cfg.root).size() >= 2);
+    // The record: magic (4 bytes), flags (2), name length (2), blob length (4), head CRC (4),
+    // record CRC (4), the name, the blob. Offsets below are from the name's first byte.
+    flip_in_segments(cfg.root, name_for(5) + "k5v0:", -8);  // the head CRC field: the blob is intact
+    std::vector<std::byte> out;
+    REQUIRE(s.read_unverified_into(name_for(5), out));
+    CHECK(text_of(out) == value_for(5, 0));
+    CHECK(text_of(s.read_unverified(name_for(5)).value()) == value_for(5, 0));
+    CHECK(errc_of(s.read(name_for(5))) == errc::corrupted);  // read() checks every CRC
+    CHECK(s.stats().bad_frames == 1);
+    flip_in_segments(cfg.root, name_for(6) + "k6v0:", -16);  // the flags
+    CHECK(errc_of(s.read_unverified_into(name_for(6), out)) == errc::corrupted);
+    flip_in_segments(cfg.root, name_for(7) + "k7v0:", -14);  // the name's length
+    CHECK(errc_of(s.read_unverified_into(name_for(7), out)) == errc::corrupted);
+    flip_in_segments(cfg.root, name_for(8) + "k8v0:", -12);  // the blob's length
+    CHECK(errc_of(s.read_unverified_into(name_for(8), out)) == errc::corrupted);
+    flip_in_segments(cfg.root, name_for(9) + "k9v0:", -20);  // the magic
+    CHECK(errc_of(s.read_unverified_into(name_for(9), out)) == errc::corrupted);
+    CHECK(s.stats().bad_frames == 5);
+    CHECK(text_of(s.read(name_for(4)).value()) == value_for(4, 0));
+}
+
+TEST_CASE("issue 18: a pinned name as long as the log's names, and one of another length, each read their own blob") {
+    temp_dir dir;
+    auto cfg = small(dir.path() / "cache");
+    cfg.pinned = {"pi/nn/7", "pinned-too"};
+    auto s = open_log(cfg);
+    REQUIRE(s.write("pi/nn/7", bytes_of("pin 1")));
+    REQUIRE(s.write("pinned-too", bytes_of("pin 2")));
+    REQUIRE(s.write(name_for(7), bytes_of("logged")));  // "ab/cd/7": as long as the first pin
+    std::vector<std::byte> out;
+    REQUIRE(s.read_unverified_into("pi/nn/7", out));
+    CHECK(text_of(out) == "pin 1");
+    REQUIRE(s.read_unverified_into("pinned-too", out));
+    CHECK(text_of(out) == "pin 2");
+    REQUIRE(s.read_unverified_into(name_for(7), out));
+    CHECK(text_of(out) == "logged");
+    CHECK(text_of(s.read("pi/nn/7").value()) == "pin 1");
 }
 
 namespace {

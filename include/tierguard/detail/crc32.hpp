@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <span>
 
@@ -265,24 +266,63 @@ inline constexpr std::uint8_t shift_controls[48] = {
     return fold(a, k384, fold(b, k256, fold(c, k128, d)));
 }
 
-// The end both widths share: R folded over the remaining 16-byte blocks, then over the last
-// size % 16 = t bytes, and reduced. At least 16 bytes of the message precede `data`. The
-// message R, tail is R's first t bytes (X, zeros in front: the same polynomial) times x^128
-// plus its last 16 bytes (Y: R's other 16 - t bytes, then the tail, read by one load that
-// ends at the message's end): one more fold, no byte-by-byte end (Gopal et al., 2009).
-[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t finish(__m128i r, const std::byte* data,
+// The 16 bytes at in + at; with Copy also stored at out + at: a copy made while the CRC is
+// computed reads each byte once.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul"))) inline __m128i take(const std::byte* in, std::byte* out,
+                                                                    std::size_t at) noexcept {
+    const __m128i v = load(in + at);
+    if constexpr (Copy) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + at), v);
+    return v;
+}
+
+// The end both widths share: R folded over the remaining 16-byte blocks of [at, size), then
+// over the last (size - at) % 16 = t bytes, and reduced. at >= 16. The message R, tail is R's
+// first t bytes (X, zeros in front: the same polynomial) times x^128 plus its last 16 bytes
+// (Y: R's other 16 - t bytes, then the tail, read by one load that ends at the message's
+// end): one more fold, no byte-by-byte end (Gopal et al., 2009).
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t finish(__m128i r, const std::byte* in,
+                                                                                  std::byte* out, std::size_t at,
                                                                                   std::size_t size) noexcept {
     namespace k = crc32_constants;
     const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
-    for (; size >= 16; data += 16, size -= 16) r = fold(r, k128, load(data));
-    if (size > 0) {
-        const __m128i down = control(16 + size);
+    for (; size - at >= 16; at += 16) r = fold(r, k128, take<Copy>(in, out, at));
+    if (const std::size_t t = size - at; t > 0) {
+        const __m128i down = control(16 + t);
         const __m128i from_tail = _mm_cmplt_epi8(down, _mm_setzero_si128());
-        const __m128i x = _mm_shuffle_epi8(r, control(size));
-        const __m128i y = _mm_or_si128(_mm_shuffle_epi8(r, down), _mm_and_si128(from_tail, load(data + size - 16)));
+        const __m128i x = _mm_shuffle_epi8(r, control(t));
+        // The last 16 bytes, stored again where they were copied already: the same bytes.
+        const __m128i y =
+            _mm_or_si128(_mm_shuffle_epi8(r, down), _mm_and_si128(from_tail, take<Copy>(in, out, size - 16)));
         r = fold(x, k128, y);
     }
     return ~reduce(r);
+}
+
+// crc32_clmul, and with Copy the bytes stored at `out` too.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t clmul(std::uint32_t crc, const std::byte* in,
+                                                                                 std::byte* out,
+                                                                                 std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    if (size < 16) {
+        if constexpr (Copy)
+            if (size > 0) std::memcpy(out, in, size);
+        return crc32_portable(crc, in, size);
+    }
+    // zlib keeps the register inverted between calls; the register goes into the first 4 bytes.
+    const __m128i first = _mm_xor_si128(take<Copy>(in, out, 0), _mm_cvtsi32_si128(static_cast<int>(~crc)));
+    if (size < 64) return finish<Copy>(first, in, out, 16, size);
+    const __m128i k512 = _mm_set_epi64x(static_cast<long long>(k::fold512_hi), static_cast<long long>(k::fold512_lo));
+    __m128i r[4] = {first, take<Copy>(in, out, 16), take<Copy>(in, out, 32), take<Copy>(in, out, 48)};
+    std::size_t at = 64;
+    for (; size - at >= 64; at += 64) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (std::size_t i = 0; i < 4; ++i) r[i] = fold(r[i], k512, take<Copy>(in, out, at + 16 * i));
+    }
+    return finish<Copy>(fold_four(r[0], r[1], r[2], r[3]), in, out, at, size);
 }
 
 }  // namespace crc32_clmul_detail
@@ -293,20 +333,7 @@ inline constexpr std::uint8_t shift_controls[48] = {
 [[nodiscard]] __attribute__((target("pclmul,ssse3"))) inline std::uint32_t crc32_clmul(std::uint32_t crc,
                                                                                        const std::byte* data,
                                                                                        std::size_t size) noexcept {
-    namespace k = crc32_constants;
-    using namespace crc32_clmul_detail;
-    if (size < 16) return crc32_portable(crc, data, size);
-    // zlib keeps the register inverted between calls; the register goes into the first 4 bytes.
-    const __m128i first = _mm_xor_si128(load(data), _mm_cvtsi32_si128(static_cast<int>(~crc)));
-    if (size < 64) return finish(first, data + 16, size - 16);
-    const __m128i k512 = _mm_set_epi64x(static_cast<long long>(k::fold512_hi), static_cast<long long>(k::fold512_lo));
-    __m128i r[4] = {first, load(data + 16), load(data + 32), load(data + 48)};
-    for (data += 64, size -= 64; size >= 64; data += 64, size -= 64) {
-        // Unrolled, so that the four lanes stay in registers.
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i) r[i] = fold(r[i], k512, load(data + 16 * i));
-    }
-    return finish(fold_four(r[0], r[1], r[2], r[3]), data, size);
+    return crc32_clmul_detail::clmul<false>(crc, data, nullptr, size);
 }
 
 namespace crc32_clmul_detail {
@@ -342,23 +369,31 @@ template <int Imm>
                  static_cast<long long>(hi)};
 }
 
-}  // namespace crc32_clmul_detail
+// take() of 32 bytes.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline v4x64 take2(const std::byte* in, std::byte* out,
+                                                                                   std::size_t at) noexcept {
+    const v4x64 v = load2(in + at);
+    if constexpr (Copy) __builtin_memcpy(out + at, &v, sizeof v);
+    return v;
+}
 
-/// crc32_clmul with 256-bit registers: 128 bytes a step in eight 128-bit lanes, folded
-/// down to one and finished as crc32_clmul does; under 256 bytes it is crc32_clmul.
-/// Requires crc32_vclmul_supported(). Reads only [data, data + size).
-[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline std::uint32_t crc32_vclmul(
-    std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+// crc32_vclmul, and with Copy the bytes stored at `out` too.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline std::uint32_t vclmul(std::uint32_t crc,
+                                                                                            const std::byte* in,
+                                                                                            std::byte* out,
+                                                                                            std::size_t size) noexcept {
     namespace k = crc32_constants;
-    using namespace crc32_clmul_detail;
-    if (size < 256) return crc32_clmul(crc, data, size);
-    const v4x64 first = load2(data) ^ v4x64 { static_cast<long long>(~crc), 0, 0, 0 };
+    if (size < 256) return clmul<Copy>(crc, in, out, size);
+    const v4x64 first = take2<Copy>(in, out, 0) ^ v4x64 { static_cast<long long>(~crc), 0, 0, 0 };
     const v4x64 k1024 = pair(k::fold1024_lo, k::fold1024_hi);
-    v4x64 r[4] = {first, load2(data + 32), load2(data + 64), load2(data + 96)};
-    for (data += 128, size -= 128; size >= 128; data += 128, size -= 128) {
+    v4x64 r[4] = {first, take2<Copy>(in, out, 32), take2<Copy>(in, out, 64), take2<Copy>(in, out, 96)};
+    std::size_t at = 128;
+    for (; size - at >= 128; at += 128) {
         // Unrolled, so that the four lanes stay in registers.
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, load2(data + 32 * i));
+        for (std::size_t i = 0; i < 4; ++i) r[i] = fold2(r[i], k1024, take2<Copy>(in, out, at + 32 * i));
     }
     const v4x64 k768 = pair(k::fold768_lo, k::fold768_hi);
     const v4x64 k512 = pair(k::fold512_lo, k::fold512_hi);
@@ -366,7 +401,18 @@ template <int Imm>
     const v4x64 folded = fold2(r[0], k768, fold2(r[1], k512, fold2(r[2], k256, r[3])));
     // The lower half comes first in the message.
     const __m128i k128 = _mm_set_epi64x(static_cast<long long>(k::fold128_hi), static_cast<long long>(k::fold128_lo));
-    return finish(fold(_mm_set_epi64x(folded[1], folded[0]), k128, _mm_set_epi64x(folded[3], folded[2])), data, size);
+    return finish<Copy>(fold(_mm_set_epi64x(folded[1], folded[0]), k128, _mm_set_epi64x(folded[3], folded[2])), in, out,
+                        at, size);
+}
+
+}  // namespace crc32_clmul_detail
+
+/// crc32_clmul with 256-bit registers: 128 bytes a step in eight 128-bit lanes, folded
+/// down to one and finished as crc32_clmul does; under 256 bytes it is crc32_clmul.
+/// Requires crc32_vclmul_supported(). Reads only [data, data + size).
+[[nodiscard]] __attribute__((target("pclmul,avx2,vpclmulqdq"))) inline std::uint32_t crc32_vclmul(
+    std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
+    return crc32_clmul_detail::vclmul<false>(crc, data, nullptr, size);
 }
 
 namespace crc32_clmul_detail {
@@ -403,6 +449,41 @@ template <int Imm>
     return v8x64{l, h, l, h, l, h, l, h};
 }
 
+// take() of 64 bytes.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,avx2,avx512f,vpclmulqdq"))) inline v8x64 take4(const std::byte* in,
+                                                                                           std::byte* out,
+                                                                                           std::size_t at) noexcept {
+    const v8x64 v = load4(in + at);
+    if constexpr (Copy) __builtin_memcpy(out + at, &v, sizeof v);
+    return v;
+}
+
+// crc32_zclmul, and with Copy the bytes stored at `out` too.
+template <bool Copy>
+[[nodiscard]] __attribute__((target("pclmul,avx2,avx512f,vpclmulqdq"))) inline std::uint32_t zclmul(
+    std::uint32_t crc, const std::byte* in, std::byte* out, std::size_t size) noexcept {
+    namespace k = crc32_constants;
+    if (size < 512) return vclmul<Copy>(crc, in, out, size);
+    const v8x64 k2048 = quad(k::fold2048_lo, k::fold2048_hi);
+    v8x64 r[4] = {take4<Copy>(in, out, 0) ^ v8x64{static_cast<long long>(~crc), 0, 0, 0, 0, 0, 0, 0},
+                  take4<Copy>(in, out, 64), take4<Copy>(in, out, 128), take4<Copy>(in, out, 192)};
+    std::size_t at = 256;
+    for (; size - at >= 256; at += 256) {
+        // Unrolled, so that the four lanes stay in registers.
+#pragma GCC unroll 4
+        for (std::size_t i = 0; i < 4; ++i) r[i] = fold4(r[i], k2048, take4<Copy>(in, out, at + 64 * i));
+    }
+    const v8x64 k1536 = quad(k::fold1536_lo, k::fold1536_hi);
+    const v8x64 k1024 = quad(k::fold1024_lo, k::fold1024_hi);
+    const v8x64 k512 = quad(k::fold512_lo, k::fold512_hi);
+    const v8x64 folded = fold4(r[0], k1536, fold4(r[1], k1024, fold4(r[2], k512, r[3])));
+    // The four quarters, first in the message first, folded into one.
+    return finish<Copy>(fold_four(_mm_set_epi64x(folded[1], folded[0]), _mm_set_epi64x(folded[3], folded[2]),
+                                  _mm_set_epi64x(folded[5], folded[4]), _mm_set_epi64x(folded[7], folded[6])),
+                        in, out, at, size);
+}
+
 }  // namespace crc32_clmul_detail
 
 /// crc32_clmul with 512-bit registers: 256 bytes a step in sixteen 128-bit lanes (twice
@@ -411,25 +492,7 @@ template <int Imm>
 /// Requires crc32_zclmul_supported(). Reads only [data, data + size).
 [[nodiscard]] __attribute__((target("pclmul,avx2,avx512f,vpclmulqdq"))) inline std::uint32_t crc32_zclmul(
     std::uint32_t crc, const std::byte* data, std::size_t size) noexcept {
-    namespace k = crc32_constants;
-    using namespace crc32_clmul_detail;
-    if (size < 512) return crc32_vclmul(crc, data, size);
-    const v8x64 k2048 = quad(k::fold2048_lo, k::fold2048_hi);
-    v8x64 r[4] = {load4(data) ^ v8x64{static_cast<long long>(~crc), 0, 0, 0, 0, 0, 0, 0}, load4(data + 64),
-                  load4(data + 128), load4(data + 192)};
-    for (data += 256, size -= 256; size >= 256; data += 256, size -= 256) {
-        // Unrolled, so that the four lanes stay in registers.
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i) r[i] = fold4(r[i], k2048, load4(data + 64 * i));
-    }
-    const v8x64 k1536 = quad(k::fold1536_lo, k::fold1536_hi);
-    const v8x64 k1024 = quad(k::fold1024_lo, k::fold1024_hi);
-    const v8x64 k512 = quad(k::fold512_lo, k::fold512_hi);
-    const v8x64 folded = fold4(r[0], k1536, fold4(r[1], k1024, fold4(r[2], k512, r[3])));
-    // The four quarters, first in the message first, folded into one.
-    return finish(fold_four(_mm_set_epi64x(folded[1], folded[0]), _mm_set_epi64x(folded[3], folded[2]),
-                            _mm_set_epi64x(folded[5], folded[4]), _mm_set_epi64x(folded[7], folded[6])),
-                  data, size);
+    return crc32_clmul_detail::zclmul<false>(crc, data, nullptr, size);
 }
 
 #endif
@@ -447,6 +510,22 @@ template <int Imm>
     }
 #endif
     return crc32_portable(crc, bytes.data(), bytes.size());
+}
+
+/// crc32_update(crc, in), copying `in` to `out` (in.size() bytes; the two must not
+/// overlap) on the way: each byte is loaded once, for the copy and the CRC both.
+[[nodiscard]] inline std::uint32_t crc32_copy(std::uint32_t crc, std::byte* out,
+                                              std::span<const std::byte> in) noexcept {
+#if TIERGUARD_CRC32_CLMUL
+    if (in.size() >= 16) {
+        const int level = crc32_clmul_detail::cpu_level();
+        if (level >= 3) return crc32_clmul_detail::zclmul<true>(crc, in.data(), out, in.size());
+        if (level >= 2) return crc32_clmul_detail::vclmul<true>(crc, in.data(), out, in.size());
+        if (level >= 1) return crc32_clmul_detail::clmul<true>(crc, in.data(), out, in.size());
+    }
+#endif
+    if (!in.empty()) std::memcpy(out, in.data(), in.size());
+    return crc32_portable(crc, in.data(), in.size());
 }
 
 }  // namespace tierguard::detail

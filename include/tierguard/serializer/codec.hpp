@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <ranges>
@@ -33,6 +34,11 @@ constexpr void store_le(std::byte* out, U value) noexcept {
 /// Reads sizeof(U) little-endian bytes at `in`; the caller has checked that they exist.
 template <std::unsigned_integral U>
 [[nodiscard]] constexpr U load_le(const std::byte* in) noexcept {
+    if (std::endian::native == std::endian::little && !std::is_constant_evaluated()) {
+        U value;  // one load: GCC does not always merge the loop's bytes into one
+        std::memcpy(&value, in, sizeof(U));
+        return value;
+    }
     U value = 0;
     for (std::size_t i = 0; i < sizeof(U); ++i) value |= static_cast<U>(static_cast<U>(in[i]) << (8 * i));
     return value;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tierguard/detail/blob_name.hpp>
+#include <tierguard/detail/crc32.hpp>
 #include <tierguard/detail/mapped_allocator.hpp>
 #include <tierguard/detail/os_error.hpp>
 #include <tierguard/detail/posix_fs.hpp>
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -243,11 +245,14 @@ public:
     /// carry it: for passes that read every blob to verify it (the disk tier's scrub).
     [[nodiscard]] result<std::vector<std::byte>> peek(std::string_view name) const { return read_marking(name, false); }
 
-    /// As read(), but the record's whole CRC (over its blob) is not computed; its head CRC
-    /// (name, flags, lengths) is. For a caller whose blob carries a checksum over all of its
-    /// bytes and checks it (the disk tier's frame): one CRC per read, not two. A damaged
-    /// blob is then returned as read, unnoticed and uncounted here: on a failed check of its
-    /// own the caller must read() it again, which finds, counts and reports the damage.
+    /// As read(), but no CRC of the record is computed: its magic, flags, name and lengths
+    /// are compared with the name asked for and the index's blob size (a record that differs
+    /// in any of them is parsed and its head CRC checked, as by read()). For a caller whose
+    /// blob carries a checksum over all of its bytes and checks it (the disk tier's frame):
+    /// one CRC per read, not two or three. A damaged blob is then returned as read, unnoticed
+    /// and uncounted here: on a failed check of its own the caller must read() it again,
+    /// which finds, counts and reports the damage. A flip in one of the record's two CRC
+    /// fields alone (its blob and head intact) is found by read(), scrub() or the next open.
     [[nodiscard]] result<std::vector<std::byte>> read_unverified(std::string_view name) const {
         return read_marking(name, true, false);
     }
@@ -255,10 +260,13 @@ public:
     /// As read_unverified(), into `out` (its capacity reused: no allocation once it is large
     /// enough), for a caller that builds `name` itself as a valid blob name: the name is not
     /// checked, as a read opens no file by name and write() refuses invalid names (such a
-    /// name reads as errc::miss).
-    [[nodiscard]] result<void> read_unverified_into(std::string_view name, std::vector<std::byte>& out) const {
+    /// name reads as errc::miss). Returns zlib's CRC-32 of the blob, computed as it is copied
+    /// (one pass over its bytes), for the caller's own check.
+    [[nodiscard]] result<std::uint32_t> read_unverified_into(std::string_view name, std::vector<std::byte>& out) const {
         std::lock_guard lock(m->mutex);
-        return m->read_into(name, true, false, out);
+        std::uint32_t crc = 0;
+        if (auto ok = m->read_into(name, true, false, out, &crc); !ok) return unexpected(std::move(ok).error());
+        return crc;
     }
 
     /// Appends `bytes` under `name`, replacing any previous blob (see the class comment for
@@ -433,11 +441,19 @@ private:
         std::unordered_set<std::string> doubtful;
         // Pinned blobs, kept in two side files each (pin-<hex name>.0 and .1), not in the log.
         std::map<std::string, std::vector<std::byte>, std::less<>> pins;
+        // Bit (n % 64) set for each pinned name of n bytes: most reads skip the pins' lookup.
+        std::uint64_t pin_lengths = length_bits(cfg.pinned);
         segment_log_stats counters;
         std::vector<std::byte> scratch;
         evicted_names evicted;  // see take_evicted()
 
         // ---- helpers ------------------------------------------------------------------
+
+        [[nodiscard]] static std::uint64_t length_bits(const std::vector<std::string>& names) noexcept {
+            std::uint64_t bits = 0;
+            for (const std::string& name : names) bits |= std::uint64_t{1} << (name.size() % 64);
+            return bits;
+        }
 
         [[nodiscard]] static std::uint64_t hash_of(std::string_view name) noexcept {
             return detail::mix(static_cast<std::uint64_t>(std::hash<std::string_view>{}(name)));
@@ -927,14 +943,20 @@ private:
         }
 
         // read() into `out`, whose capacity is reused: one copy of the blob, no allocation
-        // once `out` is large enough.
-        [[nodiscard]] result<void> read_into(std::string_view name, bool mark, bool verify,
-                                             std::vector<std::byte>& out) {
+        // once `out` is large enough. With `crc`, also the blob's CRC-32 there, computed as
+        // the blob is copied.
+        [[nodiscard]] result<void> read_into(std::string_view name, bool mark, bool verify, std::vector<std::byte>& out,
+                                             std::uint32_t* crc = nullptr) {
             bool spilled = false;
             auto blob = view(name, mark, verify, out, spilled);
             if (!blob) return unexpected(std::move(blob).error());
             if (!spilled) {
-                out.assign(blob->begin(), blob->end());
+                if (crc == nullptr) {
+                    out.assign(blob->begin(), blob->end());
+                } else {
+                    out.resize(blob->size());  // fills only what `out` grows by
+                    *crc = detail::crc32_copy(0, out.data(), *blob);
+                }
                 return {};
             }
             // Keep only the blob of the record read into `out`, no second buffer.
@@ -942,14 +964,33 @@ private:
             const std::size_t length = blob->size();
             out.erase(out.begin(), out.begin() + at);
             out.resize(length);
+            if (crc != nullptr) *crc = detail::crc32_update(0, out);
             return {};
+        }
+
+        // The blob of the record at the start of `record` if its magic, flags (none), lengths
+        // and name are those of a blob of `name` of `size` bytes; no CRC is computed. For an
+        // unverified read: a caller's checksum over the blob covers the rest (a record whose
+        // head differs in any of these, damaged or another name's, is parsed and checked whole).
+        [[nodiscard]] static std::optional<std::span<const std::byte>> named_blob(std::span<const std::byte> record,
+                                                                                  std::string_view name,
+                                                                                  std::size_t size) noexcept {
+            namespace seg = detail::segment;
+            const std::size_t body = seg::record_header_size + name.size();
+            if (record.size() < body || record.size() - body < size) return std::nullopt;
+            const std::byte* p = record.data();
+            if (std::memcmp(p, seg::record_magic.data(), 4) != 0 || detail::load_le<std::uint16_t>(p + 4) != 0 ||
+                detail::load_le<std::uint16_t>(p + 6) != name.size() || detail::load_le<std::uint32_t>(p + 8) != size ||
+                std::memcmp(p + seg::record_header_size, name.data(), name.size()) != 0)
+                return std::nullopt;
+            return record.subspan(body, size);
         }
 
         // The blob of `name`, viewed where it lies: in the tail, in a pin, or in `spill`
         // (the record read from its file: `spilled`). Valid until the state changes.
         [[nodiscard]] result<std::span<const std::byte>> view(std::string_view name, bool mark, bool verify,
                                                               std::vector<std::byte>& spill, bool& spilled) {
-            if (!pins.empty())
+            if (!pins.empty() && ((pin_lengths >> (name.size() % 64)) & 1U) != 0)
                 if (const auto pin = pins.find(name); pin != pins.end()) return std::span<const std::byte>(pin->second);
             const std::uint64_t h = hash_of(name);
             bool damaged = false;
@@ -962,6 +1003,15 @@ private:
                 if (!record) {
                     error = std::move(record).error();
                     return true;
+                }
+                if (!verify) {
+                    if (const auto named = named_blob(*record, name, index.at(pos).size)) {
+                        if (mark) index.set_loc(pos, loc | location::read_bit);
+                        found = true;
+                        spilled = record->data() == spill.data();
+                        blob = *named;
+                        return true;
+                    }
                 }
                 const auto r = detail::segment::parse_record(*record, verify);
                 if (!r) {
