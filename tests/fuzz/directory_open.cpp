@@ -324,8 +324,9 @@ std::string segment_file(std::uint64_t sequence) {
 // header drops every name recorded before it; so does a segment whose header is unreadable (it
 // is quarantined), except an unreadable newest one of at most a header's size (deleted), and
 // so does a sequence missing between two segment files (a lost segment); a torn tail ends a
-// segment. `exact` is false where the replay is not sure to match (more
-// segments than the budget keeps): then only the never-a-wrong-value half is checked.
+// segment, and in a sealed one (a newer segment follows) drops every name recorded before it.
+// `exact` is false where the replay is not sure to match (more segments than the budget
+// keeps): then only the never-a-wrong-value half is checked.
 struct segment_replay {
     std::map<std::string, std::optional<std::vector<std::byte>>, std::less<>> blobs;
     bool exact = true;
@@ -338,7 +339,10 @@ struct segment_replay {
     }
     void damaged_record(std::size_t, const seg::record_view& r) { blobs[std::string(r.head.name)] = std::nullopt; }
     void unreadable(std::size_t, std::size_t) { blobs.clear(); }
-    void torn(std::size_t, std::size_t) {}
+    void torn(std::size_t, std::size_t) {
+        if (sealed) blobs.clear();
+    }
+    bool sealed = false;
 
     explicit segment_replay(int root_fd) {
         std::map<std::uint64_t, std::string> files;
@@ -358,6 +362,14 @@ struct segment_replay {
         }
         // Past the budget, open deletes the oldest; near it, the scrub's tombstones may evict.
         if (files.size() + 2 >= segment_budget / segment_size) exact = false;
+        // The newest segment, unless it is one a crash left at most a header long (deleted).
+        std::optional<std::uint64_t> newest;
+        for (auto it = files.rbegin(); it != files.rend() && !newest; ++it) {
+            const auto bytes = read_file(root_fd, {it->second});
+            if (!bytes) fail("cannot read a segment file", it->second);
+            if (it != files.rbegin() || seg::decode_segment_header(*bytes) || bytes->size() > seg::segment_header_size)
+                newest = it->first;
+        }
         std::optional<std::uint64_t> previous;
         for (const auto& [sequence, file] : files) {
             if (previous && sequence != *previous + 1) blobs.clear();  // a lost segment: everything older goes
@@ -366,6 +378,7 @@ struct segment_replay {
             if (!bytes) fail("cannot read a segment file", file);
             const auto head = seg::decode_segment_header(*bytes);
             if (!head && sequence == files.rbegin()->first && bytes->size() <= seg::segment_header_size) continue;
+            sealed = newest && sequence < *newest;
             if (!head || head->sequence != sequence) {
                 blobs.clear();
                 continue;

@@ -1359,6 +1359,7 @@ private:
             std::uint32_t slot;
             bool recovering;
             segment_scrub_report* report = nullptr;
+            bool sealed = false;  // a newer segment follows: no crash cuts its tail
 
             [[nodiscard]] std::size_t position(std::uint64_t h, std::size_t off, std::size_t size) const {
                 const std::uint64_t here = location::pack(slot, off, size);
@@ -1397,8 +1398,16 @@ private:
                     report->entries_dropped += dropped;
                 }
             }
-            void torn(std::size_t, std::size_t) {
-                if (recovering) ++s.counters.torn_tails;
+            // The newest segment's torn tail is a write a crash cut short. A sealed segment's
+            // is damage: the records lost may have removed or replaced anything older.
+            void torn(std::size_t from, std::size_t) {
+                if (!recovering) return;
+                if (sealed) {
+                    ++s.counters.damaged_regions;
+                    s.drop_before(slot, from);
+                } else {
+                    ++s.counters.torn_tails;
+                }
             }
         };
 
@@ -1537,6 +1546,7 @@ private:
             const bool tail_lost = recorded && !found.empty() && found.back() < *recorded;
             next_sequence = std::max(found.empty() ? 1 : found.back() + 1, recorded ? *recorded + 1 : 1);
             segment_bytes data;
+            std::uint64_t active_file_size = 0;
             for (std::size_t i = 0; i < found.size(); ++i) {
                 const std::uint64_t sequence = found[i];
                 if (i > 0 && sequence != found[i - 1] + 1) {  // counted once however many are missing
@@ -1571,15 +1581,17 @@ private:
                 tail.clear();
                 tail_start = flushed_to = file_size;  // read_at reads the file only
                 if (auto ok = load(slot, data); !ok) return unexpected(std::move(ok).error());
-                replay_visitor v{*this, slot, true};
+                replay_visitor v{*this, slot, true, nullptr, i + 1 < found.size()};
                 const std::size_t end = detail::segment::scan_records(data, v);
-                segment& sg = seg(slot);
-                if (end < file_size) {  // cut the torn tail so that appends follow the last record
-                    if (::ftruncate(sg.fd.get(), static_cast<off_t>(end)) != 0)
-                        return unexpected(os_error(errno, "open", file, "cut a torn tail"));
-                }
-                sg.size = end;
+                seg(slot).size = end;
                 tail_start = flushed_to = end;
+                active_file_size = file_size;
+            }
+            // The active segment's torn tail is cut so that appends follow its last record. A
+            // sealed segment's stays, so that every open drops again what it may have replaced.
+            if (!order.empty() && active_file_size > seg(active()).size) {
+                if (::ftruncate(seg(active()).fd.get(), static_cast<off_t>(seg(active()).size)) != 0)
+                    return unexpected(os_error(errno, "open", file_name(seg(active()).sequence), "cut a torn tail"));
             }
             if (tail_lost) {
                 ++counters.lost_segments;
