@@ -1,5 +1,7 @@
 #pragma once
 
+#include <tierguard/detail/build_requirements.hpp>
+
 #include <cstddef>
 #include <limits>
 #include <new>
