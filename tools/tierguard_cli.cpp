@@ -884,8 +884,9 @@ int run_verify(const std::string& dir, Storage storage, bool json) {
                 "misplaced ones\n");
         if (at_open && log_damage(*at_open) != 0)
             std::printf(
-                "LOST: the log's open lost the entries of damaged or torn records (CORRUPT segments "
-                "above); nothing to repair: scrub cannot remove a damaged record from its segment, which "
+                "LOST: the log's open dropped the entries of damaged or torn records (CORRUPT segments "
+                "above; a damaged record that an entry's later record or erase had superseded costs "
+                "nothing); nothing to repair: scrub cannot remove a damaged record from its segment, which "
                 "keeps it, and every verify reports it, until the log evicts or reclaims that segment\n");
     }
     return problems.empty() ? exit_ok : exit_problems;
