@@ -1400,11 +1400,10 @@ private:
             }
             // The newest segment's torn tail is a write a crash cut short. A sealed segment's
             // is damage: the records lost may have removed or replaced anything older.
-            void torn(std::size_t from, std::size_t) {
+            void torn(std::size_t from, std::size_t to) {
                 if (!recovering) return;
                 if (sealed) {
-                    ++s.counters.damaged_regions;
-                    s.drop_before(slot, from);
+                    unreadable(from, to);
                 } else {
                     ++s.counters.torn_tails;
                 }
