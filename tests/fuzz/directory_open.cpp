@@ -324,7 +324,9 @@ std::string segment_file(std::uint64_t sequence) {
 // header drops every name recorded before it; so does a segment whose header is unreadable (it
 // is quarantined), except an unreadable newest one of at most a header's size (deleted), and
 // so does a sequence missing between two segment files (a lost segment); a torn tail ends a
-// segment, and in a sealed one (a newer segment follows) drops every name recorded before it.
+// segment, and in a sealed one (a newer segment follows) drops every name recorded before it,
+// as does a sealed segment shorter than the next one's header records (bytes past that length
+// are not replayed).
 // `exact` is false where the replay is not sure to match (more segments than the budget
 // keeps): then only the never-a-wrong-value half is checked.
 struct segment_replay {
@@ -374,7 +376,7 @@ struct segment_replay {
         for (const auto& [sequence, file] : files) {
             if (previous && sequence != *previous + 1) blobs.clear();  // a lost segment: everything older goes
             previous = sequence;
-            const auto bytes = read_file(root_fd, {file});
+            auto bytes = read_file(root_fd, {file});
             if (!bytes) fail("cannot read a segment file", file);
             const auto head = seg::decode_segment_header(*bytes);
             if (!head && sequence == files.rbegin()->first && bytes->size() <= seg::segment_header_size) continue;
@@ -383,7 +385,21 @@ struct segment_replay {
                 blobs.clear();
                 continue;
             }
-            seg::scan_records(*bytes, *this);
+            // A sealed segment ends where the next one's header says: bytes past it are not
+            // replayed, and a segment shorter than that lost records.
+            std::size_t length = 0;
+            if (const auto next = files.find(sequence + 1); next != files.end() && newest && sequence < *newest) {
+                const auto next_bytes = read_file(root_fd, {next->second});
+                bool repaired = false;
+                const auto next_head =
+                    next_bytes ? seg::read_segment_header(*next_bytes, sequence + 1, repaired) : std::nullopt;
+                if (next_head && next_head->sequence == sequence + 1 &&
+                    next_head->previous_length >= seg::segment_header_size)
+                    length = next_head->previous_length;
+            }
+            if (length != 0 && length < bytes->size()) bytes->resize(length);
+            const std::size_t end = seg::scan_records(*bytes, *this);
+            if (end >= bytes->size() && end < length) blobs.clear();
         }
     }
 };
@@ -448,7 +464,11 @@ void run(std::span<const std::uint8_t> input) {
     scratch tmp;
     const std::string root = tmp.path();
     reader in(input);
-    const bool segments = (in.byte() & 1) != 0;
+    // Bit 0: segment_log (else posix_directory). Bits 2-3: what each segment's header records
+    // of the previous one's length: nothing (as tierguard 0.1), its length, (bits 4-7) * 8
+    // bytes less (the rest a write that failed), or that much plus 8 more (a lost tail).
+    const std::uint8_t mode = in.byte();
+    const bool segments = (mode & 1) != 0;
 
     std::vector<std::byte> meta;
     {
@@ -546,6 +566,19 @@ void run(std::span<const std::uint8_t> input) {
                 (void)write_file(tmp.fd(), {std::string(tierguard::detail::quarantine_folder), leaf}, bytes_of(data));
                 break;
             }
+        }
+    }
+    if (const unsigned lengths = (mode >> 2) & 3; lengths != 0) {
+        const std::size_t shift = std::size_t{8} * (mode >> 4);
+        for (auto& [sequence, bytes] : segment_bytes) {
+            const auto previous = segment_bytes.find(sequence - 1);
+            if (previous == segment_bytes.end()) continue;
+            std::size_t length = previous->second.size();
+            if (lengths == 2) length = length > shift ? length - shift : 0;
+            if (lengths == 3) length += shift + 8;
+            auto head = seg::decode_segment_header(bytes);
+            head->previous_length = static_cast<std::uint32_t>(length);
+            seg::encode_segment_header(*head, bytes.data());
         }
     }
     for (const auto& [sequence, bytes] : segment_bytes) (void)write_file(tmp.fd(), {segment_file(sequence)}, bytes);

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -33,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -1798,9 +1800,89 @@ TEST_CASE("segment_log: reading whole segments (open, scrub, list) leaves none o
 #endif
 }
 
+TEST_CASE(
+    "segment_log: bytes past a sealed segment's recorded length (a write that failed) cost no entry, and are cut") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    {
+        auto s = open_log(cfg);
+        for (int key = 0; key < 600; ++key) REQUIRE(s.write(name_for(key), bytes_of(value_for(key, 0))));
+        REQUIRE(s.stats().segments == 2);
+    }
+    // What a write that failed part-way leaves: the head of a record and half its blob.
+    const fs::path sealed = segment_files(cfg.root).at(0);
+    const auto size = fs::file_size(sealed);
+    {
+        std::vector<std::byte> torn;
+        tierguard::detail::segment::append_record(torn, name_for(7), bytes_of(value_for(7, 9)), 0);
+        torn.resize(torn.size() / 2);
+        std::ofstream f(sealed, std::ios::binary | std::ios::app);
+        f.write(reinterpret_cast<const char*>(torn.data()), static_cast<std::streamsize>(torn.size()));
+    }
+    for (int open = 0; open < 2; ++open) {
+        INFO("open " << open);
+        auto s = open_log(cfg);
+        CHECK(s.stats().damaged_regions == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        CHECK(s.stats().torn_tails == (open == 0 ? 1 : 0));  // cut by the first open, as a crash's
+        CHECK(fs::file_size(sealed) == size);
+        for (int key = 0; key < 600; ++key) {
+            INFO("key " << key);
+            CHECK(text_of(s.read(name_for(key)).value()) == value_for(key, 0));
+        }
+    }
+}
+
+TEST_CASE("segment_log: segments whose headers record no previous length (tierguard 0.1) open as before") {
+    temp_dir dir;
+    const auto cfg = small(dir.path() / "cache");
+    {
+        auto s = open_log(cfg);
+        for (int key = 0; key < 1200; ++key) REQUIRE(s.write(name_for(key), bytes_of(value_for(key, 0))));
+        REQUIRE(s.stats().segments == 3);
+    }
+    for (const auto& file : segment_files(cfg.root)) {  // as 0.1 wrote them: the field 0, the CRC over it
+        std::string bytes = file_bytes(file);
+        auto head = tierguard::detail::segment::decode_segment_header(std::as_bytes(std::span(bytes)));
+        REQUIRE(head);
+        head->previous_length = 0;
+        std::array<std::byte, tierguard::detail::segment::segment_header_size> out{};
+        tierguard::detail::segment::encode_segment_header(*head, out.data());
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
+    }
+    auto s = open_log(cfg);
+    CHECK(s.stats().damaged_regions == 0);
+    CHECK(s.stats().torn_tails == 0);
+    CHECK(s.stats().bad_frames == 0);
+    for (int key = 0; key < 1200; ++key) {
+        INFO("key " << key);
+        CHECK(text_of(s.read(name_for(key)).value()) == value_for(key, 0));
+    }
+}
+
+// Where the first record at or after `from` starts in a segment file.
+std::size_t record_start_after(const fs::path& file, std::size_t from) {
+    const std::string bytes = file_bytes(file);
+    struct starts {
+        std::vector<std::size_t> at;
+        void record(std::size_t off, const tierguard::detail::segment::record_view&) { at.push_back(off); }
+        void damaged_record(std::size_t off, const tierguard::detail::segment::record_view&) { at.push_back(off); }
+        void unreadable(std::size_t, std::size_t) {}
+        void torn(std::size_t, std::size_t) {}
+    } v;
+    tierguard::detail::segment::scan_records(std::as_bytes(std::span(bytes)), v);
+    const auto it = std::lower_bound(v.at.begin(), v.at.end(), from);
+    REQUIRE(it != v.at.end());
+    return *it;
+}
+
 TEST_CASE("segment_log: a sealed segment's lost tail (cut, zeroed) never brings back what it replaced, at any open") {
-    const bool zeroed = GENERATE(false, true);
-    INFO((zeroed ? "the last 4 KiB zeroed" : "cut in half"));
+    enum class loss { cut_in_record, cut_at_record, zeroed };
+    const loss how = GENERATE(loss::cut_in_record, loss::cut_at_record, loss::zeroed);
+    INFO((how == loss::zeroed          ? "the last 4 KiB zeroed"
+          : how == loss::cut_at_record ? "cut where a record starts (nothing but the next header's length shows it)"
+                                       : "cut in half"));
     temp_dir dir;
     const auto cfg = small(dir.path() / "cache");  // 64 KiB segments: 128-byte records, 512 each
     {
@@ -1813,13 +1895,14 @@ TEST_CASE("segment_log: a sealed segment's lost tail (cut, zeroed) never brings 
     // The second segment ends with the overwrites (version 1) of names the first holds.
     const fs::path sealed = segment_files(cfg.root).at(1);
     const auto size = fs::file_size(sealed);
-    if (zeroed) {
+    const auto cut = how == loss::cut_at_record ? record_start_after(sealed, size / 2) : size / 2 + 3;
+    if (how == loss::zeroed) {
         std::fstream f(sealed, std::ios::in | std::ios::out | std::ios::binary);
         f.seekp(static_cast<std::streamoff>(size - 4096));
         const std::string zeros(4096, '\0');
         f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
     } else {
-        fs::resize_file(sealed, size / 2 + 3);
+        fs::resize_file(sealed, cut);
     }
     for (int open = 0; open < 2; ++open) {
         INFO("open " << open);
@@ -1841,7 +1924,7 @@ TEST_CASE("segment_log: a sealed segment's lost tail (cut, zeroed) never brings 
             ++served;
         }
         CHECK(served > 0);  // the third segment, newer than the loss, is kept
-        CHECK(fs::file_size(sealed) == (zeroed ? size : size / 2 + 3));  // left as found: the next open sees it
+        CHECK(fs::file_size(sealed) == (how == loss::zeroed ? size : cut));  // left as found: the next open sees it
         const std::string name = "after-" + std::to_string(open);
         REQUIRE(s.write(name, bytes_of("new")));
         CHECK(text_of(s.read(name).value()) == "new");

@@ -2,7 +2,7 @@
 // fsync() and fdatasync() with versions that fail on request (and otherwise make the real
 // system call), so that a roll can meet a failed delete of the oldest segment, an open can
 // meet a full disk while it finishes a roll a crash interrupted, and a workload can meet
-// syncs that fail with EIO (issue 14).
+// syncs that fail with EIO (issue 14), and a write can stop part-way.
 #include "support/blob_text.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_framework.hpp"
@@ -30,6 +30,7 @@ namespace {
 
 bool fail_segment_unlink = false;  // unlinkat of a *.seg file: EIO
 bool disk_full = false;            // every pwrite: ENOSPC
+int torn_write = 0;                // 2: the next pwrite writes half its bytes, 1: the next fails with EIO
 std::minstd_rand sync_faults{1};   // drawn by every fsync / fdatasync while sync_eio_percent > 0
 unsigned sync_eio_percent = 0;     // share of syncs that fail with EIO
 std::uint64_t syncs_failed = 0;
@@ -86,6 +87,15 @@ extern "C" ssize_t pwrite(int fd, const void* bytes, std::size_t n, off_t at) {
     if (disk_full) {
         errno = ENOSPC;
         return -1;
+    }
+    if (torn_write == 1) {
+        torn_write = 0;
+        errno = EIO;
+        return -1;
+    }
+    if (torn_write == 2 && n > 1) {
+        torn_write = 1;
+        n /= 2;
     }
     return static_cast<ssize_t>(::syscall(SYS_pwrite64, fd, bytes, n, at));
 }
@@ -316,5 +326,37 @@ TEST_CASE("segment_log: a segment create that fails (EIO, ENOSPC) uses up no seq
             if (auto got = s.read(name)) CHECK(text_of(*got) == value);
         }
         if (err == EIO) CHECK(s.stats().entries == 37);
+    }
+}
+
+TEST_CASE("segment_log: a write that stops part-way (a short write, then EIO) costs no entry written before it") {
+    temp_dir dir;
+    const segment_log::config cfg{.root = dir.path() / "cache",
+                                  .sync = tierguard::durability::data,
+                                  .segment_size = std::uint64_t{64} << 10,
+                                  .byte_budget = std::uint64_t{256} << 20};
+    {
+        auto s = segment_log::open(cfg).value();
+        for (int i = 0; i < 40; ++i) REQUIRE(s.write("ab/" + std::to_string(i), bytes_of(value_of(i))));
+        torn_write = 2;
+        const auto failed = s.write("ab/failed", bytes_of(value_of(99)));
+        REQUIRE(torn_write == 0);
+        REQUIRE_FALSE(failed);
+        CHECK(failed.error().code() == errc::io_error);
+        // The segment the write tore is left for a new one, whose header records where it ends.
+        for (int i = 40; i < 60; ++i) REQUIRE(s.write("ab/" + std::to_string(i), bytes_of(value_of(i))));
+        CHECK(s.stats().segments == 2);
+    }
+    for (int open = 0; open < 2; ++open) {
+        INFO("open " << open);
+        auto s = segment_log::open(cfg).value();
+        CHECK(s.stats().damaged_regions == 0);
+        CHECK(s.stats().entries_dropped == 0);
+        for (int i = 0; i < 60; ++i) {
+            INFO("key " << i);
+            const auto got = s.read("ab/" + std::to_string(i));
+            CHECK((got && text_of(*got) == value_of(i)));
+        }
+        CHECK_FALSE(s.read("ab/failed"));
     }
 }

@@ -47,10 +47,15 @@ inline constexpr std::size_t max_name = 1024;
     return crc32_update(crc, {data, n});
 }
 
-/// A segment header: magic, version, flags (0), sequence number, creation time, CRC.
+/// A segment header: magic, version, flags (0), sequence number, creation time, the
+/// previous segment's length, CRC.
 struct segment_header {
     std::uint64_t sequence = 0;
     std::int64_t created_ns = 0;  ///< system_clock nanoseconds since the Unix epoch
+    /// Bytes segment `sequence - 1` held when this one was made: where its last record
+    /// ends, since no record goes into a segment once a newer one exists. 0 = not known
+    /// (the log's first segment, or one tierguard 0.1 made).
+    std::uint32_t previous_length = 0;
 };
 
 inline void encode_segment_header(const segment_header& h, std::byte* out) noexcept {
@@ -59,6 +64,7 @@ inline void encode_segment_header(const segment_header& h, std::byte* out) noexc
     store_le(out + 4, format_version);
     store_le(out + 8, h.sequence);
     store_le(out + 16, static_cast<std::uint64_t>(h.created_ns));
+    store_le(out + 24, h.previous_length);
     store_le(out + 28, crc_update(0, out, 28));
 }
 
@@ -73,7 +79,8 @@ inline constexpr std::size_t max_repaired_name = 256;
     if (load_le<std::uint16_t>(in.data() + 4) != format_version || load_le<std::uint16_t>(in.data() + 6) != 0)
         return std::nullopt;
     return segment_header{load_le<std::uint64_t>(in.data() + 8),
-                          static_cast<std::int64_t>(load_le<std::uint64_t>(in.data() + 16))};
+                          static_cast<std::int64_t>(load_le<std::uint64_t>(in.data() + 16)),
+                          load_le<std::uint32_t>(in.data() + 24)};
 }
 
 /// The header that one changed byte of `in` would make valid, if exactly one such change
@@ -98,6 +105,17 @@ inline constexpr std::size_t max_repaired_name = 256;
         copy[p] = was;
     }
     return found;
+}
+
+/// The header of segment `sequence` from the file's first bytes: as written, else repaired
+/// (`repaired` set), else nothing.
+[[nodiscard]] inline std::optional<segment_header> read_segment_header(std::span<const std::byte> in,
+                                                                       std::uint64_t sequence, bool& repaired) {
+    repaired = false;
+    if (auto h = decode_segment_header(in)) return h;
+    auto h = repair_segment_header(in, sequence);
+    repaired = h.has_value();
+    return h;
 }
 
 /// Appends one record (header, name, blob, zero padding) to `out`.

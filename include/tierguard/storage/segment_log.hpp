@@ -57,7 +57,7 @@ struct segment_log_stats {
     std::uint64_t bad_frames = 0;           ///< records failing their CRC (at open, scrub or read)
     std::uint64_t damaged_regions = 0;      ///< stretches with no trustworthy record header, skipped
     std::uint64_t entries_dropped = 0;      ///< blobs dropped for damage: their record's, or a later unreadable one
-    std::uint64_t torn_tails = 0;           ///< segment tails cut short (by a crash), ignored
+    std::uint64_t torn_tails = 0;           ///< tails of writes a crash or an error cut short, ignored
     std::uint64_t bad_segments = 0;         ///< segments with an unreadable header, quarantined whole
     std::uint64_t lost_segments = 0;        ///< places segments were found missing at open (a gap, the newest ones)
 };
@@ -825,7 +825,11 @@ private:
                 if (has_active())
                     created = std::max(created, detail::add_sat(seg(active()).created_ns,
                                                                 static_cast<std::int64_t>(cfg.segment_size)));
-                detail::segment::encode_segment_header({sequence, created}, header.data());
+                // The previous segment's length, so that an open notices if it is lost.
+                const std::uint64_t previous =
+                    has_active() && seg(active()).sequence + 1 == sequence ? seg(active()).size : 0;
+                detail::segment::encode_segment_header({sequence, created, static_cast<std::uint32_t>(previous)},
+                                                       header.data());
                 auto written = pwrite_all(fd.get(), header, 0, "write", file);
                 if (written && cfg.sync != durability::none && sync_fd(fd.get()) != 0)
                     written = unexpected(os_error(errno, "write", file, "sync segment header"));
@@ -1478,10 +1482,33 @@ private:
             if (!fd || ::fstat(fd.get(), &st) != 0 ||
                 static_cast<std::uint64_t>(st.st_size) > detail::segment::segment_header_size)
                 return false;
+            bool repaired = false;
+            return !read_head(fd.get(), sequence, repaired);
+        }
+
+        // The header of segment `sequence`, open as `fd` (see read_segment_header); nothing
+        // if the file is shorter than a header.
+        [[nodiscard]] static std::optional<detail::segment::segment_header> read_head(int fd, std::uint64_t sequence,
+                                                                                      bool& repaired) {
             std::array<std::byte, detail::segment::segment_header_size> head{};
-            if (::pread(fd.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) return true;
-            return !detail::segment::decode_segment_header(head) &&
-                   !detail::segment::repair_segment_header(head, sequence);
+            repaired = false;
+            if (::pread(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) return std::nullopt;
+            return detail::segment::read_segment_header(head, sequence, repaired);
+        }
+
+        // The length of segment `sequence` as the header of the segment after it records it;
+        // 0 if that segment is not `next` or its header does not say.
+        [[nodiscard]] std::uint64_t recorded_length(std::uint64_t sequence, std::optional<std::uint64_t> next) const {
+            namespace px = detail::posix;
+            if (next != sequence + 1) return 0;
+            px::unique_fd fd(px::retry_eintr([&] {
+                return ::openat(root.get(), file_name(*next).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            }));
+            bool repaired = false;
+            const auto head = fd ? read_head(fd.get(), *next, repaired) : std::nullopt;
+            if (!head || head->sequence != *next || head->previous_length < detail::segment::segment_header_size)
+                return 0;
+            return head->previous_length;
         }
 
         // Moves a segment file whose header is unreadable into quarantine (deletes it if
@@ -1559,29 +1586,37 @@ private:
                 struct stat st {};
                 if (::fstat(fd.get(), &st) != 0) return unexpected(os_error(errno, "open", file, "stat segment"));
                 const auto file_size = static_cast<std::uint64_t>(st.st_size);
-                std::array<std::byte, detail::segment::segment_header_size> head_bytes{};
-                const ssize_t got = ::pread(fd.get(), head_bytes.data(), head_bytes.size(), 0);
-                auto head = got == static_cast<ssize_t>(head_bytes.size())
-                                ? detail::segment::decode_segment_header(head_bytes)
-                                : std::nullopt;
-                if (!head && got == static_cast<ssize_t>(head_bytes.size())) {
-                    head = detail::segment::repair_segment_header(head_bytes, sequence);
-                    if (head) ++counters.bad_frames;
-                }
+                bool repaired = false;
+                const auto head = read_head(fd.get(), sequence, repaired);
+                if (repaired) ++counters.bad_frames;
                 if (!head || head->sequence != sequence || file_size > max_segment_size) {
                     fd.reset();
                     quarantine_segment(file);  // the next open finds a gap in its place
                     drop_all();                // its records may have removed or replaced anything older
                     continue;
                 }
+                // A sealed segment ends where the next one's header says. Bytes past that
+                // are a write that failed (its put failed too): cut off, as a crash's torn
+                // tail (if the cut fails, they are still not replayed).
+                const std::uint64_t length =
+                    recorded_length(sequence, i + 1 < found.size() ? std::optional(found[i + 1]) : std::nullopt);
+                std::uint64_t size = file_size;
+                if (length != 0 && length < file_size) {
+                    size = length;
+                    ++counters.torn_tails;
+                    (void)::ftruncate(fd.get(), static_cast<off_t>(length));
+                }
                 const std::uint32_t slot = free_slot();
-                slots[slot].emplace(segment{sequence, std::move(fd), file_size, head->created_ns, 0});
+                slots[slot].emplace(segment{sequence, std::move(fd), size, head->created_ns, 0});
                 order.push_back(slot);
                 tail.clear();
-                tail_start = flushed_to = file_size;  // read_at reads the file only
+                tail_start = flushed_to = size;  // read_at reads the file only
                 if (auto ok = load(slot, data); !ok) return unexpected(std::move(ok).error());
                 replay_visitor v{*this, slot, true, nullptr, i + 1 < found.size()};
                 const std::size_t end = detail::segment::scan_records(data, v);
+                // Shorter than recorded with no torn record to show it (cut at a record's
+                // end): the lost records may have removed or replaced anything older.
+                if (end >= data.size() && end < length) v.unreadable(end, static_cast<std::size_t>(length));
                 seg(slot).size = end;
                 tail_start = flushed_to = end;
                 active_file_size = file_size;
