@@ -1598,8 +1598,8 @@ private:
                 // A sealed segment ends where the next one's header says. Bytes past that
                 // are a write that failed (its put failed too): cut off, as a crash's torn
                 // tail (if the cut fails, they are still not replayed).
-                const std::uint64_t length =
-                    recorded_length(sequence, i + 1 < found.size() ? std::optional(found[i + 1]) : std::nullopt);
+                const auto next = i + 1 < found.size() ? std::optional(found[i + 1]) : std::nullopt;
+                const std::uint64_t length = recorded_length(sequence, next);
                 std::uint64_t size = file_size;
                 if (length != 0 && length < file_size) {
                     size = length;
@@ -1612,7 +1612,7 @@ private:
                 tail.clear();
                 tail_start = flushed_to = size;  // read_at reads the file only
                 if (auto ok = load(slot, data); !ok) return unexpected(std::move(ok).error());
-                replay_visitor v{*this, slot, true, nullptr, i + 1 < found.size()};
+                replay_visitor v{*this, slot, true, nullptr, next.has_value()};
                 const std::size_t end = detail::segment::scan_records(data, v);
                 // Shorter than recorded with no torn record to show it (cut at a record's
                 // end): the lost records may have removed or replaced anything older.
